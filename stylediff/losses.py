@@ -1,0 +1,349 @@
+"""Style and content losses on VGG-19 features.
+
+Each style loss is a small module with one job, split in two so that the style image is
+processed once: ``represent(features)`` turns a ``(N, C, H, W)`` activation into statistics and
+``compare(rep, target)`` returns one distance per image, shape ``(N,)``. The same pair is the
+optimisation objective, the diffusion guidance loss and a metric.
+
+``magnitude(target)`` is the distance of an all-zero activation to the target. Dividing by it
+(``normalize=True`` in :class:`StyleTerm`) makes every layer's loss scale-free, so layers with
+large activations do not drown the others and one weight means the same across losses.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, LossError
+from .vgg import LAYER_INDEX, VGG19, check_layers, min_input_size
+
+Representation = Any
+
+
+class StyleLoss(nn.Module):
+    """A style distance between two activations, computed through their statistics."""
+
+    name: str = ""
+
+    def represent(self, features: torch.Tensor) -> Representation:
+        raise NotImplementedError
+
+    def prepare_target(self, features: torch.Tensor) -> Representation:
+        """Representation of the style target; losses may precompute more here than in ``represent``."""
+        return self.represent(features)
+
+    def compare(self, rep: Representation, target: Representation) -> torch.Tensor:
+        raise NotImplementedError
+
+    def magnitude(self, target: Representation) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, features: torch.Tensor, target: Representation) -> torch.Tensor:
+        return self.compare(self.represent(features), target)
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gatys et al.'s Gram matrix, normalised by C·H·W: ``(N, C, H, W) -> (N, C, C)``."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+class GramLoss(StyleLoss):
+    """Gatys et al. 2015: mean squared difference of Gram matrices."""
+
+    name = "gram"
+
+    def represent(self, features):
+        return gram_matrix(features)
+
+    def compare(self, rep, target):
+        return (rep - target).pow(2).mean(dim=(1, 2))
+
+    def magnitude(self, target):
+        return target.pow(2).mean()
+
+
+class MeanStdLoss(StyleLoss):
+    """Per-channel mean and standard deviation (AdaIN / BN statistics; Li et al. 2017)."""
+
+    name = "mean_std"
+
+    def __init__(self, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def represent(self, features):
+        flat = features.flatten(2)
+        mean = flat.mean(dim=2)
+        std = (flat.var(dim=2, unbiased=False) + self.eps).sqrt()
+        return mean, std
+
+    def compare(self, rep, target):
+        return (rep[0] - target[0]).pow(2).mean(dim=1) + (rep[1] - target[1]).pow(2).mean(dim=1)
+
+    def magnitude(self, target):
+        return target[0].pow(2).mean() + target[1].pow(2).mean()
+
+
+class SlicedWassersteinLoss(StyleLoss):
+    """Heitz et al. CVPR 2021: project features on random unit directions, sort, compare.
+
+    Directions are redrawn at every call from a seedable generator, so over an optimisation the
+    loss matches the whole feature distribution, not a fixed set of marginals. When the two
+    activations have different pixel counts the target's sorted projections are resampled.
+    """
+
+    name = "sliced_wasserstein"
+
+    def __init__(self, num_projections: int | None = None, seed: int = 0):
+        super().__init__()
+        if num_projections is not None and num_projections <= 0:
+            raise LossError(f"sliced_wasserstein needs num_projections > 0, got {num_projections}")
+        self.num_projections = num_projections
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+
+    def _directions(self, channels: int, device, dtype) -> torch.Tensor:
+        if self._generator is None or self._generator.device != torch.device(device):
+            self._generator = torch.Generator(device=device).manual_seed(self.seed)
+        count = self.num_projections or channels
+        dirs = torch.randn(channels, count, generator=self._generator, device=device, dtype=dtype)
+        return dirs / dirs.norm(dim=0, keepdim=True)
+
+    def represent(self, features):
+        return features.flatten(2)  # (N, C, HW): projections are drawn at compare time
+
+    def compare(self, rep, target):
+        dirs = self._directions(rep.shape[1], rep.device, rep.dtype)
+        proj = torch.einsum("ncp,ck->nkp", rep, dirs).sort(dim=2).values
+        proj_t = torch.einsum("ncp,ck->nkp", target, dirs).sort(dim=2).values
+        if proj_t.shape[2] != proj.shape[2]:
+            proj_t = nn.functional.interpolate(proj_t, size=proj.shape[2], mode="nearest")
+        return (proj - proj_t).pow(2).mean(dim=(1, 2))
+
+    def magnitude(self, target):
+        return target.pow(2).mean()  # E over unit directions of the projected second moment
+
+
+class GaussianW2Loss(StyleLoss):
+    """Wasserstein-2 distance between Gaussian fits (mean, covariance) of the two activations,
+    divided by the channel count:  (‖μ−μₜ‖² + tr Σ + tr Σₜ − 2 tr (Σₜ^½ Σ Σₜ^½)^½) / C.
+
+    The trace of the square root is Σᵢ (√(λᵢ + δ) − √δ) over the eigenvalues of the (symmetric)
+    cross term, i.e. the square root of the matrix plus δ·I with its bias at zero removed;
+    δ = (eps · tr Σₜ / C)² follows the target's scale. Only eigenvalues enter the loss, so its
+    gradient stays finite for repeated or zero eigenvalues (rank-deficient covariances).
+    Covariances are taken in float64: in float32 the cross term (≈ Σ², values up to 1e10 on
+    Caffe-scaled activations) loses the precision that the distance of near-equal fits needs.
+    """
+
+    name = "gaussian_w2"
+
+    def __init__(self, eps: float = 1e-4):
+        super().__init__()
+        self.eps = eps
+
+    def represent(self, features):
+        flat = features.flatten(2)
+        mean = flat.mean(dim=2)
+        centred = (flat - mean.unsqueeze(2)).double()
+        cov = centred @ centred.transpose(1, 2) / flat.shape[2]
+        return mean, cov
+
+    def prepare_target(self, features):
+        mean, cov = self.represent(features)
+        evals, evecs = torch.linalg.eigh(cov)
+        sqrt_cov = evecs @ torch.diag_embed(evals.clamp_min(0).sqrt()) @ evecs.transpose(1, 2)
+        delta = (self.eps * torch.diagonal(cov, dim1=1, dim2=2).mean()).pow(2).clamp_min(1e-30)
+        return mean, cov, sqrt_cov, delta
+
+    def compare(self, rep, target):
+        mean, cov = rep
+        mean_t, cov_t, sqrt_t, delta = target
+        cross = sqrt_t @ cov @ sqrt_t
+        evals = torch.linalg.eigvalsh((cross + cross.transpose(1, 2)) / 2)
+        trace_sqrt = ((evals.clamp_min(0) + delta).sqrt() - delta.sqrt()).sum(dim=1)
+        trace = torch.diagonal(cov, dim1=1, dim2=2).sum(1) + torch.diagonal(cov_t, dim1=1, dim2=2).sum(1)
+        w2 = (mean - mean_t).pow(2).sum(dim=1) + (trace - 2 * trace_sqrt).to(mean.dtype)
+        return w2 / mean.shape[1]
+
+    def magnitude(self, target):
+        mean_t, cov_t = target[0], target[1]
+        return (mean_t.pow(2).sum() + torch.diagonal(cov_t, dim1=1, dim2=2).sum().to(mean_t.dtype)) / mean_t.shape[1]
+
+
+STYLE_LOSSES: dict[str, type[StyleLoss]] = {
+    cls.name: cls for cls in (GramLoss, MeanStdLoss, SlicedWassersteinLoss, GaussianW2Loss)
+}
+
+
+def get_style_loss(name: str, **kwargs) -> StyleLoss:
+    """Instantiate a registered style loss by name; LossError lists the valid names."""
+    try:
+        cls = STYLE_LOSSES[name]
+    except KeyError:
+        raise LossError(f"unknown style loss {name!r}; valid losses: {', '.join(STYLE_LOSSES)}") from None
+    return cls(**kwargs)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Feature reconstruction error, mean squared over C·H·W: ``(N,)``."""
+    return (features - target).pow(2).mean(dim=(1, 2, 3))
+
+
+def total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of neighbouring pixels (anisotropic TV², smooth everywhere): ``(N,)``."""
+    dx = images[..., :, 1:] - images[..., :, :-1]
+    dy = images[..., 1:, :] - images[..., :-1, :]
+    return dx.pow(2).mean(dim=(1, 2, 3)) + dy.pow(2).mean(dim=(1, 2, 3))
+
+
+def _parse_weights(layers: list[str], weights) -> list[float]:
+    if weights is None:
+        return [1.0 / len(layers)] * len(layers)
+    if isinstance(weights, str):
+        weights = [float(w) for w in weights.split(",") if w.strip()]
+    weights = [float(w) for w in weights]
+    if len(weights) != len(layers):
+        raise ConfigError(f"{len(weights)} layer weights given for {len(layers)} layers ({', '.join(layers)})")
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise ConfigError(f"layer weights must be finite and >= 0, got {weights}")
+    return weights
+
+
+class FeatureTerm(nn.Module):
+    """One loss term on VGG features; :class:`Objective` runs the network once for all its terms."""
+
+    layers: list[str]
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.layer_losses(features).sum(dim=0)
+
+    def layer_losses(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Weighted loss per layer, shape ``(L, N)``."""
+        raise NotImplementedError
+
+
+class StyleTerm(FeatureTerm):
+    """A style loss against one style image over a layer set with per-layer weights.
+
+    The style image's representations (and normalisers) are computed once, here.
+    """
+
+    def __init__(
+        self,
+        vgg: VGG19,
+        style: torch.Tensor,
+        layers: list[str] | str,
+        loss: str | StyleLoss = "gram",
+        layer_weights: list[float] | str | None = None,
+        normalize: bool = True,
+    ):
+        super().__init__()
+        self.layers = check_layers(layers)
+        self.weights = _parse_weights(self.layers, layer_weights)
+        self.loss = get_style_loss(loss) if isinstance(loss, str) else loss
+        self.normalize = normalize
+        with torch.no_grad():
+            feats = vgg(style, self.layers)
+            self.targets = {name: self.loss.prepare_target(feats[name]) for name in self.layers}
+            self.scales = {
+                name: (1.0 / self.loss.magnitude(self.targets[name]).clamp_min(1e-12)) if normalize else 1.0
+                for name in self.layers
+            }
+
+    def layer_losses(self, features):
+        return torch.stack(
+            [
+                weight * self.scales[name] * self.loss(features[name], self.targets[name])
+                for name, weight in zip(self.layers, self.weights)
+            ]
+        )
+
+
+class ContentTerm(FeatureTerm):
+    """Feature reconstruction of one image at one or more layers (relative MSE when normalised)."""
+
+    def __init__(
+        self,
+        vgg: VGG19,
+        content: torch.Tensor,
+        layers: list[str] | str,
+        layer_weights: list[float] | str | None = None,
+        normalize: bool = True,
+    ):
+        super().__init__()
+        self.layers = check_layers(layers)
+        self.weights = _parse_weights(self.layers, layer_weights)
+        with torch.no_grad():
+            feats = vgg(content, self.layers)
+            self.targets = {name: feats[name].detach() for name in self.layers}
+            self.scales = {
+                name: (1.0 / feats[name].pow(2).mean().clamp_min(1e-12)) if normalize else 1.0
+                for name in self.layers
+            }
+
+    def layer_losses(self, features):
+        return torch.stack(
+            [
+                weight * self.scales[name] * content_loss(features[name], self.targets[name])
+                for name, weight in zip(self.layers, self.weights)
+            ]
+        )
+
+
+class Objective(nn.Module):
+    """Weighted sum of feature terms plus optional total variation, from one VGG forward pass.
+
+    ``objective(images)`` returns one loss per image, ``(N,)``, so it serves as an optimisation
+    objective, as a diffusion guidance loss and as a metric. ``evaluate`` also returns each term.
+    """
+
+    def __init__(self, vgg: VGG19, terms: dict[str, tuple[FeatureTerm, float]], tv_weight: float = 0.0):
+        super().__init__()
+        if not terms:
+            raise ConfigError("an objective needs at least one term")
+        for name, (_, weight) in terms.items():
+            if not math.isfinite(weight) or weight < 0:
+                raise ConfigError(f"weight of {name} must be finite and >= 0, got {weight}")
+        if not math.isfinite(tv_weight) or tv_weight < 0:
+            raise ConfigError(f"tv weight must be finite and >= 0, got {tv_weight}")
+        self.vgg = vgg
+        self.terms = nn.ModuleDict({name: term for name, (term, _) in terms.items()})
+        self.term_weights = {name: weight for name, (_, weight) in terms.items()}
+        self.tv_weight = tv_weight
+        self.layers = sorted({layer for term in self.terms.values() for layer in term.layers},
+                             key=LAYER_INDEX.__getitem__)
+        self.min_size = min_input_size(self.layers)
+
+    def evaluate(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        features = self.vgg(images, self.layers)
+        parts = {name: term(features) for name, term in self.terms.items()}
+        total = sum(self.term_weights[name] * value for name, value in parts.items())
+        if self.tv_weight:
+            parts["tv"] = total_variation(images)
+            total = total + self.tv_weight * parts["tv"]
+        return total, parts
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.evaluate(images)[0]
+
+
+def style_objective(
+    vgg: VGG19,
+    style: torch.Tensor,
+    layers: list[str] | str,
+    loss: str = "gram",
+    layer_weights: list[float] | str | None = None,
+) -> Objective:
+    """The style loss of ``style`` over ``layers`` as a callable ``images -> (N,)``."""
+    return Objective(vgg, {"style": (StyleTerm(vgg, style, layers, loss, layer_weights), 1.0)})
+
+
+GuidanceLoss = Callable[[torch.Tensor], torch.Tensor]
+"""Any differentiable callable from images ``(N, 3, H, W)`` in ``[0, 1]`` to losses ``(N,)``."""

