@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-size", type=positive_int, default=None, help="style image's longest side (default --size)")
     p.add_argument("--out-size", type=positive_int, default=None, help="square output side (default: style's shape)")
     add_style(p)
-    add_optimisation(p, steps=300, init="noise")
+    add_optimisation(p, steps=300, init="mean")
     add_common(p)
     p.set_defaults(func=run_texture)
 

@@ -64,9 +64,9 @@ def load_image(path: str | os.PathLike, size: int | None = None, min_side: int =
                 img.draft("RGB", (width, height))  # decode at a reduced scale when possible
             factor = min(img.size[0] // max(width, 1), img.size[1] // max(height, 1))
             img.load()
+            img = _to_rgb(img)
             if factor >= 2:
                 img = img.reduce(factor)
-            img = _to_rgb(img)
             if img.size != (width, height):
                 img = img.resize((width, height), Image.Resampling.LANCZOS)
             arr = np.asarray(img, dtype=np.float32) / 255.0

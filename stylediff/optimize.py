@@ -2,7 +2,9 @@
 
 The image's pixels are the only parameters. Each step is one VGG forward and backward pass
 (L-BFGS runs with ``max_iter=1`` per step and keeps its curvature history across steps), so a
-step costs what the network costs and the progress bar counts real work. Multi-scale runs
+step costs what the network costs and the progress bar counts real work. After every step the
+pixels are projected back onto ``[0, 1]``: the image that is written is the image that was
+optimised, and the reported final loss is measured on it. Multi-scale runs
 optimise at increasing sizes, each initialised by upsampling the previous result.
 """
 
@@ -37,6 +39,7 @@ class OptimizeConfig:
     scales: tuple[int, ...] = ()  # longest sides of coarser passes run before the final size
     history_size: int = 50
     tv_weight: float = 0.0
+    clamp: bool = True  # project pixels onto [0, 1] after every step
     progress: bool = True
 
     def __post_init__(self):
@@ -71,7 +74,9 @@ class OptimizeResult:
 
 def initial_image(shape: tuple[int, int], init: str, seed: int, reference: torch.Tensor | None,
                   device: torch.device) -> torch.Tensor:
-    """White noise, the (resized) reference image, or the reference's mean colour plus small noise."""
+    """Uniform white noise, the (resized) reference image, or the reference's mean colour plus
+    uniform noise of amplitude 0.1. Full-amplitude white noise leaves high-frequency residue that
+    a style loss barely constrains, so texture synthesis starts from ``mean``."""
     generator = torch.Generator().manual_seed(seed)
     noise = torch.rand((1, 3, *shape), generator=generator)
     if init == "noise" or reference is None:
@@ -136,15 +141,19 @@ def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCon
               dynamic_ncols=True) as bar:
         for _ in range(config.steps):
             optimizer.step(closure)
+            if config.clamp:
+                with torch.no_grad():
+                    image.clamp_(0, 1)
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]['loss']:.4g}", refresh=False)
+    output = image.detach().clamp(0, 1)
     with torch.no_grad():
-        final_total, final_parts = objective.evaluate(image)
+        final_total, final_parts = objective.evaluate(output)
     history.append({"step": len(history) + 1, "loss": final_total.sum().item(),
                     **{name: part.sum().item() for name, part in final_parts.items()}})
     if not torch.isfinite(image).all():
         raise NumericalError(f"{description}: the optimised image has non-finite pixels")
-    return OptimizeResult(image=image.detach().clamp(0, 1), history=history,
+    return OptimizeResult(image=output, history=history,
                           seconds=time.perf_counter() - start)
 
 

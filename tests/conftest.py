@@ -1,0 +1,57 @@
+"""Shared fixtures. Tests run offline: TORCH_HOME points at ../shared's LPIPS backbones and the
+Hugging Face hub is switched off, as in CI."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TORCH_HOME", str(ROOT.parent / "shared" / "cache" / "torch"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+STYLES = ROOT / "data" / "styles"
+
+
+@pytest.fixture(scope="session")
+def vgg():
+    from stylediff.vgg import load_vgg19
+
+    return load_vgg19("caffe", "max", "cpu")
+
+
+def _skimage_png(name: str, folder: Path) -> Path:
+    from PIL import Image
+    from skimage import data
+
+    path = folder / f"{name}.png"
+    if not path.exists():
+        array = getattr(data, name)()
+        Image.fromarray(np.asarray(array)).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("images")
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(image_dir) -> Path:
+    return _skimage_png("astronaut", image_dir)
+
+
+@pytest.fixture(scope="session")
+def chelsea_png(image_dir) -> Path:
+    return _skimage_png("chelsea", image_dir)
+
+
+@pytest.fixture(scope="session")
+def starry_night() -> Path:
+    return STYLES / "starry_night.jpg"
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = (a - b).pow(2).mean().item()
+    return 10 * np.log10(1.0 / mse)

@@ -1,0 +1,81 @@
+"""The ``stylediff sample`` verb end to end on a tiny random UNet saved as a diffusers folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stylediff.cli import main
+
+diffusers = pytest.importorskip("diffusers")
+
+STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "the_scream.jpg"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(1)
+    unet = diffusers.UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
+                                 block_out_channels=(32, 32), norm_num_groups=8,
+                                 down_block_types=("DownBlock2D", "DownBlock2D"),
+                                 up_block_types=("UpBlock2D", "UpBlock2D"))
+    folder = tmp_path_factory.mktemp("tiny-ddpm-cli")
+    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(folder)
+    return folder
+
+
+def sample(model_dir, out, *extra):
+    return main(["sample", "--model", str(model_dir), "--style", str(STYLE), "--out", str(out),
+                 "--layers", "relu1_1,relu2_1", "--steps", "3", "--device", "cpu", "--no-progress", *extra])
+
+
+def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
+    out = tmp_path / "run" / "guided.png"
+    assert sample(model_dir, out, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--mode", "x0",
+                  "--window", "0.0,0.9") == 0
+    paths = [tmp_path / "run" / f"guided_{i}.png" for i in range(3)]
+    for path in paths:
+        assert Image.open(path).size == (16, 16)
+    assert Image.open(out).size[0] > 3 * 16  # the grid
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["command"] == "sample"
+    assert meta["config"]["scale"] == 0.2 and meta["config"]["window"] == [0.0, 0.9]
+    weights = meta["weights"]["diffusion"]
+    file = model_dir / weights["weights_file"]
+    assert weights["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert [image["seed"] for image in meta["images"]] == [4, 5, 6]
+    assert len(meta["final_style_loss"]) == 3 and all(v > 0 for v in meta["final_style_loss"])
+    assert len(meta["timing"]["step_seconds"]) == 3 and meta["timing"]["seconds_per_step"] > 0
+    assert meta["guidance"]["guidance_shape"] == [16, 16]  # max(sample 16, 4 x 2 px that relu2_1 needs)
+    assert [step["guided"] for step in meta["history"]] == [True, True, True]
+
+    # image i of a batch is the single-image run with seed SEED+i
+    single = tmp_path / "single.png"
+    assert sample(model_dir, single, "--seed", "5", "--scale", "0.2", "--mode", "x0", "--window", "0.0,0.9") == 0
+    a = np.asarray(Image.open(single), dtype=np.int16)
+    b = np.asarray(Image.open(paths[1]), dtype=np.int16)
+    assert np.abs(a - b).max() <= 1
+
+
+@pytest.mark.parametrize("model,expected", [("{tmp}/missing-model", "not found"),
+                                            ("stylediff-test/no-such-model", "huggingface-cli download")])
+def test_missing_model_is_one_line_and_exit_2(tmp_path, capsys, model, expected):
+    code = main(["sample", "--model", model.format(tmp=tmp_path), "--style", str(STYLE), "--offline",
+                 "--out", str(tmp_path / "x.png"), "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and expected in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bad_arguments_exit_before_work(model_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        sample(model_dir, tmp_path / "y.png", "--window", "0.9,0.1")
+    assert sample(model_dir, tmp_path / "y.png", "--loss", "nope") == 2
+    assert "valid losses" in capsys.readouterr().err

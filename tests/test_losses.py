@@ -1,0 +1,146 @@
+import pytest
+import torch
+
+from stylediff.errors import ConfigError, LossError
+from stylediff.losses import (STYLE_LOSSES, ContentTerm, GaussianW2Loss, Objective, SlicedWassersteinLoss, StyleTerm,
+                              content_loss, get_style_loss, gram_matrix, style_objective, total_variation)
+
+LOSSES = sorted(STYLE_LOSSES)
+
+
+def features(seed, shape=(1, 4, 5, 6), dtype=torch.float32):
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def distance(loss, x, y):
+    return loss(x, loss.prepare_target(y))
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_zero_against_itself_positive_against_other(name):
+    loss = get_style_loss(name)
+    x, y = features(0), features(1) * 2
+    assert abs(distance(loss, x, x).item()) < 1e-3 * loss.magnitude(loss.prepare_target(x)).item()
+    assert distance(loss, x, y).item() > 1e-3
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_gradient_matches_finite_differences(name):
+    target = features(3, (1, 3, 4, 4), torch.float64) + 0.1
+    x = (features(4, (1, 3, 4, 4), torch.float64) + 0.1).requires_grad_(True)
+
+    def f(inp):
+        loss = get_style_loss(name)  # fresh generator: sliced_wasserstein draws the same directions each call
+        return loss(inp, loss.prepare_target(target))
+
+    assert torch.autograd.gradcheck(f, (x,), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["gram", "mean_std"])
+def test_invariant_to_spatial_permutation(name):
+    loss = get_style_loss(name)
+    x, target = features(5, (1, 8, 6, 6)), features(6, (1, 8, 6, 6))
+    perm = torch.randperm(36, generator=torch.Generator().manual_seed(0))
+    shuffled = x.flatten(2)[:, :, perm].reshape(x.shape)
+    rep = loss.prepare_target(target)
+    torch.testing.assert_close(loss(x, rep), loss(shuffled, rep))
+
+
+def test_gram_is_normalised_by_chw():
+    x = torch.ones(1, 2, 3, 4)
+    torch.testing.assert_close(gram_matrix(x), torch.ones(1, 2, 2) * 12 / 24)
+
+
+def test_gaussian_w2_matches_the_one_dimensional_closed_form():
+    a = torch.randn(1, 1, 50, 40, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 + 1
+    b = torch.randn(1, 1, 30, 20, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.5 - 1
+    expected = (a.mean() - b.mean()) ** 2 + (a.std(unbiased=False) - b.std(unbiased=False)) ** 2
+    torch.testing.assert_close(distance(GaussianW2Loss(eps=1e-8), a, b)[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sliced_wasserstein_in_one_dimension_is_sorted_matching():
+    a = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    b = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    expected = (a.flatten().sort().values - b.flatten().sort().values).pow(2).mean()
+    torch.testing.assert_close(distance(SlicedWassersteinLoss(), a, b)[0], expected)
+
+
+def test_sliced_wasserstein_redraws_directions_and_is_seedable():
+    x, y = features(7, (1, 16, 4, 4)), features(8, (1, 16, 4, 4))
+    first, second = SlicedWassersteinLoss(seed=3), SlicedWassersteinLoss(seed=3)
+    target = first.prepare_target(y)
+    a1, a2 = first(x, target), first(x, target)
+    b1 = second(x, target)
+    assert a1.item() != a2.item()  # new projections at every call
+    assert a1.item() == b1.item()  # same seed, same sequence
+
+
+def test_sliced_wasserstein_compares_different_sizes():
+    loss = SlicedWassersteinLoss()
+    x, y = features(9, (1, 4, 4, 4)), features(9, (1, 4, 8, 8))
+    assert loss(x, loss.prepare_target(y)).shape == (1,)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_are_per_image(name):
+    loss = get_style_loss(name)
+    batch = torch.cat([features(0), features(1)])
+    target = loss.prepare_target(features(0))
+    values = loss(batch, target)
+    assert values.shape == (2,) and values[0] < values[1]
+
+
+def test_unknown_loss_lists_valid_names():
+    with pytest.raises(LossError, match="valid losses: gram, mean_std"):
+        get_style_loss("perceptual")
+
+
+def test_content_loss_and_tv():
+    x = features(0)
+    assert content_loss(x, x).item() == 0 and content_loss(x, x + 1).item() == pytest.approx(1.0)
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    assert total_variation(flat).item() == 0
+    assert total_variation(features(1, (1, 3, 8, 8))).item() > 0
+
+
+def test_style_target_is_computed_once(vgg, monkeypatch):
+    style = torch.rand(1, 3, 32, 32)
+    objective = style_objective(vgg, style, "relu1_1,relu3_1", "gram")
+    calls = []
+    original = type(vgg).forward
+    monkeypatch.setattr(type(vgg), "forward", lambda self, x, layers: calls.append(x.shape) or original(self, x, layers))
+    for _ in range(3):
+        objective(torch.rand(2, 3, 32, 32))
+    assert len(calls) == 3 and all(shape[0] == 2 for shape in calls)  # one forward per call, never the style
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_style_objective_is_zero_on_the_style_and_normalised(vgg, name):
+    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    objective = style_objective(vgg, style, "relu1_1,relu2_1,relu3_1", name)
+    assert objective(style).abs().item() < 1e-3
+    black = objective(torch.zeros(1, 3, 32, 32)).item()
+    assert 0.05 < black < 20  # normalised per layer: an all-dark image is of order one away
+
+
+def test_transfer_objective_runs_vgg_once_for_all_terms(vgg, monkeypatch):
+    content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    objective = Objective(vgg, {"content": (ContentTerm(vgg, content, ["relu4_2"]), 1.0),
+                                "style": (StyleTerm(vgg, style, "relu1_1,relu5_1"), 10.0)}, tv_weight=0.1)
+    calls = []
+    original = type(vgg).forward
+    monkeypatch.setattr(type(vgg), "forward", lambda self, x, layers: calls.append(list(layers)) or original(self, x, layers))
+    total, parts = objective.evaluate(content)
+    assert calls == [["relu1_1", "relu4_2", "relu5_1"]]
+    assert set(parts) == {"content", "style", "tv"} and parts["content"].item() == 0
+    torch.testing.assert_close(total, parts["content"] + 10 * parts["style"] + 0.1 * parts["tv"])
+
+
+def test_bad_weights_are_refused(vgg):
+    style = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ConfigError, match="2 layer weights given for 1 layers"):
+        StyleTerm(vgg, style, "relu1_1", layer_weights=[1, 2])
+    with pytest.raises(ConfigError, match="finite"):
+        StyleTerm(vgg, style, "relu1_1", layer_weights=[float("nan")])
+    with pytest.raises(ConfigError, match="finite"):
+        Objective(vgg, {"style": (StyleTerm(vgg, style, "relu1_1"), float("inf"))})
