@@ -134,12 +134,13 @@ class GaussianW2Loss(StyleLoss):
     """Wasserstein-2 distance between Gaussian fits (mean, covariance) of the two activations,
     divided by the channel count:  (‖μ−μₜ‖² + tr Σ + tr Σₜ − 2 tr (Σₜ^½ Σ Σₜ^½)^½) / C.
 
-    The trace of the square root is Σᵢ (√(λᵢ + δ) − √δ) over the eigenvalues of the (symmetric)
-    cross term, i.e. the square root of the matrix plus δ·I with its bias at zero removed;
-    δ = (eps · tr Σₜ / C)² follows the target's scale. Only eigenvalues enter the loss, so its
-    gradient stays finite for repeated or zero eigenvalues (rank-deficient covariances).
-    Covariances are taken in float64: in float32 the cross term (≈ Σ², values up to 1e10 on
-    Caffe-scaled activations) loses the precision that the distance of near-equal fits needs.
+    With Σ = X Xᵀ/P for the centred features X (C × P pixels), Σₜ^½ Σ Σₜ^½ = Y Yᵀ with
+    Y = Σₜ^½ X/√P, so the trace term is the nuclear norm of Y: the square roots of the eigenvalues
+    of whichever of Y Yᵀ (C × C) and Yᵀ Y (P × P) is smaller. Deep layers at small sizes have far
+    fewer pixels than channels, which makes this much cheaper than a C × C matrix square root.
+    Each square root is taken of λ + δ with the bias at zero removed (√(λ+δ) − √δ), δ following the
+    target's scale, so the gradient stays finite at zero or repeated eigenvalues. The second-order
+    terms are computed in float64: in float32 the distance of near-equal fits is lost to rounding.
     """
 
     name = "gaussian_w2"
@@ -151,30 +152,32 @@ class GaussianW2Loss(StyleLoss):
     def represent(self, features):
         flat = features.flatten(2)
         mean = flat.mean(dim=2)
-        centred = (flat - mean.unsqueeze(2)).double()
-        cov = centred @ centred.transpose(1, 2) / flat.shape[2]
-        return mean, cov
+        scaled = (flat - mean.unsqueeze(2)).double() / math.sqrt(flat.shape[2])  # X / √P
+        return mean, scaled
 
     def prepare_target(self, features):
-        mean, cov = self.represent(features)
+        mean, scaled = self.represent(features)
+        cov = scaled @ scaled.transpose(1, 2)
         evals, evecs = torch.linalg.eigh(cov)
         sqrt_cov = evecs @ torch.diag_embed(evals.clamp_min(0).sqrt()) @ evecs.transpose(1, 2)
-        delta = (self.eps * torch.diagonal(cov, dim1=1, dim2=2).mean()).pow(2).clamp_min(1e-30)
-        return mean, cov, sqrt_cov, delta
+        trace = torch.diagonal(cov, dim1=1, dim2=2).sum(1)
+        delta = (self.eps * trace.mean() / cov.shape[1]).pow(2).clamp_min(1e-30)
+        return mean, trace, sqrt_cov, delta
 
     def compare(self, rep, target):
-        mean, cov = rep
-        mean_t, cov_t, sqrt_t, delta = target
-        cross = sqrt_t @ cov @ sqrt_t
-        evals = torch.linalg.eigvalsh((cross + cross.transpose(1, 2)) / 2)
+        mean, scaled = rep
+        mean_t, trace_t, sqrt_t, delta = target
+        y = sqrt_t @ scaled
+        gram = y @ y.transpose(1, 2) if y.shape[1] <= y.shape[2] else y.transpose(1, 2) @ y
+        evals = torch.linalg.eigvalsh(gram)
         trace_sqrt = ((evals.clamp_min(0) + delta).sqrt() - delta.sqrt()).sum(dim=1)
-        trace = torch.diagonal(cov, dim1=1, dim2=2).sum(1) + torch.diagonal(cov_t, dim1=1, dim2=2).sum(1)
+        trace = scaled.pow(2).sum(dim=(1, 2)) + trace_t
         w2 = (mean - mean_t).pow(2).sum(dim=1) + (trace - 2 * trace_sqrt).to(mean.dtype)
         return w2 / mean.shape[1]
 
     def magnitude(self, target):
-        mean_t, cov_t = target[0], target[1]
-        return (mean_t.pow(2).sum() + torch.diagonal(cov_t, dim1=1, dim2=2).sum().to(mean_t.dtype)) / mean_t.shape[1]
+        mean_t, trace_t = target[0], target[1]
+        return (mean_t.pow(2).sum() + trace_t.sum().to(mean_t.dtype)) / mean_t.shape[1]
 
 
 STYLE_LOSSES: dict[str, type[StyleLoss]] = {

@@ -1,5 +1,6 @@
-"""Shared fixtures. Tests run offline: TORCH_HOME points at ../shared's LPIPS backbones and the
-Hugging Face hub is switched off, as in CI."""
+"""Shared fixtures. Tests run offline: where the developers' ``../shared`` folder exists, TORCH_HOME
+points at its LPIPS backbones (elsewhere torchvision's usual cache and download apply), and the
+Hugging Face hub is switched off."""
 
 import os
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("TORCH_HOME", str(ROOT.parent / "shared" / "cache" / "torch"))
+if (ROOT.parent / "shared" / "cache" / "torch").is_dir():
+    os.environ.setdefault("TORCH_HOME", str(ROOT.parent / "shared" / "cache" / "torch"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 STYLES = ROOT / "data" / "styles"
 

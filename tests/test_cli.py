@@ -1,0 +1,94 @@
+"""The CLI verbs end to end, in a subprocess as a user runs them: outputs, sidecars, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .conftest import STYLES
+
+
+def stylediff(*args, check=True):
+    result = subprocess.run([sys.executable, "-m", "stylediff.cli", *map(str, args)], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return result
+
+
+def read_sidecar(png):
+    return json.loads(png.with_suffix(".json").read_text())
+
+
+def test_layers_lists_every_layer():
+    names = stylediff("layers").stdout.split()
+    assert names[0] == "conv1_1" and names[-1] == "pool5" and len(names) == 37
+
+
+@pytest.mark.parametrize("verb, args", [
+    ("invert", ["--image", "{astronaut}", "--layer", "relu2_1", "--size", "32"]),
+    ("texture", ["--style", str(STYLES / "the_scream.jpg"), "--layers", "relu1_1,relu2_1,relu3_1", "--loss",
+                 "mean_std", "--size", "32", "--out-size", "24"]),
+    ("transfer", ["--content", "{astronaut}", "--style", str(STYLES / "starry_night.jpg"), "--layers",
+                  "relu1_1,relu2_1", "--content-layer", "relu2_2", "--size", "32", "--style-weight", "5"]),
+])
+def test_verb_writes_png_and_sidecar_whose_config_round_trips(tmp_path, astronaut_png, verb, args):
+    out = tmp_path / verb / "out.png"
+    args = [a.format(astronaut=astronaut_png) for a in args]
+    stylediff(verb, *args, "--steps", "4", "--seed", "3", "--no-progress", "--out", out)
+    image = np.asarray(Image.open(out))
+    assert image.ndim == 3 and image.shape[2] == 3 and max(image.shape[:2]) in (24, 32)
+    meta = read_sidecar(out)
+    assert meta["command"] == verb and meta["config"]["seed"] == 3 and meta["config"]["steps"] == 4
+    assert meta["weights"]["vgg19"]["source"] == "caffe" and len(meta["weights"]["vgg19"]["sha256"]) == 64
+    assert {"torch", "python", "stylediff"} <= set(meta["versions"])
+    assert meta["timing"]["optimise_seconds"] > 0 and len(meta["history"]) == 5
+    assert meta["final"]["loss"] <= meta["history"][0]["loss"]
+    # the recorded config reruns to the same image
+    rerun = tmp_path / verb / "rerun.png"
+    flags = []
+    for key, value in meta["config"].items():
+        if key in ("verb", "out") or value is None or value is False or value == []:
+            continue
+        flag = "--" + key.replace("_", "-")
+        flags += [flag] if value is True else [flag, ",".join(map(str, value)) if isinstance(value, list) else value]
+    stylediff(verb, *flags, "--out", rerun)
+    assert rerun.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["invert", "--image", "missing.png"], "image not found: missing.png"),
+    (["texture", "--style", str(STYLES / "starry_night.jpg"), "--layers", "relu1_1,conv9_9"], "unknown VGG-19 layer 'conv9_9'"),
+    (["texture", "--style", str(STYLES / "starry_night.jpg"), "--loss", "perceptual"], "unknown style loss 'perceptual'"),
+    (["texture", "--style", str(STYLES / "starry_night.jpg"), "--size", "8"], "need at least 16 px"),
+    (["invert", "--image", str(STYLES / "starry_night.jpg"), "--steps", "0"], "must be a positive integer"),
+    (["transfer", "--content", str(STYLES / "shipwreck.jpg"), "--style", str(STYLES / "starry_night.jpg"),
+      "--style-weight", "nan"], "must be a finite number"),
+])
+def test_bad_input_is_one_line_and_no_output(tmp_path, args, message):
+    out = tmp_path / "out.png"
+    result = stylediff(*args, "--out", out, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_not_an_image_and_unwritable_output(tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a picture")
+    result = stylediff("invert", "--image", text, "--out", tmp_path / "o.png", check=False)
+    assert result.returncode == 2 and "not an image" in result.stderr
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    result = stylediff("invert", "--image", STYLES / "shipwreck.jpg", "--out", blocker / "o.png", check=False)
+    assert result.returncode == 2 and "cannot create output folder" in result.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = stylediff("--debug", "invert", "--image", tmp_path / "missing.png", "--out", tmp_path / "o.png", check=False)
+    assert result.returncode != 0 and "Traceback" in result.stderr
