@@ -110,8 +110,11 @@ SlurmdDebug=info
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-# keep finished jobs visible to squeue/scontrol for 5 minutes
-MinJobAge=300
+# Keep finished jobs visible to squeue/scontrol for an hour: without accounting
+# that is the only job history, the profile polls with squeue (needs >= 3 x the
+# first-poll delay) and tests/test_slurm.py checks every job with scontrol after
+# workflows that run for several minutes.
+MinJobAge=3600
 SchedulerType=sched/backfill
 SchedulerParameters=bf_interval=1
 GresTypes=gpu
