@@ -1,0 +1,79 @@
+"""Engine overhead: time per optimisation step divided by one bare VGG-19 forward+backward to the
+same deepest layer at the same size (the practical limit of pixel optimisation).
+
+    python bench/engine_overhead.py [--sizes 64,128,256] [--steps 20] [--repeats 5] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stylediff.losses import style_objective  # noqa: E402
+from stylediff.optimize import OptimizeConfig, optimize_image  # noqa: E402
+from stylediff.provenance import peak_rss_mb  # noqa: E402
+from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bare_step(vgg, size, device, steps):
+    x = torch.rand(1, 3, size, size, device=device, requires_grad=True)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        feats = vgg(x, ["relu5_1"])
+        feats["relu5_1"].sum().backward()
+    sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def engine_step(vgg, size, device, steps, loss):
+    style = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    objective = style_objective(vgg, style, list(STYLE_LAYERS_GATYS), loss)
+    init = torch.rand(1, 3, size, size, device=device)
+    sync(device)
+    result = optimize_image(objective, init, OptimizeConfig(steps=steps, progress=False))
+    sync(device)
+    return result.seconds / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="64,128,256")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--loss", default="gram")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    vgg = load_vgg19("caffe", "max", device)
+    print(f"device: {device}, threads: {torch.get_num_threads()}, loss: {args.loss}")
+    print(f"{'size':>5} {'bare fwd+bwd ms':>16} {'engine step ms':>15} {'ratio':>6}")
+    ratios = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        bare_step(vgg, size, device, 2)  # warm-up
+        bare, engine = [], []
+        for _ in range(args.repeats):  # alternate so that machine noise hits both
+            bare.append(bare_step(vgg, size, device, args.steps))
+            engine.append(engine_step(vgg, size, device, args.steps, args.loss))
+        b, e = statistics.median(bare), statistics.median(engine)
+        ratios.append((size, e / b))
+        print(f"{size:>5} {b * 1e3:>16.1f} {e * 1e3:>15.1f} {e / b:>6.2f}")
+    print(f"peak RSS {peak_rss_mb():.0f} MiB" + (f", CUDA max allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
+                                                if device.type == "cuda" else ""))
+    print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {r:.2f}" for s, r in ratios))
+
+
+if __name__ == "__main__":
+    main()
