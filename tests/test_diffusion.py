@@ -243,4 +243,5 @@ def test_config_validation_and_helpers(model):
     with pytest.raises(ConfigError):
         StyleGuidedSampler(model.unet, model.scheduler("ddim"), None, GuidanceConfig(scale=1.0))
     assert default_guidance_size(32, 16) == 64 and default_guidance_size(256, 16) == 256
-    assert image_grid(torch.zeros(3, 3, 4, 4), padding=1).shape == (1, 3, 11, 11)
+    assert image_grid(torch.zeros(3, 3, 4, 4), padding=1).shape == (1, 3, 6, 16)
+    assert image_grid(torch.zeros(3, 3, 4, 4), columns=2, padding=1).shape == (1, 3, 11, 11)

@@ -1,0 +1,40 @@
+"""stylediff experiments: feature inversion, texture synthesis, style transfer and style-guided
+diffusion sampling, as grids of runs declared in config.yaml (validated against
+schemas/config.schema.yaml), scored, tabulated and drawn into report/.
+
+    snakemake --cores 2                                          # quick preset, offline CPU
+    snakemake --cores 4 --resources gpu=1 --config preset=full   # full preset (config/full.yaml)
+    snakemake --report report/report.html                        # HTML report of figures and tables
+
+See docs/workflow.md.
+"""
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/images.smk"
+include: "rules/inversion.smk"
+include: "rules/texture.smk"
+include: "rules/transfer.smk"
+include: "rules/guidance.smk"
+include: "rules/metrics.smk"
+include: "rules/report.smk"
+
+
+localrules:
+    all,
+    image,
+    aggregate,
+
+
+rule all:
+    """Every table, summary and figure of the configured experiments."""
+    default_target: True
+    input:
+        ALL_TARGETS,

@@ -1,0 +1,15 @@
+# Input images: skimage:NAME entries of the config are written as PNGs (no download needed).
+
+
+rule image:
+    """Write a scikit-image bundled image (skimage:NAME in the config) as a PNG."""
+    output:
+        "results/images/{name}.png",
+    params:
+        command=DATASETS,
+    conda:
+        "../envs/stylediff.yaml"
+    log:
+        "results/logs/images/{name}.log",
+    shell:
+        "{params.command} skimage:{wildcards.name} {output} > {log} 2>&1"

@@ -1,0 +1,102 @@
+"""CLI verbs of the experiment workflow: ``metrics``, ``aggregate`` and ``figures``.
+
+``stylediff metrics`` scores one output, or a batch of outputs in one process (``--image``,
+``--reference``, ``--baseline`` and ``--out`` take several paths, paired by position; one
+reference or baseline serves them all). Batching matters: loading torchmetrics, VGG-19 and both
+LPIPS networks costs ~10 s of CPU, scoring one small image well under one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from . import cli
+from .errors import ConfigError
+from .io import ensure_parent, write_json
+from .provenance import peak_rss_mb, versions
+from .vgg import POOLINGS, WEIGHT_SOURCES
+
+
+def _paired(name: str, values: list[str] | None, count: int, required: bool) -> list[str | None]:
+    if not values:
+        if required:
+            raise ConfigError(f"--{name} is required")
+        return [None] * count
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise ConfigError(f"--{name} got {len(values)} paths for {count} --image paths: give one, or one per image")
+    return values
+
+
+def run_metrics(args) -> None:
+    from .metrics import Scorer, image_metrics
+
+    images = args.image
+    if len(args.out) != len(images):
+        raise ConfigError(f"--out got {len(args.out)} paths for {len(images)} --image paths: give one per image")
+    references = _paired("reference", args.reference, len(images), required=True)
+    baselines = _paired("baseline", args.baseline, len(images), required=False)
+    for out in args.out:
+        ensure_parent(out)
+    start = time.perf_counter()
+    device = cli.resolve_device(args.device)
+    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=not args.no_lpips)
+    load = time.perf_counter() - start
+    for image, reference, baseline, out in zip(images, references, baselines, args.out):
+        doc = image_metrics(scorer, args.kind, image, reference, baseline, args.reference_size)
+        doc["metric_weights"] = scorer.provenance()
+        doc["metric_versions"] = versions()
+        doc["metric_timing"] = {"load_seconds": load, "seconds": doc.pop("metric_seconds"),
+                                "peak_rss_mb": peak_rss_mb()}
+        write_json(out, doc)
+
+
+def run_aggregate(args) -> None:
+    from .report import aggregate
+
+    aggregate(args.experiment, args.metrics, args.out, args.summary)
+
+
+def run_figures(args) -> None:
+    from .report import make_figures
+
+    make_figures(args.experiment, args.table, args.out_dir)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from .metrics import KINDS
+    from .report import EXPERIMENTS
+
+    p = sub.add_parser("metrics", help="score outputs against their references (style distances, LPIPS, …)")
+    p.add_argument("--kind", required=True, choices=KINDS, help="what the outputs are")
+    p.add_argument("--image", required=True, nargs="+", help="output PNG(s); each one's sidecar is read too")
+    p.add_argument("--reference", required=True, nargs="+",
+                   help="inversion: the original image; texture/transfer/guidance: the style image")
+    p.add_argument("--baseline", nargs="+", default=None,
+                   help="transfer: the content image; guidance: the unguided (scale 0) sample")
+    p.add_argument("--reference-size", type=cli.positive_int, default=None,
+                   help="longest side to read the style at (default: the run's --style-size/--size)")
+    p.add_argument("--out", required=True, nargs="+", help="metrics JSON per image (OUT.metrics.json)")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weights of the style metrics")
+    p.add_argument("--pooling", choices=POOLINGS, default="max")
+    p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (no backbone files needed)")
+    p.set_defaults(func=run_metrics)
+
+    p = sub.add_parser("aggregate", help="collect an experiment's metrics into a table and a markdown summary")
+    p.add_argument("--experiment", required=True, choices=EXPERIMENTS)
+    p.add_argument("--metrics", required=True, nargs="+", help="the runs' *.metrics.json files")
+    p.add_argument("--out", required=True, help="tidy CSV, one row per run")
+    p.add_argument("--summary", default=None, help="markdown summary (mean ± std over seeds)")
+    p.set_defaults(func=run_aggregate)
+
+    p = sub.add_parser("figures", help="draw an experiment's image grids and curves from its table")
+    p.add_argument("--experiment", required=True, choices=EXPERIMENTS)
+    p.add_argument("--table", required=True, help="the CSV written by `stylediff aggregate`")
+    p.add_argument("--out-dir", required=True, help="folder for the PNGs")
+    p.set_defaults(func=run_figures)
+
+
+cli.EXTRA_VERBS.append(register)

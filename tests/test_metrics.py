@@ -1,0 +1,123 @@
+"""stylediff.metrics and the `stylediff metrics` verb."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylediff.errors import ConfigError, WeightsError
+from stylediff.images import load_image, save_image
+from stylediff.io import write_json
+from stylediff.losses import STYLE_LOSSES
+from stylediff.metrics import (LPIPS_NETS, METRIC_LAYERS, Scorer, check_lpips_backbone, gram_distances,
+                               image_metrics, lpips_backbone_path)
+
+ROOT = Path(__file__).resolve().parents[1]
+HAVE_LPIPS = all(lpips_backbone_path(net).is_file() for net in LPIPS_NETS)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return Scorer(lpips=False)
+
+
+def smooth_image(seed: int, size: int = 48) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, 6, 6, generator=generator)
+    return torch.nn.functional.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def test_style_distances_zero_for_the_style_itself(scorer):
+    image = smooth_image(0)
+    distances = scorer.style_distances(image, image)
+    for name in ["gram_dist"] + list(STYLE_LOSSES):
+        assert set(f"{name}_{layer}" for layer in METRIC_LAYERS) <= set(distances)
+        assert abs(distances[f"{name}_mean"]) < 1e-3, (name, distances[f"{name}_mean"])
+
+
+def test_style_distances_positive_and_deterministic(scorer):
+    image, style = smooth_image(1), smooth_image(2)
+    first = scorer.style_distances(image, style, ("s", 48))
+    second = scorer.style_distances(image, style, ("s", 48))
+    assert first == second  # sliced_wasserstein draws the same directions every time
+    assert all(value > 0 for key, value in first.items() if key.endswith("_mean"))
+
+
+def test_gram_distance_is_relative_frobenius(scorer):
+    feats = {"relu1_1": torch.ones(1, 2, 3, 3)}
+    target = {"relu1_1": 2 * torch.ones(1, 2, 3, 3)}
+    out = gram_distances(feats, target, ["relu1_1"])
+    assert out["gram_dist_relu1_1"] == pytest.approx(0.75)  # |1 - 4| / 4
+    assert out["gram_dist_mean"] == pytest.approx(0.75)
+
+
+def test_missing_lpips_backbone_is_a_one_line_weights_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsError) as info:
+        check_lpips_backbone("vgg")
+    message = str(info.value)
+    assert "\n" not in message and "vgg16-397923af.pth" in message and str(tmp_path) in message
+    with pytest.raises(WeightsError):
+        Scorer(lpips=True)
+
+
+def _run(folder: Path, name: str, image: torch.Tensor, config: dict) -> Path:
+    path = folder / f"{name}.png"
+    save_image(image, path)
+    write_json(path.with_suffix(".json"), {"config": config, "timing": {"load_seconds": 1.0,
+               "optimise_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
+    return path
+
+
+def test_image_metrics_per_kind(scorer, tmp_path):
+    original = _run(tmp_path, "original", smooth_image(3), {"layer": "relu2_1"})
+    inverted = _run(tmp_path, "inv", smooth_image(4), {"layer": "relu2_1", "size": 48})
+    doc = image_metrics(scorer, "inversion", inverted, original)
+    assert set(doc["metrics"]) == {"feature_error", "psnr", "ssim"}
+    assert doc["timing"]["wall_seconds"] == pytest.approx(3.0) and doc["final_loss"] == 0.5
+    same = image_metrics(scorer, "inversion", original, original, reference_size=48)
+    assert same["metrics"]["feature_error"] < 1e-3 and same["metrics"]["ssim"] > 0.99
+
+    transfer = _run(tmp_path, "tr", smooth_image(5), {"content_layer": "relu2_1", "size": 48})
+    doc = image_metrics(scorer, "transfer", transfer, inverted, baseline_path=original)
+    assert {"gram_dist_mean", "content_error", "psnr"} <= set(doc["metrics"])
+    assert doc["pixel_reference"] == str(original)
+    with pytest.raises(ConfigError):
+        image_metrics(scorer, "guidance", transfer, inverted)
+    with pytest.raises(ConfigError):
+        image_metrics(scorer, "nonsense", transfer, inverted)
+
+
+@pytest.mark.skipif(not HAVE_LPIPS, reason="LPIPS backbones not in $TORCH_HOME/hub/checkpoints")
+def test_lpips_zero_for_identical_images_and_upsamples_small_ones():
+    scorer = Scorer(lpips=True)
+    image = smooth_image(6, size=32)
+    same = scorer.lpips_distances(image, image)
+    other = scorer.lpips_distances(image, smooth_image(7, size=32))
+    assert set(same) == {"lpips_vgg", "lpips_alex"}
+    assert max(same.values()) < 1e-6 and min(other.values()) > 0.01
+
+
+def test_metrics_verb_batch_and_errors(tmp_path):
+    original = _run(tmp_path, "original", smooth_image(8), {})
+    a = _run(tmp_path, "a", smooth_image(9), {"layer": "relu1_1"})
+    b = _run(tmp_path, "b", smooth_image(10), {"layer": "relu3_1"})
+    code = "import sys; from stylediff.cli import main; sys.exit(main())"
+    base = [sys.executable, "-c", code, "metrics", "--kind", "inversion", "--no-lpips", "--image", str(a), str(b),
+            "--reference", str(original)]
+    result = subprocess.run(base + ["--out", str(tmp_path / "a.metrics.json"), str(tmp_path / "b.metrics.json")],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    docs = [json.loads((tmp_path / f"{n}.metrics.json").read_text()) for n in "ab"]
+    assert docs[0]["metrics"]["feature_error"] < docs[1]["metrics"]["feature_error"] + 10  # both computed
+    assert docs[0]["metric_weights"]["vgg19"]["source"] == "caffe"
+    result = subprocess.run(base + ["--out", str(tmp_path / "only_one.json")], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "--out got 1 paths for 2" in result.stderr
+    assert load_image(a).shape[-1] == 48

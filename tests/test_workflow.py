@@ -1,0 +1,273 @@
+"""The Snakemake workflow: lint, dry runs of both presets (job counts = product of the axes, GPU
+rules carry gpu=1), schema errors, and a real end-to-end run of a tiny config (tables and every
+figure; a second run does nothing; deleting one output reruns only what depends on it; a killed
+run resumes with --rerun-incomplete without corrupt files).
+
+Each run uses a fresh working directory (``--directory``) with links to the repository's
+config.yaml, data/ and models/, so the repository's own results/ and report/ are never touched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stylediff.report import figure_files
+
+ROOT = Path(__file__).resolve().parents[1]
+LPIPS_HOME = ROOT.parent / "shared" / "cache" / "torch"
+AXIS_KEYS = {
+    "inversion": ("images", "layers", "seeds"),
+    "texture": ("styles", "layer_sets", "losses", "seeds"),
+    "transfer": ("contents", "styles", "losses", "seeds"),
+    "guidance": ("models", "styles", "losses", "layer_sets", "scales", "modes", "seeds"),
+}
+RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample"}
+
+
+def workdir(path: Path) -> Path:
+    for name in ("config.yaml", "data", "models"):
+        link = path / name
+        if not link.exists():
+            link.symlink_to(ROOT / name)
+    return path
+
+
+def snakemake(work: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+               "--workflow-profile", "none", "--cores", "2", *args]
+    return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+
+
+def job_stats(output: str) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run: {rule: count}."""
+    stats, inside = {}, False
+    for line in output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            inside = True
+            continue
+        if inside:
+            parts = line.split()
+            if not parts or parts[0].startswith("-"):
+                continue
+            if parts[0] == "total":
+                break
+            stats[parts[0]] = int(parts[1])
+    return stats
+
+
+def rule_resources(output: str) -> dict[str, set[str]]:
+    """{rule: set of its jobs' resource strings} from a dry run's job listing."""
+    found: dict[str, set[str]] = {}
+    rule = None
+    for line in output.splitlines():
+        match = re.match(r"^(?:local)?rule (\w+):", line)
+        if match:
+            rule = match.group(1)
+            found.setdefault(rule, set())
+        elif rule and line.strip().startswith("resources:"):
+            found[rule].add(line.split("resources:", 1)[1].strip())
+    return found
+
+
+def merged_config(preset: str) -> dict:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if preset != "quick":
+        config.update(yaml.safe_load((ROOT / "config" / f"{preset}.yaml").read_text()))
+    return config
+
+
+def expected_jobs(config: dict) -> dict[str, int]:
+    expected = {"all": 1}
+    skimage = set()
+    for experiment in config["experiments"]:
+        section = config[experiment]
+        count = 1
+        for key in AXIS_KEYS[experiment]:
+            count *= len(section[key])
+        expected[RUN_RULES[experiment]] = count
+        expected[f"metrics_{experiment}"] = 1
+        expected[f"figures_{experiment}"] = 1
+        for key in ("images", "styles", "contents"):
+            skimage |= {spec for spec in section.get(key, []) if spec.startswith("skimage:")}
+    expected["aggregate"] = len(config["experiments"])
+    if skimage:
+        expected["image"] = len(skimage)
+    return expected
+
+
+def test_lint():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--workflow-profile", "none"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
+    work = workdir(tmp_path)
+    args = ["-n"] + ([] if preset == "quick" else ["--config", f"preset={preset}"])
+    result = snakemake(work, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    config = merged_config(preset)
+    assert job_stats(output) == expected_jobs(config)
+    resources = rule_resources(output)
+    gpu_rules = {"sample"} | ({"invert", "texture", "transfer"} if config["device"] != "cpu" else set())
+    for rule, lines in resources.items():
+        for line in lines:
+            if rule in gpu_rules:
+                assert "gpu=1" in line, (rule, line)
+            else:
+                assert not re.search(r"gpu=[1-9]", line), (rule, line)
+    assert "sample" in resources and "invert" in resources
+
+
+@pytest.mark.parametrize("override, words", [
+    ({"inversion": {"layers": ["relu1_1", "relu9_1"]}}, ["inversion.layers.1", "relu9_1", "relu5_1"]),
+    ({"texture": {"losses": ["gram", "gramm"]}}, ["texture.losses.1", "gramm", "sliced_wasserstein"]),
+    ({"guidance": {"scales": [0, -1]}}, ["guidance.scales.1", "-1", "minimum of 0"]),
+    ({"guidance": {"scales": [1, 2]}}, ["guidance.scales", "0 (unguided) must be present"]),
+])
+def test_schema_rejects_bad_values(tmp_path, override, words):
+    work = workdir(tmp_path)
+    (work / "bad.yaml").write_text(yaml.safe_dump(override))
+    result = snakemake(work, "-n", "--configfile", "config.yaml", "bad.yaml")
+    assert result.returncode != 0
+    message = next(line for line in (result.stdout + result.stderr).splitlines()
+                   if line.startswith("invalid config value"))
+    for word in words:
+        assert word in message, message
+
+
+def test_unknown_preset_and_missing_image_are_named(tmp_path):
+    work = workdir(tmp_path)
+    result = snakemake(work, "-n", "--config", "preset=ful")
+    assert result.returncode != 0 and "unknown preset 'ful'" in result.stdout + result.stderr
+    (work / "bad.yaml").write_text(yaml.safe_dump({"inversion": {"images": ["data/nope.png"]}}))
+    result = snakemake(work, "-n", "--configfile", "config.yaml", "bad.yaml")
+    assert result.returncode != 0 and "inversion.images: image not found: data/nope.png" in result.stdout + result.stderr
+
+
+# ----------------------------------------------------------------------------- end to end
+def sample_verb_available() -> bool:
+    code = "import sys; from stylediff.cli import main; sys.exit(main())"
+    result = subprocess.run([sys.executable, "-c", code, "sample", "--help"], cwd=ROOT, capture_output=True)
+    return result.returncode == 0
+
+
+def tiny_unet(folder: Path) -> Path:
+    import torch
+    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=16, block_out_channels=(32, 32), layers_per_block=1, norm_num_groups=8,
+                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=100)).save_pretrained(folder)
+    return folder
+
+
+def check_outputs_readable(work: Path) -> int:
+    """Every PNG and JSON under results/ and report/ is complete (opens / parses); returns the count."""
+    from PIL import Image
+
+    count = 0
+    for path in itertools.chain((work / "results").rglob("*.png"), (work / "report").rglob("*.png")):
+        with Image.open(path) as img:
+            img.load()
+        count += 1
+    for path in (work / "results").rglob("*.json"):
+        json.loads(path.read_text())
+        count += 1
+    return count
+
+
+def targets(config: dict) -> list[str]:
+    files = []
+    for experiment in config["experiments"]:
+        files += [f"results/tables/{experiment}.csv", f"report/{experiment}_summary.md"]
+        models = config["guidance"]["models"] if experiment == "guidance" else ()
+        modes = config["guidance"]["modes"] if experiment == "guidance" else ()
+        files += [f"report/{name}" for name in figure_files(experiment, models, modes)]
+    return files
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end(tmp_path):
+    import pandas as pd
+
+    work = workdir(tmp_path)
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
+    if sample_verb_available():
+        config["guidance"]["models"] = [str(tiny_unet(work / "tiny-unet"))]
+    else:
+        config["experiments"].remove("guidance")
+    if LPIPS_HOME.is_dir():
+        config["lpips_torch_home"] = str(LPIPS_HOME)
+    else:
+        config["lpips"] = False
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    args = ("--configfile", "tiny.yaml")
+
+    # 1. the whole tiny grid: every table and figure
+    result = snakemake(work, *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for target in targets(config):
+        assert (work / target).is_file() and (work / target).stat().st_size > 0, target
+    for experiment in config["experiments"]:
+        table = pd.read_csv(work / "results" / "tables" / f"{experiment}.csv")
+        assert len(table) == expected_jobs(config)[RUN_RULES[experiment]]
+        assert table["model"].notna().all()
+        metric = "feature_error" if experiment == "inversion" else "gram_dist_mean"
+        assert table[metric].notna().all()
+    assert check_outputs_readable(work) > 0
+
+    # 2. a second run does nothing
+    result = snakemake(work, *args)
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+    # 3. deleting one output reruns only what depends on it ...
+    texture_run = next((work / "results" / "texture").glob("*__s0.png"))
+    untouched = work / "results" / "tables" / "inversion.csv"
+    before = untouched.stat().st_mtime_ns
+    texture_run.unlink()
+    result = snakemake(work, *args, "-n")
+    assert job_stats(result.stdout + result.stderr) == {
+        "texture": 1, "metrics_texture": 1, "aggregate": 1, "figures_texture": 1, "all": 1}
+
+    # 4. ... and that run, killed mid-way, leaves no corrupt file and resumes with --rerun-incomplete
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
+               "--workflow-profile", "none", "--cores", "2", *args]
+    process = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    incomplete = work / ".snakemake" / "incomplete"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if incomplete.is_dir() and any(incomplete.iterdir()):
+            time.sleep(1.0)  # let the job get going
+            break
+        time.sleep(0.1)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)  # snakemake and its jobs
+    process.wait()
+    check_outputs_readable(work)  # nothing half-written
+    assert snakemake(work, "--unlock", *args).returncode == 0
+    result = snakemake(work, *args, "--rerun-incomplete")
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert texture_run.is_file() and untouched.stat().st_mtime_ns == before
+    assert check_outputs_readable(work) > 0
+    for target in targets(config):
+        assert (work / target).is_file(), target
+    result = snakemake(work, *args)
+    assert "Nothing to be done" in result.stdout + result.stderr
