@@ -12,7 +12,7 @@ unguided (scale 0) sample:
 
 Writes ``results/guidance_sweep/{table.csv,table.md,grid_<mode>.png,grid.png}``.
 
-    TORCH_HOME=../shared/cache/torch python bench/guidance_sweep.py --steps 25
+    TORCH_HOME=../shared/cache/torch python bench/guidance_sweep.py
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylediff.diffusion import GuidanceConfig, StyleGuidedSampler, default_guidance_size, image_grid, load_model  # noqa: E402
+from stylediff.diffusion import (GuidanceConfig, StyleGuidedSampler, default_guidance_size, image_grid,  # noqa: E402
+                                 load_model)
 from stylediff.images import load_image, save_image  # noqa: E402
 from stylediff.io import write_text  # noqa: E402
 from stylediff.losses import gram_matrix, style_objective  # noqa: E402
@@ -99,7 +100,7 @@ def main() -> None:
     parser.add_argument("--x0-scales", default=DEFAULT_SCALES["x0"], help="LOW,HIGH of 5 log-spaced scales")
     parser.add_argument("--through-unet-scales", default=DEFAULT_SCALES["through_unet"])
     parser.add_argument("--count", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--scheduler", default="ddim")
     parser.add_argument("--window", default="0.0,1.0")
     parser.add_argument("--guidance-size", type=int, default=None)
@@ -159,8 +160,8 @@ def main() -> None:
             records += [{"mode": mode, "scale": scale, "seconds_per_step": result.seconds_per_step, **row}
                         for row in scores(result.images, base.images)]
             rows.append(result.images)
-        thumbs = torch.cat([F.interpolate(s, size=(32, 32), mode="bilinear", antialias=True).expand(len(seeds), -1, -1, -1)
-                            for s in style_images])
+        thumbs = torch.cat([F.interpolate(s, size=model.sample_size, mode="bilinear", antialias=True)
+                            .expand(len(seeds), -1, -1, -1) for s in style_images])
         grid = image_grid(torch.cat([thumbs] + rows), columns=len(all_seeds))
         grids[mode] = grid
         save_image(F.interpolate(grid, scale_factor=2, mode="nearest"), out_dir / f"grid_{mode}.png")

@@ -17,7 +17,6 @@ if BASEDIR not in sys.path:
 from stylediff.datasets import check_spec, image_slug, resolve_image
 from stylediff.errors import StylediffError
 from stylediff.report import AXES, figure_files, model_slug, run_id
-from stylediff.vgg import min_input_size
 
 
 def config_error(message):
@@ -95,6 +94,13 @@ AXIS_KEYS = {
 }
 CATEGORIES = {"inversion": "Feature inversion", "texture": "Texture synthesis",
               "transfer": "Style transfer", "guidance": "Guided diffusion"}
+
+
+def min_input_size(layers):
+    """Smallest image side at which every layer still has a pixel: 2^(pools before it).
+    (stylediff.vgg.min_input_size, without importing torch into every Snakemake start.)"""
+    pools = [int(name[4]) if name.startswith("pool") else int(name.split("_")[0][-1]) - 1 for name in layers]
+    return 2 ** max(pools)
 
 
 def check_images(experiment, section):

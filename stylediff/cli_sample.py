@@ -105,7 +105,8 @@ def run_sample(args) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample a diffusion model guided by a style loss",
-                       description=__doc__.split("\n")[0])
+                       description="Sample a diffusers pixel-space model (hub id or local folder), steering each "
+                                   "denoising step with a VGG style loss of the predicted image against --style.")
     p.add_argument("--model", required=True,
                    help="hub id (google/ddpm-cifar10-32) or local diffusers folder (unet/ + scheduler/)")
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")

@@ -25,7 +25,7 @@ Step rule, per image, with σ_t = √(1 − ᾱ_t), g the gradient of the loss, 
   ``scheduler.step(ε̂)`` when x̂0 is not clipped; unlike feeding ε̂ to a clipping scheduler
   (``clip_sample=True``), it never lets the clip cancel the x̂0 part and leave the ε part pushing uphill.
 * ``x0`` (MPGD, He et al. 2024): g = ∇_{x̂0} loss(x̂0) with no UNet backward,
-  x̂0' = clip(x̂0 − δ), and x_{t-1} = step(ε) + c_t·(x̂0' − x̂0), where c_t is the scheduler's
+  x̂0' = clip(x̂0 − δ·50/n) for n steps, and x_{t-1} = step(ε) + c_t·(x̂0' − x̂0), where c_t is the scheduler's
   coefficient of x̂0 (DDIM √ᾱ_{t-1}; DDPM √ᾱ_{t-1}·β_t/(1 − ᾱ_t)): the DDIM/DDPM update from the
   corrected x̂0 with the model's own ε.
 * ``normalize=True`` (default): ĝ = g·‖ε‖/‖g‖ (norms over each image's pixels; ε is the model's
@@ -56,6 +56,10 @@ from .vgg import STYLE_LAYERS_GATYS, check_layers
 MODES = ("through_unet", "x0")
 SCHEDULER_NAMES = ("ddim", "ddpm")
 PRECISIONS = ("fp32", "bf16", "fp16")
+X0_REFERENCE_STEPS = 50
+"""x0-mode corrections are multiplied by 50/n for n inference steps, so a scale means the same total
+correction whatever the number of steps (factor 1 at the default 50 steps). through_unet needs no
+such factor: its shift k_t·δ of x_{t-1} already shrinks with the step size."""
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 GuidanceLoss = Callable[[torch.Tensor], torch.Tensor]
@@ -490,6 +494,8 @@ class StyleGuidedSampler:
             grad = grad * _per_image_norm(eps.float()) / _per_image_norm(grad).clamp_min(1e-12)
         sigma = (1 - self._alpha_bar(t)).sqrt()
         delta = config.scale * sigma * grad
+        if config.mode == "x0":  # one x̂0 correction per step: keep the trajectory's total independent of n
+            delta = delta * (X0_REFERENCE_STEPS / steps)
         if config.clip_grad is not None:
             delta = delta.clamp(-config.clip_grad, config.clip_grad)
         return delta

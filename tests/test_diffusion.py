@@ -120,7 +120,7 @@ def test_gradient_through_unet_reaches_x_t_and_x0_mode_skips_unet(model, style_l
     assert not torch.allclose(through, grad)
 
 
-@pytest.mark.parametrize("mode,scales", [("x0", (0.0, 0.05, 0.3)), ("through_unet", (0.0, 0.3))])
+@pytest.mark.parametrize("mode,scales", [("x0", (0.0, 0.005, 0.03)), ("through_unet", (0.0, 0.3))])
 def test_larger_scale_lowers_final_style_loss(model, style_loss, mode, scales):
     losses = []
     for scale in scales:
@@ -129,11 +129,11 @@ def test_larger_scale_lowers_final_style_loss(model, style_loss, mode, scales):
         out = sampler([1, 2], num_inference_steps=6, progress=False)
         losses.append(torch.tensor(out.losses))
     for lower, higher in zip(losses[1:], losses[:-1]):
-        assert (lower < higher).all(), (mode, losses)
+        assert (lower < 0.9 * higher).all(), (mode, losses)
 
 
 def test_x0_step_is_the_ddim_update_from_the_corrected_x0(model):
-    """With a loss whose gradient is constant, x_{t-1} = √ᾱ_prev·(x̂0 − s·σ_t·g) + √(1−ᾱ_prev)·ε exactly."""
+    """With a constant-gradient loss, x_{t-1} = √ᾱ_prev·(x̂0 − s·σ_t·g·50/n) + √(1−ᾱ_prev)·ε exactly."""
     scheduler = make_scheduler("ddim", {**model.scheduler_config, "clip_sample": False})
     steps, index, scale = 10, 4, 0.2
     objective = lambda images: images.sum(dim=(1, 2, 3))  # noqa: E731  d/dx0 = 0.5 per pixel (of [-1,1] x0)
@@ -147,7 +147,7 @@ def test_x0_step_is_the_ddim_update_from_the_corrected_x0(model):
         eps = model.unet(x, t).sample
     ab = scheduler.alphas_cumprod[t]
     ab_prev = scheduler.alphas_cumprod[t - 1000 // steps]
-    x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt() - scale * (1 - ab).sqrt() * 0.5
+    x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt() - scale * (1 - ab).sqrt() * 0.5 * 50 / steps
     expected = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
     assert torch.allclose(prev, expected, atol=1e-5)
 
