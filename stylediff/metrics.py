@@ -65,15 +65,20 @@ def lpips_backbone_path(net: str) -> Path:
 
 
 def check_lpips_backbone(net: str) -> Path:
-    """The backbone file's path; WeightsError (one line, where to put it) if it is missing."""
+    """The backbone file's path, downloaded into ``$TORCH_HOME`` if it is missing and the network allows;
+    WeightsError (one line, where to put it) otherwise. Never random weights."""
     if net not in LPIPS_BACKBONES:
         raise ConfigError(f"unknown LPIPS network {net!r}; choose one of {', '.join(LPIPS_NETS)}")
     path = lpips_backbone_path(net)
     if not path.is_file():
-        raise WeightsError(
-            f"LPIPS-{net} backbone not found at {path}: download {LPIPS_BACKBONES[net]} into "
-            f"{path.parent} (or set TORCH_HOME to a folder whose hub/checkpoints has it)"
-        )
+        try:
+            torch.hub.load_state_dict_from_url(LPIPS_BACKBONES[net], progress=False)
+        except Exception as exc:  # offline: URLError, timeouts, proxies
+            raise WeightsError(
+                f"LPIPS-{net} backbone not found at {path} and not downloadable ({type(exc).__name__}): "
+                f"download {LPIPS_BACKBONES[net]} into {path.parent} "
+                f"(or set TORCH_HOME to a folder whose hub/checkpoints has it)"
+            ) from None
     return path
 
 
