@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", required=True)
     p.add_argument("--style-size", type=positive_int, default=None, help="style image's longest side (default --size)")
     p.add_argument("--content-layer", default=CONTENT_LAYER_GATYS)
-    p.add_argument("--style-weight", type=nonnegative_float, default=1e3)
+    p.add_argument("--style-weight", type=nonnegative_float, default=10.0,
+                   help="weight of the (per-layer normalised) style loss against the content loss")
     p.add_argument("--content-weight", type=nonnegative_float, default=1.0)
     add_style(p)
     add_optimisation(p, steps=300, init="content")

@@ -199,7 +199,7 @@ def synthesize_texture(vgg: VGG19, style: torch.Tensor, layers: list[str] | str,
 
 
 def transfer_style(vgg: VGG19, content: torch.Tensor, style: torch.Tensor, layers: list[str] | str, loss: str,
-                   config: OptimizeConfig, content_layer: str = "relu4_2", style_weight: float = 1e3,
+                   config: OptimizeConfig, content_layer: str = "relu4_2", style_weight: float = 10.0,
                    content_weight: float = 1.0, layer_weights: list[float] | None = None) -> OptimizeResult:
     """Neural style transfer (Gatys et al. 2016): content of ``content`` with the style of ``style``."""
     device = next(vgg.parameters()).device
