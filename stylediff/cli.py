@@ -228,5 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m stylediff.cli`: run the registry's module, not a __main__ copy of it
+    from stylediff.cli import main as package_main
+
+    sys.exit(package_main())

@@ -22,7 +22,7 @@ from .losses import get_style_loss
 from .provenance import peak_rss_mb, sidecar
 from .vgg import check_layers, load_vgg19, min_input_size
 
-DEFAULT_SCALE = 0.1
+DEFAULT_SCALE = 0.05
 DEFAULT_MODE = "x0"
 
 
