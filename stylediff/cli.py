@@ -164,8 +164,15 @@ def run_layers(args) -> None:
         print(name)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors are one line (what is wrong, where to look), not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stylediff", description=__doc__.split("\n")[0])
+    parser = OneLineParser(prog="stylediff", description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
