@@ -75,7 +75,8 @@ def test_missing_model_is_one_line_and_exit_2(tmp_path, capsys, model, expected)
 
 
 def test_bad_arguments_exit_before_work(model_dir, tmp_path, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         sample(model_dir, tmp_path / "y.png", "--window", "0.9,0.1")
+    assert exit_info.value.code == 2 and "START <= END" in capsys.readouterr().err
     assert sample(model_dir, tmp_path / "y.png", "--loss", "nope") == 2
     assert "valid losses" in capsys.readouterr().err
