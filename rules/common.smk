@@ -67,6 +67,10 @@ apply_preset()
 validate_config()
 
 EXPERIMENTS = list(config["experiments"])
+RESULTS = config.get("results_dir", "results").rstrip("/")
+"""Where the runs, tables and logs go (each preset has its own, so presets never overwrite each other)."""
+REPORT = config.get("report_dir", "report").rstrip("/")
+"""Where the summaries and figures go (committed: the README embeds them)."""
 GPU = 0 if config["device"] == "cpu" else 1
 THREADS = config["threads"]
 PYTHON = shlex.quote(sys.executable)
@@ -86,11 +90,11 @@ RUN = f"{THREAD_ENV} {STYLEDIFF}"
 VGG = f"--device {config['device']} --weights {config['weights']} --pooling {config['pooling']}"
 
 AXIS_KEYS = {
-    "inversion": {"image": "images", "layer": "layers", "seed": "seeds"},
+    "inversion": {"image": "images", "layer": "layers", "pooling": "poolings", "seed": "seeds"},
     "texture": {"style": "styles", "layers": "layer_sets", "loss": "losses", "seed": "seeds"},
     "transfer": {"content": "contents", "style": "styles", "loss": "losses", "seed": "seeds"},
     "guidance": {"model": "models", "style": "styles", "loss": "losses", "layers": "layer_sets",
-                 "mode": "modes", "scale": "scales", "seed": "seeds"},
+                 "window": "windows", "mode": "modes", "scale": "scales", "seed": "seeds"},
 }
 CATEGORIES = {"inversion": "Feature inversion", "texture": "Texture synthesis",
               "transfer": "Style transfer", "guidance": "Guided diffusion"}
@@ -144,18 +148,25 @@ def check_config():
                 slugs[slug] = model
 
 
+def axis_values(experiment, axis):
+    """The configured values of one axis; inversion.poolings defaults to the global pooling."""
+    section = config[experiment]
+    key = AXIS_KEYS[experiment][axis]
+    if key == "poolings" and not section.get(key):
+        return [config["pooling"]]
+    return section[key]
+
+
 def build_runs(experiment):
     """{run id: {axis: value}} for the product of the experiment's axes, in config order."""
-    section = config[experiment]
-    keys = AXIS_KEYS[experiment]
     axes = AXES[experiment]
     runs = {}
-    for combo in itertools.product(*(section[keys[axis]] for axis in axes)):
+    for combo in itertools.product(*(axis_values(experiment, axis) for axis in axes)):
         values = dict(zip(axes, combo))
         runs[run_id(experiment, values)] = values
     expected = 1
     for axis in axes:
-        expected *= len(section[keys[axis]])
+        expected *= len(axis_values(experiment, axis))
     if len(runs) != expected:
         config_error(f"{experiment}: two combinations of axes give the same run id; make the values distinct")
     return runs
@@ -168,7 +179,7 @@ RUNS = {experiment: build_runs(experiment) for experiment in EXPERIMENTS}
 # ------------------------------------------------------------------------------ paths, params
 def image_path(spec):
     """The file of an image spec (skimage:NAME images are written by rule image)."""
-    return resolve_image(spec, "results/images")
+    return resolve_image(spec, f"{RESULTS}/images")
 
 
 def run_value(experiment, key):
@@ -192,11 +203,11 @@ def run_model(wildcards):
 
 
 def output_png(experiment, run):
-    return f"results/{experiment}/{run}.png"
+    return f"{RESULTS}/{experiment}/{run}.png"
 
 
 def outputs(experiment, suffix=".png"):
-    return [f"results/{experiment}/{run}{suffix}" for run in RUNS.get(experiment, {})]
+    return [f"{RESULTS}/{experiment}/{run}{suffix}" for run in RUNS.get(experiment, {})]
 
 
 # ------------------------------------------------------------------------------------ metrics
@@ -247,7 +258,7 @@ def caption_of(name):
 
 
 def reported_figure(experiment, name):
-    return report(f"report/{name}", caption=f"../report/captions/{caption_of(name)}.rst",
+    return report(f"{REPORT}/{name}", caption=f"../report/captions/{caption_of(name)}.rst",
                   category=CATEGORIES[experiment])
 
 
@@ -264,9 +275,9 @@ ALL_TARGETS = [
     for experiment in EXPERIMENTS
     for target in outputs(experiment)
     + outputs(experiment, ".metrics.json")
-    + [f"results/tables/{experiment}.csv", f"report/{experiment}_summary.md"]
-    + [f"report/{name}" for name in experiment_figures(experiment)]
-]
+    + [f"{RESULTS}/tables/{experiment}.csv", f"{REPORT}/{experiment}_summary.md"]
+    + [f"{REPORT}/{name}" for name in experiment_figures(experiment)]
+] + ([f"{REPORT}/results.md"] if config.get("findings") else [])
 """Every run's image and metrics (so a deleted one is made again), every table, summary and figure."""
 
 

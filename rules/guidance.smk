@@ -1,4 +1,4 @@
-# Style-guided diffusion sampling: models x styles x losses x layer sets x scales x modes x seeds.
+# Style-guided diffusion sampling: models x styles x losses x layer sets x windows x modes x scales x seeds.
 # Scale 0 is the unguided sample: the paired baseline (same model, seed, mode) of every guided one.
 # One image per job (--num-images 1). Sampling is the GPU workload: gpu=1 in every preset.
 
@@ -8,8 +8,8 @@ rule sample:
         style=run_image("guidance", "style"),
         model=run_model,
     output:
-        png="results/guidance/{run}.png",
-        sidecar="results/guidance/{run}.json",
+        png=f"{RESULTS}/guidance/{{run}}.png",
+        sidecar=f"{RESULTS}/guidance/{{run}}.json",
     params:
         command=RUN,
         vgg=VGG,
@@ -19,14 +19,14 @@ rule sample:
         mode=run_value("guidance", "mode"),
         scale=run_value("guidance", "scale"),
         seed=run_value("guidance", "seed"),
-        window=lambda wildcards: ",".join(str(float(w)) for w in config["guidance"]["window"]),
+        window=lambda wildcards: ",".join(str(float(w)) for w in RUNS["guidance"][wildcards.run]["window"]),
         section=lambda wildcards: config["guidance"],
     conda:
         "../envs/stylediff.yaml"
     log:
-        "results/logs/guidance/{run}.log",
+        f"{RESULTS}/logs/guidance/{{run}}.log",
     benchmark:
-        "results/benchmarks/guidance/{run}.tsv"
+        f"{RESULTS}/benchmarks/guidance/{{run}}.tsv"
     threads: THREADS
     resources:
         gpu=1,

@@ -4,12 +4,12 @@
 rule image:
     """Write a scikit-image bundled image (skimage:NAME in the config) as a PNG."""
     output:
-        "results/images/{name}.png",
+        f"{RESULTS}/images/{{name}}.png",
     params:
         command=DATASETS,
     conda:
         "../envs/stylediff.yaml"
     log:
-        "results/logs/images/{name}.log",
+        f"{RESULTS}/logs/images/{{name}}.log",
     shell:
         "{params.command} skimage:{wildcards.name} {output} > {log} 2>&1"

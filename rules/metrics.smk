@@ -18,9 +18,9 @@ for experiment in EXPERIMENTS:
         conda:
             "../envs/stylediff.yaml"
         log:
-            f"results/logs/metrics/{experiment}.log",
+            f"{RESULTS}/logs/metrics/{experiment}.log",
         benchmark:
-            f"results/benchmarks/metrics/{experiment}.tsv"
+            f"{RESULTS}/benchmarks/metrics/{experiment}.tsv"
         threads: THREADS
         shell:
             "{params.command} > {log} 2>&1"

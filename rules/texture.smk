@@ -5,8 +5,8 @@ rule texture:
     input:
         style=run_image("texture", "style"),
     output:
-        png="results/texture/{run}.png",
-        sidecar="results/texture/{run}.json",
+        png=f"{RESULTS}/texture/{{run}}.png",
+        sidecar=f"{RESULTS}/texture/{{run}}.json",
     params:
         command=RUN,
         vgg=VGG,
@@ -17,9 +17,9 @@ rule texture:
     conda:
         "../envs/stylediff.yaml"
     log:
-        "results/logs/texture/{run}.log",
+        f"{RESULTS}/logs/texture/{{run}}.log",
     benchmark:
-        "results/benchmarks/texture/{run}.tsv"
+        f"{RESULTS}/benchmarks/texture/{{run}}.tsv"
     threads: THREADS
     resources:
         gpu=GPU,

@@ -6,8 +6,8 @@ rule transfer:
         content=run_image("transfer", "content"),
         style=run_image("transfer", "style"),
     output:
-        png="results/transfer/{run}.png",
-        sidecar="results/transfer/{run}.json",
+        png=f"{RESULTS}/transfer/{{run}}.png",
+        sidecar=f"{RESULTS}/transfer/{{run}}.json",
     params:
         command=RUN,
         vgg=VGG,
@@ -18,9 +18,9 @@ rule transfer:
     conda:
         "../envs/stylediff.yaml"
     log:
-        "results/logs/transfer/{run}.log",
+        f"{RESULTS}/logs/transfer/{{run}}.log",
     benchmark:
-        "results/benchmarks/transfer/{run}.tsv"
+        f"{RESULTS}/benchmarks/transfer/{{run}}.tsv"
     threads: THREADS
     resources:
         gpu=GPU,

@@ -65,6 +65,18 @@ def run_figures(args) -> None:
     make_figures(args.experiment, args.table, args.out_dir)
 
 
+def run_findings(args) -> None:
+    from .findings import write_findings
+
+    tables = {}
+    for item in args.table:
+        name, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ConfigError(f"--table {item!r}: expected EXPERIMENT=CSV, e.g. inversion=results/tables/inversion.csv")
+        tables[name] = path
+    write_findings(tables, args.out, args.readme, args.preset)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from .metrics import KINDS
     from .report import EXPERIMENTS
@@ -97,6 +109,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", required=True, help="the CSV written by `stylediff aggregate`")
     p.add_argument("--out-dir", required=True, help="folder for the PNGs")
     p.set_defaults(func=run_figures)
+
+    p = sub.add_parser("findings", help="the experiments' claims as statistics (results.md, README Results)")
+    p.add_argument("--table", required=True, nargs="+", help="EXPERIMENT=CSV for each experiment's table")
+    p.add_argument("--out", required=True, help="markdown page (figure links relative to its folder)")
+    p.add_argument("--readme", default=None, help="also replace the README's results section (between its markers)")
+    p.add_argument("--preset", default=None, help="preset name, quoted in the text")
+    p.set_defaults(func=run_findings)
 
 
 cli.EXTRA_VERBS.append(register)

@@ -93,7 +93,7 @@ def run_sample(args) -> None:
         results={
             "guidance": {**config.to_dict(), "guidance_shape": list(result.guidance_size or ()),
                          "style_shape": list(style.shape[-2:]), "scheduler": args.scheduler,
-                         "steps": args.steps, "eta": args.eta},
+                         "steps": args.steps, "eta": args.eta, "batches": result.batches},
             "images": [{"path": str(path), "seed": seed, "style_loss": loss}
                        for path, seed, loss in zip(paths, seeds, result.losses)],
             "final_style_loss": result.losses,

@@ -42,6 +42,7 @@ import math
 import os
 import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -50,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, NumericalError, WeightsError
+from .errors import ConfigError, NumericalError, ResourceError, WeightsError
 from .vgg import STYLE_LAYERS_GATYS, check_layers
 from .provenance import file_sha256
 
@@ -293,10 +294,30 @@ class SampleOutput:
     step_seconds: list[float]  # wall time per denoising step (recurrences included)
     history: list[dict[str, Any]]  # per step: timestep, guided, mean loss and step size when guided
     guidance_size: tuple[int, int] | None = None
+    batches: list[int] | None = None  # batch sizes actually run (smaller than asked after an out-of-memory)
 
     @property
     def seconds_per_step(self) -> float:
         return sum(self.step_seconds) / max(1, len(self.step_seconds))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["SampleOutput"]) -> "SampleOutput":
+        """One output from batches sampled one after the other (per-image lists joined, times added)."""
+        first = parts[0]
+        history = []
+        for records in zip(*(part.history for part in parts)):
+            merged = dict(records[0])
+            for key, value in merged.items():
+                if isinstance(value, list):
+                    merged[key] = [item for record in records for item in record[key]]
+            history.append(merged)
+        return cls(images=torch.cat([part.images for part in parts]),
+                   seeds=[seed for part in parts for seed in part.seeds],
+                   losses=None if first.losses is None else [loss for part in parts for loss in part.losses],
+                   seconds=sum(part.seconds for part in parts),
+                   step_seconds=[sum(times) for times in zip(*(part.step_seconds for part in parts))],
+                   history=history, guidance_size=first.guidance_size,
+                   batches=[size for part in parts for size in (part.batches or [len(part.seeds)])])
 
 
 def image_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -544,6 +565,29 @@ class StyleGuidedSampler:
             raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         if precision != "fp32" and self.device.type != "cuda":
             raise ConfigError(f"{precision} autocast needs a CUDA device; use precision fp32 on {self.device.type}")
+        return self._sample_fitting(seeds, num_inference_steps, eta, precision, progress, description)
+
+    def _sample_fitting(self, seeds: list[int], num_inference_steps: int, eta: float, precision: str,
+                        progress: bool, description: str) -> SampleOutput:
+        """Sample ``seeds`` as one batch; after an out-of-memory, as two halves (recursively). Each image
+        has its own generators, so a split batch gives the same images as the whole one."""
+        try:
+            return self._sample(seeds, num_inference_steps, eta, precision, progress, description)
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(seeds) == 1:
+                raise ResourceError(f"out of {self.device.type} memory sampling one image: lower --guidance-size, "
+                                    "use --precision bf16, or a smaller model") from None
+            half = (len(seeds) + 1) // 2
+            warnings.warn(f"out of memory at batch size {len(seeds)}; retrying as {half} + {len(seeds) - half}",
+                          stacklevel=2)
+            return SampleOutput.concatenate([
+                self._sample_fitting(part, num_inference_steps, eta, precision, progress, description)
+                for part in (seeds[:half], seeds[half:])])
+
+    def _sample(self, seeds: list[int], num_inference_steps: int, eta: float, precision: str, progress: bool,
+                description: str) -> SampleOutput:
         from diffusers.utils.torch_utils import randn_tensor
 
         generators = image_generators(seeds)
@@ -584,7 +628,8 @@ class StyleGuidedSampler:
             losses = self.objective(self.to_objective_input(images * 2 - 1)).float().tolist()
         return SampleOutput(images=images.cpu(), seeds=seeds, losses=losses, seconds=seconds,
                             step_seconds=step_seconds, history=history,
-                            guidance_size=self.guidance_shape() if self.objective is not None else None)
+                            guidance_size=self.guidance_shape() if self.objective is not None else None,
+                            batches=[len(seeds)])
 
 
 def image_grid(images: torch.Tensor, columns: int | None = None, padding: int = 2) -> torch.Tensor:

@@ -34,3 +34,7 @@ class NumericalError(StylediffError):
 
 class OutputError(StylediffError):
     """An output path cannot be written."""
+
+
+class ResourceError(StylediffError):
+    """Out of (GPU) memory even after the batch was split down to one image."""

@@ -43,12 +43,16 @@ def _target_size(width: int, height: int, size: int | None) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+MIN_SOURCE_SIDE = 2
+"""A file with a side below this holds no image (a 1x1 'image' is one colour)."""
+
+
 def load_image(path: str | os.PathLike, size: int | None = None, min_side: int = 1) -> torch.Tensor:
     """Read ``path`` as a ``(1, 3, H, W)`` float32 RGB tensor in ``[0, 1]``.
 
     ``size`` is the longest side in pixels (``None`` keeps the file's size). ``min_side`` is
-    the smallest side the caller can use (e.g. the deepest VGG layer's minimum); a smaller
-    image is an :class:`ImageError` that names the minimum.
+    the smallest side the caller can use (e.g. the deepest VGG layer's minimum); a file or a
+    resized image with a smaller side is an :class:`ImageError` that names the minimum.
     """
     path = Path(path)
     if size is not None and size <= 0:
@@ -59,6 +63,11 @@ def load_image(path: str | os.PathLike, size: int | None = None, min_side: int =
         raise ImageError(f"expected an image file, got a folder: {path}")
     try:
         with Image.open(path) as img:
+            if min(img.size) < max(min_side, MIN_SOURCE_SIDE):
+                raise ImageError(
+                    f"image {path} is {img.size[0]}x{img.size[1]} px; the requested layers need at least "
+                    f"{max(min_side, MIN_SOURCE_SIDE)} px on the shorter side of the file itself (upsampling "
+                    "adds no detail): use a larger image or shallower layers")
             width, height = _target_size(*img.size, size)
             if img.format == "JPEG":
                 img.draft("RGB", (width, height))  # decode at a reduced scale when possible

@@ -166,11 +166,14 @@ class Scorer:
                 for net in LPIPS_NETS}
 
     @torch.no_grad()
-    def feature_error(self, image: torch.Tensor, reference: torch.Tensor, layer: str) -> float:
-        """``‖Φ(x) − Φ(x₀)‖ / ‖Φ(x₀)‖`` at ``layer`` (reference resized to the image's shape)."""
+    def feature_error(self, image: torch.Tensor, reference: torch.Tensor, layer: str,
+                      pooling: str | None = None) -> float:
+        """``‖Φ(x) − Φ(x₀)‖ / ‖Φ(x₀)‖`` at ``layer`` (reference resized to the image's shape), with
+        the scorer's network or the same weights with another ``pooling`` (the one that was inverted)."""
         layer = check_layers([layer])[0]
         reference = resize_to(reference, image.shape[-2:])
-        feats = self.vgg(torch.cat([image, reference]), [layer])[layer]
+        vgg = self.vgg if pooling in (None, self.pooling) else load_vgg19(self.weights, pooling, self.device)
+        feats = vgg(torch.cat([image, reference]), [layer])[layer]
         return relative_error(feats[:1], feats[1:])
 
     def _style_term(self, key: tuple, style: torch.Tensor, loss: str) -> StyleTerm:
@@ -236,7 +239,7 @@ def image_metrics(scorer: Scorer, kind: str, image_path: str | os.PathLike, refe
         layer = config.get("layer")
         if layer is None:
             raise ConfigError(f"{sidecar_file} has no config.layer: cannot tell which layer {image_path} inverts")
-        metrics["feature_error"] = scorer.feature_error(image, reference, layer)
+        metrics["feature_error"] = scorer.feature_error(image, reference, layer, config.get("pooling"))
         metrics.update(scorer.pixel_metrics(image, reference))
         pixel_reference = reference_path
     else:

@@ -26,10 +26,10 @@ from .io import atomic_path, read_json, write_text
 
 EXPERIMENTS = ("inversion", "texture", "transfer", "guidance")
 AXES: dict[str, tuple[str, ...]] = {
-    "inversion": ("image", "layer", "seed"),
+    "inversion": ("image", "layer", "pooling", "seed"),
     "texture": ("style", "layers", "loss", "seed"),
     "transfer": ("content", "style", "loss", "seed"),
-    "guidance": ("model", "style", "loss", "layers", "mode", "scale", "seed"),
+    "guidance": ("model", "style", "loss", "layers", "window", "mode", "scale", "seed"),
 }
 """Each experiment's axes, in run-id order; a run id has one part per axis."""
 IMAGE_AXES = ("image", "style", "content")
@@ -72,6 +72,8 @@ def encode_axis(axis: str, value: Any) -> str:
     if axis == "scale":
         text = f"{float(value):g}".replace("e+", "e").replace("e-", "em").replace(".", "p")
         return f"g{text}"
+    if axis == "window":
+        return "w" + "-".join(f"{float(v):g}".replace(".", "p") for v in value)
     if axis in ("layers",):
         return "-".join(value) if isinstance(value, (list, tuple)) else str(value)
     if axis in IMAGE_AXES:
@@ -86,6 +88,8 @@ def decode_axis(axis: str, text: str) -> Any:
         return int(text[1:])
     if axis == "scale":
         return float(text[1:].replace("p", ".").replace("em", "e-"))
+    if axis == "window":
+        return text[1:].replace("p", ".")
     return text
 
 
@@ -157,14 +161,14 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}" if magnitude < 1 else f"{value:.4g}"
 
 
-def summary_markdown(experiment: str, frame) -> str:
+def summary_markdown(experiment: str, frame, table: str | os.PathLike | None = None) -> str:
     """Markdown: mean ± std over seeds of the key metrics, one row per combination of the other axes."""
     axes = [axis for axis in AXES[experiment] if axis != "seed"]
     metrics = [m for m in SUMMARY_METRICS[experiment] if m in frame.columns]
     models = ", ".join(dict.fromkeys(frame["model"].astype(str))) if "model" in frame else "?"
     lines = [f"## {TITLES[experiment]}", "",
              f"Model: {models}. {len(frame)} runs; mean ± std over seeds "
-             f"(n = seeds per row; no ± when n = 1). Full table: `results/tables/{experiment}.csv`.", ""]
+             f"(n = seeds per row; no ± when n = 1). Full table: `{table or f'results/tables/{experiment}.csv'}`.", ""]
     header = axes + ["n"] + metrics
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
@@ -193,7 +197,7 @@ def aggregate(experiment: str, metrics_files: Sequence[str | os.PathLike], out_c
     frame = pd.DataFrame(table_rows(experiment, metrics_files))
     write_text(out_csv, frame.to_csv(index=False))
     if summary is not None:
-        write_text(summary, summary_markdown(experiment, frame))
+        write_text(summary, summary_markdown(experiment, frame, out_csv))
     return frame
 
 
@@ -310,6 +314,10 @@ def inversion_figures(frame, out_dir: Path) -> None:
 
     plt = _pyplot()
     model = _model_text(frame)
+    poolings = _unique(frame["pooling"]) if "pooling" in frame else []
+    if len(poolings) > 1:  # the grid and curves show the first pooling; results.md compares them
+        frame = frame[frame["pooling"] == poolings[0]]
+        model = f"{model}, {poolings[0]} pooling"
     first = _first_seed(frame)
     images = _unique(frame["image"])
     layers = sorted(_unique(frame["layer"]), key=lambda name: LAYER_INDEX.get(name, 0))
@@ -388,7 +396,10 @@ def guidance_figures(frame, out_dir: Path) -> None:
         model = _model_text(sub)
         first = _first_seed(sub)
         loss0, layers0 = _unique(sub["loss"])[0], _unique(sub["layers"])[0]
+        window0 = _unique(sub["window"])[0] if "window" in sub else None
         grid = first[(first["loss"] == loss0) & (first["layers"] == layers0)]
+        if window0 is not None:
+            grid = grid[grid["window"] == window0]
         styles = _unique(sub["style"])
         scales = sorted(_unique(sub["scale"]))
         labels = {s: ("unguided" if s == 0 else f"scale {s:g}") for s in scales}
@@ -397,14 +408,18 @@ def guidance_figures(frame, out_dir: Path) -> None:
             for _, row in grid[grid["mode"] == mode].iterrows():
                 cells[(row["style"], "style")] = row["reference"]
                 cells[(row["style"], labels[row["scale"]])] = row["output"]
+            window = "" if window0 is None else f", window {window0}"
             image_grid(styles, ["style"] + [labels[s] for s in scales], cells,
-                       f"Guided samples, mode {mode}, loss {loss0} ({_layer_set_label(layers0)})\n{model}",
+                       f"Guided samples, mode {mode}, loss {loss0} ({_layer_set_label(layers0)}){window}\n{model}",
                        out_dir / f"guidance_{slug}_{mode}_grid.png")
         fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.6))
         positive = [s for s in scales if s > 0]
+        curves = sub.copy()
+        if "window" in curves and curves["window"].nunique() > 1:  # one line per mode and window
+            curves["mode"] = curves["mode"] + ", window " + curves["window"].astype(str)
         for ax, metric in zip(axes, ("gram_dist_mean", "lpips_vgg")):
-            if metric in sub:
-                _errorbar_axes(ax, sub, "scale", metric, "mode", scales, positions=list(scales),
+            if metric in curves:
+                _errorbar_axes(ax, curves, "scale", metric, "mode", scales, positions=list(scales),
                                xlabels=[f"{s:g}" for s in scales])
             ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
             ax.set_xticks(scales)

@@ -9,7 +9,7 @@ import torch
 
 from stylediff.diffusion import (GuidanceConfig, StyleGuidedSampler, default_guidance_size, image_grid, load_model,
                                  make_scheduler)
-from stylediff.errors import ConfigError, NumericalError, WeightsError
+from stylediff.errors import ConfigError, NumericalError, ResourceError, WeightsError
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -183,6 +183,32 @@ def test_per_image_seeds_do_not_depend_on_the_batch(model, style_loss):
     # same noise draws; batched kernels may round differently in the last float bits only
     assert (alone.images[0] - batch.images[1]).abs().max().item() < 1e-3
     assert (batch.images[0] - batch.images[1]).abs().max().item() > 0.05
+
+
+def test_out_of_memory_splits_the_batch_and_gives_the_same_images(model, style_loss, monkeypatch):
+    config = GuidanceConfig(scale=0.2, mode="x0")
+    whole = StyleGuidedSampler(model.unet, model.scheduler("ddim"), style_loss, config)(
+        [3, 4, 5], num_inference_steps=4, progress=False)
+    sampler = StyleGuidedSampler(model.unet, model.scheduler("ddim"), style_loss, config)
+    real_sample, tried = sampler._sample, []
+
+    def fits_one_image(seeds, *args):  # a device with room for a single image
+        tried.append(len(seeds))
+        if len(seeds) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_sample(seeds, *args)
+
+    monkeypatch.setattr(sampler, "_sample", fits_one_image)
+    with pytest.warns(UserWarning, match="out of memory at batch size 3"):
+        split = sampler([3, 4, 5], num_inference_steps=4, progress=False)
+    assert tried == [3, 2, 1, 1, 1] and split.batches == [1, 1, 1] and split.seeds == [3, 4, 5]
+    assert (split.images - whole.images).abs().max().item() < 1e-3
+    assert split.losses == pytest.approx(whole.losses, rel=1e-3)
+    assert len(split.history) == 4 and len(split.history[0]["loss"]) == 3
+
+    monkeypatch.setattr(sampler, "_sample", lambda *a: (_ for _ in ()).throw(torch.OutOfMemoryError("oom")))
+    with pytest.raises(ResourceError, match="out of cpu memory sampling one image"):
+        sampler([3], num_inference_steps=4, progress=False)
 
 
 def test_recurrence_repeats_guided_steps_and_keeps_noise_aligned(model, style_loss):

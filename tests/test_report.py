@@ -16,12 +16,13 @@ from stylediff.report import (AXES, aggregate, figure_files, make_figures, model
 @pytest.mark.parametrize("scale", [0, 0.5, 1, 3, 1e-3, 1e6, 2.25])
 def test_run_id_round_trip(scale):
     values = {"model": "google/ddpm-cifar10-32", "style": "data/styles/starry night.jpg", "loss": "gram",
-              "layers": ["relu1_1", "relu2_1"], "mode": "x0", "scale": scale, "seed": 3}
+              "layers": ["relu1_1", "relu2_1"], "window": [0.25, 1.0], "mode": "x0", "scale": scale, "seed": 3}
     run = run_id("guidance", values)
     assert "." not in run and "/" not in run and " " not in run
     parsed = parse_run_id("guidance", run)
     assert parsed == {"model": "ddpm-cifar10-32", "style": "starry_night", "loss": "gram",
-                      "layers": "relu1_1-relu2_1", "mode": "x0", "scale": pytest.approx(scale), "seed": 3}
+                      "layers": "relu1_1-relu2_1", "window": "0.25-1", "mode": "x0", "scale": pytest.approx(scale),
+                      "seed": 3}
 
 
 def test_run_id_matches_design_example_and_rejects_bad_ids():
@@ -74,7 +75,7 @@ def _fake_experiment(tmp_path, experiment, runs):
 
 
 def test_aggregate_table_and_summary(tmp_path):
-    runs = [{"image": "skimage:chelsea", "layer": layer, "seed": seed}
+    runs = [{"image": "skimage:chelsea", "layer": layer, "pooling": "max", "seed": seed}
             for layer in ("relu1_1", "relu4_2") for seed in (0, 1)]
     files = _fake_experiment(tmp_path, "inversion", runs)
     frame = aggregate("inversion", files, tmp_path / "t.csv", tmp_path / "s.md")
@@ -83,24 +84,24 @@ def test_aggregate_table_and_summary(tmp_path):
     assert {"image", "layer", "seed", "model", "feature_error", "wall_seconds", "output"} <= set(table.columns)
     assert (table["model"] == "VGG-19 (caffe weights)").all()
     summary = (tmp_path / "s.md").read_text()
-    assert "VGG-19 (caffe weights)" in summary and "±" in summary and "| chelsea | relu4_2 | 2 |" in summary
+    assert "VGG-19 (caffe weights)" in summary and "±" in summary and "| chelsea | relu4_2 | max | 2 |" in summary
     assert len(frame) == 4
 
 
 @pytest.mark.parametrize("experiment", ["inversion", "texture", "transfer", "guidance"])
 def test_figures_written_and_byte_identical(tmp_path, experiment):
     if experiment == "inversion":
-        runs = [{"image": img, "layer": layer, "seed": 0} for img in ("skimage:a", "skimage:b")
-                for layer in ("relu1_1", "relu5_1")]
+        runs = [{"image": img, "layer": layer, "pooling": pooling, "seed": 0} for img in ("skimage:a", "skimage:b")
+                for layer in ("relu1_1", "relu5_1") for pooling in ("max", "avg")]
     elif experiment == "texture":
         runs = [{"style": "s.jpg", "layers": layers, "loss": loss, "seed": 0}
                 for layers in (["relu1_1"], ["relu1_1", "relu2_1"]) for loss in ("gram", "mean_std")]
     elif experiment == "transfer":
         runs = [{"content": "c.png", "style": "s.jpg", "loss": loss, "seed": 0} for loss in ("gram", "mean_std")]
     else:
-        runs = [{"model": "models/tiny", "style": "s.jpg", "loss": "gram", "layers": ["relu1_1"], "mode": mode,
-                 "scale": scale, "seed": seed} for mode in ("x0", "through_unet") for scale in (0, 0.3, 1)
-                for seed in (0, 1)]
+        runs = [{"model": "models/tiny", "style": "s.jpg", "loss": "gram", "layers": ["relu1_1"], "window": window,
+                 "mode": mode, "scale": scale, "seed": seed} for mode in ("x0", "through_unet") for scale in (0, 0.3, 1)
+                for seed in (0, 1) for window in ([0, 1], [0, 0.5])]
     files = _fake_experiment(tmp_path, experiment, runs)
     aggregate(experiment, files, tmp_path / "t.csv")
     written = make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig1")

@@ -27,10 +27,10 @@ from stylediff.report import figure_files
 ROOT = Path(__file__).resolve().parents[1]
 LPIPS_HOME = ROOT.parent / "shared" / "cache" / "torch"
 AXIS_KEYS = {
-    "inversion": ("images", "layers", "seeds"),
+    "inversion": ("images", "layers", "poolings", "seeds"),
     "texture": ("styles", "layer_sets", "losses", "seeds"),
     "transfer": ("contents", "styles", "losses", "seeds"),
-    "guidance": ("models", "styles", "losses", "layer_sets", "scales", "modes", "seeds"),
+    "guidance": ("models", "styles", "losses", "layer_sets", "windows", "scales", "modes", "seeds"),
 }
 RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample"}
 
@@ -94,13 +94,15 @@ def expected_jobs(config: dict) -> dict[str, int]:
         section = config[experiment]
         count = 1
         for key in AXIS_KEYS[experiment]:
-            count *= len(section[key])
+            count *= len(section.get(key) or [None])  # poolings/windows default to one value
         expected[RUN_RULES[experiment]] = count
         expected[f"metrics_{experiment}"] = 1
         expected[f"figures_{experiment}"] = 1
         for key in ("images", "styles", "contents"):
             skimage |= {spec for spec in section.get(key, []) if spec.startswith("skimage:")}
     expected["aggregate"] = len(config["experiments"])
+    if config.get("findings"):
+        expected["findings"] = 1
     if skimage:
         expected["image"] = len(skimage)
     return expected
@@ -113,7 +115,7 @@ def test_lint():
     assert "Lints for" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("preset", ["quick", "full"])
+@pytest.mark.parametrize("preset", ["quick", "full", "findings"])
 def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
     work = workdir(tmp_path)
     args = ["-n"] + ([] if preset == "quick" else ["--config", f"preset={preset}"])

@@ -1,0 +1,100 @@
+"""stylediff.findings: rank correlations, the claims it states from tables, and the README splice."""
+
+from __future__ import annotations
+
+import itertools
+
+import pandas as pd
+import pytest
+
+from stylediff.errors import ConfigError
+from stylediff.findings import README_BEGIN, README_END, findings_markdown, spearman, splice_readme
+
+LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+
+def test_spearman_is_rank_correlation():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 400]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [9, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+    assert spearman([1, 1, 1], [1, 2, 3]) != spearman([1, 1, 1], [1, 2, 3])  # constant side: NaN
+
+
+def inversion_table(path, flip_image: str | None = None):
+    """PSNR falling with depth for every image, except that ``flip_image`` swaps its last two layers."""
+    rows = []
+    for image, layer, seed in itertools.product(["a", "b"], LAYERS, [0, 1]):
+        depth = LAYERS.index(layer)
+        if image == flip_image and depth >= 3:
+            depth = 7 - depth
+        rows.append({"image": image, "layer": layer, "pooling": "max", "seed": seed, "model": "VGG-19",
+                     "size": 64, "steps": 10, "psnr": 30 - 4 * depth + 0.1 * seed, "ssim": 0.9 - 0.1 * depth,
+                     "lpips_vgg": 0.1 * depth, "feature_error": 0.05})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_inversion_claim_counts_monotone_images(tmp_path):
+    text = findings_markdown({"inversion": inversion_table(tmp_path / "a.csv")})
+    assert "strictly monotone for 2 of 2 images" in text
+    assert "ρ = -0.98" in text or "ρ = -0.99" in text or "ρ = -1" in text
+    text = findings_markdown({"inversion": inversion_table(tmp_path / "b.csv", flip_image="b")})
+    assert "strictly monotone for 1 of 2 images" in text
+
+
+def texture_table(path):
+    """Deep-layer Gram distance falls as the set deepens; `mean_std` is best on every metric."""
+    rows = []
+    sets = ["-".join(LAYERS[: k + 1]) for k in range(5)]
+    for style, layers, loss, seed in itertools.product(["s1", "s2"], sets, ["gram", "mean_std"], [0, 1]):
+        k = layers.count("-")
+        row = {"style": style, "layers": layers, "loss": loss, "seed": seed, "model": "VGG-19", "size": 64,
+               "steps": 10, "lpips_vgg": 0.5 - (loss == "mean_std") * 0.1, "wall_seconds": 3.0}
+        for i, layer in enumerate(LAYERS):
+            row[f"gram_dist_{layer}"] = 0.1 if i <= k else 1.0 - 0.1 * k
+        for metric in ("gram_mean", "mean_std_mean", "sliced_wasserstein_mean", "gaussian_w2_mean"):
+            row[metric] = 0.2 if loss == "mean_std" else 0.3
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_texture_and_loss_claims(tmp_path):
+    text = findings_markdown({"texture": texture_table(tmp_path / "t.csv")})
+    assert "falls as the set deepens (ρ(set depth, distance) = -1;" in text
+    assert "lower for 2 of 2 styles" in text
+    assert "`mean_std` is best on gram, mean_std, sliced_wasserstein, gaussian_w2" in text
+    assert "1 of 4 losses are best on their own metric" in text
+    assert "| `mean_std` | **0.2 ± 0** |" in text
+
+
+def test_guidance_claims_find_the_best_scale(tmp_path):
+    rows = []
+    for style, mode, scale, seed in itertools.product(["s1", "s2"], ["x0"], [0.0, 0.1, 1.0], [0, 1]):
+        rows.append({"model_slug": "m", "model": "m", "style": style, "mode": mode, "window": "0-1",
+                     "scale": scale, "seed": seed, "size": 32, "steps": 5,
+                     "gram_dist_mean": {0.0: 0.8, 0.1: 0.3, 1.0: 0.5}[scale], "lpips_vgg": scale / 2})
+    path = tmp_path / "g.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    text = findings_markdown({"guidance": path})
+    assert "Gram distance 0.8 unguided → 0.3 at scale 0.1" in text
+    assert "at the largest scale 1 the distance is 0.5" in text
+
+
+def test_findings_needs_a_table():
+    with pytest.raises(ConfigError):
+        findings_markdown({"transfer": "x.csv"})
+
+
+def test_splice_replaces_only_between_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n{README_BEGIN}\nold text\n{README_END}\nafter\n")
+    splice_readme(readme, "new text\n")
+    assert readme.read_text() == f"# title\n\nbefore\n{README_BEGIN}\nnew text\n{README_END}\nafter\n"
+    splice_readme(readme, "newer\n")
+    assert "new text" not in readme.read_text() and "newer" in readme.read_text()
+    plain = tmp_path / "plain.md"
+    plain.write_text("# no markers\n")
+    with pytest.raises(ConfigError, match="no results markers"):
+        splice_readme(plain, "x")
+    assert plain.read_text() == "# no markers\n"
