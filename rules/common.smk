@@ -157,6 +157,13 @@ def axis_values(experiment, axis):
     return section[key]
 
 
+def settings(experiment):
+    """The experiment's non-axis settings (size, steps, ...): the params of its jobs. The axis
+    lists stay out, so adding a seed or a style adds jobs without invalidating finished ones."""
+    axis_keys = set(AXIS_KEYS[experiment].values())
+    return {key: value for key, value in config[experiment].items() if key not in axis_keys}
+
+
 def build_runs(experiment):
     """{run id: {axis: value}} for the product of the experiment's axes, in config order."""
     axes = AXES[experiment]

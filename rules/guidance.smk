@@ -20,7 +20,7 @@ rule sample:
         scale=run_value("guidance", "scale"),
         seed=run_value("guidance", "seed"),
         window=lambda wildcards: ",".join(str(float(w)) for w in RUNS["guidance"][wildcards.run]["window"]),
-        section=lambda wildcards: config["guidance"],
+        section=settings("guidance"),
     conda:
         "../envs/stylediff.yaml"
     log:

@@ -13,7 +13,7 @@ rule invert:
         pooling=run_value("inversion", "pooling"),
         layer=run_value("inversion", "layer"),
         seed=run_value("inversion", "seed"),
-        section=lambda wildcards: config["inversion"],
+        section=settings("inversion"),
     conda:
         "../envs/stylediff.yaml"
     log:

@@ -13,7 +13,7 @@ rule texture:
         layers=run_layers("texture"),
         loss=run_value("texture", "loss"),
         seed=run_value("texture", "seed"),
-        section=lambda wildcards: config["texture"],
+        section=settings("texture"),
     conda:
         "../envs/stylediff.yaml"
     log:

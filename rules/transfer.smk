@@ -14,7 +14,7 @@ rule transfer:
         layers=lambda wildcards: ",".join(config["transfer"]["layers"]),
         loss=run_value("transfer", "loss"),
         seed=run_value("transfer", "seed"),
-        section=lambda wildcards: config["transfer"],
+        section=settings("transfer"),
     conda:
         "../envs/stylediff.yaml"
     log:

@@ -9,9 +9,11 @@ config.yaml, data/ and models/, so the repository's own results/ and report/ are
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -204,6 +206,15 @@ def targets(config: dict) -> list[str]:
     return files
 
 
+def image_hashes(work: Path) -> dict[str, str]:
+    """sha256 of every run image and figure (tables and sidecars hold timings, so they differ)."""
+    found = {}
+    for folder in ("results", "report"):
+        for path in sorted((work / folder).rglob("*.png")):
+            found[str(path.relative_to(work))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end(tmp_path):
     import pandas as pd
@@ -233,11 +244,20 @@ def test_tiny_end_to_end(tmp_path):
         metric = "feature_error" if experiment == "inversion" else "gram_dist_mean"
         assert table[metric].notna().all()
     assert check_outputs_readable(work) > 0
+    uninterrupted = image_hashes(work)
 
     # 2. a second run does nothing
     result = snakemake(work, *args)
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+    # 2b. adding a seed adds only that seed's runs: the finished runs stay valid
+    more = {**config, "texture": {**config["texture"], "seeds": [0, 1]}}
+    (work / "tiny_more.yaml").write_text(yaml.safe_dump(more))
+    result = snakemake(work, "--configfile", "tiny_more.yaml", "-n")
+    assert job_stats(result.stdout + result.stderr) == {
+        "texture": expected_jobs(config)["texture"], "metrics_texture": 1, "aggregate": 1, "figures_texture": 1,
+        "all": 1}, result.stdout[-3000:]
 
     # 3. deleting one output reruns only what depends on it ...
     texture_run = next((work / "results" / "texture").glob("*__s0.png"))
@@ -248,19 +268,23 @@ def test_tiny_end_to_end(tmp_path):
     assert job_stats(result.stdout + result.stderr) == {
         "texture": 1, "metrics_texture": 1, "aggregate": 1, "figures_texture": 1, "all": 1}
 
-    # 4. ... and that run, killed mid-way, leaves no corrupt file and resumes with --rerun-incomplete
+    # 4. ... and a run redoing every texture, SIGKILLed at a random moment while a job runs, leaves no
+    # corrupt file and resumes with --rerun-incomplete to the same bytes as the uninterrupted run
+    for png in (work / "results" / "texture").glob("*.png"):
+        png.unlink()
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
                "--workflow-profile", "none", "--cores", "2", *args]
     process = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     incomplete = work / ".snakemake" / "incomplete"
+    delay = random.Random().uniform(0.0, 3.0)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         if incomplete.is_dir() and any(incomplete.iterdir()):
-            time.sleep(1.0)  # let the job get going
+            time.sleep(delay)  # somewhere inside the jobs: start-up, optimisation or the write
             break
-        time.sleep(0.1)
-    assert process.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    assert process.poll() is None, f"the run ended before it could be killed (delay {delay:.2f} s)"
     os.killpg(process.pid, signal.SIGKILL)  # snakemake and its jobs
     process.wait()
     check_outputs_readable(work)  # nothing half-written
@@ -271,5 +295,8 @@ def test_tiny_end_to_end(tmp_path):
     assert check_outputs_readable(work) > 0
     for target in targets(config):
         assert (work / target).is_file(), target
+    resumed = image_hashes(work)
+    changed = sorted(name for name in uninterrupted if resumed.get(name) != uninterrupted[name])
+    assert not changed, f"killed after {delay:.2f} s, the resumed run differs from the uninterrupted one: {changed}"
     result = snakemake(work, *args)
     assert "Nothing to be done" in result.stdout + result.stderr
