@@ -6,7 +6,7 @@ schemas/config.schema.yaml), scored, tabulated and drawn into report/.
     snakemake --cores 4 --resources gpu=1 --config preset=full   # full preset (config/full.yaml)
     snakemake --report report/report.html                        # HTML report of figures and tables
 
-See docs/workflow.md.
+See the README, "The experiment workflow".
 """
 
 from snakemake.utils import min_version

@@ -58,6 +58,12 @@ def test_verb_writes_png_and_sidecar_whose_config_round_trips(tmp_path, astronau
         flags += [flag] if value is True else [flag, ",".join(map(str, value)) if isinstance(value, list) else value]
     stylediff(verb, *flags, "--out", rerun)
     assert rerun.read_bytes() == out.read_bytes()
+    assert read_sidecar(rerun)["final"] == meta["final"]  # the same losses, to the last bit
+    if verb != "transfer":  # transfer starts from the content image: nothing random to seed
+        other = tmp_path / verb / "seed4.png"
+        seed = flags.index("--seed")
+        stylediff(verb, *flags[:seed + 1], "4", *flags[seed + 2:], "--out", other)
+        assert other.read_bytes() != out.read_bytes()  # another seed, another image
 
 
 @pytest.mark.parametrize("args, message", [

@@ -111,7 +111,7 @@ def _slurm_cmd(*extra: str, profile: Path = SLURM_PROFILE) -> list[str]:
         *_snakemake_cmd(),
         "--profile",
         str(profile),
-        # profiles/default is for local runs; see docs/slurm.md
+        # profiles/default is for local runs; see the README, "Running on a SLURM cluster"
         "--workflow-profile",
         "none",
         # poll SLURM every few seconds instead of the profile's 20 s: tiny jobs
