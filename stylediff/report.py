@@ -408,7 +408,7 @@ def guidance_figures(frame, out_dir: Path) -> None:
             for _, row in grid[grid["mode"] == mode].iterrows():
                 cells[(row["style"], "style")] = row["reference"]
                 cells[(row["style"], labels[row["scale"]])] = row["output"]
-            window = "" if window0 is None else f", window {window0}"
+            window = "" if window0 is None or sub["window"].nunique() == 1 else f", window {window0}"
             image_grid(styles, ["style"] + [labels[s] for s in scales], cells,
                        f"Guided samples, mode {mode}, loss {loss0} ({_layer_set_label(layers0)}){window}\n{model}",
                        out_dir / f"guidance_{slug}_{mode}_grid.png")
