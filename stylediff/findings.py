@@ -152,13 +152,13 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
     means = sub.groupby(["style", "layers"])[deepest].mean()
     styles = _unique(sub["style"])
     improved = [style for style in styles if means[(style, last)] < means[(style, first)]]
-    shallow = sub[columns[0]]
+    shallow = sub.groupby("layers")[columns[0]].mean()
     claims = [
         f"The Gram distance at {deepest.replace('gram_dist_', '')} falls as the set deepens "
         f"(ρ(set depth, distance) = {_fmt(rho_deep[deepest], 2)}; {_fmt(sub[sub['layers'] == first][deepest].mean())} "
         f"for {_set_label(first)} → {_fmt(sub[sub['layers'] == last][deepest].mean())} for {_set_label(last)}; lower "
-        f"for {len(improved)} of {len(styles)} styles), while the distance at {columns[0].replace('gram_dist_', '')} "
-        f"stays at {_fmt(shallow.min())}–{_fmt(shallow.max())} for every set."]
+        f"for {len(improved)} of {len(styles)} styles), while the mean distance at {columns[0].replace('gram_dist_', '')} "
+        f"stays between {_fmt(shallow.min())} and {_fmt(shallow.max())} for every set."]
     if len(columns) > 2:
         claims.append("ρ at the other layers: " + ", ".join(
             f"{c.replace('gram_dist_', '')} {_fmt(rho_deep[c], 2)}" for c in columns[:-1]) + ".")
