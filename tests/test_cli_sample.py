@@ -8,26 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from stylediff.cli import main
 
-diffusers = pytest.importorskip("diffusers")
+pytest.importorskip("diffusers")
 
 STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "the_scream.jpg"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(1)
-    unet = diffusers.UNet2DModel(sample_size=16, in_channels=3, out_channels=3, layers_per_block=1,
-                                 block_out_channels=(32, 32), norm_num_groups=8,
-                                 down_block_types=("DownBlock2D", "DownBlock2D"),
-                                 up_block_types=("UpBlock2D", "UpBlock2D"))
-    folder = tmp_path_factory.mktemp("tiny-ddpm-cli")
-    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(folder)
-    return folder
+def model_dir(tiny_ddpm_dir) -> Path:
+    return tiny_ddpm_dir
 
 
 def sample(model_dir, out, *extra):
