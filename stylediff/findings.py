@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from .errors import ConfigError
 from .io import write_text
-from .report import METRIC_LABELS, _layer_set_label, _unique
+from .report import METRIC_LABELS, layer_set_label, unique
 
 README_BEGIN = "<!-- results:begin (written by `stylediff findings`; edit stylediff/findings.py, not this text) -->"
 README_END = "<!-- results:end -->"
@@ -77,23 +77,23 @@ def _count(frame, column: str) -> int:
     return frame[column].nunique() if column in frame else 0
 
 
-def _setup(frame, axis: str, extra: str = "") -> str:
+def _setup(frame, axis: str) -> str:
     parts = [f"{_count(frame, axis)} {axis}s × {_count(frame, 'seed')} seeds"]
     if "size" in frame:
-        parts.append(f"{_unique(frame['size'])[0]} px")
+        parts.append(f"{unique(frame['size'])[0]} px")
     if "steps" in frame:
-        parts.append(f"{_unique(frame['steps'])[0]} steps")
+        parts.append(f"{unique(frame['steps'])[0]} steps")
     if "model" in frame:
-        parts.append(", ".join(_unique(frame["model"].astype(str))))
-    return ", ".join(parts) + extra
+        parts.append(", ".join(unique(frame["model"].astype(str))))
+    return ", ".join(parts)
 
 
 # -------------------------------------------------------------------------------------- inversion
 def inversion_section(frame, figure: Callable[[str], str]) -> list[str]:
-    layers = sorted(_unique(frame["layer"]), key=_layer_depth)
+    layers = sorted(unique(frame["layer"]), key=_layer_depth)
     depth = {layer: rank for rank, layer in enumerate(layers)}
     metrics = [m for m in INVERSION_METRICS if m in frame]
-    poolings = _unique(frame["pooling"]) if "pooling" in frame else [None]
+    poolings = unique(frame["pooling"]) if "pooling" in frame else [None]
     lines = ["### Feature inversion: the deeper the layer, the worse the pixel reconstruction", ""]
     claims = []
     for pooling in poolings:
@@ -105,7 +105,7 @@ def inversion_section(frame, figure: Callable[[str], str]) -> list[str]:
         lines += [f"Mean ± std over images and seeds{label}:", ""]
         lines += _table(["layer"] + [LABELS.get(m, m) for m in metrics], rows)
         per_image = []
-        for image in _unique(sub["image"]):
+        for image in unique(sub["image"]):
             means = sub[sub["image"] == image].groupby("layer")["psnr"].mean()
             per_image.append((image, spearman([depth[layer] for layer in means.index], means.values)))
         monotone = [image for image, rho in per_image if rho <= -0.999]
@@ -130,13 +130,13 @@ def inversion_section(frame, figure: Callable[[str], str]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------- texture
 def _set_label(layers: str) -> str:
-    return "{" + _layer_set_label(layers) + "}"
+    return "{" + layer_set_label(layers) + "}"
 
 
 def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
-    loss0 = "gram" if "gram" in set(frame["loss"]) else _unique(frame["loss"])[0]
+    loss0 = "gram" if "gram" in set(frame["loss"]) else unique(frame["loss"])[0]
     sub = frame[frame["loss"] == loss0]
-    sets = sorted(_unique(sub["layers"]), key=lambda s: len(str(s).split("-")))
+    sets = sorted(unique(sub["layers"]), key=lambda s: len(str(s).split("-")))
     columns = [f"gram_dist_{layer}" for layer in DEPTH_LAYERS if f"gram_dist_{layer}" in sub]
     extra = [m for m in ("sliced_wasserstein_mean", "lpips_vgg") if m in sub]
     rows = [[_set_label(s)] + [_mean_std(sub[sub["layers"] == s][c]) for c in columns + extra] for s in sets]
@@ -150,7 +150,7 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
     first, last = sets[0], sets[-1]
     deepest = columns[-1]
     means = sub.groupby(["style", "layers"])[deepest].mean()
-    styles = _unique(sub["style"])
+    styles = unique(sub["style"])
     improved = [style for style in styles if means[(style, last)] < means[(style, first)]]
     shallow = sub.groupby("layers")[columns[0]].mean()
     claims = [
@@ -169,9 +169,9 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
 
 
 def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
-    deepest = max(_unique(frame["layers"]), key=lambda s: len(str(s).split("-")))
+    deepest = max(unique(frame["layers"]), key=lambda s: len(str(s).split("-")))
     sub = frame[frame["layers"] == deepest]
-    losses = _unique(sub["loss"])
+    losses = unique(sub["loss"])
     metrics = [m for m in STYLE_METRICS + ("lpips_vgg", "wall_seconds") if m in sub]
     means = sub.groupby("loss")[metrics].mean()
     best = {m: means[m].idxmin() for m in metrics}
@@ -201,13 +201,13 @@ def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
 # --------------------------------------------------------------------------------------- guidance
 def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
     lines = ["### Style-guided diffusion: a style loss steers a diffusion model", ""]
-    for slug in _unique(frame["model_slug"]):
+    for slug in unique(frame["model_slug"]):
         sub = frame[frame["model_slug"] == slug]
-        windows = _unique(sub["window"]) if "window" in sub else [None]
-        scales = sorted(_unique(sub["scale"]))
+        windows = unique(sub["window"]) if "window" in sub else [None]
+        scales = sorted(unique(sub["scale"]))
         header = ["mode", "window"] + [f"{s:g}" for s in scales]
         gram_rows, lpips_rows, claims = [], [], []
-        for mode in _unique(sub["mode"]):
+        for mode in unique(sub["mode"]):
             for window in windows:
                 part = sub[(sub["mode"] == mode) & ((sub["window"] == window) if window is not None else True)]
                 gram_rows.append([mode, window or "0-1"] + [_mean_std(part[part["scale"] == s]["gram_dist_mean"])
@@ -231,7 +231,7 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
         if lpips_rows:
             lines += ["LPIPS (VGG) to the unguided sample of the same seed:", ""]
             lines += _table(header, lpips_rows)
-        modes = _unique(sub["mode"])
+        modes = unique(sub["mode"])
         lines += [f"![guidance {mode}]({figure(f'guidance_{slug}_{mode}_grid.png')})" for mode in modes]
         lines += [f"![guidance vs scale]({figure(f'guidance_{slug}_scale.png')})", ""]
         lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(sub, 'style')}.*", ""]

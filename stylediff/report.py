@@ -244,11 +244,11 @@ def _read_rgb(path):
         return np.asarray(img.convert("RGB"))
 
 
-def _unique(values) -> list:
+def unique(values) -> list:
     return list(dict.fromkeys(values))
 
 
-def _layer_set_label(layers: str) -> str:
+def layer_set_label(layers: str) -> str:
     names = str(layers).split("-")
     return names[0] if len(names) == 1 else f"{names[0]}…{names[-1]} ({len(names)})"
 
@@ -284,7 +284,7 @@ def _errorbar_axes(ax, frame, x: str, y: str, line: str, xorder: list, xlabels: 
                    positions: list[float] | None = None) -> None:
     """One line per value of ``line``: mean ± std of ``y`` over the remaining rows at each ``x``."""
     positions = positions if positions is not None else list(range(len(xorder)))
-    for name in _unique(frame[line]):
+    for name in unique(frame[line]):
         sub = frame[frame[line] == name]
         means, stds, xs = [], [], []
         for pos, value in zip(positions, xorder):
@@ -314,13 +314,13 @@ def inversion_figures(frame, out_dir: Path) -> None:
 
     plt = _pyplot()
     model = _model_text(frame)
-    poolings = _unique(frame["pooling"]) if "pooling" in frame else []
+    poolings = unique(frame["pooling"]) if "pooling" in frame else []
     if len(poolings) > 1:  # the grid and curves show the first pooling; results.md compares them
         frame = frame[frame["pooling"] == poolings[0]]
         model = f"{model}, {poolings[0]} pooling"
     first = _first_seed(frame)
-    images = _unique(frame["image"])
-    layers = sorted(_unique(frame["layer"]), key=lambda name: LAYER_INDEX.get(name, 0))
+    images = unique(frame["image"])
+    layers = sorted(unique(frame["layer"]), key=lambda name: LAYER_INDEX.get(name, 0))
     cells = {}
     for _, row in first.iterrows():
         cells[(row["image"], row["layer"])] = row["output"]
@@ -344,15 +344,15 @@ def texture_figures(frame, out_dir: Path) -> None:
     plt = _pyplot()
     model = _model_text(frame)
     first = _first_seed(frame)
-    styles = _unique(frame["style"])
-    layer_sets = sorted(_unique(frame["layers"]), key=lambda s: len(str(s).split("-")))
-    losses = _unique(frame["loss"])
+    styles = unique(frame["style"])
+    layer_sets = sorted(unique(frame["layers"]), key=lambda s: len(str(s).split("-")))
+    losses = unique(frame["loss"])
     loss0 = "gram" if "gram" in losses else losses[0]
     deepest = layer_sets[-1]
     refs = {row["style"]: row["reference"] for _, row in first.iterrows()}
 
     cells = {(style, "style"): refs.get(style) for style in styles}
-    labels = {s: _layer_set_label(s) for s in layer_sets}
+    labels = {s: layer_set_label(s) for s in layer_sets}
     for _, row in first[first["loss"] == loss0].iterrows():
         cells[(row["style"], labels[row["layers"]])] = row["output"]
     image_grid(styles, ["style"] + [labels[s] for s in layer_sets], cells,
@@ -362,7 +362,7 @@ def texture_figures(frame, out_dir: Path) -> None:
     for _, row in first[first["layers"] == deepest].iterrows():
         cells[(row["style"], row["loss"])] = row["output"]
     image_grid(styles, ["style"] + losses, cells,
-               f"Textures by loss ({_layer_set_label(deepest)}) — {model}", out_dir / "texture_losses_grid.png")
+               f"Textures by loss ({layer_set_label(deepest)}) — {model}", out_dir / "texture_losses_grid.png")
 
     fig, ax = plt.subplots(figsize=(4.2, 2.8))
     _errorbar_axes(ax, frame, "layers", "gram_dist_mean", "loss", layer_sets,
@@ -376,7 +376,7 @@ def texture_figures(frame, out_dir: Path) -> None:
 def transfer_figures(frame, out_dir: Path) -> None:
     model = _model_text(frame)
     first = _first_seed(frame)
-    losses = _unique(frame["loss"])
+    losses = unique(frame["loss"])
     pairs, cells = [], {}
     for _, row in first.iterrows():
         key = f"{row['content']} × {row['style']}"
@@ -391,26 +391,26 @@ def transfer_figures(frame, out_dir: Path) -> None:
 
 def guidance_figures(frame, out_dir: Path) -> None:
     plt = _pyplot()
-    for slug in _unique(frame["model_slug"]):
+    for slug in unique(frame["model_slug"]):
         sub = frame[frame["model_slug"] == slug]
         model = _model_text(sub)
         first = _first_seed(sub)
-        loss0, layers0 = _unique(sub["loss"])[0], _unique(sub["layers"])[0]
-        window0 = _unique(sub["window"])[0] if "window" in sub else None
+        loss0, layers0 = unique(sub["loss"])[0], unique(sub["layers"])[0]
+        window0 = unique(sub["window"])[0] if "window" in sub else None
         grid = first[(first["loss"] == loss0) & (first["layers"] == layers0)]
         if window0 is not None:
             grid = grid[grid["window"] == window0]
-        styles = _unique(sub["style"])
-        scales = sorted(_unique(sub["scale"]))
+        styles = unique(sub["style"])
+        scales = sorted(unique(sub["scale"]))
         labels = {s: ("unguided" if s == 0 else f"scale {s:g}") for s in scales}
-        for mode in _unique(sub["mode"]):
+        for mode in unique(sub["mode"]):
             cells = {}
             for _, row in grid[grid["mode"] == mode].iterrows():
                 cells[(row["style"], "style")] = row["reference"]
                 cells[(row["style"], labels[row["scale"]])] = row["output"]
             window = "" if window0 is None or sub["window"].nunique() == 1 else f", window {window0}"
             image_grid(styles, ["style"] + [labels[s] for s in scales], cells,
-                       f"Guided samples, mode {mode}, loss {loss0} ({_layer_set_label(layers0)}){window}\n{model}",
+                       f"Guided samples, mode {mode}, loss {loss0} ({layer_set_label(layers0)}){window}\n{model}",
                        out_dir / f"guidance_{slug}_{mode}_grid.png")
         fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.6))
         positive = [s for s in scales if s > 0]
@@ -445,6 +445,6 @@ def make_figures(experiment: str, table: str | os.PathLike, out_dir: str | os.Pa
     if experiment not in draw:
         raise ConfigError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}")
     draw[experiment](frame, out_dir)
-    models = _unique(frame["model_slug"]) if experiment == "guidance" else ()
-    modes = _unique(frame["mode"]) if experiment == "guidance" else ()
+    models = unique(frame["model_slug"]) if experiment == "guidance" else ()
+    modes = unique(frame["mode"]) if experiment == "guidance" else ()
     return [out_dir / name for name in figure_files(experiment, models, modes)]
