@@ -6,6 +6,12 @@ step costs what the network costs and the progress bar counts real work. After e
 pixels are projected back onto ``[0, 1]``: the image that is written is the image that was
 optimised, and the reported final loss is measured on it. Multi-scale runs
 optimise at increasing sizes, each initialised by upsampling the previous result.
+
+The output is the iterate with the lowest loss, not the last one. Without a line search L-BFGS
+can overshoot (the projection onto [0, 1] also makes its curvature pairs inexact): in the findings
+grid 189 of 399 runs had a step whose loss was more than twice the best so far, and in 6 the last
+iterate ended 2-68x above the best one. A strong-Wolfe line search would prevent the overshoot at
+one or more extra network passes per step; keeping the best iterate costs one image copy.
 """
 
 from __future__ import annotations
@@ -115,6 +121,7 @@ def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCon
         optimizer = torch.optim.Adam([image], lr=config.lr or 0.02)
     history: list[dict[str, float]] = []
     scale: list[float] = []
+    best = {"loss": math.inf, "image": None, "step": 0}
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -134,6 +141,8 @@ def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCon
             raise NumericalError(f"{description}: gradient became non-finite at step {len(history) + 1}")
         history.append({"step": len(history) + 1, "loss": value,
                         **{name: part.sum().item() for name, part in parts.items()}})
+        if value < best["loss"]:
+            best.update(loss=value, image=image.detach().clone(), step=len(history))
         return loss * scale[0]
 
     start = time.perf_counter()
@@ -146,13 +155,16 @@ def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCon
                     image.clamp_(0, 1)
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]['loss']:.4g}", refresh=False)
+    if not torch.isfinite(image).all():
+        raise NumericalError(f"{description}: the optimised image has non-finite pixels")
     output = image.detach().clamp(0, 1)
     with torch.no_grad():
         final_total, final_parts = objective.evaluate(output)
-    history.append({"step": len(history) + 1, "loss": final_total.sum().item(),
+        if best["loss"] < final_total.sum().item():
+            output = best["image"].clamp(0, 1)
+            final_total, final_parts = objective.evaluate(output)
+    history.append({"step": len(history) + 1, "loss": final_total.sum().item(), "best_step": best["step"],
                     **{name: part.sum().item() for name, part in final_parts.items()}})
-    if not torch.isfinite(image).all():
-        raise NumericalError(f"{description}: the optimised image has non-finite pixels")
     return OptimizeResult(image=output, history=history,
                           seconds=time.perf_counter() - start)
 

@@ -115,6 +115,39 @@ def test_transfer_keeps_content_and_takes_style(vgg, chelsea_png):
     assert content_error(result.image).item() < 0.7 * unrelated
 
 
+class Quadratic:
+    """‖x − 0.3‖²: an objective whose minimum is known, for testing the engine itself."""
+
+    def evaluate(self, images):
+        total = ((images - 0.3) ** 2).flatten(1).sum(1)
+        return total, {"quadratic": total}
+
+
+def test_output_is_the_best_iterate_not_the_last():
+    # Adam with a step as large as the distance to the minimum oscillates around it, so its last
+    # iterate is not its best; the engine must return the best one and report its loss.
+    init = torch.full((1, 3, 4, 4), 0.9)
+    config = OptimizeConfig(steps=9, optimizer="adam", lr=0.5, progress=False)
+    result = optimize_image(Quadratic(), init, config)
+
+    image = init.clone().requires_grad_(True)
+    adam = torch.optim.Adam([image], lr=0.5)
+    for _ in range(config.steps):
+        adam.zero_grad()
+        Quadratic().evaluate(image)[0].sum().backward()
+        adam.step()
+        with torch.no_grad():
+            image.clamp_(0, 1)
+    last = Quadratic().evaluate(image.detach())[0].item()
+
+    seen = [entry["loss"] for entry in result.history[:-1]]
+    final = result.history[-1]
+    assert last > 2 * min(seen)  # the last iterate really is worse than the best
+    assert final["loss"] == pytest.approx(min(seen), rel=1e-6)
+    assert Quadratic().evaluate(result.image)[0].item() == pytest.approx(final["loss"], rel=1e-6)
+    assert seen[final["best_step"] - 1] == min(seen)
+
+
 def test_nan_loss_stops_with_a_clear_error(vgg):
     class Broken(Objective):
         def evaluate(self, images):
