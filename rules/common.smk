@@ -16,7 +16,7 @@ if BASEDIR not in sys.path:
 
 from stylediff.datasets import check_spec, image_slug, resolve_image
 from stylediff.errors import StylediffError
-from stylediff.report import AXES, figure_files, model_slug, run_id
+from stylediff.report import AXES, DEFAULT_PARTS, canonical_values, figure_files, model_slug, run_id
 
 
 def config_error(message):
@@ -94,7 +94,8 @@ AXIS_KEYS = {
     "texture": {"style": "styles", "layers": "layer_sets", "loss": "losses", "seed": "seeds"},
     "transfer": {"content": "contents", "style": "styles", "loss": "losses", "seed": "seeds"},
     "guidance": {"model": "models", "style": "styles", "loss": "losses", "layers": "layer_sets",
-                 "window": "windows", "mode": "modes", "scale": "scales", "seed": "seeds"},
+                 "window": "windows", "mode": "modes", "normalization": "normalizations", "scale": "scales",
+                 "seed": "seeds"},
 }
 CATEGORIES = {"inversion": "Feature inversion", "texture": "Texture synthesis",
               "transfer": "Style transfer", "guidance": "Guided diffusion"}
@@ -149,11 +150,14 @@ def check_config():
 
 
 def axis_values(experiment, axis):
-    """The configured values of one axis; inversion.poolings defaults to the global pooling."""
+    """The configured values of one axis; inversion.poolings defaults to the global pooling and
+    guidance.normalizations to per_step."""
     section = config[experiment]
     key = AXIS_KEYS[experiment][axis]
     if key == "poolings" and not section.get(key):
         return [config["pooling"]]
+    if key == "normalizations" and not section.get(key):
+        return [DEFAULT_PARTS["normalization"]]
     return section[key]
 
 
@@ -165,17 +169,16 @@ def settings(experiment):
 
 
 def build_runs(experiment):
-    """{run id: {axis: value}} for the product of the experiment's axes, in config order."""
+    """{run id: {axis: value}} for the product of the experiment's axes, in config order; combinations
+    that cannot differ (the normalisation of an unguided sample) are one run."""
     axes = AXES[experiment]
     runs = {}
     for combo in itertools.product(*(axis_values(experiment, axis) for axis in axes)):
-        values = dict(zip(axes, combo))
-        runs[run_id(experiment, values)] = values
-    expected = 1
-    for axis in axes:
-        expected *= len(axis_values(experiment, axis))
-    if len(runs) != expected:
-        config_error(f"{experiment}: two combinations of axes give the same run id; make the values distinct")
+        values = canonical_values(experiment, dict(zip(axes, combo)))
+        run = run_id(experiment, values)
+        if runs.get(run, values) != values:
+            config_error(f"{experiment}: two combinations of axes give the run id {run!r}; make the values distinct")
+        runs[run] = values
     return runs
 
 

@@ -1,5 +1,6 @@
-# Style-guided diffusion sampling: models x styles x losses x layer sets x windows x modes x scales x seeds.
-# Scale 0 is the unguided sample: the paired baseline (same model, seed, mode) of every guided one.
+# Style-guided diffusion sampling: models x styles x losses x layer sets x windows x modes x normalisations
+# x scales x seeds. Scale 0 is the unguided sample: the paired baseline (same model, seed, mode) of every
+# guided one, shared by all normalisations.
 # One image per job (--num-images 1). Sampling is the GPU workload: gpu=1 in every preset.
 
 
@@ -17,6 +18,7 @@ rule sample:
         loss=run_value("guidance", "loss"),
         layers=run_layers("guidance"),
         mode=run_value("guidance", "mode"),
+        normalization=run_value("guidance", "normalization"),
         scale=run_value("guidance", "scale"),
         seed=run_value("guidance", "seed"),
         window=lambda wildcards: ",".join(str(float(w)) for w in RUNS["guidance"][wildcards.run]["window"]),
@@ -32,7 +34,7 @@ rule sample:
         gpu=1,
     shell:
         "{params.command} sample --model {params.model} --style {input.style} --scale {params.scale} "
-        "--mode {params.mode} --loss {params.loss} --layers {params.layers} "
+        "--mode {params.mode} --normalize {params.normalization} --loss {params.loss} --layers {params.layers} "
         "--scheduler {params.section[scheduler]} --steps {params.section[steps]} --eta {params.section[eta]} "
         "--window {params.window} --recurrence {params.section[recurrence]} "
         "--seed {params.seed} --num-images 1 {params.vgg} --no-progress --out {output.png} > {log} 2>&1"

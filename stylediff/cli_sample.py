@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from . import cli
+from .diffusion import MODES, NORMALIZATIONS
 from .errors import ImageError
 from .images import load_image, save_image
 from .io import ensure_parent, write_json
@@ -54,7 +55,7 @@ def run_sample(args) -> None:
     style_path = Path(args.style)
     if not style_path.is_file():
         raise ImageError(f"style image not found: {style_path}")
-    config = GuidanceConfig(scale=args.scale, mode=args.mode, normalize=not args.no_normalize, window=args.window,
+    config = GuidanceConfig(scale=args.scale, mode=args.mode, normalize=args.normalize, window=args.window,
                             recurrence=args.recurrence, guidance_size=args.guidance_size, clip_grad=args.clip_grad,
                             loss=args.loss, layers=tuple(layers),
                             layer_weights=tuple(args.layer_weights) if args.layer_weights else None)
@@ -117,10 +118,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="style image's longest side (default: the guidance size)")
     p.add_argument("--scale", type=cli.nonnegative_float, default=DEFAULT_SCALE,
                    help=f"guidance scale; 0 = the unguided diffusers sample (default {DEFAULT_SCALE})")
-    p.add_argument("--mode", choices=("through_unet", "x0"), default=DEFAULT_MODE,
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
                    help="gradient through the UNet w.r.t. x_t, or w.r.t. x0-hat only (MPGD)")
-    p.add_argument("--no-normalize", action="store_true",
-                   help="use the raw gradient (default: rescale it to the norm of the noise prediction)")
+    p.add_argument("--normalize", choices=NORMALIZATIONS, default="per_step",
+                   help="gradient rescaling: to the norm of the noise prediction at every step (per_step), "
+                        "by the first guided step's ratio (first_step), or none (raw gradient)")
     p.add_argument("--window", type=window, default=(0.0, 1.0),
                    help="guided part of the trajectory, START,END fractions from noise (0) to image (1)")
     p.add_argument("--recurrence", type=cli.positive_int, default=1, help="repeat each guided step k times")

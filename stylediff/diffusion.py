@@ -28,10 +28,13 @@ Step rule, per image, with σ_t = √(1 − ᾱ_t), g the gradient of the loss, 
   x̂0' = clip(x̂0 − δ·50/n) for n steps, and x_{t-1} = step(ε) + c_t·(x̂0' − x̂0), where c_t is the scheduler's
   coefficient of x̂0 (DDIM √ᾱ_{t-1}; DDPM √ᾱ_{t-1}·β_t/(1 − ᾱ_t)): the DDIM/DDPM update from the
   corrected x̂0 with the model's own ε.
-* ``normalize=True`` (default): ĝ = g·‖ε‖/‖g‖ (norms over each image's pixels; ε is the model's
-  noise prediction, ‖ε‖ ≈ √(3HW)), the ratio-of-norms rescaling of FreeDoM/MPGD, so s is the size
-  of the correction relative to ε whatever the loss, layer set or image size.
-  ``normalize=False``: ĝ = g (raw gradient; scales then depend on the loss's magnitude).
+* ``normalize="per_step"`` (default): ĝ = g·‖ε‖/‖g‖ at every step (norms over each image's pixels;
+  ε is the model's noise prediction, ‖ε‖ ≈ √(3HW)), the ratio-of-norms rescaling of FreeDoM/MPGD,
+  so s is the size of the correction relative to ε whatever the loss, layer set, image size or step.
+  ``"first_step"``: the ratio ‖ε‖/‖g‖ of the first guided step, kept for the whole trajectory: the
+  same size as ``per_step`` at the start, then the raw gradient's own rise and fall over the steps.
+  ``"none"``: ĝ = g (raw gradient; the useful scales then depend on the loss's magnitude, ~1000x
+  larger than normalised ones for the Gram loss).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from .vgg import STYLE_LAYERS_GATYS, check_layers
 from .provenance import file_sha256
 
 MODES = ("through_unet", "x0")
+NORMALIZATIONS = ("per_step", "first_step", "none")
 SCHEDULER_NAMES = ("ddim", "ddpm")
 PRECISIONS = ("fp32", "bf16", "fp16")
 X0_REFERENCE_STEPS = 50
@@ -90,7 +94,7 @@ class GuidanceConfig:
 
     scale: float = 0.0
     mode: str = "x0"
-    normalize: bool = True
+    normalize: str = "per_step"
     window: tuple[float, float] = (0.0, 1.0)
     recurrence: int = 1
     guidance_size: int | None = None
@@ -104,6 +108,9 @@ class GuidanceConfig:
             raise ConfigError(f"guidance scale must be finite and >= 0, got {self.scale}")
         if self.mode not in MODES:
             raise ConfigError(f"unknown guidance mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ConfigError(f"unknown gradient normalisation {self.normalize!r}; choose one of "
+                              f"{', '.join(NORMALIZATIONS)}")
         window = tuple(float(w) for w in self.window)
         if len(window) != 2 or not (0.0 <= window[0] <= window[1] <= 1.0):
             raise ConfigError(f"guidance window must be two fractions 0 <= start <= end <= 1, got {self.window}")
@@ -347,6 +354,7 @@ class StyleGuidedSampler:
         self.scheduler = scheduler
         self.objective = objective
         self.config = config or GuidanceConfig()
+        self._first_ratio: torch.Tensor | None = None  # "first_step" normalisation, per image, per call
         if self.config.scale > 0 and objective is None:
             raise ConfigError("a guidance scale > 0 needs an objective (a callable images -> (N,) losses)")
         from diffusers import DDIMScheduler, DDPMScheduler
@@ -504,8 +512,12 @@ class StyleGuidedSampler:
                 "or set clip_grad (--clip-grad)"
             )
         grad = torch.nan_to_num(grad.float(), nan=0.0, posinf=0.0, neginf=0.0)
-        if config.normalize:
+        if config.normalize == "per_step":
             grad = grad * _per_image_norm(eps.float()) / _per_image_norm(grad).clamp_min(1e-12)
+        elif config.normalize == "first_step":
+            if self._first_ratio is None:
+                self._first_ratio = _per_image_norm(eps.float()) / _per_image_norm(grad).clamp_min(1e-12)
+            grad = grad * self._first_ratio
         sigma = (1 - self._alpha_bar(t)).sqrt()
         delta = config.scale * sigma * grad
         if config.mode == "x0":  # one x̂0 correction per step: keep the trajectory's total independent of n
@@ -598,6 +610,7 @@ class StyleGuidedSampler:
         timesteps = self.scheduler.timesteps
         steps = len(timesteps)
         renoise_generators = image_generators([_derived_seed(s, "recurrence") for s in seeds])
+        self._first_ratio = None
         history: list[dict[str, Any]] = []
         step_seconds: list[float] = []
         start = time.perf_counter()

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from .errors import ConfigError
 from .io import write_text
-from .report import METRIC_LABELS, layer_set_label, unique
+from .report import METRIC_LABELS, layer_set_label, unique, with_shared_baselines
 
 README_BEGIN = "<!-- results:begin (written by `stylediff findings`; edit stylediff/findings.py, not this text) -->"
 README_END = "<!-- results:end -->"
@@ -202,29 +202,32 @@ def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
 def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
     lines = ["### Style-guided diffusion: a style loss steers a diffusion model", ""]
     for slug in unique(frame["model_slug"]):
-        sub = frame[frame["model_slug"] == slug]
+        sub = with_shared_baselines(frame[frame["model_slug"] == slug])
         windows = unique(sub["window"]) if "window" in sub else [None]
+        norms = unique(sub["normalization"]) if "normalization" in sub else [None]
         scales = sorted(unique(sub["scale"]))
-        header = ["mode", "window"] + [f"{s:g}" for s in scales]
+        header = ["mode", "window"] + (["normalisation"] if len(norms) > 1 else []) + [f"{s:g}" for s in scales]
         gram_rows, lpips_rows, claims = [], [], []
         for mode in unique(sub["mode"]):
             for window in windows:
-                part = sub[(sub["mode"] == mode) & ((sub["window"] == window) if window is not None else True)]
-                gram_rows.append([mode, window or "0-1"] + [_mean_std(part[part["scale"] == s]["gram_dist_mean"])
-                                                            for s in scales])
-                if "lpips_vgg" in part:
-                    lpips_rows.append([mode, window or "0-1"] + [_mean_std(part[part["scale"] == s]["lpips_vgg"])
-                                                                 for s in scales])
-                by_scale = part.groupby("scale")["gram_dist_mean"].mean()
-                best_scale = by_scale.idxmin()
-                rho = spearman(part["scale"], part["gram_dist_mean"])
-                lp = part.groupby("scale")["lpips_vgg"].mean() if "lpips_vgg" in part else None
-                claims.append(
-                    f"`{mode}`, window {window or '0-1'}: Gram distance {_fmt(by_scale.get(0.0, float('nan')))} unguided "
-                    f"→ {_fmt(by_scale[best_scale])} at scale {best_scale:g} (ρ(scale, distance) = {_fmt(rho, 2)})"
-                    + (f", LPIPS to the unguided sample {_fmt(lp[best_scale])} there" if lp is not None else "")
-                    + (f"; at the largest scale {scales[-1]:g} the distance is {_fmt(by_scale[scales[-1]])}"
-                       if best_scale != scales[-1] else "") + ".")
+                for norm in norms:
+                    part = sub[(sub["mode"] == mode) & ((sub["window"] == window) if window is not None else True)
+                               & ((sub["normalization"] == norm) if norm is not None else True)]
+                    label = [mode, window or "0-1"] + ([norm] if len(norms) > 1 else [])
+                    gram_rows.append(label + [_mean_std(part[part["scale"] == s]["gram_dist_mean"]) for s in scales])
+                    if "lpips_vgg" in part:
+                        lpips_rows.append(label + [_mean_std(part[part["scale"] == s]["lpips_vgg"]) for s in scales])
+                    by_scale = part.groupby("scale")["gram_dist_mean"].mean()
+                    best_scale = by_scale.idxmin()
+                    rho = spearman(part["scale"], part["gram_dist_mean"])
+                    lp = part.groupby("scale")["lpips_vgg"].mean() if "lpips_vgg" in part else None
+                    what = f"`{mode}`, window {window or '0-1'}" + (f", `{norm}` normalisation" if len(norms) > 1 else "")
+                    claims.append(
+                        f"{what}: Gram distance {_fmt(by_scale.get(0.0, float('nan')))} unguided "
+                        f"→ {_fmt(by_scale[best_scale])} at scale {best_scale:g} (ρ(scale, distance) = {_fmt(rho, 2)})"
+                        + (f", LPIPS to the unguided sample {_fmt(lp[best_scale])} there" if lp is not None else "")
+                        + (f"; at the largest scale {scales[-1]:g} the distance is {_fmt(by_scale[scales[-1]])}"
+                           if best_scale != scales[-1] else "") + ".")
         lines += [f"Model `{slug}`. Gram distance to the style (mean over relu1_1…relu5_1), by guidance scale; "
                   "mean ± std over styles and seeds:", ""]
         lines += _table(header, gram_rows)

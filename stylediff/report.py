@@ -29,9 +29,13 @@ AXES: dict[str, tuple[str, ...]] = {
     "inversion": ("image", "layer", "pooling", "seed"),
     "texture": ("style", "layers", "loss", "seed"),
     "transfer": ("content", "style", "loss", "seed"),
-    "guidance": ("model", "style", "loss", "layers", "window", "mode", "scale", "seed"),
+    "guidance": ("model", "style", "loss", "layers", "window", "mode", "normalization", "scale", "seed"),
 }
-"""Each experiment's axes, in run-id order; a run id has one part per axis."""
+"""Each experiment's axes, in run-id order; a run id has one part per axis, except the axes below."""
+DEFAULT_PARTS = {"normalization": "per_step"}
+"""Axes whose default value is left out of the run id (one such axis per experiment), so that results
+written before the axis existed keep their ids. An unguided (scale 0) sample has no gradient to
+normalise: it is one run, under the default, for every normalisation."""
 IMAGE_AXES = ("image", "style", "content")
 SEPARATOR = "__"
 TITLES = {"inversion": "Feature inversion", "texture": "Texture synthesis", "transfer": "Style transfer",
@@ -93,23 +97,50 @@ def decode_axis(axis: str, text: str) -> Any:
     return text
 
 
+def canonical_values(experiment: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the axes that cannot matter set to their default (normalisation of scale 0)."""
+    if experiment == "guidance" and float(values.get("scale", 1)) == 0 and "normalization" in values:
+        return {**values, "normalization": DEFAULT_PARTS["normalization"]}
+    return values
+
+
 def run_id(experiment: str, values: dict[str, Any]) -> str:
-    """The run id of one combination of ``experiment``'s axes."""
+    """The run id of one combination of ``experiment``'s axes (missing default-valued axes allowed)."""
     try:
         axes = AXES[experiment]
     except KeyError:
         raise ConfigError(f"unknown experiment {experiment!r}; valid: {', '.join(EXPERIMENTS)}") from None
-    return SEPARATOR.join(encode_axis(axis, values[axis]) for axis in axes)
+    values = canonical_values(experiment, {**{a: d for a, d in DEFAULT_PARTS.items() if a in axes}, **values})
+    return SEPARATOR.join(encode_axis(axis, values[axis]) for axis in axes
+                          if not (axis in DEFAULT_PARTS and values[axis] == DEFAULT_PARTS[axis]))
 
 
 def parse_run_id(experiment: str, run: str) -> dict[str, Any]:
     """Axis values of a run id (slugs for images/models/layer sets, numbers for seeds/scales)."""
     axes = AXES[experiment]
     parts = run.split(SEPARATOR)
+    optional = [axis for axis in axes if axis in DEFAULT_PARTS]
+    if len(parts) == len(axes) - len(optional):
+        present = [axis for axis in axes if axis not in DEFAULT_PARTS]
+        return {**{axis: decode_axis(axis, part) for axis, part in zip(present, parts)},
+                **{axis: DEFAULT_PARTS[axis] for axis in optional}}
     if len(parts) != len(axes):
         raise ConfigError(f"run id {run!r} does not have the {len(axes)} parts of a {experiment} run "
                           f"({SEPARATOR.join(axes)})")
     return {axis: decode_axis(axis, part) for axis, part in zip(axes, parts)}
+
+
+def with_shared_baselines(frame):
+    """Guidance rows plus, for every non-default normalisation, a copy of the unguided (scale 0) rows
+    labelled with it: each normalisation's curve starts from the one unguided sample they share."""
+    import pandas as pd
+
+    if "normalization" not in frame or "scale" not in frame:
+        return frame
+    default = DEFAULT_PARTS["normalization"]
+    unguided = frame[(frame["scale"] == 0) & (frame["normalization"] == default)]
+    copies = [unguided.assign(normalization=value) for value in unique(frame["normalization"]) if value != default]
+    return pd.concat([frame, *copies], ignore_index=True) if copies else frame
 
 
 # ----------------------------------------------------------------------------------------- tables
@@ -400,6 +431,8 @@ def guidance_figures(frame, out_dir: Path) -> None:
         grid = first[(first["loss"] == loss0) & (first["layers"] == layers0)]
         if window0 is not None:
             grid = grid[grid["window"] == window0]
+        if "normalization" in grid:  # the grids show the default normalisation; the curves compare them
+            grid = grid[grid["normalization"] == DEFAULT_PARTS["normalization"]]
         styles = unique(sub["style"])
         scales = sorted(unique(sub["scale"]))
         labels = {s: ("unguided" if s == 0 else f"scale {s:g}") for s in scales}
@@ -414,9 +447,11 @@ def guidance_figures(frame, out_dir: Path) -> None:
                        out_dir / f"guidance_{slug}_{mode}_grid.png")
         fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.6))
         positive = [s for s in scales if s > 0]
-        curves = sub.copy()
-        if "window" in curves and curves["window"].nunique() > 1:  # one line per mode and window
+        curves = with_shared_baselines(sub).copy()
+        if "window" in curves and curves["window"].nunique() > 1:  # one line per mode, window, normalisation
             curves["mode"] = curves["mode"] + ", window " + curves["window"].astype(str)
+        if "normalization" in curves and curves["normalization"].nunique() > 1:
+            curves["mode"] = curves["mode"] + ", " + curves["normalization"].astype(str)
         for ax, metric in zip(axes, ("gram_dist_mean", "lpips_vgg")):
             if metric in curves:
                 _errorbar_axes(ax, curves, "scale", metric, "mode", scales, positions=list(scales),

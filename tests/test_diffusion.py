@@ -138,7 +138,7 @@ def test_x0_step_is_the_ddim_update_from_the_corrected_x0(model):
     steps, index, scale = 10, 4, 0.2
     objective = lambda images: images.sum(dim=(1, 2, 3))  # noqa: E731  d/dx0 = 0.5 per pixel (of [-1,1] x0)
     sampler = StyleGuidedSampler(model.unet, scheduler, objective,
-                                 GuidanceConfig(scale=scale, mode="x0", normalize=False, guidance_size=16))
+                                 GuidanceConfig(scale=scale, mode="x0", normalize="none", guidance_size=16))
     scheduler.set_timesteps(steps)
     t = scheduler.timesteps[index]
     x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
@@ -152,6 +152,42 @@ def test_x0_step_is_the_ddim_update_from_the_corrected_x0(model):
     assert torch.allclose(prev, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("normalize", ["per_step", "first_step", "none"])
+def test_gradient_normalisation_rules(model, normalize):
+    """per_step: ĝ = g·‖ε‖/‖g‖ each step; first_step: the first guided step's ratio, kept;
+    none: ĝ = g. Two steps with gradients of different sizes tell the three apart."""
+    scheduler = make_scheduler("ddim", model.scheduler_config)
+    sampler = StyleGuidedSampler(model.unet, scheduler, lambda images: images.sum(dim=(1, 2, 3)),
+                                 GuidanceConfig(scale=0.5, mode="through_unet", normalize=normalize))
+    scheduler.set_timesteps(10)
+    t = scheduler.timesteps[2]
+    sigma = (1 - scheduler.alphas_cumprod[t]).sqrt()
+    generator = torch.Generator().manual_seed(3)
+    grads = [torch.randn(2, 3, 8, 8, generator=generator) * size for size in (1.0, 40.0)]
+    eps = [torch.randn(2, 3, 8, 8, generator=generator) * size for size in (1.0, 2.0)]
+    loss = torch.zeros(2)
+    deltas = [sampler._guidance_step(g, loss, e, t, index, 10) for index, (g, e) in enumerate(zip(grads, eps))]
+
+    def norm(x):
+        return x.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+
+    ratio = {"per_step": norm(eps[1]) / norm(grads[1]), "first_step": norm(eps[0]) / norm(grads[0]),
+             "none": torch.ones(2, 1, 1, 1)}[normalize]
+    assert torch.allclose(deltas[1], 0.5 * sigma * grads[1] * ratio, rtol=1e-5)
+    if normalize != "none":  # both rescaling rules give the first step the size of ε
+        assert torch.allclose(norm(deltas[0]), 0.5 * sigma * norm(eps[0]), rtol=1e-5)
+
+
+def test_first_step_normalisation_restarts_with_each_call(model, style_loss):
+    sampler = StyleGuidedSampler(model.unet, model.scheduler("ddim"), style_loss,
+                                 GuidanceConfig(scale=0.3, mode="x0", normalize="first_step"))
+    first, second = (sampler([4], num_inference_steps=4, progress=False) for _ in range(2))
+    assert torch.equal(first.images, second.images)
+    per_step = StyleGuidedSampler(model.unet, model.scheduler("ddim"), style_loss,
+                                  GuidanceConfig(scale=0.3, mode="x0"))([4], num_inference_steps=4, progress=False)
+    assert not torch.equal(first.images, per_step.images)
+
+
 @pytest.mark.parametrize("name,eta", [("ddim", 0.0), ("ddim", 0.5), ("ddpm", 0.0)])
 def test_through_unet_step_is_the_scheduler_step_with_guided_eps(model, name, eta):
     """Without clipping, step(ε) + k_t·Δ equals the scheduler's own step with ε̂ = ε + s·σ_t·g (D&N)."""
@@ -159,7 +195,7 @@ def test_through_unet_step_is_the_scheduler_step_with_guided_eps(model, name, et
     steps, index, scale = 10, 3, 0.3
     objective = lambda images: images.sum(dim=(1, 2, 3))  # noqa: E731  d/dx_t = 0.5·(∂x0/∂x_t)ᵀ·1
     sampler = StyleGuidedSampler(model.unet, scheduler, objective,
-                                 GuidanceConfig(scale=scale, mode="through_unet", normalize=False, guidance_size=16))
+                                 GuidanceConfig(scale=scale, mode="through_unet", normalize="none", guidance_size=16))
     scheduler.set_timesteps(steps)
     t = scheduler.timesteps[index]
     x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(5))
@@ -259,7 +295,7 @@ def test_missing_models_are_one_line_weights_errors(tmp_path):
 
 
 def test_config_validation_and_helpers(model):
-    for bad in ({"mode": "pixels"}, {"scale": -1.0}, {"window": (0.8, 0.2)}, {"recurrence": 0},
+    for bad in ({"mode": "pixels"}, {"normalize": "l2"}, {"scale": -1.0}, {"window": (0.8, 0.2)}, {"recurrence": 0},
                 {"clip_grad": 0.0}, {"layers": ("relu9_1",)}):
         with pytest.raises(Exception) as info:
             GuidanceConfig(**bad)

@@ -81,6 +81,22 @@ def test_guidance_claims_find_the_best_scale(tmp_path):
     assert "at the largest scale 1 the distance is 0.5" in text
 
 
+def test_guidance_normalisations_share_the_unguided_baseline(tmp_path):
+    rows = []
+    for norm, scale, seed in itertools.product(["per_step", "first_step"], [0.0, 0.1], [0, 1]):
+        if scale == 0 and norm == "first_step":
+            continue  # one unguided run serves both, as in the workflow
+        rows.append({"model_slug": "m", "model": "m", "style": "s1", "mode": "x0", "window": "0-1",
+                     "normalization": norm, "scale": scale, "seed": seed, "size": 32, "steps": 5,
+                     "gram_dist_mean": {0.0: 0.8, 0.1: 0.3 if norm == "per_step" else 0.6}[scale], "lpips_vgg": scale})
+    path = tmp_path / "g.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    text = findings_markdown({"guidance": path})
+    assert "| x0 | 0-1 | first_step | 0.8 ± 0 | 0.6 ± 0 |" in text
+    assert "`x0`, window 0-1, `first_step` normalisation: Gram distance 0.8 unguided → 0.6 at scale 0.1" in text
+    assert "`per_step` normalisation: Gram distance 0.8 unguided → 0.3 at scale 0.1" in text
+
+
 def test_findings_needs_a_table():
     with pytest.raises(ConfigError):
         findings_markdown({"transfer": "x.csv"})

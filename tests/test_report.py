@@ -13,16 +13,29 @@ from stylediff.io import write_json
 from stylediff.report import (AXES, aggregate, figure_files, make_figures, model_slug, parse_run_id, run_id)
 
 
+@pytest.mark.parametrize("normalization", ["per_step", "first_step"])
 @pytest.mark.parametrize("scale", [0, 0.5, 1, 3, 1e-3, 1e6, 2.25])
-def test_run_id_round_trip(scale):
+def test_run_id_round_trip(scale, normalization):
     values = {"model": "google/ddpm-cifar10-32", "style": "data/styles/starry night.jpg", "loss": "gram",
-              "layers": ["relu1_1", "relu2_1"], "window": [0.25, 1.0], "mode": "x0", "scale": scale, "seed": 3}
+              "layers": ["relu1_1", "relu2_1"], "window": [0.25, 1.0], "mode": "x0", "normalization": normalization,
+              "scale": scale, "seed": 3}
     run = run_id("guidance", values)
     assert "." not in run and "/" not in run and " " not in run
     parsed = parse_run_id("guidance", run)
+    # an unguided sample has nothing to normalise: it is the default-normalisation run for every one
+    expected_norm = "per_step" if scale == 0 else normalization
     assert parsed == {"model": "ddpm-cifar10-32", "style": "starry_night", "loss": "gram",
-                      "layers": "relu1_1-relu2_1", "window": "0.25-1", "mode": "x0", "scale": pytest.approx(scale),
-                      "seed": 3}
+                      "layers": "relu1_1-relu2_1", "window": "0.25-1", "mode": "x0", "normalization": expected_norm,
+                      "scale": pytest.approx(scale), "seed": 3}
+
+
+def test_default_normalisation_keeps_the_run_ids_of_older_grids():
+    values = {"model": "m", "style": "s.png", "loss": "gram", "layers": ["relu1_1"], "window": [0, 1],
+              "mode": "x0", "scale": 0.1, "seed": 0}
+    older = "m__s__gram__relu1_1__w0-1__x0__g0p1__s0"
+    assert run_id("guidance", values) == older == run_id("guidance", {**values, "normalization": "per_step"})
+    assert run_id("guidance", {**values, "normalization": "first_step"}) == "m__s__gram__relu1_1__w0-1__x0__first_step__g0p1__s0"
+    assert run_id("guidance", {**values, "scale": 0, "normalization": "first_step"}).endswith("__x0__g0__s0")
 
 
 def test_run_id_matches_design_example_and_rejects_bad_ids():

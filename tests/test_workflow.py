@@ -32,7 +32,7 @@ AXIS_KEYS = {
     "inversion": ("images", "layers", "poolings", "seeds"),
     "texture": ("styles", "layer_sets", "losses", "seeds"),
     "transfer": ("contents", "styles", "losses", "seeds"),
-    "guidance": ("models", "styles", "losses", "layer_sets", "windows", "scales", "modes", "seeds"),
+    "guidance": ("models", "styles", "losses", "layer_sets", "windows", "modes", "seeds"),  # x scales x norms
 }
 RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample"}
 
@@ -97,6 +97,9 @@ def expected_jobs(config: dict) -> dict[str, int]:
         count = 1
         for key in AXIS_KEYS[experiment]:
             count *= len(section.get(key) or [None])  # poolings/windows default to one value
+        if experiment == "guidance":  # the unguided (scale 0) run is shared by every normalisation
+            guided = [scale for scale in section["scales"] if scale > 0]
+            count *= len(guided) * len(section.get("normalizations") or [None]) + len(section["scales"]) - len(guided)
         expected[RUN_RULES[experiment]] = count
         expected[f"metrics_{experiment}"] = 1
         expected[f"figures_{experiment}"] = 1
@@ -142,6 +145,7 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
     ({"texture": {"losses": ["gram", "gramm"]}}, ["texture.losses.1", "gramm", "sliced_wasserstein"]),
     ({"guidance": {"scales": [0, -1]}}, ["guidance.scales.1", "-1", "minimum of 0"]),
     ({"guidance": {"scales": [1, 2]}}, ["guidance.scales", "0 (unguided) must be present"]),
+    ({"guidance": {"normalizations": ["per_step", "l2"]}}, ["guidance.normalizations.1", "l2", "first_step"]),
 ])
 def test_schema_rejects_bad_values(tmp_path, override, words):
     work = workdir(tmp_path)
