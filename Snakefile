@@ -19,10 +19,28 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/images.smk"
-include: "rules/inversion.smk"
-include: "rules/texture.smk"
-include: "rules/transfer.smk"
-include: "rules/guidance.smk"
+
+
+if "inversion" in EXPERIMENTS:
+
+    include: "rules/inversion.smk"
+
+
+if "texture" in EXPERIMENTS:
+
+    include: "rules/texture.smk"
+
+
+if "transfer" in EXPERIMENTS:
+
+    include: "rules/transfer.smk"
+
+
+if "guidance" in EXPERIMENTS:
+
+    include: "rules/guidance.smk"
+
+
 include: "rules/metrics.smk"
 include: "rules/report.smk"
 

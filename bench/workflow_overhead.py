@@ -16,8 +16,13 @@ import argparse
 import csv
 import json
 import re
+import sys
 from datetime import datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stylediff.report import EXPERIMENTS, split_run  # noqa: E402
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
@@ -28,8 +33,22 @@ def run_wall_seconds(log: Path) -> float:
     return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else float("nan")
 
 
+def job_sidecars(results: Path, experiment: str) -> dict[str, list[Path]]:
+    """{benchmark name: the sidecars its job wrote}: a batch job ``head__tail`` wrote every run
+    ``head__<part>__tail``; a single-run job (an unguided sample) is named after its run."""
+    jobs: dict[str, list[Path]] = {}
+    for sidecar in (results / experiment).glob("*.json"):
+        if sidecar.name.endswith(".metrics.json"):
+            continue
+        head, _, tail = split_run(experiment, sidecar.stem)
+        jobs.setdefault(f"{head}__{tail}", []).append(sidecar)
+        jobs.setdefault(sidecar.stem, []).append(sidecar)
+    return jobs
+
+
 def job_rows(results: Path) -> list[dict]:
     rows = []
+    sidecars = {experiment: job_sidecars(results, experiment) for experiment in EXPERIMENTS}
     for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
         experiment = tsv.parent.name
         with tsv.open() as handle:
@@ -43,10 +62,10 @@ def job_rows(results: Path) -> list[dict]:
             compute = sum(d.get("metric_timing", {}).get("seconds", 0.0) for d in docs)
             experiment = f"metrics ({kind})"
         else:
-            sidecar = results / experiment / f"{tsv.stem}.json"
-            timing = json.loads(sidecar.read_text()).get("timing", {}) if sidecar.is_file() else {}
-            load = timing.get("load_seconds", 0.0)
-            compute = timing.get("optimise_seconds", timing.get("sample_seconds", 0.0))
+            for sidecar in sidecars.get(experiment, {}).get(tsv.stem, []):
+                timing = json.loads(sidecar.read_text()).get("timing", {})
+                load += timing.get("load_seconds", 0.0)
+                compute += timing.get("optimise_seconds", timing.get("sample_seconds", 0.0))
         rows.append({"experiment": experiment, "wall": wall, "load": load, "compute": compute,
                      "startup": max(0.0, wall - load - compute), "rss": rss})
     return rows

@@ -16,7 +16,8 @@ if BASEDIR not in sys.path:
 
 from stylediff.datasets import check_spec, image_slug, resolve_image
 from stylediff.errors import StylediffError
-from stylediff.report import AXES, DEFAULT_PARTS, canonical_values, figure_files, model_slug, run_id
+from stylediff.report import (AXES, DEFAULT_PARTS, canonical_values, encode_axis, figure_files, model_slug, run_id,
+                              split_run, unique)
 
 
 def config_error(message):
@@ -161,13 +162,6 @@ def axis_values(experiment, axis):
     return section[key]
 
 
-def settings(experiment):
-    """The experiment's non-axis settings (size, steps, ...): the params of its jobs. The axis
-    lists stay out, so adding a seed or a style adds jobs without invalidating finished ones."""
-    axis_keys = set(AXIS_KEYS[experiment].values())
-    return {key: value for key, value in config[experiment].items() if key not in axis_keys}
-
-
 def build_runs(experiment):
     """{run id: {axis: value}} for the product of the experiment's axes, in config order; combinations
     that cannot differ (the normalisation of an unguided sample) are one run."""
@@ -192,24 +186,56 @@ def image_path(spec):
     return resolve_image(spec, f"{RESULTS}/images")
 
 
-def run_value(experiment, key):
-    """Params function: one axis value of the run named by the {run} wildcard."""
-    return lambda wildcards: RUNS[experiment][wildcards.run][key]
+def batched(experiment, values):
+    """Unguided samples (scale 0) are jobs of their own: one serves every normalisation."""
+    return not (experiment == "guidance" and float(values["scale"]) == 0)
 
 
-def run_layers(experiment):
-    return lambda wildcards: ",".join(RUNS[experiment][wildcards.run]["layers"])
+def build_batches(experiment):
+    """{(head, tail): [run ids]} of the batched runs; every batch has one run per batched part."""
+    batches = {}
+    for run, values in RUNS[experiment].items():
+        if batched(experiment, values):
+            head, _, tail = split_run(experiment, run)
+            batches.setdefault((head, tail), []).append(run)
+    return batches
 
 
-def run_image(experiment, key):
-    """Input function: the image file of one image axis of the run."""
-    return lambda wildcards: image_path(RUNS[experiment][wildcards.run][key])
+BATCHES = {experiment: build_batches(experiment) for experiment in EXPERIMENTS}
 
 
-def run_model(wildcards):
-    """A model folder that exists here is an input of the sampling job; a hub id is not."""
-    model = RUNS["guidance"][wildcards.run]["model"]
-    return [model] if Path(model).is_dir() else []
+def batch_outputs(experiment, suffix):
+    """Output patterns of a batch job: one file per batched part, around the {head} and {tail} wildcards."""
+    parts = unique(split_run(experiment, run)[1] for run, values in RUNS[experiment].items()
+                   if batched(experiment, values))
+    return [f"{RESULTS}/{experiment}/{{head}}__{part}__{{tail}}{suffix}" for part in parts]
+
+
+def batch_runs(experiment, wildcards):
+    return BATCHES[experiment][(wildcards.head, wildcards.tail)]
+
+
+def run_inputs(experiment, runs):
+    """Every image the runs read, and a local diffusion model folder (a hub id is not a file)."""
+    keys = [key for key in ("image", "content", "style") if key in AXIS_KEYS[experiment]]
+    values = [RUNS[experiment][run] for run in runs]
+    files = {image_path(value[key]) for value in values for key in keys}
+    files |= {value["model"] for value in values if "model" in value and Path(value["model"]).is_dir()}
+    return sorted(files)
+
+
+def batch_inputs(experiment):
+    return lambda wildcards: run_inputs(experiment, batch_runs(experiment, wildcards))
+
+
+def batch_commands(experiment, command):
+    """Params function: the batch's runs as quoted `stylediff` command lines for `stylediff batch`."""
+    return lambda wildcards: " ".join(shlex.quote(command(run, RUNS[experiment][run]))
+                                      for run in batch_runs(experiment, wildcards))
+
+
+def quoted(path):
+    return shlex.quote(str(path))
 
 
 def output_png(experiment, run):
@@ -218,6 +244,48 @@ def output_png(experiment, run):
 
 def outputs(experiment, suffix=".png"):
     return [f"{RESULTS}/{experiment}/{run}{suffix}" for run in RUNS.get(experiment, {})]
+
+
+# ----------------------------------------------------------------------- run command lines
+def invert_command(run, values):
+    section = config["inversion"]
+    return (f"invert --image {quoted(image_path(values['image']))} --layer {values['layer']} "
+            f"--size {section['size']} --steps {section['steps']} --optimizer {section['optimizer']} "
+            f"--tv-weight {section['tv_weight']} --seed {values['seed']} --device {config['device']} "
+            f"--weights {config['weights']} --pooling {values['pooling']} --no-progress "
+            f"--out {quoted(output_png('inversion', run))}")
+
+
+def texture_command(run, values):
+    section = config["texture"]
+    return (f"texture --style {quoted(image_path(values['style']))} --layers {','.join(values['layers'])} "
+            f"--loss {values['loss']} --size {section['size']} --steps {section['steps']} "
+            f"--optimizer {section['optimizer']} --seed {values['seed']} {VGG} --no-progress "
+            f"--out {quoted(output_png('texture', run))}")
+
+
+def transfer_command(run, values):
+    section = config["transfer"]
+    return (f"transfer --content {quoted(image_path(values['content']))} "
+            f"--style {quoted(image_path(values['style']))} --layers {','.join(section['layers'])} "
+            f"--loss {values['loss']} --content-layer {section['content_layer']} "
+            f"--style-weight {section['style_weight']} --size {section['size']} --steps {section['steps']} "
+            f"--optimizer {section['optimizer']} --seed {values['seed']} {VGG} --no-progress "
+            f"--out {quoted(output_png('transfer', run))}")
+
+
+def sample_command(run, values):
+    section = config["guidance"]
+    return (f"sample --model {quoted(values['model'])} --style {quoted(image_path(values['style']))} "
+            f"--scale {values['scale']} --mode {values['mode']} --normalize {values['normalization']} "
+            f"--loss {values['loss']} --layers {','.join(values['layers'])} "
+            f"--scheduler {section['scheduler']} --steps {section['steps']} --eta {section['eta']} "
+            f"--window {','.join(str(float(w)) for w in values['window'])} --recurrence {section['recurrence']} "
+            f"--seed {values['seed']} --num-images 1 {VGG} --no-progress --out {quoted(output_png('guidance', run))}")
+
+
+def unguided_run(wildcards):
+    return f"{wildcards.head}__{encode_axis('scale', 0)}__{wildcards.tail}"
 
 
 # ------------------------------------------------------------------------------------ metrics
@@ -292,6 +360,7 @@ ALL_TARGETS = [
 
 
 wildcard_constraints:
-    run="[A-Za-z0-9_-]+",
+    head="[A-Za-z0-9_-]+",
+    tail="[A-Za-z0-9_-]+",
     name="[A-Za-z0-9_-]+",
     experiment="inversion|texture|transfer|guidance",

@@ -1,40 +1,50 @@
 # Style-guided diffusion sampling: models x styles x losses x layer sets x windows x modes x normalisations
-# x scales x seeds. Scale 0 is the unguided sample: the paired baseline (same model, seed, mode) of every
-# guided one, shared by all normalisations.
-# One image per job (--num-images 1). Sampling is the GPU workload: gpu=1 in every preset.
+# x scales x seeds. One job per combination samples every guided scale (`stylediff batch`). Scale 0 is
+# the unguided sample, a job of its own: the paired baseline (same model, seed, mode) of every guided
+# one, shared by all normalisations. One image per run (--num-images 1); sampling is the GPU workload.
 
 
-rule sample:
+if BATCHES["guidance"]:  # some scale > 0
+
+    rule sample:
+        input:
+            batch_inputs("guidance"),
+        output:
+            png=batch_outputs("guidance", ".png"),
+            sidecar=batch_outputs("guidance", ".json"),
+        params:
+            command=RUN,
+            runs=batch_commands("guidance", sample_command),
+        conda:
+            "../envs/stylediff.yaml"
+        log:
+            f"{RESULTS}/logs/guidance/{{head}}__{{tail}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/guidance/{{head}}__{{tail}}.tsv"
+        threads: THREADS
+        resources:
+            gpu=1,
+        shell:
+            "{params.command} batch {params.runs} > {log} 2>&1"
+
+
+rule sample_unguided:
     input:
-        style=run_image("guidance", "style"),
-        model=run_model,
+        lambda wildcards: run_inputs("guidance", [unguided_run(wildcards)]),
     output:
-        png=f"{RESULTS}/guidance/{{run}}.png",
-        sidecar=f"{RESULTS}/guidance/{{run}}.json",
+        png=f"{RESULTS}/guidance/{{head}}__{encode_axis('scale', 0)}__{{tail}}.png",
+        sidecar=f"{RESULTS}/guidance/{{head}}__{encode_axis('scale', 0)}__{{tail}}.json",
     params:
         command=RUN,
-        vgg=VGG,
-        model=run_value("guidance", "model"),
-        loss=run_value("guidance", "loss"),
-        layers=run_layers("guidance"),
-        mode=run_value("guidance", "mode"),
-        normalization=run_value("guidance", "normalization"),
-        scale=run_value("guidance", "scale"),
-        seed=run_value("guidance", "seed"),
-        window=lambda wildcards: ",".join(str(float(w)) for w in RUNS["guidance"][wildcards.run]["window"]),
-        section=settings("guidance"),
+        run=lambda wildcards: sample_command(unguided_run(wildcards), RUNS["guidance"][unguided_run(wildcards)]),
     conda:
         "../envs/stylediff.yaml"
     log:
-        f"{RESULTS}/logs/guidance/{{run}}.log",
+        f"{RESULTS}/logs/guidance/{{head}}__{encode_axis('scale', 0)}__{{tail}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/guidance/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/guidance/{{head}}__{encode_axis('scale', 0)}__{{tail}}.tsv"
     threads: THREADS
     resources:
         gpu=1,
     shell:
-        "{params.command} sample --model {params.model} --style {input.style} --scale {params.scale} "
-        "--mode {params.mode} --normalize {params.normalization} --loss {params.loss} --layers {params.layers} "
-        "--scheduler {params.section[scheduler]} --steps {params.section[steps]} --eta {params.section[eta]} "
-        "--window {params.window} --recurrence {params.section[recurrence]} "
-        "--seed {params.seed} --num-images 1 {params.vgg} --no-progress --out {output.png} > {log} 2>&1"
+        "{params.command} {params.run} > {log} 2>&1"

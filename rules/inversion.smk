@@ -1,30 +1,24 @@
 # Feature inversion: reconstruct each image from one VGG-19 layer (images x layers x poolings x seeds).
+# One job per image, pooling and seed inverts every layer (`stylediff batch`).
 
 
 rule invert:
     input:
-        image=run_image("inversion", "image"),
+        batch_inputs("inversion"),
     output:
-        png=f"{RESULTS}/inversion/{{run}}.png",
-        sidecar=f"{RESULTS}/inversion/{{run}}.json",
+        png=batch_outputs("inversion", ".png"),
+        sidecar=batch_outputs("inversion", ".json"),
     params:
         command=RUN,
-        vgg=f"--device {config['device']} --weights {config['weights']}",
-        pooling=run_value("inversion", "pooling"),
-        layer=run_value("inversion", "layer"),
-        seed=run_value("inversion", "seed"),
-        section=settings("inversion"),
+        runs=batch_commands("inversion", invert_command),
     conda:
         "../envs/stylediff.yaml"
     log:
-        f"{RESULTS}/logs/inversion/{{run}}.log",
+        f"{RESULTS}/logs/inversion/{{head}}__{{tail}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/inversion/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/inversion/{{head}}__{{tail}}.tsv"
     threads: THREADS
     resources:
         gpu=GPU,
     shell:
-        "{params.command} invert --image {input.image} --layer {params.layer} "
-        "--size {params.section[size]} --steps {params.section[steps]} "
-        "--optimizer {params.section[optimizer]} --tv-weight {params.section[tv_weight]} "
-        "--seed {params.seed} {params.vgg} --pooling {params.pooling} --no-progress --out {output.png} > {log} 2>&1"
+        "{params.command} batch {params.runs} > {log} 2>&1"

@@ -1,30 +1,24 @@
 # Texture synthesis (Gatys et al. 2015): styles x nested layer sets x losses x seeds.
+# One job per style, loss and seed synthesises every layer set (`stylediff batch`).
 
 
 rule texture:
     input:
-        style=run_image("texture", "style"),
+        batch_inputs("texture"),
     output:
-        png=f"{RESULTS}/texture/{{run}}.png",
-        sidecar=f"{RESULTS}/texture/{{run}}.json",
+        png=batch_outputs("texture", ".png"),
+        sidecar=batch_outputs("texture", ".json"),
     params:
         command=RUN,
-        vgg=VGG,
-        layers=run_layers("texture"),
-        loss=run_value("texture", "loss"),
-        seed=run_value("texture", "seed"),
-        section=settings("texture"),
+        runs=batch_commands("texture", texture_command),
     conda:
         "../envs/stylediff.yaml"
     log:
-        f"{RESULTS}/logs/texture/{{run}}.log",
+        f"{RESULTS}/logs/texture/{{head}}__{{tail}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/texture/{{run}}.tsv"
+        f"{RESULTS}/benchmarks/texture/{{head}}__{{tail}}.tsv"
     threads: THREADS
     resources:
         gpu=GPU,
     shell:
-        "{params.command} texture --style {input.style} --layers {params.layers} --loss {params.loss} "
-        "--size {params.section[size]} --steps {params.section[steps]} "
-        "--optimizer {params.section[optimizer]} "
-        "--seed {params.seed} {params.vgg} --no-progress --out {output.png} > {log} 2>&1"
+        "{params.command} batch {params.runs} > {log} 2>&1"

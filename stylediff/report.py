@@ -130,6 +130,19 @@ def parse_run_id(experiment: str, run: str) -> dict[str, Any]:
     return {axis: decode_axis(axis, part) for axis, part in zip(axes, parts)}
 
 
+BATCHED_AXIS = {"inversion": "layer", "texture": "layers", "transfer": "loss", "guidance": "scale"}
+"""The workflow runs every value of this axis, for one combination of the others, in one job
+(`stylediff batch`): start-up and weight loading, most of a small run's cost, are paid once per job."""
+
+
+def split_run(experiment: str, run: str) -> tuple[str, str, str]:
+    """(head, batched part, tail) of a run id; the batch job of the run is named ``head__tail``.
+    Guidance's scale is second to last (the normalisation part before it is optional)."""
+    parts = run.split(SEPARATOR)
+    index = len(parts) - 2 if experiment == "guidance" else AXES[experiment].index(BATCHED_AXIS[experiment])
+    return SEPARATOR.join(parts[:index]), parts[index], SEPARATOR.join(parts[index + 1:])
+
+
 def with_shared_baselines(frame):
     """Guidance rows plus, for every non-default normalisation, a copy of the unguided (scale 0) rows
     labelled with it: each normalisation's curve starts from the one unguided sample they share."""

@@ -89,18 +89,34 @@ def merged_config(preset: str) -> dict:
     return config
 
 
+BATCHED_KEYS = {"inversion": "layers", "texture": "layer_sets", "transfer": "losses"}
+"""The axis whose values one job runs together (guidance: the guided scales)."""
+
+
+def expected_runs(config: dict, experiment: str) -> int:
+    section = config[experiment]
+    count = 1
+    for key in AXIS_KEYS[experiment]:
+        count *= len(section.get(key) or [None])  # poolings/windows default to one value
+    if experiment == "guidance":  # the unguided (scale 0) run is shared by every normalisation
+        guided = [scale for scale in section["scales"] if scale > 0]
+        count *= len(guided) * len(section.get("normalizations") or [None]) + len(section["scales"]) - len(guided)
+    return count
+
+
 def expected_jobs(config: dict) -> dict[str, int]:
     expected = {"all": 1}
     skimage = set()
     for experiment in config["experiments"]:
         section = config[experiment]
-        count = 1
-        for key in AXIS_KEYS[experiment]:
-            count *= len(section.get(key) or [None])  # poolings/windows default to one value
-        if experiment == "guidance":  # the unguided (scale 0) run is shared by every normalisation
+        if experiment == "guidance":
+            others = expected_runs({**config, "guidance": {**section, "scales": [0]}}, "guidance")
             guided = [scale for scale in section["scales"] if scale > 0]
-            count *= len(guided) * len(section.get("normalizations") or [None]) + len(section["scales"]) - len(guided)
-        expected[RUN_RULES[experiment]] = count
+            expected["sample_unguided"] = others * (len(section["scales"]) - len(guided))
+            if guided:
+                expected["sample"] = others * len(section.get("normalizations") or [None])
+        else:
+            expected[RUN_RULES[experiment]] = expected_runs(config, experiment) // len(section[BATCHED_KEYS[experiment]])
         expected[f"metrics_{experiment}"] = 1
         expected[f"figures_{experiment}"] = 1
         for key in ("images", "styles", "contents"):
@@ -130,7 +146,7 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
     config = merged_config(preset)
     assert job_stats(output) == expected_jobs(config)
     resources = rule_resources(output)
-    gpu_rules = {"sample"} | ({"invert", "texture", "transfer"} if config["device"] != "cpu" else set())
+    gpu_rules = {"sample", "sample_unguided"} | ({"invert", "texture", "transfer"} if config["device"] != "cpu" else set())
     for rule, lines in resources.items():
         for line in lines:
             if rule in gpu_rules:
@@ -243,7 +259,7 @@ def test_tiny_end_to_end(tmp_path):
         assert (work / target).is_file() and (work / target).stat().st_size > 0, target
     for experiment in config["experiments"]:
         table = pd.read_csv(work / "results" / "tables" / f"{experiment}.csv")
-        assert len(table) == expected_jobs(config)[RUN_RULES[experiment]]
+        assert len(table) == expected_runs(config, experiment)
         assert table["model"].notna().all()
         metric = "feature_error" if experiment == "inversion" else "gram_dist_mean"
         assert table[metric].notna().all()
