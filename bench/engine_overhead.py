@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -20,22 +19,12 @@ from stylediff.losses import style_objective  # noqa: E402
 from stylediff.optimize import OptimizeConfig, optimize_image  # noqa: E402
 from stylediff.provenance import peak_rss_mb  # noqa: E402
 from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from timing import mean_seconds, sync  # noqa: E402
 
 
 def bare_step(vgg, size, device, steps):
     x = torch.rand(1, 3, size, size, device=device, requires_grad=True)
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        feats = vgg(x, ["relu5_1"])
-        feats["relu5_1"].sum().backward()
-    sync(device)
-    return (time.perf_counter() - start) / steps
+    return mean_seconds(lambda: vgg(x, ["relu5_1"])["relu5_1"].sum().backward(), steps, device)
 
 
 def engine_step(vgg, size, device, steps, loss):

@@ -12,9 +12,7 @@ input); one VGG style-loss forward+backward; one unguided step; one ``x0`` step;
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,23 +24,7 @@ from stylediff.diffusion import GuidanceConfig, StyleGuidedSampler, load_model  
 from stylediff.images import load_image  # noqa: E402
 from stylediff.losses import style_objective  # noqa: E402
 from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
-
-
-def median_time(fn, repeats: int, warmup: int = 2, device: torch.device | None = None) -> float:
-    def sync():
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds  # noqa: E402
 
 
 def main() -> None:
@@ -98,7 +80,7 @@ def main() -> None:
         ("x0 step", sampler_step("x0", 0.1)),
         ("through_unet step", sampler_step("through_unet", 0.1)),
     ]
-    times = {name: median_time(fn, args.repeats, device=device) for name, fn in rows}
+    times = {name: median_seconds(fn, args.repeats, device) for name, fn in rows}
     unit = times["UNet forward+backward"] + times["VGG style loss forward+backward"]
     print(f"device {device}, batch {args.batch}, sample {tuple(probe.sample_shape[1:])}, VGG input {shape}, "
           f"{sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M UNet parameters, median of {args.repeats}")

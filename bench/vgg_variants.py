@@ -23,11 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stylediff.losses import style_objective  # noqa: E402
 from stylediff.provenance import peak_rss_mb  # noqa: E402
 from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+from timing import mean_seconds, sync  # noqa: E402
 
 
 def make_step(objective, channels_last: bool):
@@ -37,15 +33,6 @@ def make_step(objective, channels_last: bool):
         (grad,) = torch.autograd.grad(loss, x)
         return grad
     return step
-
-
-def per_step(step, x: torch.Tensor, steps: int, device: torch.device) -> float:
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(x)
-    sync(device)
-    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:
@@ -80,7 +67,7 @@ def main() -> None:
         times = {name: [] for name in variants}
         for _ in range(args.repeats):
             for name, step in variants.items():
-                times[name].append(per_step(step, x, args.steps, device))
+                times[name].append(mean_seconds(lambda: step(x), args.steps, device))
         med = {name: statistics.median(values) for name, values in times.items()}
         compiled_ms = med.get("compiled", float("nan")) * 1e3
         print(f"{size:>5} {med['eager'] * 1e3:>9.1f} {med['channels_last'] * 1e3:>17.1f} {compiled_ms:>12.1f} "
