@@ -458,13 +458,14 @@ def guidance_figures(frame, out_dir: Path) -> None:
             image_grid(styles, ["style"] + [labels[s] for s in scales], cells,
                        f"Guided samples, mode {mode}, loss {loss0} ({layer_set_label(layers0)}){window}\n{model}",
                        out_dir / f"guidance_{slug}_{mode}_grid.png")
-        fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.6))
-        positive = [s for s in scales if s > 0]
         curves = with_shared_baselines(sub).copy()
         if "window" in curves and curves["window"].nunique() > 1:  # one line per mode, window, normalisation
             curves["mode"] = curves["mode"] + ", window " + curves["window"].astype(str)
         if "normalization" in curves and curves["normalization"].nunique() > 1:
             curves["mode"] = curves["mode"] + ", " + curves["normalization"].astype(str)
+        many = curves["mode"].nunique() > 4  # then one legend beside both plots, not over the data
+        fig, axes = plt.subplots(1, 2, figsize=(9.6 if many else 6.4, 2.8 if many else 2.6))
+        positive = [s for s in scales if s > 0]
         for ax, metric in zip(axes, ("gram_dist_mean", "lpips_vgg")):
             if metric in curves:
                 _errorbar_axes(ax, curves, "scale", metric, "mode", scales, positions=list(scales),
@@ -476,7 +477,14 @@ def guidance_figures(frame, out_dir: Path) -> None:
         axes[0].set_title("Gram distance to the style")
         axes[1].set_title("LPIPS to the unguided sample")
         fig.suptitle(f"Guidance scale sweep (mean ± std over styles, seeds) — {model}")
-        fig.tight_layout(pad=0.4)
+        if many:
+            handles, labels = axes[0].get_legend_handles_labels()
+            for ax in axes:
+                ax.get_legend().remove()
+            fig.legend(handles, labels, loc="center right", fontsize=6, title="mode", title_fontsize=6)
+            fig.tight_layout(pad=0.4, rect=(0, 0, 0.76, 1))
+        else:
+            fig.tight_layout(pad=0.4)
         _save(fig, out_dir / f"guidance_{slug}_scale.png")
 
 
