@@ -178,8 +178,7 @@ def run_batch(args) -> None:
             raise ConfigError(f"each batch item is one verb command line (not empty, not batch), got {line!r}")
         runs.append(parser.parse_args(argv))
     for index, run in enumerate(runs, 1):
-        print(f"[{index}/{len(runs)}] stylediff {' '.join(shlex.split(args.commands[index - 1])[:1])} "
-              f"-> {getattr(run, 'out', '')}", flush=True)
+        print(f"[{index}/{len(runs)}] stylediff {run.verb} -> {getattr(run, 'out', '')}", flush=True)
         try:
             run.func(run)
         except StylediffError as exc:
