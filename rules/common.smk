@@ -206,8 +206,7 @@ BATCHES = {experiment: build_batches(experiment) for experiment in EXPERIMENTS}
 
 def batch_outputs(experiment, suffix):
     """Output patterns of a batch job: one file per batched part, around the {head} and {tail} wildcards."""
-    parts = unique(split_run(experiment, run)[1] for run, values in RUNS[experiment].items()
-                   if batched(experiment, values))
+    parts = unique(split_run(experiment, run)[1] for runs in BATCHES[experiment].values() for run in runs)
     return [f"{RESULTS}/{experiment}/{{head}}__{part}__{{tail}}{suffix}" for part in parts]
 
 
