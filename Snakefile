@@ -1,6 +1,6 @@
-"""stylediff experiments: feature inversion, texture synthesis, style transfer and style-guided
-diffusion sampling, as grids of runs declared in config.yaml (validated against
-schemas/config.schema.yaml), scored, tabulated and drawn into report/.
+"""stylediff experiments: feature inversion, texture synthesis, style transfer, style-guided diffusion
+sampling and the guidance methods compared, as grids of runs declared in config.yaml (validated
+against schemas/config.schema.yaml), planned by stylediff.plan, scored, tabulated and drawn into report/.
 
     snakemake --cores 2                                          # quick preset, offline CPU
     snakemake --cores 4 --resources gpu=1 --config preset=full   # full preset (config/full.yaml)
@@ -9,6 +9,9 @@ schemas/config.schema.yaml), scored, tabulated and drawn into report/.
 See the README, "The experiment workflow".
 """
 
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 min_version("8.0")
@@ -17,28 +20,24 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
+# A preset is config/<name>.yaml laid over config.yaml; Snakemake applies the command line's --config
+# and --configfile values again after it, so they still win over the preset.
+PRESETS = sorted(path.stem for path in Path(workflow.basedir, "config").glob("*.yaml"))
+if config.get("preset", "quick") != "quick":
+    if config["preset"] not in PRESETS:
+        raise WorkflowError(f"config: unknown preset {config['preset']!r}; valid presets: "
+                            f"{', '.join(['quick'] + PRESETS)} (or pass a complete config with --configfile)")
+
+    configfile: str(Path(workflow.basedir, "config", f"{config['preset']}.yaml"))
+
+
 include: "rules/common.smk"
 include: "rules/images.smk"
 
 
-if "inversion" in EXPERIMENTS:
+for experiment in EXPERIMENTS:
 
-    include: "rules/inversion.smk"
-
-
-if "texture" in EXPERIMENTS:
-
-    include: "rules/texture.smk"
-
-
-if "transfer" in EXPERIMENTS:
-
-    include: "rules/transfer.smk"
-
-
-if "guidance" in EXPERIMENTS:
-
-    include: "rules/guidance.smk"
+    include: f"rules/{experiment}.smk"
 
 
 include: "rules/metrics.smk"
@@ -48,6 +47,7 @@ include: "rules/report.smk"
 localrules:
     all,
     image,
+    plan,
     aggregate,
 
 

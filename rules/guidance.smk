@@ -1,20 +1,19 @@
-# Style-guided diffusion sampling: models x styles x losses x layer sets x windows x modes x normalisations
-# x scales x seeds. One job per combination samples every guided scale (`stylediff batch`). Scale 0 is
-# the unguided sample, a job of its own: the paired baseline (same model, seed, mode) of every guided
-# one, shared by all normalisations. One image per run (--num-images 1); sampling is the GPU workload.
+# Style-guided diffusion sampling: models x styles x losses x layer sets x windows x modes (guidance
+# methods) x normalisations x scales x seeds. One job per combination samples every guided scale in one
+# process. Scale 0 is the unguided sample, a job of its own: the paired baseline (same model, seed,
+# method) of every guided one, shared by all normalisations. Sampling is the GPU workload.
 
 
-if BATCHES["guidance"]:  # some scale > 0
+if PLAN.jobs("guidance"):  # some scale > 0
 
     rule sample:
         input:
-            batch_inputs("guidance"),
+            job_inputs("guidance"),
         output:
-            png=batch_outputs("guidance", ".png"),
-            sidecar=batch_outputs("guidance", ".json"),
+            png=PLAN.job_outputs("guidance", ".png"),
+            sidecar=PLAN.job_outputs("guidance", ".json"),
         params:
-            command=RUN,
-            runs=batch_commands("guidance", sample_command),
+            runs=job_runs("guidance"),
         conda:
             "../envs/stylediff.yaml"
         log:
@@ -25,26 +24,25 @@ if BATCHES["guidance"]:  # some scale > 0
         resources:
             gpu=1,
         shell:
-            "{params.command} batch {params.runs} > {log} 2>&1"
+            f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
 
 
 rule sample_unguided:
     input:
-        lambda wildcards: run_inputs("guidance", [unguided_run(wildcards)]),
+        job_inputs("guidance", solo=True),
     output:
-        png=f"{RESULTS}/guidance/{{head}}__{encode_axis('scale', 0)}__{{tail}}.png",
-        sidecar=f"{RESULTS}/guidance/{{head}}__{encode_axis('scale', 0)}__{{tail}}.json",
+        png=PLAN.job_outputs("guidance", ".png", solo=True),
+        sidecar=PLAN.job_outputs("guidance", ".json", solo=True),
     params:
-        command=RUN,
-        run=lambda wildcards: sample_command(unguided_run(wildcards), RUNS["guidance"][unguided_run(wildcards)]),
+        runs=job_runs("guidance", solo=True),
     conda:
         "../envs/stylediff.yaml"
     log:
-        f"{RESULTS}/logs/guidance/{{head}}__{encode_axis('scale', 0)}__{{tail}}.log",
+        f"{RESULTS}/logs/guidance/{{head}}__unguided__{{tail}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/guidance/{{head}}__{encode_axis('scale', 0)}__{{tail}}.tsv"
+        f"{RESULTS}/benchmarks/guidance/{{head}}__unguided__{{tail}}.tsv"
     threads: THREADS
     resources:
         gpu=1,
     shell:
-        "{params.command} {params.run} > {log} 2>&1"
+        f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"

@@ -1,16 +1,15 @@
 # Feature inversion: reconstruct each image from one VGG-19 layer (images x layers x poolings x seeds).
-# One job per image, pooling and seed inverts every layer (`stylediff batch`).
+# One job per image, pooling and seed inverts every layer in one process.
 
 
 rule invert:
     input:
-        batch_inputs("inversion"),
+        job_inputs("inversion"),
     output:
-        png=batch_outputs("inversion", ".png"),
-        sidecar=batch_outputs("inversion", ".json"),
+        png=PLAN.job_outputs("inversion", ".png"),
+        sidecar=PLAN.job_outputs("inversion", ".json"),
     params:
-        command=RUN,
-        runs=batch_commands("inversion", invert_command),
+        runs=job_runs("inversion"),
     conda:
         "../envs/stylediff.yaml"
     log:
@@ -19,6 +18,6 @@ rule invert:
         f"{RESULTS}/benchmarks/inversion/{{head}}__{{tail}}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=gpu("inversion"),
     shell:
-        "{params.command} batch {params.runs} > {log} 2>&1"
+        f"{THREAD_ENV} {STYLEDIFF} batch invert {{params.runs}} > {{log}} 2>&1"

@@ -8,13 +8,17 @@ for experiment in EXPERIMENTS:
         name:
             f"metrics_{experiment}"
         input:
-            outputs=outputs(experiment),
-            sidecars=outputs(experiment, ".json"),
-            references=metrics_inputs(experiment),
+            outputs=PLAN.outputs(experiment),
+            sidecars=PLAN.outputs(experiment, ".json"),
+            references=metrics_references(experiment),
+            reference_sets=sorted(set(PLAN.realism_references(experiment))),
         output:
-            outputs(experiment, ".metrics.json"),
+            PLAN.outputs(experiment, ".metrics.json"),
         params:
-            command=metrics_command(experiment),
+            args=metrics_args(experiment),
+            kind=plan.get(experiment).kind,
+            options=f"--device cpu --weights {config['weights']} --pooling {config['pooling']} "
+            f"--lpips {str(config.get('lpips', 'auto')).lower()}",
         conda:
             "../envs/stylediff.yaml"
         log:
@@ -23,4 +27,5 @@ for experiment in EXPERIMENTS:
             f"{RESULTS}/benchmarks/metrics/{experiment}.tsv"
         threads: THREADS
         shell:
-            "{params.command} > {log} 2>&1"
+            f"{LPIPS_ENV} {THREAD_ENV} {STYLEDIFF} metrics --kind {{params.kind}} {{params.args}} "
+            "{params.options} > {log} 2>&1"

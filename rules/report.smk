@@ -1,10 +1,24 @@
-# Aggregation (tables, markdown summaries) and figures, registered with report() so that
-# `snakemake --report report/report.html` collects them. CPU only and cheap.
+# The plan of each experiment as a table, aggregation (tables, markdown summaries) and figures,
+# registered with report() so that `snakemake --report report/report.html` collects them. CPU only.
+
+
+rule plan:
+    """The experiment's runs (one row per run, a column per axis): what the tables join on."""
+    output:
+        f"{RESULTS}/plan/{{experiment}}.csv",
+    params:
+        config=lambda wildcards: plan_config(wildcards.experiment),
+    log:
+        f"{RESULTS}/logs/plan/{{experiment}}.log",
+    shell:
+        f"{STYLEDIFF} plan --experiment {{wildcards.experiment}} --config-json {{params.config}} "
+        "--out {output} > {log} 2>&1"
 
 
 rule aggregate:
     input:
-        lambda wildcards: outputs(wildcards.experiment, ".metrics.json"),
+        plan=f"{RESULTS}/plan/{{experiment}}.csv",
+        metrics=lambda wildcards: PLAN.outputs(wildcards.experiment, ".metrics.json"),
     output:
         table=report(
             f"{RESULTS}/tables/{{experiment}}.csv",
@@ -12,15 +26,13 @@ rule aggregate:
             category="Tables",
         ),
         summary=f"{REPORT}/{{experiment}}_summary.md",
-    params:
-        command=STYLEDIFF,
     conda:
         "../envs/stylediff.yaml"
     log:
         f"{RESULTS}/logs/aggregate/{{experiment}}.log",
     shell:
-        "{params.command} aggregate --experiment {wildcards.experiment} --metrics {input} "
-        "--out {output.table} --summary {output.summary} > {log} 2>&1"
+        f"{STYLEDIFF} aggregate --experiment {{wildcards.experiment}} --plan {{input.plan}} "
+        "--metrics {input.metrics} --out {output.table} --summary {output.summary} > {log} 2>&1"
 
 
 for experiment in EXPERIMENTS:
@@ -30,20 +42,18 @@ for experiment in EXPERIMENTS:
             f"figures_{experiment}"
         input:
             table=f"{RESULTS}/tables/{experiment}.csv",
-            images=figure_inputs(experiment),
+            images=PLAN.outputs(experiment) + metrics_references(experiment),
         output:
             figure_outputs(experiment),
         params:
-            command=STYLEDIFF,
             experiment=experiment,
-            report=lambda wildcards, output: Path(output[0]).parent,
         conda:
             "../envs/stylediff.yaml"
         log:
             f"{RESULTS}/logs/figures/{experiment}.log",
         shell:
-            "{params.command} figures --experiment {params.experiment} --table {input.table} "
-            "--out-dir {params.report} > {log} 2>&1"
+            f"{STYLEDIFF} figures --experiment {{params.experiment}} --table {{input.table}} "
+            f"--out-dir {REPORT} > {{log}} 2>&1"
 
 
 if config.get("findings"):
@@ -52,11 +62,10 @@ if config.get("findings"):
         """The claims as statistics from every table: REPORT/results.md (and the README's Results)."""
         input:
             tables=[f"{RESULTS}/tables/{experiment}.csv" for experiment in EXPERIMENTS],
-            figures=[f"{REPORT}/{name}" for experiment in EXPERIMENTS for name in experiment_figures(experiment)],
+            figures=[f"{REPORT}/{name}" for experiment in EXPERIMENTS for name in PLAN.figures(experiment)],
         output:
             f"{REPORT}/results.md",
         params:
-            command=STYLEDIFF,
             tables=" ".join(f"{experiment}={RESULTS}/tables/{experiment}.csv" for experiment in EXPERIMENTS),
             readme="--readme README.md" if config.get("readme") else "",
             preset=config["preset"],
@@ -65,5 +74,5 @@ if config.get("findings"):
         log:
             f"{RESULTS}/logs/findings.log",
         shell:
-            "{params.command} findings --table {params.tables} --out {output} {params.readme} "
+            f"{STYLEDIFF} findings --table {{params.tables}} --out {{output}} {{params.readme}} "
             "--preset {params.preset} > {log} 2>&1"

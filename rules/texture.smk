@@ -1,16 +1,15 @@
 # Texture synthesis (Gatys et al. 2015): styles x nested layer sets x losses x seeds.
-# One job per style, loss and seed synthesises every layer set (`stylediff batch`).
+# One job per style, loss and seed synthesises every layer set in one process.
 
 
 rule texture:
     input:
-        batch_inputs("texture"),
+        job_inputs("texture"),
     output:
-        png=batch_outputs("texture", ".png"),
-        sidecar=batch_outputs("texture", ".json"),
+        png=PLAN.job_outputs("texture", ".png"),
+        sidecar=PLAN.job_outputs("texture", ".json"),
     params:
-        command=RUN,
-        runs=batch_commands("texture", texture_command),
+        runs=job_runs("texture"),
     conda:
         "../envs/stylediff.yaml"
     log:
@@ -19,6 +18,6 @@ rule texture:
         f"{RESULTS}/benchmarks/texture/{{head}}__{{tail}}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=gpu("texture"),
     shell:
-        "{params.command} batch {params.runs} > {log} 2>&1"
+        f"{THREAD_ENV} {STYLEDIFF} batch texture {{params.runs}} > {{log}} 2>&1"

@@ -1,16 +1,15 @@
 # Neural style transfer (Gatys et al. 2016): contents x styles x losses x seeds.
-# One job per content, style and seed runs every loss (`stylediff batch`).
+# One job per content, style and seed runs every loss in one process.
 
 
 rule transfer:
     input:
-        batch_inputs("transfer"),
+        job_inputs("transfer"),
     output:
-        png=batch_outputs("transfer", ".png"),
-        sidecar=batch_outputs("transfer", ".json"),
+        png=PLAN.job_outputs("transfer", ".png"),
+        sidecar=PLAN.job_outputs("transfer", ".json"),
     params:
-        command=RUN,
-        runs=batch_commands("transfer", transfer_command),
+        runs=job_runs("transfer"),
     conda:
         "../envs/stylediff.yaml"
     log:
@@ -19,6 +18,6 @@ rule transfer:
         f"{RESULTS}/benchmarks/transfer/{{head}}__{{tail}}.tsv"
     threads: THREADS
     resources:
-        gpu=GPU,
+        gpu=gpu("transfer"),
     shell:
-        "{params.command} batch {params.runs} > {log} 2>&1"
+        f"{THREAD_ENV} {STYLEDIFF} batch transfer {{params.runs}} > {{log}} 2>&1"

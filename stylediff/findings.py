@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 
 from .errors import ConfigError
 from .io import write_text
-from .report import METRIC_LABELS, layer_set_label, unique, with_shared_baselines
+from .report.figures import layer_set_label, unique
+from .report.tables import with_shared_baselines
 
 README_BEGIN = "<!-- results:begin (written by `stylediff findings`; edit stylediff/findings.py, not this text) -->"
 README_END = "<!-- results:end -->"
@@ -27,23 +28,23 @@ INVERSION_METRICS = ("psnr", "ssim", "lpips_vgg", "feature_error")
 STYLE_METRICS = ("gram_mean", "mean_std_mean", "sliced_wasserstein_mean", "gaussian_w2_mean")
 """Each style loss used as a metric: its own normalised distance at relu1_1…relu5_1, averaged."""
 DEPTH_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-HIGHER_IS_BETTER = {"psnr", "ssim"}
-LABELS = {**METRIC_LABELS, "psnr": "PSNR (dB)", "ssim": "SSIM", "gram_mean": "gram", "mean_std_mean": "mean_std",
-          "sliced_wasserstein_mean": "sliced_wasserstein", "gaussian_w2_mean": "gaussian_w2",
-          "wall_seconds": "time (s)"}
+
+
+def label(column: str) -> str:
+    from .metrics import column_label
+
+    return column_label(column)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); NaN when either side is constant."""
+    """Spearman's rank correlation (scipy; average ranks for ties); NaN when either side is constant."""
     import pandas as pd
+    from scipy.stats import spearmanr
 
     frame = pd.DataFrame({"x": list(x), "y": list(y)}).dropna()
-    if len(frame) < 2:
+    if len(frame) < 2 or frame["x"].nunique() < 2 or frame["y"].nunique() < 2:
         return float("nan")
-    ranks = frame.rank(method="average")
-    if ranks["x"].std() == 0 or ranks["y"].std() == 0:
-        return float("nan")
-    return float(ranks["x"].corr(ranks["y"]))
+    return float(spearmanr(frame["x"], frame["y"]).statistic)
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -62,9 +63,10 @@ def _mean_std(values) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return lines + [""]
+    import pandas as pd
+
+    frame = pd.DataFrame([[str(cell) for cell in row] for row in rows], columns=list(header))
+    return [frame.to_markdown(index=False, disable_numparse=True), ""]
 
 
 def _layer_depth(layer: str) -> int:
@@ -103,7 +105,7 @@ def inversion_section(frame, figure: Callable[[str], str]) -> list[str]:
         rhos = {m: spearman(sub["layer"].map(depth), sub[m]) for m in metrics}
         rows.append(["Spearman ρ(depth, ·)"] + [_fmt(rhos[m], 2) for m in metrics])
         lines += [f"Mean ± std over images and seeds{label}:", ""]
-        lines += _table(["layer"] + [LABELS.get(m, m) for m in metrics], rows)
+        lines += _table(["layer"] + [label(m) for m in metrics], rows)
         per_image = []
         for image in unique(sub["image"]):
             means = sub[sub["image"] == image].groupby("layer")["psnr"].mean()
@@ -144,7 +146,7 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
              f"Loss `{loss0}`, nested layer sets (Gatys et al. 2015). Gram distance ‖G(x) − G(s)‖/‖G(s)‖ to the "
              "style at every layer, whether optimised or not; mean ± std over styles and seeds:", ""]
     lines += _table(["layer set"] + [c.replace("gram_dist_", "") for c in columns]
-                    + [LABELS.get(m, m) for m in extra], rows)
+                    + [label(m) for m in extra], rows)
     set_rank = {s: rank for rank, s in enumerate(sets)}
     rho_deep = {c: spearman(sub["layers"].map(set_rank), sub[c]) for c in columns}
     first, last = sets[0], sets[-1]
@@ -186,10 +188,10 @@ def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
              f"Textures optimised with each loss on {_set_label(deepest)}, graded by every loss's own normalised "
              "distance (columns), LPIPS to the style image and the job's wall time; mean ± std over styles and "
              "seeds, best of each column in bold:", ""]
-    lines += _table(["optimised with"] + [LABELS.get(m, m) for m in metrics], rows)
+    lines += _table(["optimised with"] + [label(m) for m in metrics], rows)
     graded = [m for m in STYLE_METRICS if m in means]
     own = [m for m in graded if best[m] == m.replace("_mean", "")]
-    wins = {loss: [LABELS.get(m, m) for m in graded if best[m] == loss] for loss in losses}
+    wins = {loss: [label(m) for m in graded if best[m] == loss] for loss in losses}
     sentence = "; ".join(f"`{loss}` is best on {', '.join(won)}" for loss, won in wins.items() if won)
     claims = [f"{sentence}. {len(own)} of {len(graded)} losses are best on their own metric"
               + (f"; LPIPS to the style favours `{best['lpips_vgg']}`" if "lpips_vgg" in best else "") + "."]

@@ -19,15 +19,25 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, LossError
-from .vgg import LAYER_INDEX, VGG19, check_layers, min_input_size
+from .layers import LAYER_INDEX, check_layers, min_input_size
+from .registry import Registry
+from .vgg import VGG19
 
 Representation = Any
+STYLE_LOSSES = Registry("style loss", LossError, plural="losses")
+"""Every style loss by name: ``@STYLE_LOSSES.register`` on the class is all it takes to add one (the
+CLI, the metrics and the report follow; ``tests/test_registries.py`` names the schema line to add)."""
 
 
 class StyleLoss(nn.Module):
     """A style distance between two activations, computed through their statistics."""
 
     name: str = ""
+    stochastic: bool = False
+    """Whether ``compare`` draws random numbers; such a loss reseeds itself in :meth:`reseed`."""
+
+    def reseed(self, seed: int) -> None:
+        """Restart the loss's random stream at ``seed`` (a metric calls this before each image)."""
 
     def represent(self, features: torch.Tensor) -> Representation:
         raise NotImplementedError
@@ -53,6 +63,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.transpose(1, 2) / (c * h * w)
 
 
+@STYLE_LOSSES.register
 class GramLoss(StyleLoss):
     """Gatys et al. 2015: mean squared difference of Gram matrices."""
 
@@ -68,6 +79,7 @@ class GramLoss(StyleLoss):
         return target.pow(2).mean()
 
 
+@STYLE_LOSSES.register
 class MeanStdLoss(StyleLoss):
     """Per-channel mean and standard deviation (AdaIN / BN statistics; Li et al. 2017)."""
 
@@ -90,6 +102,7 @@ class MeanStdLoss(StyleLoss):
         return target[0].pow(2).mean() + target[1].pow(2).mean()
 
 
+@STYLE_LOSSES.register
 class SlicedWassersteinLoss(StyleLoss):
     """Heitz et al. CVPR 2021: project features on random unit directions, sort, compare.
 
@@ -99,6 +112,7 @@ class SlicedWassersteinLoss(StyleLoss):
     """
 
     name = "sliced_wasserstein"
+    stochastic = True
 
     def __init__(self, num_projections: int | None = None, seed: int = 0):
         super().__init__()
@@ -107,6 +121,9 @@ class SlicedWassersteinLoss(StyleLoss):
         self.num_projections = num_projections
         self.seed = seed
         self._generator: torch.Generator | None = None
+
+    def reseed(self, seed: int) -> None:
+        self.seed, self._generator = seed, None
 
     def _directions(self, channels: int, device, dtype) -> torch.Tensor:
         if self._generator is None or self._generator.device != torch.device(device):
@@ -130,6 +147,7 @@ class SlicedWassersteinLoss(StyleLoss):
         return target.pow(2).mean()  # E over unit directions of the projected second moment
 
 
+@STYLE_LOSSES.register
 class GaussianW2Loss(StyleLoss):
     """Wasserstein-2 distance between Gaussian fits (mean, covariance) of the two activations,
     divided by the channel count:  (‖μ−μₜ‖² + tr Σ + tr Σₜ − 2 tr (Σₜ^½ Σ Σₜ^½)^½) / C.
@@ -180,18 +198,9 @@ class GaussianW2Loss(StyleLoss):
         return (mean_t.pow(2).sum() + trace_t.sum().to(mean_t.dtype)) / mean_t.shape[1]
 
 
-STYLE_LOSSES: dict[str, type[StyleLoss]] = {
-    cls.name: cls for cls in (GramLoss, MeanStdLoss, SlicedWassersteinLoss, GaussianW2Loss)
-}
-
-
 def get_style_loss(name: str, **kwargs) -> StyleLoss:
     """Instantiate a registered style loss by name; LossError lists the valid names."""
-    try:
-        cls = STYLE_LOSSES[name]
-    except KeyError:
-        raise LossError(f"unknown style loss {name!r}; valid losses: {', '.join(STYLE_LOSSES)}") from None
-    return cls(**kwargs)
+    return STYLE_LOSSES.get(name)(**kwargs)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -220,7 +229,10 @@ def _parse_weights(layers: list[str], weights) -> list[float]:
 
 
 class FeatureTerm(nn.Module):
-    """One loss term on VGG features; :class:`Objective` runs the network once for all its terms."""
+    """One loss term on VGG features; :class:`Objective` runs the network once for all its terms.
+
+    Targets and per-layer scales are buffers, so ``term.to(device or dtype)`` moves them with the module.
+    """
 
     layers: list[str]
 
@@ -230,6 +242,24 @@ class FeatureTerm(nn.Module):
     def layer_losses(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         """Weighted loss per layer, shape ``(L, N)``."""
         raise NotImplementedError
+
+    def _set_target(self, layer: str, target: Representation, scale: torch.Tensor) -> None:
+        """Keep ``target`` (a tensor or a tuple of tensors) and ``scale`` of ``layer`` as buffers."""
+        parts = target if isinstance(target, tuple) else (target,)
+        for i, part in enumerate(parts):
+            self.register_buffer(f"target_{layer}_{i}", part.detach(), persistent=False)
+        self.register_buffer(f"scale_{layer}", torch.as_tensor(scale, dtype=parts[0].dtype, device=parts[0].device),
+                             persistent=False)
+        self._target_shape[layer] = len(parts) if isinstance(target, tuple) else None
+
+    def target(self, layer: str) -> Representation:
+        count = self._target_shape[layer]
+        if count is None:
+            return getattr(self, f"target_{layer}_0")
+        return tuple(getattr(self, f"target_{layer}_{i}") for i in range(count))
+
+    def scale(self, layer: str) -> torch.Tensor:
+        return getattr(self, f"scale_{layer}")
 
 
 class StyleTerm(FeatureTerm):
@@ -252,18 +282,18 @@ class StyleTerm(FeatureTerm):
         self.weights = _parse_weights(self.layers, layer_weights)
         self.loss = get_style_loss(loss) if isinstance(loss, str) else loss
         self.normalize = normalize
+        self._target_shape: dict[str, int | None] = {}
         with torch.no_grad():
             feats = vgg(style, self.layers)
-            self.targets = {name: self.loss.prepare_target(feats[name]) for name in self.layers}
-            self.scales = {
-                name: (1.0 / self.loss.magnitude(self.targets[name]).clamp_min(1e-12)) if normalize else 1.0
-                for name in self.layers
-            }
+            for name in self.layers:
+                target = self.loss.prepare_target(feats[name])
+                scale = 1.0 / self.loss.magnitude(target).clamp_min(1e-12) if normalize else torch.tensor(1.0)
+                self._set_target(name, target, scale)
 
     def layer_losses(self, features):
         return torch.stack(
             [
-                weight * self.scales[name] * self.loss(features[name], self.targets[name])
+                weight * self.scale(name) * self.loss(features[name], self.target(name))
                 for name, weight in zip(self.layers, self.weights)
             ]
         )
@@ -283,18 +313,17 @@ class ContentTerm(FeatureTerm):
         super().__init__()
         self.layers = check_layers(layers)
         self.weights = _parse_weights(self.layers, layer_weights)
+        self._target_shape = {}
         with torch.no_grad():
             feats = vgg(content, self.layers)
-            self.targets = {name: feats[name].detach() for name in self.layers}
-            self.scales = {
-                name: (1.0 / feats[name].pow(2).mean().clamp_min(1e-12)) if normalize else 1.0
-                for name in self.layers
-            }
+            for name in self.layers:
+                scale = 1.0 / feats[name].pow(2).mean().clamp_min(1e-12) if normalize else torch.tensor(1.0)
+                self._set_target(name, feats[name], scale)
 
     def layer_losses(self, features):
         return torch.stack(
             [
-                weight * self.scales[name] * content_loss(features[name], self.targets[name])
+                weight * self.scale(name) * content_loss(features[name], self.target(name))
                 for name, weight in zip(self.layers, self.weights)
             ]
         )
@@ -305,6 +334,10 @@ class Objective(nn.Module):
 
     ``objective(images)`` returns one loss per image, ``(N,)``, so it serves as an optimisation
     objective, as a diffusion guidance loss and as a metric. ``evaluate`` also returns each term.
+
+    The network is not a submodule: ``objective.to(device or dtype)`` moves the terms' targets and
+    then uses the VGG-19 of the same weights on that device and dtype (:meth:`VGG19.variant`), so it
+    never converts the process-wide cached network that other objectives share.
     """
 
     def __init__(self, vgg: VGG19, terms: dict[str, tuple[FeatureTerm, float]], tv_weight: float = 0.0):
@@ -316,13 +349,25 @@ class Objective(nn.Module):
                 raise ConfigError(f"weight of {name} must be finite and >= 0, got {weight}")
         if not math.isfinite(tv_weight) or tv_weight < 0:
             raise ConfigError(f"tv weight must be finite and >= 0, got {tv_weight}")
-        self.vgg = vgg
+        self._vgg = (vgg,)  # a tuple, so nn.Module does not adopt (and .to() does not convert) it
         self.terms = nn.ModuleDict({name: term for name, (term, _) in terms.items()})
         self.term_weights = {name: weight for name, (_, weight) in terms.items()}
         self.tv_weight = tv_weight
         self.layers = sorted({layer for term in self.terms.values() for layer in term.layers},
                              key=LAYER_INDEX.__getitem__)
         self.min_size = min_input_size(self.layers)
+
+    @property
+    def vgg(self) -> VGG19:
+        return self._vgg[0]
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        # The per-layer scales carry the working device and dtype (gaussian_w2 keeps some targets in
+        # float64 on purpose, so not every buffer does).
+        scale = next(b for name, b in self.named_buffers() if name.rsplit(".", 1)[-1].startswith("scale_"))
+        self._vgg = (self.vgg.variant(scale.device, scale.dtype),)
+        return self
 
     def evaluate(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features = self.vgg(images, self.layers)

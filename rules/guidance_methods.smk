@@ -1,0 +1,60 @@
+# The guidance methods compared on one task: models x styles x losses x layer sets x methods x scales,
+# the seeds of one setting sampled as one batch. One job per method samples all its scales; the
+# unguided samples (scale 0) are jobs of their own, shared by every method; per model, a reference
+# set of unguided samples (other seeds) is the model's own distribution for the realism metric.
+
+
+rule sample_methods:
+    input:
+        job_inputs("guidance_methods"),
+    output:
+        png=PLAN.job_outputs("guidance_methods", ".png"),
+        sidecar=PLAN.job_outputs("guidance_methods", ".json"),
+    params:
+        runs=job_runs("guidance_methods"),
+    conda:
+        "../envs/stylediff.yaml"
+    log:
+        f"{RESULTS}/logs/guidance_methods/{{head}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/guidance_methods/{{head}}.tsv"
+    threads: THREADS
+    resources:
+        gpu=1,
+    shell:
+        f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
+
+
+use rule sample_methods as sample_methods_unguided with:
+    input:
+        job_inputs("guidance_methods", solo=True),
+    output:
+        png=PLAN.job_outputs("guidance_methods", ".png", solo=True),
+        sidecar=PLAN.job_outputs("guidance_methods", ".json", solo=True),
+    params:
+        runs=job_runs("guidance_methods", solo=True),
+    log:
+        f"{RESULTS}/logs/guidance_methods/{{head}}__unguided.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/guidance_methods/{{head}}__unguided.tsv"
+
+
+rule reference_set:
+    """The model's own unguided samples (seeds from 1000) that realism is measured against."""
+    input:
+        lambda wildcards: [model for model in [PLAN.reference_sets("guidance_methods")[wildcards.name]["model"]]
+                           if Path(model).is_dir()],
+    output:
+        grid=f"{RESULTS}/guidance_methods/reference/{{name}}.png",
+        sidecar=f"{RESULTS}/guidance_methods/reference/{{name}}.json",
+    params:
+        run=lambda wildcards: PLAN.reference_set_command("guidance_methods", wildcards.name),
+    conda:
+        "../envs/stylediff.yaml"
+    log:
+        f"{RESULTS}/logs/guidance_methods/reference_{{name}}.log",
+    threads: THREADS
+    resources:
+        gpu=1,
+    shell:
+        f"{THREAD_ENV} {STYLEDIFF} sample {{params.run}} > {{log}} 2>&1"

@@ -1,0 +1,123 @@
+"""What the verbs share: the one-line argument parser, argument types, the common argument groups,
+device resolution and the sidecar's ``config`` (the arguments that rerun a command)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..layers import POOLINGS, STYLE_LAYERS_GATYS, WEIGHT_SOURCES
+from ..registry import LazyChoices
+
+
+def style_losses() -> list[str]:
+    from ..losses import STYLE_LOSSES
+
+    return list(STYLE_LOSSES)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors are one line (what is wrong, where to look), not a usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    return tuple(positive_int(part) for part in text.split(",") if part.strip())
+
+
+def seed_list(text: str) -> list[int]:
+    seeds = [nonnegative_int(part) for part in text.split(",") if part.strip()]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated seeds such as 0,1,2, got {text!r}")
+    return seeds
+
+
+def float_list(text: str) -> list[float]:
+    return [nonnegative_float(part) for part in text.split(",") if part.strip()]
+
+
+def window(text: str) -> tuple[float, float]:
+    parts = [part for part in text.split(",") if part.strip()]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected START,END fractions such as 0.0,1.0, got {text!r}")
+    start, end = (finite_float(part) for part in parts)
+    if not 0.0 <= start <= end <= 1.0:
+        raise argparse.ArgumentTypeError(f"need 0 <= START <= END <= 1, got {text!r}")
+    return start, end
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output PNG; the JSON sidecar is written beside it")
+    parser.add_argument("--seed", type=nonnegative_int, default=0,
+                        help="random seed (CPU runs are bit-reproducible)")
+    add_network(parser)
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_network(parser: argparse.ArgumentParser, device: str = "auto") -> None:
+    parser.add_argument("--device", default=device, help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weight source")
+    parser.add_argument("--pooling", choices=POOLINGS, default="max", help="VGG-19 pooling")
+
+
+def add_style(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layers", default=",".join(STYLE_LAYERS_GATYS),
+                        help="comma-separated style layers (see `stylediff layers`)")
+    parser.add_argument("--layer-weights", type=float_list, default=None,
+                        help="comma-separated weight per style layer (default: equal, summing to 1)")
+    parser.add_argument("--loss", default="gram", choices=LazyChoices(style_losses), metavar="LOSS",
+                        help="style loss: gram, mean_std, sliced_wasserstein, gaussian_w2 (any registered loss)")
+
+
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} requested but no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def sidecar_path(out: str | os.PathLike) -> Path:
+    """``OUT.png`` -> ``OUT.json``: the sidecar lives beside its image."""
+    return Path(out).with_suffix(".json")
+
+
+def rerun_config(args: argparse.Namespace) -> dict:
+    """The parsed arguments as the sidecar's ``config`` (lists for tuples; no callables)."""
+    return {key: (list(value) if isinstance(value, tuple) else value)
+            for key, value in vars(args).items() if key not in ("func", "debug") and not callable(value)}

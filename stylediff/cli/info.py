@@ -1,0 +1,44 @@
+"""Verbs that print what the package knows: ``layers`` (the VGG-19 layer names) and ``methods`` (the
+registered guidance methods). ``layers`` imports no torch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def run_layers(args) -> None:
+    from ..layers import LAYERS
+
+    print("\n".join(LAYERS))
+
+
+def run_methods(args) -> None:
+    from ..diffusion.methods import describe
+
+    rows = describe()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    header = ["name", "paper", "through UNet", "evaluations per guided step", "scale range", "knobs (defaults)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        evals = row["evaluations"]
+        cells = [row["name"], row["paper"], "yes" if row["through_unet"] else "no",
+                 f"UNet {evals['unet_forward']}f+{evals['unet_backward']}b, "
+                 f"objective {evals['objective_forward']}f+{evals['objective_backward']}b",
+                 "–".join(f"{v:g}" for v in row["scale_range"]),
+                 ", ".join(f"{k}={v}" for k, v in row["defaults"].items())]
+        lines.append("| " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    notes = [f"- {row['name']}: {row['note']}" for row in rows if row.get("note")]
+    if notes:
+        print("\n" + "\n".join(notes))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("layers", help="list the VGG-19 layer names")
+    p.set_defaults(func=run_layers)
+    p = sub.add_parser("methods", help="the registered guidance methods: paper, cost per step, knobs, scale range")
+    p.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
+    p.set_defaults(func=run_methods)

@@ -1,0 +1,142 @@
+"""The image-optimisation verbs: ``invert``, ``texture``, ``transfer``. Each parses its arguments, calls
+one function of :mod:`stylediff.optimize` and writes the image and its JSON sidecar. torch and the
+package's torch modules are imported when a verb runs, not when the parser is built."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..layers import CONTENT_LAYER_GATYS
+from . import args as cli
+
+
+def add_optimisation(parser: argparse.ArgumentParser, steps: int, init: str) -> None:
+    parser.add_argument("--size", type=cli.positive_int, default=256, help="longest side in pixels")
+    parser.add_argument("--steps", type=cli.positive_int, default=steps, help="optimisation steps (per scale)")
+    parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
+    parser.add_argument("--lr", type=cli.finite_float, default=None,
+                        help="step size (default 1 for L-BFGS, 0.02 for Adam)")
+    parser.add_argument("--init", choices=("noise", "content", "mean"), default=init)
+    parser.add_argument("--scales", type=cli.int_list, default=(), help="coarser sizes run first, e.g. 64,128")
+    parser.add_argument("--tv-weight", type=cli.nonnegative_float, default=0.0, help="total-variation weight")
+
+
+def optimisation_config(args):
+    from ..optimize import OptimizeConfig
+
+    return OptimizeConfig(steps=args.steps, optimizer=args.optimizer, lr=args.lr, seed=args.seed, init=args.init,
+                          scales=args.scales, tv_weight=args.tv_weight, progress=not args.no_progress)
+
+
+def write_result(command: str, args, result, vgg, device, load_seconds: float, extra: dict | None = None) -> None:
+    """Write the image, then its sidecar (config, weights, versions, timing, losses and history)."""
+    from ..images import save_image
+    from ..io import write_json
+    from ..provenance import peak_rss_mb, sidecar
+
+    final = {key: value for key, value in result.final.items() if key not in ("step", "scale")}
+    save_image(result.image, args.out)
+    write_json(cli.sidecar_path(args.out), sidecar(
+        command, cli.rerun_config(args), device=device, weights={"vgg19": vgg.provenance()},
+        timing={"load_seconds": load_seconds, "optimise_seconds": result.seconds,
+                "seconds_per_step": result.seconds / max(1, len(result.history) - 1),
+                "peak_rss_mb": peak_rss_mb()},
+        results={"final": final, "history": result.history, **(extra or {})},
+    ))
+
+
+def _prepare(args, layers: list[str]):
+    """Check the output folder first (fail before any work), then load the network."""
+    import torch
+
+    from ..io import ensure_parent
+    from ..layers import min_input_size
+    from ..vgg import load_vgg19
+
+    ensure_parent(args.out)
+    start = time.perf_counter()
+    torch.manual_seed(args.seed)
+    device = cli.resolve_device(args.device)
+    vgg = load_vgg19(args.weights, args.pooling, device)
+    return vgg, device, min_input_size(layers), start
+
+
+def run_invert(args) -> None:
+    from ..images import load_image
+    from ..layers import check_layers
+    from ..optimize import invert
+
+    layers = check_layers([args.layer])
+    vgg, device, min_side, start = _prepare(args, layers)
+    image = load_image(args.image, args.size, min_side)
+    load = time.perf_counter() - start
+    result = invert(vgg, image.to(device), args.layer, optimisation_config(args))
+    write_result("invert", args, result, vgg, device, load)
+
+
+def run_texture(args) -> None:
+    from ..errors import ConfigError
+    from ..images import load_image
+    from ..layers import check_layers
+    from ..optimize import synthesize_texture
+
+    layers = check_layers(args.layers)
+    vgg, device, min_side, start = _prepare(args, layers)
+    style = load_image(args.style, args.style_size or args.size, min_side)
+    shape = tuple(style.shape[-2:]) if args.out_size is None else (args.out_size, args.out_size)
+    if min(shape) < min_side:
+        raise ConfigError(f"--out-size {args.out_size} is below the {min_side} px these layers need")
+    load = time.perf_counter() - start
+    result = synthesize_texture(vgg, style.to(device), layers, args.loss, shape, optimisation_config(args),
+                                args.layer_weights)
+    write_result("texture", args, result, vgg, device, load)
+
+
+def run_transfer(args) -> None:
+    from ..images import load_image
+    from ..layers import check_layers
+    from ..optimize import transfer_style
+
+    layers = check_layers(args.layers)
+    vgg, device, min_side, start = _prepare(args, layers + check_layers([args.content_layer]))
+    content = load_image(args.content, args.size, min_side)
+    style = load_image(args.style, args.style_size or args.size, min_side)
+    load = time.perf_counter() - start
+    result = transfer_style(vgg, content.to(device), style.to(device), layers, args.loss, optimisation_config(args),
+                            content_layer=args.content_layer, style_weight=args.style_weight,
+                            content_weight=args.content_weight, layer_weights=args.layer_weights)
+    write_result("transfer", args, result, vgg, device, load)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("invert", help="reconstruct an image from one layer's features")
+    p.add_argument("--image", required=True)
+    p.add_argument("--layer", default="relu3_1")
+    add_optimisation(p, steps=300, init="noise")
+    cli.add_common(p)
+    p.set_defaults(func=run_invert)
+
+    p = sub.add_parser("texture", help="synthesise a texture matching a style image's statistics")
+    p.add_argument("--style", required=True)
+    p.add_argument("--style-size", type=cli.positive_int, default=None,
+                   help="style image's longest side (default --size)")
+    p.add_argument("--out-size", type=cli.positive_int, default=None, help="square output side (default: style's shape)")
+    cli.add_style(p)
+    add_optimisation(p, steps=300, init="mean")
+    cli.add_common(p)
+    p.set_defaults(func=run_texture)
+
+    p = sub.add_parser("transfer", help="neural style transfer: content of one image, style of another")
+    p.add_argument("--content", required=True)
+    p.add_argument("--style", required=True)
+    p.add_argument("--style-size", type=cli.positive_int, default=None,
+                   help="style image's longest side (default --size)")
+    p.add_argument("--content-layer", default=CONTENT_LAYER_GATYS)
+    p.add_argument("--style-weight", type=cli.nonnegative_float, default=10.0,
+                   help="weight of the (per-layer normalised) style loss against the content loss")
+    p.add_argument("--content-weight", type=cli.nonnegative_float, default=1.0)
+    cli.add_style(p)
+    add_optimisation(p, steps=300, init="content")
+    cli.add_common(p)
+    p.set_defaults(func=run_transfer)

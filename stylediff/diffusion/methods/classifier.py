@@ -1,0 +1,51 @@
+"""``classifier``: classifier guidance (Dhariwal & Nichol 2021, "Diffusion Models Beat GANs on Image
+Synthesis"), with the style loss of the predicted image as the classifier: log p(y | x_t) = −L(x̂0(x_t)).
+
+Follows openai/guided-diffusion ``GaussianDiffusion.condition_score`` (DDIM) and ``condition_mean``
+(DDPM), with ``cond_fn`` = s·∇_{x_t} log p as ``scripts/classifier_sample.py`` builds it:
+
+* DDIM (``condition_score``): ε̂′ = ε̂ + s·√(1 − ᾱ_t)·∇_{x_t}L, then the DDIM step from ε̂′ (x̂0 follows).
+* DDPM (``condition_mean``): μ′ = μ − s·Σ_t·∇_{x_t}L, Σ_t the scheduler's variance (fixed_small: the
+  posterior variance β_t(1 − ᾱ_prev)/(1 − ᾱ_t); otherwise β_t), then the usual noise.
+
+s is constant over the trajectory and the gradient is not rescaled. Deviation from the reference: its
+classifier is a network trained on noisy x_t and no gradient flows through the diffusion UNet; here
+the "classifier" is L on x̂0(x_t), so the gradient goes back through the UNet (one forward kept with
+its graph, one backward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..schedule import is_ddim
+from .base import Evaluations, GuidanceMethod, StepContext, unet_gradient
+
+
+@dataclass
+class ClassifierGuidance(GuidanceMethod):
+    name = "classifier"
+    paper = "Dhariwal & Nichol 2021, Diffusion Models Beat GANs on Image Synthesis"
+    reference = "openai/guided-diffusion gaussian_diffusion.py condition_score / condition_mean"
+    through_unet = True
+    scale_range = (30.0, 3000.0)
+    scale: float = 300.0
+
+    def pass_evaluations(self) -> Evaluations:
+        return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)
+
+    def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        out, eps, _, loss, grad = unet_gradient(ctx, x)
+        grad = ctx.check_finite(loss, grad, self.scale)
+        base = ctx.base_step(out, x)
+        schedule = ctx.schedule
+        if is_ddim(schedule.scheduler):
+            d_eps = self.scale * schedule.sigma(ctx.t) * grad
+            return ctx.finish(base, d_prev=schedule.shift_for_eps(ctx.t, ctx.index, ctx.eta) * d_eps)
+        ab, ab_prev = schedule.alpha_bar(ctx.t), schedule.alpha_bar_prev(ctx.t, ctx.index)
+        beta = 1 - ab / ab_prev
+        small = str(schedule.scheduler.config.variance_type).startswith("fixed_small")
+        variance = beta * (1 - ab_prev) / (1 - ab) if small else beta
+        return ctx.finish(base, d_prev=-self.scale * variance * grad)

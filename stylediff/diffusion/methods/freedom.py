@@ -1,0 +1,66 @@
+"""``freedom``: FreeDoM (Yu et al., ICCV 2023, "FreeDoM: Training-Free Energy-Guided Conditional
+Diffusion Model").
+
+Follows vvictoryuki/FreeDoM's pixel-space rule, ``Face-GD/functions/denoising.py``
+``clip_ddim_diffusion``, and the guidance/time-travel windows of its style sampler
+``SD_style/ldm/models/diffusion/ddim.py`` ``DDIMSampler.p_sample_ddim_conditional``:
+
+* g = ∇_{x_t} E(x̂0(x_t)) back through the UNet, E = L;
+* x_{t−1} = x′_{t−1} − ρ_t·g, with the RMS-ratio step ρ_t = s·rms(ε̂)·√((1 − ᾱ_t)/ᾱ_t)·c1_t / rms(g) and
+  c1_t = √ᾱ_prev·(1 − ᾱ_t/ᾱ_prev)/(1 − ᾱ_t) (the reference's ``l1 … * 0.02 / rms(norm_grad)`` with
+  s = 0.02 there): the step's size does not depend on the loss's magnitude;
+* time travel: inside ``travel_window`` each guided step is done ``recurrence`` times, re-noising
+  x_{t−1} → x_t = √(ᾱ_t/ᾱ_prev)·x_{t−1} + √(1 − ᾱ_t/ᾱ_prev)·z between passes (fresh z);
+* guidance only inside ``window``. Defaults are the style sampler's: guidance for t ∈ [300, 700]
+  (window 0.3–0.7 of the trajectory), r = 3 for t ∈ [400, 700] (travel window 0.3–0.6).
+
+Deviations: rms is per image (the reference's batch is one image); the reference's E is the unsquared
+Gram-residual norm, and with the RMS ratio E = L gives the same step; the reference always steps with
+the DDPM posterior (DDIM η = 1), here the sampler's η is used (0 by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ...errors import ConfigError
+from .base import Evaluations, GuidanceMethod, StepContext, per_image_rms, unet_gradient
+
+
+@dataclass
+class FreeDoMGuidance(GuidanceMethod):
+    name = "freedom"
+    paper = "Yu et al. 2023, FreeDoM: Training-Free Energy-Guided Conditional Diffusion Model"
+    reference = "vvictoryuki/FreeDoM Face-GD/functions/denoising.py clip_ddim_diffusion; SD_style ddim.py"
+    through_unet = True
+    scale_range = (0.02, 0.5)
+    note = "the reference steps with the DDPM posterior (eta = 1); here the shared sampler's eta (0 by default)"
+    scale: float = 0.1
+    window: tuple[float, float] = (0.3, 0.7)
+    recurrence: int = 3
+    travel_window: tuple[float, float] = (0.3, 0.6)
+
+    def __post_init__(self):
+        super().__post_init__()
+        travel = tuple(float(w) for w in self.travel_window)
+        if len(travel) != 2 or not (0.0 <= travel[0] <= travel[1] <= 1.0):
+            raise ConfigError(f"travel window must be two fractions 0 <= start <= end <= 1, got {self.travel_window}")
+        self.travel_window = travel
+
+    def repeats(self, index: int, steps: int) -> int:
+        return self.recurrence if self.in_window(self.travel_window, index, steps) else 1
+
+    def pass_evaluations(self) -> Evaluations:
+        return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)
+
+    def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        out, eps, _, loss, grad = unet_gradient(ctx, x)
+        grad = ctx.check_finite(loss, grad, self.scale)
+        schedule = ctx.schedule
+        ab, ab_prev = schedule.alpha_bar(ctx.t), schedule.alpha_bar_prev(ctx.t, ctx.index)
+        c1 = ab_prev.sqrt() * (1 - ab / ab_prev) / (1 - ab)
+        target = self.scale * per_image_rms(eps.float()) * ((1 - ab) / ab).sqrt() * c1
+        rho = target / per_image_rms(grad).clamp_min(1e-20)
+        return ctx.finish(ctx.base_step(out, x), d_prev=-rho * grad)

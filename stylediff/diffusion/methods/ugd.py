@@ -1,0 +1,77 @@
+"""``ugd``: Universal Guidance (Bansal et al. 2023, "Universal Guidance for Diffusion Models").
+
+Follows arpitbansal297/Universal-Guided-Diffusion ``Guided_Diffusion_Imagenet/guided_diffusion/
+gaussian_diffusion.py`` ``ddim_sample_operation`` (pixel space):
+
+* forward guidance: ε̂′ = ε̂ + s·√(1 − ᾱ_t)·∇_{x_t}L(x̂0(x_t)) through the UNet (s = ``scale``);
+* backward guidance: starting from x̂0(ε̂′) clamped to [-1, 1], ``inner_steps`` Adam steps of rate
+  ``inner_lr`` on L(x̂0) (clamped before each step), Δ* = x̂0* − x̂0, and ε̃ = ε̂′ − √(ᾱ_t/(1 − ᾱ_t))·Δ*,
+  i.e. ε̃ re-derived from x_t and x̂0* (as the code does, also with no inner step: the clamp);
+* x_{t−1} = DDIM(x̂0*, ε̃), then self-recurrence: ``recurrence`` k passes, re-noising
+  x_t = √(ᾱ_t/ᾱ_prev)·x_{t−1} + √(1 − ᾱ_t/ᾱ_prev)·z between them.
+
+Defaults: the style preset of its README (k = 6, no backward guidance, DDIM η = 0); the inner Adam's
+rate 0.01 is the scripts' ``--optim_lr``. Not ported: the per-image loss cutoff (1e-5, never reached
+by a style loss) and the warm start (off in the scripts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ...errors import ConfigError
+from .base import Evaluations, GuidanceMethod, StepContext, unet_gradient
+
+
+@dataclass
+class UniversalGuidance(GuidanceMethod):
+    name = "ugd"
+    paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
+    reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
+    through_unet = True
+    scale_range = (30.0, 1000.0)
+    scale: float = 100.0
+    recurrence: int = 6
+    inner_steps: int = 0
+    inner_lr: float = 0.01
+
+    def __post_init__(self):
+        super().__post_init__()
+        if int(self.inner_steps) != self.inner_steps or self.inner_steps < 0:
+            raise ConfigError(f"inner steps must be an integer >= 0, got {self.inner_steps}")
+        if not (self.inner_lr > 0 and self.inner_lr < float("inf")):
+            raise ConfigError(f"inner lr must be a finite number > 0, got {self.inner_lr}")
+        self.inner_steps = int(self.inner_steps)
+
+    def pass_evaluations(self) -> Evaluations:
+        inner = self.inner_steps
+        return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1 + inner,
+                           objective_backward=1 + inner)
+
+    def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        out, eps, _, loss, grad = unet_gradient(ctx, x)
+        grad = ctx.check_finite(loss, grad, self.scale)
+        schedule = ctx.schedule
+        eps_forward = eps + self.scale * schedule.sigma(ctx.t) * grad
+        x0 = schedule.x0_from_eps(x, eps_forward, ctx.t).clamp(-1, 1)
+        if self.inner_steps:
+            x0 = self._backward_guidance(ctx, x0)
+        ab = schedule.alpha_bar(ctx.t)
+        eps_new = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+        base = ctx.base_step(out, x)
+        return ctx.finish(base, d_x0=x0 - base.x0, d_eps=eps_new - base.eps)
+
+    def _backward_guidance(self, ctx: StepContext, x0: torch.Tensor) -> torch.Tensor:
+        """m Adam steps on L(x̂0) from ``x0``, clamping to [-1, 1] before each step and at the end."""
+        with torch.enable_grad():
+            leaf = x0.detach().clone().requires_grad_(True)
+            optimiser = torch.optim.Adam([leaf], lr=self.inner_lr)
+            for _ in range(self.inner_steps):
+                with torch.no_grad():
+                    leaf.clamp_(-1, 1)
+                optimiser.zero_grad(set_to_none=True)
+                ctx.loss(leaf).sum().backward()
+                optimiser.step()
+        return leaf.detach().clamp(-1, 1)

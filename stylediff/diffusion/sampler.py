@@ -1,0 +1,272 @@
+"""The sampling loop around a diffusers ``UNet2DModel`` and scheduler (not a fork of diffusers): a
+short loop of numbered steps that knows no guidance rule. Each step hands a
+:class:`~.methods.base.StepContext` to the guidance method, which returns x_{t−1}; without a method
+(or at scale 0, or outside its window) a step is exactly the pipeline's ``scheduler.step``, so scale 0
+reproduces ``DDIMPipeline``/``DDPMPipeline``. A ``callback(dict)`` is called after every step (as
+k-diffusion's samplers do); :class:`HistoryRecorder` is one such callback.
+
+The objective is any differentiable callable ``images (N, 3, H, W) in [0, 1] -> (N,)``, e.g.
+:func:`stylediff.losses.style_objective`. The sampler feeds it x̂0 clamped to [-1, 1] with a
+straight-through gradient (the loss sees a valid image, saturated pixels keep their gradient), mapped
+to [0, 1] and resized to the guidance size.
+
+Seeds: each image has its own CPU generator (seed s), drawn per image exactly as diffusers draws from
+a list of generators; every other random draw (recurrence, Monte-Carlo variance) comes from streams
+derived from the image's seed, so image i is the same alone or in a batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, NumericalError, ResourceError
+from .methods.base import GuidanceMethod, StepContext
+from .schedule import Schedule, check_supported, is_ddim
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+GuidanceLoss = Callable[[torch.Tensor], torch.Tensor]
+"""Any differentiable callable from images ``(N, 3, H, W)`` in ``[0, 1]`` to losses ``(N,)``."""
+
+
+def default_guidance_size(sample_size: int, min_size: int = 1) -> int:
+    """``max(sample_size, 4 * min_size)``: the deepest layer of the objective sees at least 4×4 pixels
+    (a 32 px model's samples are upsampled to 64 px for a relu5_1 objective)."""
+    return max(int(sample_size), 4 * int(min_size))
+
+
+def image_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    return [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
+
+
+def derived_seed(seed: int, purpose: str) -> int:
+    """A seed for one purpose (``recurrence``, ``variance0``…) of the image with ``seed``."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+@dataclass
+class SampleOutput:
+    images: torch.Tensor  # (N, 3, H, W) float32 in [0, 1], on the CPU
+    seeds: list[int]
+    losses: list[float] | None  # final objective per image at the guidance size (None without objective)
+    seconds: float
+    step_seconds: list[float]  # wall time per denoising step (recurrences included)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    guidance_size: tuple[int, int] | None = None
+    batches: list[int] | None = None  # batch sizes actually run (smaller than asked after an out-of-memory)
+
+    @property
+    def seconds_per_step(self) -> float:
+        return sum(self.step_seconds) / max(1, len(self.step_seconds))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["SampleOutput"]) -> "SampleOutput":
+        """One output from batches sampled one after the other (per-image lists joined, times added)."""
+        first = parts[0]
+        history = []
+        for records in zip(*(part.history for part in parts)):
+            merged = dict(records[0])
+            for key, value in merged.items():
+                if isinstance(value, list):
+                    merged[key] = [item for record in records for item in record[key]]
+            history.append(merged)
+        return cls(images=torch.cat([part.images for part in parts]),
+                   seeds=[seed for part in parts for seed in part.seeds],
+                   losses=None if first.losses is None else [loss for part in parts for loss in part.losses],
+                   seconds=sum(part.seconds for part in parts),
+                   step_seconds=[sum(times) for times in zip(*(part.step_seconds for part in parts))],
+                   history=history, guidance_size=first.guidance_size,
+                   batches=[size for part in parts for size in (part.batches or [len(part.seeds)])])
+
+
+class HistoryRecorder:
+    """A step callback that keeps what each step reported (timestep, guided, loss, step size)."""
+
+    def __init__(self):
+        self.records: list[dict[str, Any]] = []
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        self.records.append({key: value for key, value in info.items() if key not in ("x", "x0")})
+
+
+class GuidedSampler:
+    """Sample ``unet`` with ``scheduler``, each step guided by ``method`` on ``objective``.
+
+    ``sampler(seeds, num_inference_steps=50, eta=0.0)`` returns a :class:`SampleOutput`. Scheduler,
+    steps and η belong to the sampler and are shared by every method, so a comparison of methods
+    changes only the guidance rule.
+    """
+
+    def __init__(self, unet, scheduler, objective: GuidanceLoss | None = None, method: GuidanceMethod | None = None,
+                 guidance_size: int | None = None):
+        self.unet = unet
+        self.scheduler = scheduler
+        self.objective = objective
+        self.method = method
+        if guidance_size is not None and guidance_size <= 0:
+            raise ConfigError(f"guidance size must be a positive number of pixels, got {guidance_size}")
+        self.guidance_size = guidance_size
+        if self.guided:
+            if objective is None:
+                raise ConfigError("a guidance scale > 0 needs an objective (a callable images -> (N,) losses)")
+            check_supported(scheduler)
+
+    @property
+    def guided(self) -> bool:
+        return self.method is not None and self.method.scale > 0
+
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        size = self.unet.config.sample_size
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        return (self.unet.config.in_channels, *size)
+
+    def guidance_shape(self) -> tuple[int, int]:
+        h, w = self.sample_shape[1:]
+        side = self.guidance_size or default_guidance_size(max(h, w), getattr(self.objective, "min_size", 1))
+        ratio = side / max(h, w)
+        return max(1, round(h * ratio)), max(1, round(w * ratio))
+
+    def to_objective_input(self, x0: torch.Tensor) -> torch.Tensor:
+        """Model-space x̂0 in [-1, 1] -> [0, 1] at the guidance size (straight-through clamp)."""
+        clamped = x0 + (x0.clamp(-1, 1) - x0).detach()
+        images = (clamped + 1) / 2
+        shape = self.guidance_shape()
+        if tuple(images.shape[-2:]) != shape:
+            images = F.interpolate(images, size=shape, mode="bilinear", align_corners=False,
+                                   antialias=shape[0] < images.shape[-2])
+        return images
+
+    # -- network calls ----------------------------------------------------------------------
+    def _autocast(self, precision: str):
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+    def _unet(self, precision: str) -> Callable[[torch.Tensor, Any], torch.Tensor]:
+        def call(x: torch.Tensor, t) -> torch.Tensor:
+            with self._autocast(precision):
+                out = self.unet(x, t).sample
+            return out.float() if precision != "fp32" else out
+        return call
+
+    def _loss(self, precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
+        def call(x0: torch.Tensor) -> torch.Tensor:
+            with self._autocast(precision):
+                return self.objective(self.to_objective_input(x0)).float()
+        return call
+
+    # -- the loop ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, seeds: int | Sequence[int] = 0, num_inference_steps: int = 50, eta: float = 0.0,
+                 precision: str = "fp32", progress: bool = True, description: str = "sample",
+                 callback: Callable[[dict], None] | None = None) -> SampleOutput:
+        """Sample one image per seed (``int`` = one image); after an out-of-memory on CUDA the batch is
+        split in two and retried (each image has its own generators: the same images come out)."""
+        seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
+        if not seeds:
+            raise ConfigError("give at least one seed")
+        if num_inference_steps <= 0:
+            raise ConfigError(f"the number of steps must be > 0, got {num_inference_steps}")
+        if not (math.isfinite(eta) and eta >= 0):
+            raise ConfigError(f"eta must be finite and >= 0, got {eta}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError("fp16 autocast needs a CUDA device; on the CPU use bf16 or fp32")
+        return self._fitting(seeds, num_inference_steps, eta, precision, progress, description, callback)
+
+    def _fitting(self, seeds, steps, eta, precision, progress, description, callback) -> SampleOutput:
+        try:
+            return self._sample(seeds, steps, eta, precision, progress, description, callback)
+        except torch.OutOfMemoryError:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(seeds) == 1:
+                raise ResourceError(f"out of {self.device.type} memory sampling one image: lower --guidance-size, "
+                                    "use --precision bf16, or a smaller model") from None
+            half = (len(seeds) + 1) // 2
+            warnings.warn(f"out of memory at batch size {len(seeds)}; retrying as {half} + {len(seeds) - half}",
+                          stacklevel=2)
+            return SampleOutput.concatenate([
+                self._fitting(part, steps, eta, precision, progress, description, callback)
+                for part in (seeds[:half], seeds[half:])])
+
+    def _sample(self, seeds, num_inference_steps, eta, precision, progress, description, callback) -> SampleOutput:
+        from diffusers.utils.torch_utils import randn_tensor
+
+        # 1. the initial noise, one generator per image (as the pipelines draw it)
+        generators = image_generators(seeds)
+        generator = generators[0] if len(generators) == 1 else generators
+        x = randn_tensor((len(seeds), *self.sample_shape), generator=generator, device=self.device,
+                         dtype=self.unet.dtype)
+        # 2. the trajectory
+        self.scheduler.set_timesteps(num_inference_steps)
+        timesteps = self.scheduler.timesteps
+        steps = len(timesteps)
+        schedule = Schedule(self.scheduler, self.device)
+        unet, loss = self._unet(precision), self._loss(precision) if self.objective is not None else None
+        streams: dict[str, list[torch.Generator]] = {}
+        state: dict = {}
+        step_kwargs = {"eta": eta} if is_ddim(self.scheduler) else {}
+        if self.method is not None:
+            self.method.begin()
+        recorder = HistoryRecorder()
+        step_seconds: list[float] = []
+        start = time.perf_counter()
+        bar = tqdm(timesteps, desc=description, disable=not progress, leave=False, dynamic_ncols=True)
+        for index, t in enumerate(bar):
+            tick = time.perf_counter()
+            # 3. one step: the method's (or the scheduler's), every scheduler call with this step's noise
+            states = [g.get_state() for g in generators]
+
+            def scheduler_step(model_output, sample, t=t, states=states):
+                for g, saved in zip(generators, states):
+                    g.set_state(saved)
+                return self.scheduler.step(model_output, t, sample, generator=generator, **step_kwargs)
+
+            def noise(shape, purpose):
+                if purpose not in streams:
+                    streams[purpose] = image_generators([derived_seed(s, purpose) for s in seeds])
+                return torch.cat([torch.randn((1, *shape), generator=g) for g in streams[purpose]])
+
+            ctx = StepContext(x=x, t=t, index=index, steps=steps, eta=eta, schedule=schedule,
+                              unet=lambda sample, t=t: unet(sample, t), loss=loss, scheduler_step=scheduler_step,
+                              noise=noise, state=state)
+            guided = self.method is not None and self.method.active(index, steps)
+            x = self.method.step(ctx) if self.method is not None else scheduler_step(unet(x, t), x).prev_sample
+            step_seconds.append(time.perf_counter() - tick)
+            # 4. report the step
+            info = {"step": index + 1, "t": int(t), "guided": guided, **ctx.record}
+            recorder(info)
+            if callback is not None:
+                callback({**info, "x": x})
+            if "loss" in ctx.record:
+                bar.set_postfix(loss=f"{sum(ctx.record['loss']) / len(ctx.record['loss']):.4g}", refresh=False)
+        bar.close()
+        seconds = time.perf_counter() - start
+        if not torch.isfinite(x).all():
+            raise NumericalError("sampling produced non-finite pixels: lower the guidance scale or set clip_grad")
+        # 5. the images and their final loss
+        images = (x.float() / 2 + 0.5).clamp(0, 1)
+        losses = None
+        if self.objective is not None:
+            losses = self.objective(self.to_objective_input(images * 2 - 1)).float().tolist()
+        return SampleOutput(images=images.cpu(), seeds=seeds, losses=losses, seconds=seconds,
+                            step_seconds=step_seconds, history=recorder.records,
+                            guidance_size=self.guidance_shape() if self.objective is not None else None,
+                            batches=[len(seeds)])

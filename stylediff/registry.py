@@ -1,0 +1,56 @@
+"""Registries: each style loss, guidance method and metric is named once, on its class, and found here.
+
+A :class:`Registry` maps a name to the class that carries it. Everything that lists names (the CLI's
+choices, ``stylediff methods``, the schema test, the report's metric columns) reads the registry, so
+adding a loss or a method is one class plus its ``@REGISTRY.register`` line. This module imports
+nothing heavy, so the torch-free parts of the package (the CLI's help, the workflow plan) can use it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator, TypeVar
+
+from .errors import StylediffError
+
+T = TypeVar("T")
+
+
+class Registry(dict):
+    """``{name: class}`` for one kind of thing; ``get(name)`` fails in one line naming the valid names."""
+
+    def __init__(self, kind: str, error: type[StylediffError], plural: str | None = None):
+        super().__init__()
+        self.kind, self.error, self.plural = kind, error, plural or f"{kind}s"
+
+    def register(self, cls: T) -> T:
+        """Class decorator: register ``cls`` under ``cls.name`` (each name once)."""
+        name = getattr(cls, "name", None)
+        if not name:
+            raise TypeError(f"{cls.__name__} has no name to register as a {self.kind}")
+        if name in self:
+            raise TypeError(f"{self.kind} {name!r} is registered twice ({self[name].__name__}, {cls.__name__})")
+        self[name] = cls
+        return cls
+
+    def get(self, name: str):  # type: ignore[override]
+        try:
+            return self[name]
+        except KeyError:
+            raise self.error(f"unknown {self.kind} {name!r}; valid {self.plural}: {', '.join(self)}") from None
+
+
+class LazyChoices:
+    """argparse ``choices`` read from a registry only when parsing or help needs them, so building the
+    parser (``stylediff --help``) imports no module that defines the registered classes."""
+
+    def __init__(self, names: Callable[[], list[str]]):
+        self._names = names
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
