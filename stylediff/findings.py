@@ -30,7 +30,7 @@ STYLE_METRICS = ("gram_mean", "mean_std_mean", "sliced_wasserstein_mean", "gauss
 DEPTH_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
-def label(column: str) -> str:
+def _label(column: str) -> str:
     from .metrics import column_label
 
     return column_label(column)
@@ -70,7 +70,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _layer_depth(layer: str) -> int:
-    from .vgg import LAYER_INDEX
+    from .layers import LAYER_INDEX
 
     return LAYER_INDEX[layer]
 
@@ -105,7 +105,7 @@ def inversion_section(frame, figure: Callable[[str], str]) -> list[str]:
         rhos = {m: spearman(sub["layer"].map(depth), sub[m]) for m in metrics}
         rows.append(["Spearman ρ(depth, ·)"] + [_fmt(rhos[m], 2) for m in metrics])
         lines += [f"Mean ± std over images and seeds{label}:", ""]
-        lines += _table(["layer"] + [label(m) for m in metrics], rows)
+        lines += _table(["layer"] + [_label(m) for m in metrics], rows)
         per_image = []
         for image in unique(sub["image"]):
             means = sub[sub["image"] == image].groupby("layer")["psnr"].mean()
@@ -146,7 +146,7 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
              f"Loss `{loss0}`, nested layer sets (Gatys et al. 2015). Gram distance ‖G(x) − G(s)‖/‖G(s)‖ to the "
              "style at every layer, whether optimised or not; mean ± std over styles and seeds:", ""]
     lines += _table(["layer set"] + [c.replace("gram_dist_", "") for c in columns]
-                    + [label(m) for m in extra], rows)
+                    + [_label(m) for m in extra], rows)
     set_rank = {s: rank for rank, s in enumerate(sets)}
     rho_deep = {c: spearman(sub["layers"].map(set_rank), sub[c]) for c in columns}
     first, last = sets[0], sets[-1]
@@ -188,10 +188,10 @@ def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
              f"Textures optimised with each loss on {_set_label(deepest)}, graded by every loss's own normalised "
              "distance (columns), LPIPS to the style image and the job's wall time; mean ± std over styles and "
              "seeds, best of each column in bold:", ""]
-    lines += _table(["optimised with"] + [label(m) for m in metrics], rows)
+    lines += _table(["optimised with"] + [_label(m) for m in metrics], rows)
     graded = [m for m in STYLE_METRICS if m in means]
     own = [m for m in graded if best[m] == m.replace("_mean", "")]
-    wins = {loss: [label(m) for m in graded if best[m] == loss] for loss in losses}
+    wins = {loss: [_label(m) for m in graded if best[m] == loss] for loss in losses}
     sentence = "; ".join(f"`{loss}` is best on {', '.join(won)}" for loss, won in wins.items() if won)
     claims = [f"{sentence}. {len(own)} of {len(graded)} losses are best on their own metric"
               + (f"; LPIPS to the style favours `{best['lpips_vgg']}`" if "lpips_vgg" in best else "") + "."]

@@ -71,8 +71,9 @@ class Axis:
             return f"s{int(value)}"
         if self.kind == "scale":
             return f"g{_number(value)}"
-        if self.kind == "window":
-            return "w" + "-".join(f"{float(v):g}".replace(".", "p") for v in value)
+        if self.kind == "window":  # two fractions, or the "0-1" a table shows
+            text = value if isinstance(value, str) else "-".join(f"{float(v):g}" for v in value)
+            return "w" + text.replace(".", "p")
         if self.kind == "layers":
             return "-".join(value) if isinstance(value, (list, tuple)) else str(value)
         if self.kind == "image":

@@ -114,7 +114,7 @@ def _first_seed(frame):
 
 
 def inversion_figures(frame, out_dir: Path) -> None:
-    from .vgg import LAYER_INDEX
+    from ..layers import LAYER_INDEX
 
     plt = _pyplot()
     model = _model_text(frame)

@@ -1,0 +1,136 @@
+"""The experiment plan (stylediff.plan): run ids, runs per preset, jobs and their command lines.
+torch-free: these tests also check that the plan imports no torch."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stylediff import plan
+from stylediff.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("normalization", ["per_step", "first_step"])
+@pytest.mark.parametrize("scale", [0, 0.5, 1, 3, 1e-3, 1e6, 2.25])
+def test_run_id_round_trip(scale, normalization):
+    values = {"model": "google/ddpm-cifar10-32", "style": "data/styles/starry night.jpg", "loss": "gram",
+              "layers": ["relu1_1", "relu2_1"], "window": [0.25, 1.0], "mode": "x0", "normalization": normalization,
+              "scale": scale, "seed": 3}
+    run = plan.run_id("guidance", values)
+    assert "." not in run and "/" not in run and " " not in run
+    parsed = plan.parse_run_id("guidance", run)
+    # an unguided sample has nothing to normalise: it is the default-normalisation run for every one
+    expected_norm = "per_step" if scale == 0 else normalization
+    assert parsed == {"model": "ddpm-cifar10-32", "style": "starry_night", "loss": "gram",
+                      "layers": "relu1_1-relu2_1", "window": "0.25-1", "mode": "x0", "normalization": expected_norm,
+                      "scale": pytest.approx(scale), "seed": 3}
+    assert plan.run_id("guidance", parsed) == run
+
+
+def test_default_normalisation_keeps_the_run_ids_of_older_grids():
+    values = {"model": "m", "style": "s.png", "loss": "gram", "layers": ["relu1_1"], "window": [0, 1],
+              "mode": "x0", "scale": 0.1, "seed": 0}
+    older = "m__s__gram__relu1_1__w0-1__x0__g0p1__s0"
+    assert plan.run_id("guidance", values) == older == plan.run_id("guidance", {**values, "normalization": "per_step"})
+    assert (plan.run_id("guidance", {**values, "normalization": "first_step"})
+            == "m__s__gram__relu1_1__w0-1__x0__first_step__g0p1__s0")
+    assert plan.run_id("guidance", {**values, "scale": 0, "normalization": "first_step"}).endswith("__x0__g0__s0")
+
+
+def test_run_id_matches_design_example_and_rejects_bad_ids():
+    run = plan.run_id("texture", {"style": "data/styles/starry_night.jpg", "layers": ["relu1_1", "relu2_1"],
+                                  "loss": "gram", "seed": 0})
+    assert run == "starry_night__relu1_1-relu2_1__gram__s0"
+    assert plan.split_run("texture", run) == ("starry_night", "relu1_1-relu2_1", "gram__s0")
+    with pytest.raises(ConfigError):
+        plan.parse_run_id("texture", "starry_night__gram__s0")
+    with pytest.raises(ConfigError):
+        plan.run_id("nonsense", {})
+    assert plan.model_slug("models/ddpm-emoji-32/") == "ddpm-emoji-32"
+
+
+def expected_rows(config: dict, name: str) -> int:
+    """The product of the axes, with one unguided (scale 0) run per combination of the others."""
+    section = config[name]
+    if name == "guidance_methods":
+        others = math.prod(len(section[key]) for key in ("models", "styles", "losses", "layer_sets", "seeds"))
+        return others * (1 + sum(len(entry["scales"]) for entry in section["methods"].values()))
+    spec = plan.get(name)
+    count = 1
+    for axis in spec.axes:
+        if axis.name in ("normalization", "scale"):
+            continue
+        count *= len(section.get(axis.key) or [None])
+    if name == "guidance":
+        guided = [s for s in section["scales"] if s > 0]
+        count *= len(guided) * len(section.get("normalizations") or [None]) + len(section["scales"]) - len(guided)
+    return count
+
+
+@pytest.mark.parametrize("preset", ["quick", "findings", "full"])
+def test_rows_are_the_product_of_the_axes(preset):
+    config = plan.load_config(ROOT / "config.yaml", preset)
+    built = plan.build(config)
+    for name in config["experiments"]:
+        runs = built.runs[built.runs["experiment"] == name]
+        assert len(runs) == expected_rows(config, name), (preset, name)
+        assert runs["run"].is_unique
+        for run in runs["run"]:  # ids round-trip through the grammar
+            assert plan.run_id(name, plan.parse_run_id(name, run)) == run
+        jobs = {**built.jobs(name), **{f"solo:{k}": v for k, v in built.jobs(name, solo=True).items()}}
+        assert sorted(run for runs_ in jobs.values() for run in runs_) == sorted(runs["run"])
+
+
+def test_adding_a_seed_adds_only_that_seeds_rows():
+    config = plan.load_config(ROOT / "config.yaml")
+    before = plan.build(config).runs
+    more = {**config, "texture": {**config["texture"], "seeds": [*config["texture"]["seeds"], 7]}}
+    after = plan.build(more).runs
+    added = set(after["run"]) - set(before["run"])
+    assert added and all(run.endswith("__s7") for run in added)
+    assert set(before["run"]) <= set(after["run"])
+    assert len(after) - len(before) == len(before[before["experiment"] == "texture"])
+
+
+def test_jobs_outputs_and_commands_name_the_runs():
+    config = plan.load_config(ROOT / "config.yaml")
+    built = plan.build(config)
+    job, runs = next(iter(built.jobs("texture").items()))
+    commands = built.commands("texture", job)
+    assert len(commands) == len(runs) == len(config["texture"]["layer_sets"])
+    for command, run in zip(commands, runs):
+        assert command.endswith(f"--out results/texture/{run}.png") and "--loss" in command
+    patterns = built.job_outputs("texture", ".png")
+    assert all("{head}" in p and "{tail}" in p for p in patterns)
+    head, _, tail = plan.split_run("texture", runs[0])
+    assert {p.format(head=head, tail=tail) for p in patterns} == {f"results/texture/{run}.png" for run in runs}
+    refs, bases = built.references("guidance")
+    assert len(refs) == len(bases) == len(built.values["guidance"]) and all("__g0__" in b for b in bases)
+
+
+def test_guidance_methods_group_seeds_into_one_command_per_scale():
+    config = plan.load_config(ROOT / "config.yaml", "findings")
+    built = plan.build(config)
+    section = config["guidance_methods"]
+    job, runs = next(iter(built.jobs("guidance_methods").items()))
+    commands = built.commands("guidance_methods", job)
+    method = job.split("__")[-1]
+    assert len(commands) == len(section["methods"][method]["scales"])
+    seeds = ",".join(str(s) for s in section["seeds"])
+    assert all(f"--seeds {seeds}" in command and f"--method {method}" in command for command in commands)
+    unguided = built.jobs("guidance_methods", solo=True)
+    assert all("__unguided" in job for job in unguided)
+    assert len(unguided) == math.prod(len(section[k]) for k in ("models", "styles", "losses", "layer_sets"))
+
+
+def test_plan_imports_no_torch():
+    code = ("import sys; from stylediff import plan; "
+            "plan.build(plan.load_config('config.yaml', 'findings')); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
