@@ -47,11 +47,13 @@ from .images import load_image
 from .io import read_json
 from .layers import CONTENT_LAYER_GATYS, STYLE_LAYERS_GATYS, check_layers
 from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
+from .plan import EXPERIMENTS
 from .registry import Registry
 from .vgg import load_vgg19
 from .weights import BACKBONE_FILES, TORCHVISION_URLS
 
-KINDS = ("inversion", "texture", "transfer", "guidance")
+KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
+"""What an output can be scored as: the experiments' metrics kinds."""
 METRIC_LAYERS = STYLE_LAYERS_GATYS
 """The layers every style distance is reported at (and averaged over)."""
 METRIC_SEED = 0
@@ -231,21 +233,9 @@ class StyleDistances(Metric):
             names += [f"{loss}_{layer}" for layer in METRIC_LAYERS] + [f"{loss}_mean"]
         return names
 
-    @torch.no_grad()
     def compute(self, scorer, item):
         style = item.style()
-        key = (item.reference_path, tuple(style.shape[-2:]))
-        layers = list(METRIC_LAYERS)
-        features = scorer.vgg(item.image, layers)
-        out = gram_distances(features, scorer.vgg(style, layers), layers)
-        for loss in STYLE_LOSSES:
-            term = scorer.style_term(key, style, loss)
-            term.loss.reseed(METRIC_SEED)  # a stochastic loss: the same draws for every image
-            per_layer = term.layer_losses(features)[:, 0]
-            for name, value in zip(layers, per_layer.tolist()):
-                out[f"{loss}_{name}"] = value
-            out[f"{loss}_mean"] = per_layer.mean().item()
-        return out
+        return scorer.style_distances(item.image, style, (item.reference_path, tuple(style.shape[-2:])))
 
 
 @METRICS.register
@@ -454,6 +444,23 @@ class Scorer:
         vgg = self.vgg if pooling in (None, self.pooling) else load_vgg19(self.weights, pooling, self.device)
         feats = vgg(torch.cat([image, reference]), [layer])[layer]
         return relative_error(feats[:1], feats[1:])
+
+    @torch.no_grad()
+    def style_distances(self, image: torch.Tensor, style: torch.Tensor, key: tuple | None = None) -> dict[str, float]:
+        """Gram distance and every style loss's normalised distance at relu1_1…relu5_1, and their means;
+        ``key`` names the style for the cache of its targets."""
+        key = key if key is not None else (id(style),)
+        layers = list(METRIC_LAYERS)
+        features = self.vgg(image, layers)
+        out = gram_distances(features, self.vgg(style, layers), layers)
+        for loss in STYLE_LOSSES:
+            term = self.style_term(key, style, loss)
+            term.loss.reseed(METRIC_SEED)  # a stochastic loss: the same draws for every image
+            per_layer = term.layer_losses(features)[:, 0]
+            for name, value in zip(layers, per_layer.tolist()):
+                out[f"{loss}_{name}"] = value
+            out[f"{loss}_mean"] = per_layer.mean().item()
+        return out
 
     def style_term(self, key: tuple, style: torch.Tensor, loss: str) -> StyleTerm:
         if (key, loss) not in self._style_terms:

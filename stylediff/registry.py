@@ -3,12 +3,12 @@
 A :class:`Registry` maps a name to the class that carries it. Everything that lists names (the CLI's
 choices, ``stylediff methods``, the schema test, the report's metric columns) reads the registry, so
 adding a loss or a method is one class plus its ``@REGISTRY.register`` line. This module imports
-nothing heavy, so the torch-free parts of the package (the CLI's help, the workflow plan) can use it.
+nothing heavy.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from .errors import StylediffError
 
@@ -37,20 +37,3 @@ class Registry(dict):
             return self[name]
         except KeyError:
             raise self.error(f"unknown {self.kind} {name!r}; valid {self.plural}: {', '.join(self)}") from None
-
-
-class LazyChoices:
-    """argparse ``choices`` read from a registry only when parsing or help needs them, so building the
-    parser (``stylediff --help``) imports no module that defines the registered classes."""
-
-    def __init__(self, names: Callable[[], list[str]]):
-        self._names = names
-
-    def __contains__(self, item: object) -> bool:
-        return item in self._names()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())

@@ -103,24 +103,30 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_batch_gives_each_run_the_image_it_gives_alone(tmp_path, astronaut_png):
     scream = STYLES / "the_scream.jpg"
     runs = {
-        "texture_a": f"texture --style {scream} --layers relu1_1 --loss sliced_wasserstein --size 32 --steps 4",
-        "texture_b": f"texture --style {scream} --layers relu1_1,relu2_1 --loss gram --size 32 --steps 4 --seed 2",
-        "invert": f"invert --image {astronaut_png} --layer relu2_1 --size 32 --steps 4",
+        "texture_a": ("texture", f"--style {scream} --layers relu1_1 --loss sliced_wasserstein --size 32 --steps 4"),
+        "texture_b": ("texture", f"--style {scream} --layers relu1_1,relu2_1 --loss gram --size 32 --steps 4 --seed 2"),
+        "invert": ("invert", f"--image {astronaut_png} --layer relu2_1 --size 32 --steps 4"),
     }
-    lines = [f"{args} --no-progress --out {tmp_path / 'batch' / name}.png" for name, args in runs.items()]
-    stylediff("batch", *lines)
-    for name, args in runs.items():
-        stylediff(*args.split(), "--no-progress", "--out", tmp_path / "alone" / f"{name}.png")
+    for verb in ("texture", "invert"):
+        items = [f"{args} --no-progress --out {tmp_path / 'batch' / name}.png" for name, (v, args) in runs.items()
+                 if v == verb]
+        stylediff("batch", verb, *items)
+    for name, (verb, args) in runs.items():
+        stylediff(verb, *args.split(), "--no-progress", "--out", tmp_path / "alone" / f"{name}.png")
         assert (tmp_path / "batch" / f"{name}.png").read_bytes() == (tmp_path / "alone" / f"{name}.png").read_bytes()
         assert read_sidecar(tmp_path / "batch" / f"{name}.png")["final"] == read_sidecar(
             tmp_path / "alone" / f"{name}.png")["final"]
 
 
 def test_batch_checks_every_line_before_running_any(tmp_path):
-    good = f"texture --style {STYLES / 'shipwreck.jpg'} --size 32 --steps 2 --no-progress --out {tmp_path / 'a.png'}"
-    result = stylediff("batch", good, f"texture --style {STYLES / 'shipwreck.jpg'} --steps zero --out x.png", check=False)
+    good = f"--style {STYLES / 'shipwreck.jpg'} --size 32 --steps 2 --no-progress --out {tmp_path / 'a.png'}"
+    result = stylediff("batch", "texture", good, f"--style {STYLES / 'shipwreck.jpg'} --steps zero --out x.png",
+                       check=False)
     assert result.returncode == 2 and "--steps" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "a.png").exists()
-    result = stylediff("batch", good, f"invert --image {tmp_path / 'missing.png'} --out {tmp_path / 'b.png'}", check=False)
-    assert result.returncode == 2 and "item 2 of 2 (invert): image not found" in result.stderr
+    result = stylediff("batch", "texture", good, f"--style {tmp_path / 'missing.png'} --out {tmp_path / 'b.png'}",
+                       check=False)
+    assert result.returncode == 2 and "item 2 of 2: image not found" in result.stderr
     assert (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
+    result = stylediff("batch", "batch", good, check=False)
+    assert result.returncode == 2 and "unknown verb 'batch' for batch; valid: invert, texture" in result.stderr

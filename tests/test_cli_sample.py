@@ -31,13 +31,18 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
     out = tmp_path / "run" / "guided.png"
     assert sample(model_dir, out, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--mode", "x0",
                   "--window", "0.0,0.9") == 0
-    paths = [tmp_path / "run" / f"guided_{i}.png" for i in range(3)]
-    for path in paths:
+    paths = [tmp_path / "run" / f"guided__s{seed}.png" for seed in (4, 5, 6)]
+    for seed, path in zip((4, 5, 6), paths):
         assert Image.open(path).size == (16, 16)
+        own = json.loads(path.with_suffix(".json").read_text())  # every image has its sidecar
+        assert own["seed"] == seed and own["config"]["seeds"] == [seed] and len(own["final_style_loss"]) == 1
     assert Image.open(out).size[0] > 3 * 16  # the grid
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["command"] == "sample"
     assert meta["config"]["scale"] == 0.2 and meta["config"]["window"] == [0.0, 0.9]
+    assert meta["guidance"]["method"] == "x0" and meta["guidance"]["window"] == [0.0, 0.9]
+    assert meta["guidance"]["evaluations"] == {"unet_forward": 3, "unet_backward": 0, "objective_forward": 3,
+                                               "objective_backward": 3}
     weights = meta["weights"]["diffusion"]
     file = model_dir / weights["weights_file"]
     assert weights["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
@@ -56,7 +61,7 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
 
 
 @pytest.mark.parametrize("model,expected", [("{tmp}/missing-model", "not found"),
-                                            ("stylediff-test/no-such-model", "huggingface-cli download")])
+                                            ("stylediff-test/no-such-model", "stylediff weights fetch --models")])
 def test_missing_model_is_one_line_and_exit_2(tmp_path, capsys, model, expected):
     code = main(["sample", "--model", model.format(tmp=tmp_path), "--style", str(STYLE), "--offline",
                  "--out", str(tmp_path / "x.png"), "--device", "cpu", "--no-progress"])
@@ -70,5 +75,9 @@ def test_bad_arguments_exit_before_work(model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         sample(model_dir, tmp_path / "y.png", "--window", "0.9,0.1")
     assert exit_info.value.code == 2 and "START <= END" in capsys.readouterr().err
-    assert sample(model_dir, tmp_path / "y.png", "--loss", "nope") == 2
+    with pytest.raises(SystemExit):
+        sample(model_dir, tmp_path / "y.png", "--loss", "nope")
     assert "valid losses" in capsys.readouterr().err
+    assert sample(model_dir, tmp_path / "y.png", "--method", "dps", "--inner-steps", "2") == 2
+    assert "method dps has no knob --inner-steps" in capsys.readouterr().err
+    assert not (tmp_path / "y.png").exists()

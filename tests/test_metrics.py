@@ -62,8 +62,30 @@ def test_missing_lpips_backbone_is_a_one_line_weights_error(monkeypatch, tmp_pat
         check_lpips_backbone("vgg")
     message = str(info.value)
     assert "\n" not in message and "vgg16-397923af.pth" in message and str(tmp_path) in message
+    assert "stylediff weights fetch" in message
     with pytest.raises(WeightsError):
         Scorer(lpips=True)
+
+
+def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, capsys):
+    """No backbone files and no download (torchvision's URL pointed nowhere): `auto` scores everything
+    else, says once why LPIPS is missing and records it; `true` fails; `false` is silent."""
+    import stylediff.metrics as metrics
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(metrics, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
+                                                      for net in metrics.TORCHVISION_URLS})
+    scorer = Scorer(lpips="auto")
+    err = capsys.readouterr().err
+    assert not scorer.lpips_on and err.count("\n") == 1 and "LPIPS skipped" in err
+    assert "skipped" in scorer.provenance()["lpips"]
+    image = _run(tmp_path, "t", smooth_image(11), {"size": 48})
+    doc = image_metrics(scorer, "texture", image, image)
+    assert "lpips_vgg" not in doc["metrics"] and "gram_dist_mean" in doc["metrics"]
+    with pytest.raises(WeightsError):
+        Scorer(lpips="true")
+    Scorer(lpips="false")
+    assert capsys.readouterr().err == ""
 
 
 def _run(folder: Path, name: str, image: torch.Tensor, config: dict) -> Path:
@@ -108,7 +130,7 @@ def test_metrics_verb_batch_and_errors(tmp_path):
     a = _run(tmp_path, "a", smooth_image(9), {"layer": "relu1_1"})
     b = _run(tmp_path, "b", smooth_image(10), {"layer": "relu3_1"})
     code = "import sys; from stylediff.cli import main; sys.exit(main())"
-    base = [sys.executable, "-c", code, "metrics", "--kind", "inversion", "--no-lpips", "--image", str(a), str(b),
+    base = [sys.executable, "-c", code, "metrics", "--kind", "inversion", "--lpips", "false", "--image", str(a), str(b),
             "--reference", str(original)]
     result = subprocess.run(base + ["--out", str(tmp_path / "a.metrics.json"), str(tmp_path / "b.metrics.json")],
                             cwd=ROOT, capture_output=True, text=True)

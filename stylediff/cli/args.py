@@ -10,13 +10,25 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..layers import POOLINGS, STYLE_LAYERS_GATYS, WEIGHT_SOURCES
-from ..registry import LazyChoices
 
 
-def style_losses() -> list[str]:
-    from ..losses import STYLE_LOSSES
+def registered(registry: str):
+    """An argument type: a name of ``stylediff.losses.STYLE_LOSSES`` or of the guidance methods, checked
+    when parsing (the registry's one-line message lists the valid names); imports it only then."""
+    def check(name: str) -> str:
+        from ..errors import StylediffError
 
-    return list(STYLE_LOSSES)
+        if registry == "loss":
+            from ..losses import STYLE_LOSSES as names
+        else:
+            from ..diffusion.methods import METHODS as names
+        try:
+            names.get(name)
+        except StylediffError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return name
+    check.__name__ = registry
+    return check
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -98,7 +110,7 @@ def add_style(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated style layers (see `stylediff layers`)")
     parser.add_argument("--layer-weights", type=float_list, default=None,
                         help="comma-separated weight per style layer (default: equal, summing to 1)")
-    parser.add_argument("--loss", default="gram", choices=LazyChoices(style_losses), metavar="LOSS",
+    parser.add_argument("--loss", default="gram", type=registered("loss"), metavar="LOSS",
                         help="style loss: gram, mean_std, sliced_wasserstein, gaussian_w2 (any registered loss)")
 
 

@@ -15,14 +15,10 @@ import time
 from ..errors import ConfigError
 from ..layers import POOLINGS, WEIGHT_SOURCES
 from ..plan import EXPERIMENTS
-from ..registry import LazyChoices
 from . import args as cli
 
 
-def metric_kinds() -> list[str]:
-    from ..metrics import KINDS
-
-    return list(KINDS)
+METRIC_KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
 
 
 def _paired(name: str, values: list[str] | None, count: int, required: bool) -> list[str | None]:
@@ -118,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_plan)
 
     p = sub.add_parser("metrics", help="score outputs against their references (style distances, LPIPS, …)")
-    p.add_argument("--kind", required=True, choices=LazyChoices(metric_kinds), metavar="KIND",
+    p.add_argument("--kind", required=True, choices=METRIC_KINDS,
                    help="what the outputs are")
     p.add_argument("--image", required=True, nargs="+", help="output PNG(s); each one's sidecar is read too")
     p.add_argument("--reference", required=True, nargs="+",

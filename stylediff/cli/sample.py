@@ -16,7 +16,6 @@ import statistics
 import time
 from pathlib import Path
 
-from ..registry import LazyChoices
 from . import args as cli
 
 KNOB_FLAGS = {
@@ -43,12 +42,6 @@ KNOB_FLAGS = {
     "variance_schedule": dict(choices=("decrease", "constant"), help="tfg: schedule of gamma over steps"),
 }
 """Every knob of every registered method, one flag each (tests check this equals the methods' fields)."""
-
-
-def method_names() -> list[str]:
-    from ..diffusion.methods import METHODS
-
-    return list(METHODS)
 
 
 def output_paths(out: str | Path, seeds: list[int]) -> list[Path]:
@@ -154,10 +147,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", required=True, help="style image")
     p.add_argument("--style-size", type=cli.positive_int, default=None,
                    help="style image's longest side (default: the guidance size)")
-    p.add_argument("--method", default="x0", choices=LazyChoices(method_names), metavar="METHOD",
+    p.add_argument("--method", default="x0", type=cli.registered("method"), metavar="METHOD",
                    help="guidance rule (default x0): x0, through_unet, classifier, dps, freedom, ugd, mpgd, tfg "
                         "(`stylediff methods` describes them)")
-    p.add_argument("--mode", dest="method", choices=LazyChoices(method_names), metavar="METHOD",
+    p.add_argument("--mode", dest="method", type=cli.registered("method"), metavar="METHOD",
                    help=argparse.SUPPRESS)  # the name of --method before the method family existed
     p.add_argument("--scale", type=cli.nonnegative_float, default=None,
                    help="the method's strength; 0 = the unguided diffusers sample (default: the method's)")
