@@ -21,14 +21,17 @@ configfile: "config.yaml"
 
 
 # A preset is config/<name>.yaml laid over config.yaml; Snakemake applies the command line's --config
-# and --configfile values again after it, so they still win over the preset.
+# and --configfile values again after it, so they still win over the preset. A preset named on the
+# command line must exist; a complete config (--configfile) may carry any label.
 PRESETS = sorted(path.stem for path in Path(workflow.basedir, "config").glob("*.yaml"))
-if config.get("preset", "quick") != "quick":
-    if config["preset"] not in PRESETS:
-        raise WorkflowError(f"config: unknown preset {config['preset']!r}; valid presets: "
-                            f"{', '.join(['quick'] + PRESETS)} (or pass a complete config with --configfile)")
+if config.get("preset", "quick") in PRESETS:
 
     configfile: str(Path(workflow.basedir, "config", f"{config['preset']}.yaml"))
+
+
+elif "preset" in (getattr(workflow.config_settings, "config", None) or {}) and config["preset"] != "quick":
+    raise WorkflowError(f"config: unknown preset {config['preset']!r}; valid presets: "
+                        f"{', '.join(['quick'] + PRESETS)} (or pass a complete config with --configfile)")
 
 
 include: "rules/common.smk"

@@ -38,8 +38,8 @@ def validate_config():
             raise
         key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
         hint = error.schema.get("description") if isinstance(error.schema, dict) else None
-        raise WorkflowError(f"invalid config value at {key}: {error.message}"
-                            + (f" ({key}: {hint})" if hint else "") + " [schemas/config.schema.yaml]") from None
+        hint = f" ({key}: {hint})" if hint else ""
+        raise WorkflowError(f"invalid config value at {key}: {error.message}{hint} [schemas/config.schema.yaml]") from None
 
 
 def check_config():
@@ -81,12 +81,15 @@ EXPERIMENTS = list(config["experiments"])
 RESULTS, REPORT = PLAN.results, PLAN.report
 THREADS = config["threads"]
 PYTHON = shlex.quote(sys.executable)
-STYLEDIFF = config.get("stylediff") or (
-    f"{PYTHON} -c " + shlex.quote(f"import sys; sys.path.insert(0, {BASEDIR!r}); "
-                                  "from stylediff.cli import main; sys.exit(main())"))
+def python_entry(module):
+    """Shell command running ``module.main`` of this checkout with Snakemake's Python."""
+    code = f"import sys; sys.path.insert(0, {BASEDIR!r}); from {module} import main; sys.exit(main())"
+    return f"{PYTHON} -c {shlex.quote(code)}"
+
+
+STYLEDIFF = config.get("stylediff") or python_entry("stylediff.cli")
 """The CLI of this checkout, run with Snakemake's Python (or the configured command)."""
-DATASETS = f"{PYTHON} -c " + shlex.quote(f"import sys; sys.path.insert(0, {BASEDIR!r}); "
-                                         "from stylediff.datasets import main; sys.exit(main())")
+DATASETS = python_entry("stylediff.datasets")
 THREAD_ENV = f"OMP_NUM_THREADS={THREADS} MKL_NUM_THREADS={THREADS}"
 LPIPS_ENV = f"TORCH_HOME={shlex.quote(str(config['lpips_torch_home']))}" if config.get("lpips_torch_home") else ""
 CATEGORIES = {"inversion": "Feature inversion", "texture": "Texture synthesis", "transfer": "Style transfer",
@@ -99,20 +102,21 @@ def gpu(experiment):
 
 
 # ----------------------------------------------------------------------------- input functions
-def job_inputs(experiment, solo=False):
-    return lambda wildcards: PLAN.job_inputs(experiment, PLAN.job_id(experiment, wildcards, solo), solo)
+def job_inputs(experiment, solo=False, value=None):
+    return lambda wildcards: PLAN.job_inputs(experiment, PLAN.job_id(experiment, wildcards, solo, value), solo)
 
 
-def job_runs(experiment, solo=False):
+def job_runs(experiment, solo=False, value=None):
     """Params function: the job's runs as quoted argument strings of the experiment's verb."""
-    return lambda wildcards: " ".join(
-        shlex.quote(line) for line in PLAN.commands(experiment, PLAN.job_id(experiment, wildcards, solo), solo))
+    return lambda wildcards: " ".join(shlex.quote(line) for line in PLAN.commands(
+        experiment, PLAN.job_id(experiment, wildcards, solo, value), solo))
 
 
 def plan_config(experiment):
     """The config keys the experiment's plan depends on (a change reruns its plan table)."""
-    keys = ("experiments", "device", "weights", "pooling", "results_dir", experiment)
-    return shlex.quote(json.dumps({key: config[key] for key in keys if key in config}, sort_keys=True))
+    keys = ("device", "weights", "pooling", "results_dir", experiment)
+    subset = {"experiments": [experiment], **{key: config[key] for key in keys if key in config}}
+    return shlex.quote(json.dumps(subset, sort_keys=True))
 
 
 def metrics_references(experiment):

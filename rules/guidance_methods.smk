@@ -1,42 +1,33 @@
 # The guidance methods compared on one task: models x styles x losses x layer sets x methods x scales,
-# the seeds of one setting sampled as one batch. One job per method samples all its scales; the
-# unguided samples (scale 0) are jobs of their own, shared by every method; per model, a reference
-# set of unguided samples (other seeds) is the model's own distribution for the realism metric.
+# the seeds of one setting sampled as one batch. One rule per method (each has its own scales), one job
+# per combination of the other axes samples all its scales; the unguided samples (scale 0, rule
+# sample_unguided) are shared by every method; per model, a reference set of unguided samples (other
+# seeds) is the model's own distribution for the realism metric.
 
 
-rule sample_methods:
-    input:
-        job_inputs("guidance_methods"),
-    output:
-        png=PLAN.job_outputs("guidance_methods", ".png"),
-        sidecar=PLAN.job_outputs("guidance_methods", ".json"),
-    params:
-        runs=job_runs("guidance_methods"),
-    conda:
-        "../envs/stylediff.yaml"
-    log:
-        f"{RESULTS}/logs/guidance_methods/{{head}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/guidance_methods/{{head}}.tsv"
-    threads: THREADS
-    resources:
-        gpu=1,
-    shell:
-        f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
+for method, solo in PLAN.rule_variants("guidance_methods"):
 
-
-use rule sample_methods as sample_methods_unguided with:
-    input:
-        job_inputs("guidance_methods", solo=True),
-    output:
-        png=PLAN.job_outputs("guidance_methods", ".png", solo=True),
-        sidecar=PLAN.job_outputs("guidance_methods", ".json", solo=True),
-    params:
-        runs=job_runs("guidance_methods", solo=True),
-    log:
-        f"{RESULTS}/logs/guidance_methods/{{head}}__unguided.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/guidance_methods/{{head}}__unguided.tsv"
+    rule:
+        name:
+            f"methods_{method}"
+        input:
+            job_inputs("guidance_methods", solo, method),
+        output:
+            png=PLAN.job_outputs("guidance_methods", ".png", solo, method),
+            sidecar=PLAN.job_outputs("guidance_methods", ".json", solo, method),
+        params:
+            runs=job_runs("guidance_methods", solo, method),
+        conda:
+            "../envs/stylediff.yaml"
+        log:
+            f"{RESULTS}/logs/guidance_methods/{{head}}__{method}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/guidance_methods/{{head}}__{method}.tsv"
+        threads: THREADS
+        resources:
+            gpu=1,
+        shell:
+            f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
 
 
 rule reference_set:

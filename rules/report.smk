@@ -8,6 +8,8 @@ rule plan:
         f"{RESULTS}/plan/{{experiment}}.csv",
     params:
         config=lambda wildcards: plan_config(wildcards.experiment),
+    conda:
+        "../envs/stylediff.yaml"
     log:
         f"{RESULTS}/logs/plan/{{experiment}}.log",
     shell:

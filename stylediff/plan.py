@@ -116,6 +116,9 @@ class Experiment:
     """What ``stylediff metrics --kind`` scores its outputs as (default: its name)."""
     combinations: Callable[[dict, "Experiment"], list[dict]] | None = None
     """The axes' combinations, when they are not the product of the axes' lists (default)."""
+    rule_axis: str | None = None
+    """An axis (just before the batched one) whose every value gets a workflow rule of its own (the
+    batches of different values have different batched parts, e.g. each method its own scales)."""
 
     @property
     def kind(self) -> str:
@@ -218,25 +221,32 @@ def _sample(plan: "Plan", values: dict) -> list[str]:
             *_vgg_args(plan.config), "--no-progress"]
 
 
+def method_entries(section: dict) -> dict[str, dict]:
+    """``methods: [{name, scales, knobs}, …]`` as ``{name: entry}`` (a list, so that a config file given
+    on the command line replaces the preset's methods instead of merging with them)."""
+    return {entry["name"]: entry for entry in section["methods"]}
+
+
 def _method_combinations(config: dict, spec: "Experiment") -> list[dict]:
-    """guidance_methods: each method with its own scales (``methods: {name: {scales: […]}}``), every
-    other axis a product; scale 0 (the unguided sample) once per combination of the other axes."""
+    """guidance_methods: each method with its own scales, every other axis a product; scale 0 (the
+    unguided sample) once per combination of the other axes."""
     section = config[spec.name]
     others = [axis for axis in spec.axes if axis.name not in ("method", "scale")]
     out = []
     for combo in itertools.product(*(spec.values(config, axis) for axis in others)):
         values = dict(zip((axis.name for axis in others), combo))
         out.append({**values, "method": "unguided", "scale": 0})
-        for method, entry in section["methods"].items():
+        for method, entry in method_entries(section).items():
             out += [{**values, "method": method, "scale": scale} for scale in entry["scales"] if scale > 0]
     return out
 
 
 def _sample_methods(plan: "Plan", values: dict) -> list[str]:
     section = plan.config["guidance_methods"]
-    entry = section["methods"].get(values["method"]) or {}
+    entries = method_entries(section)
+    entry = entries.get(values["method"]) or {}
     knobs = entry.get("knobs") or {}
-    method = values["method"] if values["scale"] else next(iter(section["methods"]))
+    method = values["method"] if values["scale"] else next(iter(entries))
     args = ["--model", _q(values["model"]), "--style", _q(plan.image(values["style"])),
             "--scale", str(values["scale"]), "--method", method,
             "--loss", values["loss"], "--layers", ",".join(values["layers"]),
@@ -317,7 +327,7 @@ EXPERIMENTS: dict[str, Experiment] = {spec.name: spec for spec in (
         batched="scale", grouped="seed", command=_sample_methods, reference="style", canonical=_methods_canonical,
         baseline=lambda plan, values: _unscaled(plan, "guidance_methods", values),
         solo=lambda values: float(values["scale"]) == 0, gpu_always=True, metrics_kind="guidance",
-        combinations=_method_combinations,
+        combinations=_method_combinations, rule_axis="method",
         figures=lambda config: _guidance_figures(config.get("guidance_methods", {}), "guidance_methods")),
 )}
 """Every experiment the workflow knows, by its config section's name."""
@@ -362,36 +372,50 @@ class Plan:
             return head
         return run if spec.solo(self.values[experiment][run]) else f"{head}{SEPARATOR}{tail}"
 
-    def job_id(self, experiment: str, wildcards: Any, solo: bool = False) -> str:
+    def job_id(self, experiment: str, wildcards: Any, solo: bool = False, value: str | None = None) -> str:
         """The job of a rule's ``head`` (and ``tail``) wildcards (see :meth:`job_outputs`)."""
         spec = get(experiment)
         if spec.grouped:
-            return wildcards.head
+            return wildcards.head if value is None else f"{wildcards.head}{SEPARATOR}{value}"
         if solo:  # a solo run's id: the wildcards around its batched part (one value, e.g. scale 0)
             (part,) = {split_run(spec, run)[1] for run in self.jobs(experiment, solo=True)}
             return SEPARATOR.join((wildcards.head, part, wildcards.tail))
         return f"{wildcards.head}{SEPARATOR}{wildcards.tail}"
 
-    def jobs(self, experiment: str, solo: bool = False) -> dict[str, list[str]]:
-        """{job: [run ids]} of the batched jobs (or, with ``solo``, of the runs that are jobs alone)."""
+    def jobs(self, experiment: str, solo: bool = False, value: str | None = None) -> dict[str, list[str]]:
+        """{job: [run ids]} of the batched jobs (or, with ``solo``, of the runs that are jobs alone);
+        with ``value``, only those whose ``rule_axis`` has that (encoded) value."""
         spec = get(experiment)
         jobs: dict[str, list[str]] = {}
         for run, values in self.values.get(experiment, {}).items():
-            if spec.solo(values) == solo:
+            if spec.solo(values) == solo and (value is None or self._rule_value(spec, values) == value):
                 jobs.setdefault(self.job_of(experiment, run), []).append(run)
         return jobs
 
-    def job_outputs(self, experiment: str, suffix: str, solo: bool = False) -> list[str]:
+    @staticmethod
+    def _rule_value(spec: Experiment, values: dict) -> str:
+        return spec.axis(spec.rule_axis).encode(values[spec.rule_axis])
+
+    def rule_variants(self, experiment: str) -> list[tuple[str, bool]]:
+        """(value of ``rule_axis``, solo) of each rule the experiment needs: a job's outputs must be one
+        set of patterns, and each method has its own scales."""
+        spec = get(experiment)
+        return list(dict.fromkeys((self._rule_value(spec, values), spec.solo(values))
+                                  for values in self.values.get(experiment, {}).values()))
+
+    def job_outputs(self, experiment: str, suffix: str, solo: bool = False, value: str | None = None) -> list[str]:
         """Output patterns of one job, around its ``{head}`` (and ``{tail}``) wildcards: one per batched part
-        (per batched and grouped part when the experiment groups an axis)."""
+        (per batched and grouped part when the experiment groups an axis; the ``rule_axis`` value, when
+        given, written out in the pattern)."""
         spec = get(experiment)
         parts = []
-        for runs in self.jobs(experiment, solo).values():
+        for runs in self.jobs(experiment, solo, value).values():
             for run in runs:
                 _, part, tail = split_run(spec, run)
                 parts.append(f"{part}{SEPARATOR}{tail}" if spec.grouped else part)
         tail = "" if spec.grouped else f"{SEPARATOR}{{tail}}"
-        return [f"{self.results}/{experiment}/{{head}}{SEPARATOR}{part}{tail}{suffix}"
+        fixed = "" if value is None else f"{SEPARATOR}{value}"
+        return [f"{self.results}/{experiment}/{{head}}{fixed}{SEPARATOR}{part}{tail}{suffix}"
                 for part in dict.fromkeys(parts)]
 
     def job_inputs(self, experiment: str, job: str, solo: bool = False) -> list[str]:

@@ -60,7 +60,7 @@ def expected_rows(config: dict, name: str) -> int:
     section = config[name]
     if name == "guidance_methods":
         others = math.prod(len(section[key]) for key in ("models", "styles", "losses", "layer_sets", "seeds"))
-        return others * (1 + sum(len(entry["scales"]) for entry in section["methods"].values()))
+        return others * (1 + sum(len(entry["scales"]) for entry in section["methods"]))
     spec = plan.get(name)
     count = 1
     for axis in spec.axes:
@@ -121,7 +121,7 @@ def test_guidance_methods_group_seeds_into_one_command_per_scale():
     job, runs = next(iter(built.jobs("guidance_methods").items()))
     commands = built.commands("guidance_methods", job)
     method = job.split("__")[-1]
-    assert len(commands) == len(section["methods"][method]["scales"])
+    assert len(commands) == len(plan.method_entries(section)[method]["scales"])
     seeds = ",".join(str(s) for s in section["seeds"])
     assert all(f"--seeds {seeds}" in command and f"--method {method}" in command for command in commands)
     unguided = built.jobs("guidance_methods", solo=True)

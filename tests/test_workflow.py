@@ -24,17 +24,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stylediff.report import figure_files
+from stylediff import plan
+from stylediff.diffusion.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
-LPIPS_HOME = ROOT.parent / "shared" / "cache" / "torch"
-AXIS_KEYS = {
-    "inversion": ("images", "layers", "poolings", "seeds"),
-    "texture": ("styles", "layer_sets", "losses", "seeds"),
-    "transfer": ("contents", "styles", "losses", "seeds"),
-    "guidance": ("models", "styles", "losses", "layer_sets", "windows", "modes", "seeds"),  # x scales x norms
-}
 RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample"}
+SOLO_RULES = {"guidance": "sample_unguided"}
 
 
 def workdir(path: Path) -> Path:
@@ -83,45 +78,32 @@ def rule_resources(output: str) -> dict[str, set[str]]:
 
 
 def merged_config(preset: str) -> dict:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    if preset != "quick":
-        config.update(yaml.safe_load((ROOT / "config" / f"{preset}.yaml").read_text()))
-    return config
-
-
-BATCHED_KEYS = {"inversion": "layers", "texture": "layer_sets", "transfer": "losses"}
-"""The axis whose values one job runs together (guidance: the guided scales)."""
-
-
-def expected_runs(config: dict, experiment: str) -> int:
-    section = config[experiment]
-    count = 1
-    for key in AXIS_KEYS[experiment]:
-        count *= len(section.get(key) or [None])  # poolings/windows default to one value
-    if experiment == "guidance":  # the unguided (scale 0) run is shared by every normalisation
-        guided = [scale for scale in section["scales"] if scale > 0]
-        count *= len(guided) * len(section.get("normalizations") or [None]) + len(section["scales"]) - len(guided)
-    return count
+    return plan.load_config(ROOT / "config.yaml", preset)
 
 
 def expected_jobs(config: dict) -> dict[str, int]:
+    """Jobs per rule: one per batch of the plan (tests/test_plan.py checks the plan's rows against the
+    product of the axes), one metrics, plan, aggregate and figures job per experiment."""
+    built = plan.build(config)
     expected = {"all": 1}
     skimage = set()
     for experiment in config["experiments"]:
-        section = config[experiment]
-        if experiment == "guidance":
-            others = expected_runs({**config, "guidance": {**section, "scales": [0]}}, "guidance")
-            guided = [scale for scale in section["scales"] if scale > 0]
-            expected["sample_unguided"] = others * (len(section["scales"]) - len(guided))
-            if guided:
-                expected["sample"] = others * len(section.get("normalizations") or [None])
+        if experiment == "guidance_methods":  # one rule per method, methods_unguided for scale 0
+            for method, solo in built.rule_variants(experiment):
+                expected[f"methods_{method}"] = len(built.jobs(experiment, solo, method))
         else:
-            expected[RUN_RULES[experiment]] = expected_runs(config, experiment) // len(section[BATCHED_KEYS[experiment]])
+            if built.jobs(experiment):
+                expected[RUN_RULES[experiment]] = len(built.jobs(experiment))
+            if built.jobs(experiment, solo=True):
+                expected[SOLO_RULES[experiment]] = len(built.jobs(experiment, solo=True))
+        if built.reference_sets(experiment):
+            expected["reference_set"] = expected.get("reference_set", 0) + len(built.reference_sets(experiment))
         expected[f"metrics_{experiment}"] = 1
         expected[f"figures_{experiment}"] = 1
-        for key in ("images", "styles", "contents"):
-            skimage |= {spec for spec in section.get(key, []) if spec.startswith("skimage:")}
-    expected["aggregate"] = len(config["experiments"])
+        for axis in plan.get(experiment).axes:
+            if axis.kind == "image":
+                skimage |= {spec for spec in config[experiment][axis.key] if spec.startswith("skimage:")}
+    expected["aggregate"] = expected["plan"] = len(config["experiments"])
     if config.get("findings"):
         expected["findings"] = 1
     if skimage:
@@ -146,7 +128,8 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
     config = merged_config(preset)
     assert job_stats(output) == expected_jobs(config)
     resources = rule_resources(output)
-    gpu_rules = {"sample", "sample_unguided"} | ({"invert", "texture", "transfer"} if config["device"] != "cpu" else set())
+    gpu_rules = {"sample", "sample_unguided", "reference_set"} | {f"methods_{method}" for method in [*METHODS, "unguided"]} | (
+        {"invert", "texture", "transfer"} if config["device"] != "cpu" else set())
     for rule, lines in resources.items():
         for line in lines:
             if rule in gpu_rules:
@@ -184,12 +167,6 @@ def test_unknown_preset_and_missing_image_are_named(tmp_path):
 
 
 # ----------------------------------------------------------------------------- end to end
-def sample_verb_available() -> bool:
-    code = "import sys; from stylediff.cli import main; sys.exit(main())"
-    result = subprocess.run([sys.executable, "-c", code, "sample", "--help"], cwd=ROOT, capture_output=True)
-    return result.returncode == 0
-
-
 def tiny_unet(folder: Path) -> Path:
     import torch
     from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
@@ -217,12 +194,11 @@ def check_outputs_readable(work: Path) -> int:
 
 
 def targets(config: dict) -> list[str]:
+    built = plan.build(config)
     files = []
     for experiment in config["experiments"]:
         files += [f"results/tables/{experiment}.csv", f"report/{experiment}_summary.md"]
-        models = config["guidance"]["models"] if experiment == "guidance" else ()
-        modes = config["guidance"]["modes"] if experiment == "guidance" else ()
-        files += [f"report/{name}" for name in figure_files(experiment, models, modes)]
+        files += [f"report/{name}" for name in built.figures(experiment)]
     return files
 
 
@@ -241,14 +217,11 @@ def test_tiny_end_to_end(tmp_path):
 
     work = workdir(tmp_path)
     config = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
-    if sample_verb_available():
-        config["guidance"]["models"] = [str(tiny_unet(work / "tiny-unet"))]
-    else:
-        config["experiments"].remove("guidance")
-    if LPIPS_HOME.is_dir():
-        config["lpips_torch_home"] = str(LPIPS_HOME)
-    else:
-        config["lpips"] = False
+    tiny = str(tiny_unet(work / "tiny-unet"))
+    config["guidance"]["models"] = config["guidance_methods"]["models"] = [tiny]
+    # as on a fresh machine: no LPIPS backbones, no network (auto: skipped, and the summaries say so)
+    (work / "torch-home").mkdir()
+    config["lpips_torch_home"] = str(work / "torch-home")
     (work / "tiny.yaml").write_text(yaml.safe_dump(config))
     args = ("--configfile", "tiny.yaml")
 
@@ -257,12 +230,16 @@ def test_tiny_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     for target in targets(config):
         assert (work / target).is_file() and (work / target).stat().st_size > 0, target
+    runs = plan.build(config).runs
     for experiment in config["experiments"]:
         table = pd.read_csv(work / "results" / "tables" / f"{experiment}.csv")
-        assert len(table) == expected_runs(config, experiment)
+        assert sorted(table["run"]) == sorted(runs[runs["experiment"] == experiment]["run"])
         assert table["model"].notna().all()
         metric = "feature_error" if experiment == "inversion" else "gram_dist_mean"
         assert table[metric].notna().all()
+        assert "lpips_vgg" not in table
+        assert "LPIPS was skipped" in (work / "report" / f"{experiment}_summary.md").read_text()
+    assert "LPIPS skipped" in (work / "results" / "logs" / "metrics" / "texture.log").read_text()
     assert check_outputs_readable(work) > 0
     uninterrupted = image_hashes(work)
 
@@ -276,8 +253,8 @@ def test_tiny_end_to_end(tmp_path):
     (work / "tiny_more.yaml").write_text(yaml.safe_dump(more))
     result = snakemake(work, "--configfile", "tiny_more.yaml", "-n")
     assert job_stats(result.stdout + result.stderr) == {
-        "texture": expected_jobs(config)["texture"], "metrics_texture": 1, "aggregate": 1, "figures_texture": 1,
-        "all": 1}, result.stdout[-3000:]
+        "texture": expected_jobs(config)["texture"], "metrics_texture": 1, "plan": 1, "aggregate": 1,
+        "figures_texture": 1, "all": 1}, result.stdout[-3000:]
 
     # 3. deleting one output reruns only what depends on it ...
     texture_run = next((work / "results" / "texture").glob("*__s0.png"))
