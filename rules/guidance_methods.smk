@@ -1,7 +1,7 @@
 # The guidance methods compared on one task: models x styles x losses x layer sets x methods x scales,
 # the seeds of one setting sampled as one batch. One rule per method (each has its own scales), one job
-# per combination of the other axes samples all its scales; the unguided samples (scale 0, rule
-# sample_unguided) are shared by every method; per model, a reference set of unguided samples (other
+# per combination of the other axes samples all its scales; the unguided samples (scale 0, rule methods_unguided)
+# are shared by every method; per model, a reference set of unguided samples (other
 # seeds) is the model's own distribution for the realism metric.
 
 

