@@ -32,6 +32,8 @@ never random weights. Images whose shorter side is below 64 px are upsampled to 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 import time
@@ -80,7 +82,8 @@ def check_lpips_backbone(net: str) -> Path:
     path = lpips_backbone_path(net)
     if not path.is_file():
         try:
-            torch.hub.load_state_dict_from_url(TORCHVISION_URLS[net], progress=False)
+            with contextlib.redirect_stderr(io.StringIO()):  # torch.hub announces the download attempt
+                torch.hub.load_state_dict_from_url(TORCHVISION_URLS[net], progress=False)
         except Exception as exc:  # offline: URLError, timeouts, proxies
             raise WeightsError(
                 f"LPIPS-{net} backbone not found at {path} and not downloadable ({type(exc).__name__}): run "
@@ -385,7 +388,7 @@ class Scorer:
                 if self.lpips == "true":
                     raise
                 self.lpips_skipped = str(exc)
-                print(f"stylediff metrics: LPIPS skipped: {exc}", file=sys.stderr)
+                print(f"stylediff: LPIPS skipped: {exc}", file=sys.stderr)
         self._reference_features: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()

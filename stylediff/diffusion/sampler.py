@@ -17,7 +17,6 @@ derived from the image's seed, so image i is the same alone or in a batch.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import time
@@ -153,9 +152,8 @@ class GuidedSampler:
 
     # -- network calls ----------------------------------------------------------------------
     def _autocast(self, precision: str):
-        if precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+        return torch.autocast(self.device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
+                              enabled=precision != "fp32")
 
     def _unet(self, precision: str) -> Callable[[torch.Tensor, Any], torch.Tensor]:
         def call(x: torch.Tensor, t) -> torch.Tensor:

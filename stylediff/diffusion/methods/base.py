@@ -171,6 +171,8 @@ class GuidanceMethod:
     """Log-spaced range of ``scale`` in which the Gram style loss moves the demo model's samples without
     destroying them (measured with ``python bench/scale_range.py``)."""
     note: ClassVar[str] = ""
+    search_factors: ClassVar[dict[str, float]] = {"scale": 2.0}
+    """Knobs ``stylediff search`` multiplies, each by its factor, one child per knob per round."""
 
     scale: float = 0.0
     window: tuple[float, float] = (0.0, 1.0)
