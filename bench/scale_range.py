@@ -40,7 +40,7 @@ from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "ddpm-emoji-32"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "ddpm-emoji-faces-32"))
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--styles", default="starry_night,the_scream,shipwreck")
     parser.add_argument("--seeds", default="0,1")

@@ -176,7 +176,7 @@ def test_bf16_on_cpu_is_close_to_fp32(model):
     from stylediff.losses import style_objective
     from stylediff.vgg import load_vgg19
 
-    demo = load_model(Path(__file__).resolve().parents[1] / "models" / "ddpm-emoji-32")
+    demo = load_model(Path(__file__).resolve().parents[1] / "models" / "ddpm-emoji-faces-32")
     objective = style_objective(load_vgg19(), load_image(STYLE, 64), LAYERS)
     for name, scale in (("x0", 0.05), ("through_unet", 0.1)):
         runs = {precision: GuidedSampler(demo.unet, demo.scheduler("ddim"), objective, make_method(name, scale=scale))(

@@ -113,7 +113,7 @@ def test_gradient_path_and_evaluations_are_what_the_method_declares(model, style
 @pytest.fixture(scope="module")
 def demo_model():
     """The embedded pretrained demo model: the methods' default scales are tuned on it."""
-    return load_model(ROOT / "models" / "ddpm-emoji-32")
+    return load_model(ROOT / "models" / "ddpm-emoji-faces-32")
 
 
 @pytest.mark.parametrize("name", list(METHODS))

@@ -31,7 +31,7 @@ class ClassifierGuidance(GuidanceMethod):
     reference = "openai/guided-diffusion gaussian_diffusion.py condition_score / condition_mean"
     through_unet = True
     scale_range = (30.0, 3000.0)
-    scale: float = 300.0
+    scale: float = 0.3
 
     def pass_evaluations(self) -> Evaluations:
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)

@@ -37,7 +37,7 @@ class FreeDoMGuidance(GuidanceMethod):
     through_unet = True
     scale_range = (0.02, 0.5)
     note = "the reference steps with the DDPM posterior (eta = 1); here the shared sampler's eta (0 by default)"
-    scale: float = 0.1
+    scale: float = 0.3
     window: tuple[float, float] = (0.3, 0.7)
     recurrence: int = 3
     travel_window: tuple[float, float] = (0.3, 0.6)

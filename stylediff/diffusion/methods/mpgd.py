@@ -34,7 +34,7 @@ class MPGDGuidance(GuidanceMethod):
     through_unet = False
     scale_range = (1.0, 30.0)
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
-    scale: float = 5.0
+    scale: float = 15.0
     step_schedule: str = "inv_sqrt_alpha_prev"
 
     def __post_init__(self):

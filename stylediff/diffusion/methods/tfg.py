@@ -46,7 +46,7 @@ class TFGGuidance(GuidanceMethod):
     scale_range = (3.0, 100.0)
     note = "the reference samples with DDIM eta = 1; here the shared sampler's eta (0 by default)"
     search_factors = {"rho": 2.0, "mu": 2.0, "variance": 10.0}  # TFG's searching.py factors
-    scale: float = 20.0
+    scale: float = 0.3
     rho: float = 1.0
     mu: float = 0.25
     variance: float = 0.001

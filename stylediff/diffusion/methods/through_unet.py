@@ -26,7 +26,7 @@ class ThroughUNetGuidance(NormalisedGradient):
     reference = "stylediff.diffusion.methods.through_unet"
     through_unet = True
     scale_range = (0.01, 1.0)
-    scale: float = 0.1
+    scale: float = 0.3
 
     def pass_evaluations(self) -> Evaluations:
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)

@@ -32,7 +32,7 @@ class UniversalGuidance(GuidanceMethod):
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
     through_unet = True
     scale_range = (30.0, 1000.0)
-    scale: float = 100.0
+    scale: float = 300.0
     recurrence: int = 6
     inner_steps: int = 0
     inner_lr: float = 0.01
