@@ -1,7 +1,11 @@
 """Engine overhead: time per optimisation step divided by one bare VGG-19 forward+backward to the
 same deepest layer at the same size (the practical limit of pixel optimisation).
 
-    python bench/engine_overhead.py [--sizes 64,128,256] [--steps 20] [--repeats 5] [--device cpu]
+The engine's step is the difference of a long and a short run divided by the difference of their
+step counts, so the once-per-run costs (building the objective, scoring the final image) drop out;
+bare passes and engine runs alternate, so machine noise hits both; medians of ``--repeats``.
+
+    python bench/engine_overhead.py [--sizes 64,128,256] [--steps 20] [--repeats 5] [--losses gram,…]
 """
 
 from __future__ import annotations
@@ -27,14 +31,18 @@ def bare_step(vgg, size, device, steps):
     return mean_seconds(lambda: vgg(x, ["relu5_1"])["relu5_1"].sum().backward(), steps, device)
 
 
+def engine_seconds(objective, size, device, steps):
+    init = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
+    sync(device)
+    return optimize_image(objective, init, OptimizeConfig(steps=steps, progress=False)).seconds
+
+
 def engine_step(vgg, size, device, steps, loss):
     style = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
     objective = style_objective(vgg, style, list(STYLE_LAYERS_GATYS), loss)
-    init = torch.rand(1, 3, size, size, device=device)
-    sync(device)
-    result = optimize_image(objective, init, OptimizeConfig(steps=steps, progress=False))
-    sync(device)
-    return result.seconds / steps
+    short = max(1, steps // 4)
+    return (engine_seconds(objective, size, device, steps) - engine_seconds(objective, size, device, short)) / (
+        steps - short)
 
 
 def main():
@@ -42,26 +50,28 @@ def main():
     parser.add_argument("--sizes", default="64,128,256")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--loss", default="gram")
+    parser.add_argument("--losses", default="gram,mean_std,sliced_wasserstein,gaussian_w2")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
     vgg = load_vgg19("caffe", "max", device)
-    print(f"device: {device}, threads: {torch.get_num_threads()}, loss: {args.loss}")
-    print(f"{'size':>5} {'bare fwd+bwd ms':>16} {'engine step ms':>15} {'ratio':>6}")
+    print(f"device: {device}, threads: {torch.get_num_threads()}")
+    print("| size | loss | bare VGG fwd+bwd to relu5_1 (ms) | engine step (ms) | ratio |")
+    print("|---|---|---|---|---|")
     ratios = []
     for size in [int(s) for s in args.sizes.split(",")]:
         bare_step(vgg, size, device, 2)  # warm-up
-        bare, engine = [], []
-        for _ in range(args.repeats):  # alternate so that machine noise hits both
-            bare.append(bare_step(vgg, size, device, args.steps))
-            engine.append(engine_step(vgg, size, device, args.steps, args.loss))
-        b, e = statistics.median(bare), statistics.median(engine)
-        ratios.append((size, e / b))
-        print(f"{size:>5} {b * 1e3:>16.1f} {e * 1e3:>15.1f} {e / b:>6.2f}")
+        for loss in args.losses.split(","):
+            bare, engine = [], []
+            for _ in range(args.repeats):  # alternate so that machine noise hits both
+                bare.append(bare_step(vgg, size, device, args.steps))
+                engine.append(engine_step(vgg, size, device, args.steps, loss))
+            b, e = statistics.median(bare), statistics.median(engine)
+            ratios.append((size, loss, e / b))
+            print(f"| {size} px | {loss} | {b * 1e3:.1f} | {e * 1e3:.1f} | {e / b:.2f} |", flush=True)
     print(f"peak RSS {peak_rss_mb():.0f} MiB" + (f", CUDA max allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
                                                 if device.type == "cuda" else ""))
-    print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {r:.2f}" for s, r in ratios))
+    print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {l} {r:.2f}" for s, l, r in ratios))
 
 
 if __name__ == "__main__":

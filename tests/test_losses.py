@@ -170,3 +170,13 @@ def test_objective_moves_its_targets_and_never_the_shared_network(vgg, loss):
         assert after == pytest.approx(before, rel=1e-3)
     with pytest.raises(ConfigError, match="process-wide cached network"):
         vgg.to(torch.float64)
+
+
+def test_gram_matrix_backward_is_the_exact_gradient():
+    """The one-product backward of the Gram matrix (symmetry) against autograd's numerical check."""
+    from stylediff.losses import gram_matrix
+
+    features = torch.randn(2, 6, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_matrix, (features,))
+    flat = features.reshape(2, 6, 20)
+    assert torch.allclose(gram_matrix(features), flat @ flat.transpose(1, 2) / 120)
