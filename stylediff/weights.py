@@ -14,8 +14,8 @@ messages that say what to do. torch, huggingface_hub and numpy are imported insi
 
 Command line (on a login node with network, same ``TORCH_HOME`` / ``HF_HOME`` as the compute nodes)::
 
-    python -c "from stylediff.weights import fetch_lpips_backbones; fetch_lpips_backbones()"
-    python -c "from stylediff.weights import fetch_hub_models; fetch_hub_models(['google/ddpm-cifar10-32'])"
+    stylediff weights fetch                                   # the LPIPS backbones
+    stylediff weights fetch --models google/ddpm-cifar10-32 google/ddpm-ema-church-256
 """
 
 from __future__ import annotations
@@ -432,8 +432,8 @@ def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLik
                 f"{type(exc).__name__}: {_first_line(exc) or 'no detail'}"
             raise WeightsError(
                 f"cannot download {model_id} from the Hugging Face hub ({reason[:300]}): on a machine with internet "
-                f"run `hf download {model_id}` (or `python -c \"from stylediff.weights import fetch_hub_models; "
-                f"fetch_hub_models(['{model_id}'])\"`) with the same HF_HOME and copy its hub folder here"
+                f"run `stylediff weights fetch --models {model_id}` (or `hf download {model_id}`) with the same "
+                f"HF_HOME and copy its hub folder here"
             ) from None
         layout = _hub_layout(folder)
         weights_dir = folder / "unet" if layout == "pipeline" else folder
