@@ -48,6 +48,7 @@ from .errors import ConfigError, WeightsError
 from .images import load_image
 from .io import read_json
 from .layers import CONTENT_LAYER_GATYS, STYLE_LAYERS_GATYS, check_layers
+from .layout_copy import layout_copy
 from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
 from .plan import EXPERIMENTS
 from .registry import Registry
@@ -111,48 +112,6 @@ def gram_distances(features: dict[str, torch.Tensor], style_features: dict[str, 
            for name in layers}
     out["gram_dist_mean"] = sum(out.values()) / len(layers)
     return out
-
-
-LAYOUT_SIDE = 64
-LAYOUT_MAX_SHIFT = 1 / 8
-
-
-def _grey(image: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    return (image * weights).sum(1, keepdim=True)
-
-
-def _max_correlation(a: torch.Tensor, b: torch.Tensor, shift: int) -> float:
-    """Largest Pearson correlation of ``a`` and ``b`` (1, 1, H, W) over the overlaps of shifts up to ``shift``."""
-    h, w = a.shape[-2:]
-    best = -1.0
-    for dy in range(-shift, shift + 1):
-        for dx in range(-shift, shift + 1):
-            pa = a[..., max(0, dy): h + min(0, dy), max(0, dx): w + min(0, dx)].flatten()
-            pb = b[..., max(0, -dy): h + min(0, -dy), max(0, -dx): w + min(0, -dx)].flatten()
-            pa, pb = pa - pa.mean(), pb - pb.mean()
-            denominator = (pa.norm() * pb.norm()).item()
-            if denominator > 1e-12:
-                best = max(best, (pa @ pb).item() / denominator)
-    return best
-
-
-def layout_copy(output: torch.Tensor, reference: torch.Tensor) -> float:
-    """How much of ``reference``'s spatial layout ``output`` reproduces, in [0, 1].
-
-    Both images are turned grey, the reference resized to the output's shape and both reduced to
-    ``LAYOUT_SIDE`` px on the longest side (layout, not pixel noise); the score is the largest
-    Pearson correlation over shifts of up to 1/8 of the size and over a horizontal flip, negatives
-    clipped to 0. 1 for the reference itself; near 0 for a texture sharing only its statistics.
-    """
-    a = _grey(output.float())
-    b = _grey(resize_to(reference.float(), output.shape[-2:]))
-    ratio = LAYOUT_SIDE / max(a.shape[-2:])
-    if ratio < 1:
-        shape = (max(1, round(a.shape[-2] * ratio)), max(1, round(a.shape[-1] * ratio)))
-        a, b = resize_to(a, shape), resize_to(b, shape)
-    shift = max(1, round(max(a.shape[-2:]) * LAYOUT_MAX_SHIFT))
-    return max(0.0, _max_correlation(a, b, shift), _max_correlation(a, b.flip(-1), shift))
 
 
 def _image_features(vgg, images: torch.Tensor) -> torch.Tensor:
