@@ -364,10 +364,11 @@ def test_project_workflow_through_slurm_profile(tmp_path, configfile):
 
     work = tmp_path / "repo"
     shutil.copytree(REPO, work, ignore=_COPY_IGNORE, symlinks=True)
-    # the tiny config's guidance model is a placeholder: point it at a tiny UNet
+    # the tiny config's guidance models are placeholders: point both experiments at a tiny UNet
     model = _tiny_ddpm(tmp_path / "tiny-ddpm")
     override = tmp_path / "model.yaml"
-    override.write_text(f"guidance:\n  models: ['{model}']\n")
+    override.write_text("".join(f"{experiment}:\n  models: ['{model}']\n"
+                                for experiment in ("guidance", "guidance_methods")))
     configfiles = ["--configfile", configfile, str(override)]
 
     log = tmp_path / "slurm.log"
