@@ -135,28 +135,43 @@ def _set_label(layers: str) -> str:
     return "{" + layer_set_label(layers) + "}"
 
 
+def _copy_rate(frame) -> str:
+    """"k of n (p %)" of runs whose ``layout_copy`` is above the copy threshold."""
+    from .layout_copy import COPY_THRESHOLD
+
+    copies = int((frame["layout_copy"] > COPY_THRESHOLD).sum())
+    return f"{copies} of {len(frame)} ({100 * copies / max(1, len(frame)):.0f} %)"
+
+
 def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
+    from .layout_copy import COPY_THRESHOLD
+
     loss0 = "gram" if "gram" in set(frame["loss"]) else unique(frame["loss"])[0]
     sub = frame[frame["loss"] == loss0]
     sets = sorted(unique(sub["layers"]), key=lambda s: len(str(s).split("-")))
     columns = [f"gram_dist_{layer}" for layer in DEPTH_LAYERS if f"gram_dist_{layer}" in sub]
-    extra = [m for m in ("sliced_wasserstein_mean", "lpips_vgg") if m in sub]
-    rows = [[_set_label(s)] + [_mean_std(sub[sub["layers"] == s][c]) for c in columns + extra] for s in sets]
+    extra = [m for m in ("sliced_wasserstein_mean", "layout_copy") if m in sub]
+    rows = [[_set_label(s)] + [_mean_std(sub[sub["layers"] == s][c]) for c in columns + extra]
+            + ([_copy_rate(sub[sub["layers"] == s])] if "layout_copy" in sub else []) for s in sets]
     lines = ["### Texture synthesis: deeper layer sets capture more of the style", "",
              f"Loss `{loss0}`, nested layer sets (Gatys et al. 2015). Gram distance ‖G(x) − G(s)‖/‖G(s)‖ to the "
-             "style at every layer, whether optimised or not; mean ± std over styles and seeds:", ""]
+             "style at every layer, whether optimised or not, and `layout_copy` (how much of the style image's "
+             f"layout the texture reproduces; above {COPY_THRESHOLD} it is a copy); mean ± std over styles and seeds:",
+             ""]
     lines += _table(["layer set"] + [c.replace("gram_dist_", "") for c in columns]
-                    + [_label(m) for m in extra], rows)
+                    + [_label(m) for m in extra] + (["copies"] if "layout_copy" in sub else []), rows)
     set_rank = {s: rank for rank, s in enumerate(sets)}
-    rho_deep = {c: spearman(sub["layers"].map(set_rank), sub[c]) for c in columns}
+    textures = sub[sub["layout_copy"] <= COPY_THRESHOLD] if "layout_copy" in sub else sub
+    rho_deep = {c: spearman(textures["layers"].map(set_rank), textures[c]) for c in columns}
     first, last = sets[0], sets[-1]
     deepest = columns[-1]
     means = sub.groupby(["style", "layers"])[deepest].mean()
     styles = unique(sub["style"])
     improved = [style for style in styles if means[(style, last)] < means[(style, first)]]
     shallow = sub.groupby("layers")[columns[0]].mean()
+    only = (f" among the {len(textures)} of {len(sub)} runs that are not copies" if "layout_copy" in sub else "")
     claims = [
-        f"The Gram distance at {deepest.replace('gram_dist_', '')} falls as the set deepens "
+        f"The Gram distance at {deepest.replace('gram_dist_', '')} falls as the set deepens{only} "
         f"(ρ(set depth, distance) = {_fmt(rho_deep[deepest], 2)}; {_fmt(sub[sub['layers'] == first][deepest].mean())} "
         f"for {_set_label(first)} → {_fmt(sub[sub['layers'] == last][deepest].mean())} for {_set_label(last)}; lower "
         f"for {len(improved)} of {len(styles)} styles), while the mean distance at {columns[0].replace('gram_dist_', '')} "
@@ -164,6 +179,10 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
     if len(columns) > 2:
         claims.append("ρ at the other layers: " + ", ".join(
             f"{c.replace('gram_dist_', '')} {_fmt(rho_deep[c], 2)}" for c in columns[:-1]) + ".")
+    if "layout_copy" in sub:
+        claims.append(f"Copies of the style's layout: {_copy_rate(sub[sub['layers'] == last])} runs for "
+                      f"{_set_label(last)} (mean layout_copy {_fmt(sub[sub['layers'] == last]['layout_copy'].mean())}"
+                      f"), {_copy_rate(sub)} over all sets.")
     lines += [f"![texture by layer set]({figure('texture_layers_grid.png')})",
               f"![Gram distance vs layer set]({figure('texture_gram_vs_layers.png')})", ""]
     lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(frame, 'style')}.*", ""]
@@ -171,30 +190,47 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
 
 
 def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
+    """Which loss matches the style best among outputs that are not copies; the copy rate per loss."""
+    from .layout_copy import COPY_THRESHOLD
+
     deepest = max(unique(frame["layers"]), key=lambda s: len(str(s).split("-")))
     sub = frame[frame["layers"] == deepest]
     losses = unique(sub["loss"])
-    metrics = [m for m in STYLE_METRICS + ("lpips_vgg", "wall_seconds") if m in sub]
-    means = sub.groupby("loss")[metrics].mean()
-    best = {m: means[m].idxmin() for m in metrics}
+    has_copy = "layout_copy" in sub
+    textures = sub[sub["layout_copy"] <= COPY_THRESHOLD] if has_copy else sub
+    metrics = [m for m in STYLE_METRICS + ("wall_seconds",) if m in sub]
+    means = textures.groupby("loss")[metrics].mean()
+    best = {m: means[m].idxmin() for m in metrics if means[m].notna().any()}
     rows = []
     for loss in losses:
         cells = [f"`{loss}`"]
         for m in metrics:
-            text = _mean_std(sub[sub["loss"] == loss][m])
-            cells.append(f"**{text}**" if best[m] == loss and m != "wall_seconds" else text)
+            text = _mean_std(textures[textures["loss"] == loss][m])
+            cells.append(f"**{text}**" if best.get(m) == loss and m != "wall_seconds" else text)
+        if has_copy:
+            part = sub[sub["loss"] == loss]
+            cells += [_mean_std(part["layout_copy"]), _copy_rate(part)]
+        if "lpips_vgg" in sub:
+            cells.append(_mean_std(sub[sub["loss"] == loss]["lpips_vgg"]))
         rows.append(cells)
+    where = (f"the outputs that are not copies (layout_copy ≤ {COPY_THRESHOLD}; {len(textures)} of {len(sub)})"
+             if has_copy else "all outputs")
     lines = ["### Style losses compared", "",
              f"Textures optimised with each loss on {_set_label(deepest)}, graded by every loss's own normalised "
-             "distance (columns), LPIPS to the style image and the job's wall time; mean ± std over styles and "
-             "seeds, best of each column in bold:", ""]
-    lines += _table(["optimised with"] + [_label(m) for m in metrics], rows)
-    graded = [m for m in STYLE_METRICS if m in means]
+             f"distance (columns; mean ± std over {where}, best of each column in bold), the job's wall time, "
+             "layout_copy and the copy rate over all outputs, and LPIPS to the style image as a second copy "
+             "indicator (lowest for a copy: not a measure of style):", ""]
+    lines += _table(["optimised with"] + [_label(m) for m in metrics]
+                    + (["layout copy", "copies"] if has_copy else [])
+                    + (["LPIPS to the style (copy indicator)"] if "lpips_vgg" in sub else []), rows)
+    graded = [m for m in STYLE_METRICS if m in best]
     own = [m for m in graded if best[m] == m.replace("_mean", "")]
     wins = {loss: [_label(m) for m in graded if best[m] == loss] for loss in losses}
     sentence = "; ".join(f"`{loss}` is best on {', '.join(won)}" for loss, won in wins.items() if won)
-    claims = [f"{sentence}. {len(own)} of {len(graded)} losses are best on their own metric"
-              + (f"; LPIPS to the style favours `{best['lpips_vgg']}`" if "lpips_vgg" in best else "") + "."]
+    claims = [f"Among {where}, {sentence}. {len(own)} of {len(graded)} losses are best on their own metric."]
+    if has_copy:
+        claims.append("Copy rate per loss: " + ", ".join(
+            f"`{loss}` {_copy_rate(sub[sub['loss'] == loss])}" for loss in losses) + ".")
     lines += [f"![texture by loss]({figure('texture_losses_grid.png')})", ""]
     lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(sub, 'style')}.*", ""]
     return lines

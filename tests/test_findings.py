@@ -48,14 +48,16 @@ def test_inversion_claim_counts_monotone_images(tmp_path):
     assert "strictly monotone for 1 of 2 images" in text
 
 
-def texture_table(path):
-    """Deep-layer Gram distance falls as the set deepens; `mean_std` is best on every metric."""
+def texture_table(path, copying_loss: str | None = None):
+    """Deep-layer Gram distance falls as the set deepens; `mean_std` is best on every metric; the runs of
+    ``copying_loss`` reproduce the style's layout (layout_copy 0.8, the others 0.2)."""
     rows = []
     sets = ["-".join(LAYERS[: k + 1]) for k in range(5)]
     for style, layers, loss, seed in itertools.product(["s1", "s2"], sets, ["gram", "mean_std"], [0, 1]):
         k = layers.count("-")
         row = {"style": style, "layers": layers, "loss": loss, "seed": seed, "model": "VGG-19", "size": 64,
-               "steps": 10, "lpips_vgg": 0.5 - (loss == "mean_std") * 0.1, "wall_seconds": 3.0}
+               "steps": 10, "lpips_vgg": 0.5 - (loss == "mean_std") * 0.1, "wall_seconds": 3.0,
+               "layout_copy": 0.8 if loss == copying_loss else 0.2}
         for i, layer in enumerate(LAYERS):
             row[f"gram_dist_{layer}"] = 0.1 if i <= k else 1.0 - 0.1 * k
         for metric in ("gram_mean", "mean_std_mean", "sliced_wasserstein_mean", "gaussian_w2_mean"):
@@ -67,11 +69,20 @@ def texture_table(path):
 
 def test_texture_and_loss_claims(tmp_path):
     text = findings_markdown({"texture": texture_table(tmp_path / "t.csv")})
-    assert "falls as the set deepens (ρ(set depth, distance) = -1;" in text
+    assert "falls as the set deepens among the 20 of 20 runs that are not copies (ρ(set depth, distance) = -1;" in text
     assert "lower for 2 of 2 styles" in text
     assert "`mean_std` is best on gram, mean_std, sliced_wasserstein, gaussian_w2" in text
     assert "1 of 4 losses are best on their own metric" in text
     assert "| `mean_std` | **0.2 ± 0** |" in cells(text)
+    assert "Copy rate per loss: `gram` 0 of 4 (0 %), `mean_std` 0 of 4 (0 %)" in text
+
+
+def test_loss_claims_count_copies_and_rank_only_textures(tmp_path):
+    """A loss whose outputs copy the style's layout is not "best": it is ranked without its copies."""
+    text = findings_markdown({"texture": texture_table(tmp_path / "t.csv", copying_loss="mean_std")})
+    assert "`gram` is best on gram, mean_std, sliced_wasserstein, gaussian_w2" in text
+    assert "Copy rate per loss: `gram` 0 of 4 (0 %), `mean_std` 4 of 4 (100 %)" in text
+    assert "among the 20 of 20 runs that are not copies" in text  # the texture section reads gram's runs
 
 
 def test_guidance_claims_find_the_best_scale(tmp_path):
