@@ -371,8 +371,8 @@ def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Ite
                 why = "; ".join(failures) or "no sources given"
                 raise WeightsError(
                     f"LPIPS-{net} backbone {BACKBONE_FILES[net]} not in {folder} and not fetched ({why}): on a "
-                    f"machine with internet run `python -c 'from stylediff.weights import fetch_lpips_backbones; "
-                    f"fetch_lpips_backbones()'` and copy its TORCH_HOME/hub/checkpoints here, or download "
+                    f"machine with internet run `stylediff weights fetch --lpips` and copy its "
+                    f"TORCH_HOME/hub/checkpoints here, or download "
                     f"{TORCHVISION_URLS[net]} into {folder}"
                 )
     return {net: paths[net] for net in nets}

@@ -165,7 +165,7 @@ def test_no_source_left_is_one_line_weights_error(monkeypatch, tmp_path):
     with pytest.raises(WeightsError) as info:
         weights.fetch_lpips_backbones(tmp_path, nets=("alex",), sources=("torchvision",), progress=None, timeout=5)
     message = str(info.value)
-    assert "\n" not in message and "fetch_lpips_backbones()" in message and "alexnet-owt-7be5be79.pth" in message
+    assert "\n" not in message and "stylediff weights fetch --lpips" in message and "alexnet-owt-7be5be79.pth" in message
 
 
 def test_unknown_net_or_source(tmp_path):
