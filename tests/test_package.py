@@ -69,7 +69,8 @@ def test_public_api_keeps_its_names():
     from stylediff.optimize import invert, synthesize_texture, transfer_style  # noqa: F401
     from stylediff.vgg import load_vgg19  # noqa: F401
 
-    assert list(STYLE_LOSSES) == ["gram", "mean_std", "sliced_wasserstein", "gaussian_w2"]
+    # the published configs and run ids name these; a new loss is added after them without editing this test
+    assert list(STYLE_LOSSES)[:4] == ["gram", "mean_std", "sliced_wasserstein", "gaussian_w2"]
 
 
 def test_build_parser_in_a_fresh_interpreter_lists_every_verb():
