@@ -152,3 +152,28 @@ def test_verbs_import_only_what_they_need(tmp_path, argv, forbidden):
             f"print(sorted(m for m in {forbidden!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code, *argv, *out], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:]
+
+
+@pytest.mark.parametrize("loss", ["gram", "mean_std", "sliced_wasserstein", "gaussian_w2"])
+def test_default_texture_is_a_texture_not_the_exemplar(tmp_path, loss):
+    """`stylediff texture` with its defaults (except fewer steps) on a painting at 96 px, relu1_1…relu5_1:
+    the output does not reproduce the painting's layout, and the Gram loss still falls ≥ 12× from its start.
+    With the style read at the output's size, gaussian_w2 gave layout_copy > 0.8 at 64 px. Read at 2× the
+    output cannot match the style's deep Gram matrices exactly (relu5_1 has 18 positions against the
+    style's 84, so its Gram matrix has under a quarter of the rank): measured 14.6× at 100 steps, 18.7× at the
+    default 300; the old default's copies fell further."""
+    from stylediff.images import load_image
+    from stylediff.layout_copy import COPY_THRESHOLD, layout_copy
+
+    out = tmp_path / "t.png"
+    stylediff("texture", "--style", STYLES / "starry_night.jpg", "--loss", loss, "--size", 96, "--steps", 100,
+              "--layers", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "--no-progress", "--out", out)
+    sidecar = read_sidecar(out)
+    assert sidecar["config"]["style_size"] == 192
+    texture = load_image(out)
+    assert max(texture.shape[-2:]) == 96
+    score = layout_copy(texture, load_image(STYLES / "starry_night.jpg", 96))
+    assert score < COPY_THRESHOLD, score
+    history = sidecar["history"]
+    if loss == "gram":
+        assert history[-1]["loss"] <= history[0]["loss"] / 12, (history[0]["loss"], history[-1]["loss"])

@@ -75,6 +75,15 @@ def run_invert(args) -> None:
     write_result("invert", args, result, vgg, device, load)
 
 
+STYLE_READ_FACTOR = 2
+"""``stylediff texture`` reads the style at this many times the output's size by default. With the style
+read at the output's own size, the deep layers have fewer positions than channels (relu5_1 at 128 px:
+40 positions for 512 channels), matching their statistics pins the features, and the optimiser
+rebuilds the exemplar: at 64 px `gaussian_w2` gave layout_copy 0.81–0.86, `gram` 0.32–0.54. Read at
+twice the size, the output cannot hold the exemplar's layout at the scale its statistics describe,
+and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py and the README)."""
+
+
 def run_texture(args) -> None:
     from ..errors import ConfigError
     from ..images import load_image
@@ -83,8 +92,14 @@ def run_texture(args) -> None:
 
     layers = check_layers(args.layers)
     vgg, device, min_side, start = _prepare(args, layers)
-    style = load_image(args.style, args.style_size or args.size, min_side)
-    shape = tuple(style.shape[-2:]) if args.out_size is None else (args.out_size, args.out_size)
+    if args.style_size is None:
+        args.style_size = STYLE_READ_FACTOR * args.size  # recorded in the sidecar: the metrics read it there
+    style = load_image(args.style, args.style_size, min_side)
+    if args.out_size is None:  # the style's aspect at --size on the longest side
+        ratio = args.size / max(style.shape[-2:])
+        shape = tuple(max(min_side, round(side * ratio)) for side in style.shape[-2:])
+    else:
+        shape = (args.out_size, args.out_size)
     if min(shape) < min_side:
         raise ConfigError(f"--out-size {args.out_size} is below the {min_side} px these layers need")
     load = time.perf_counter() - start
@@ -120,8 +135,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("texture", help="synthesise a texture matching a style image's statistics")
     p.add_argument("--style", required=True)
     p.add_argument("--style-size", type=cli.positive_int, default=None,
-                   help="style image's longest side (default --size)")
-    p.add_argument("--out-size", type=cli.positive_int, default=None, help="square output side (default: style's shape)")
+                   help=f"longest side the style is read at (default {STYLE_READ_FACTOR}× --size: a texture, not a copy)")
+    p.add_argument("--out-size", type=cli.positive_int, default=None,
+                   help="square output side (default: the style's aspect, --size on the longest side)")
     cli.add_style(p)
     add_optimisation(p, steps=300, init="mean")
     cli.add_common(p)
