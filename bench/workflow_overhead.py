@@ -7,7 +7,9 @@ time). Start-up is a job's wall time minus what its own process timed (Python, t
 imports, argument parsing, writing); scheduling is the run's wall time times the cores minus
 the jobs' wall time (cores left idle between jobs).
 
-    snakemake --cores 2 && python bench/workflow_overhead.py --results results --cores 2
+    snakemake --cores 2 && python bench/workflow_overhead.py --cores 2 [--preset quick]
+
+Which runs a job made is read from the plan of the preset (``stylediff.plan``), not from file names.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylediff.report import EXPERIMENTS, split_run  # noqa: E402
+from stylediff.plan import build, load_config  # noqa: E402
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
@@ -33,22 +35,17 @@ def run_wall_seconds(log: Path) -> float:
     return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else float("nan")
 
 
-def job_sidecars(results: Path, experiment: str) -> dict[str, list[Path]]:
-    """{benchmark name: the sidecars its job wrote}: a batch job ``head__tail`` wrote every run
-    ``head__<part>__tail``; a single-run job (an unguided sample) is named after its run."""
+def job_sidecars(plan, experiment: str) -> dict[str, list[Path]]:
+    """{job id (= its benchmark file's name): the sidecars of the runs it made}."""
     jobs: dict[str, list[Path]] = {}
-    for sidecar in (results / experiment).glob("*.json"):
-        if sidecar.name.endswith(".metrics.json"):
-            continue
-        head, _, tail = split_run(experiment, sidecar.stem)
-        jobs.setdefault(f"{head}__{tail}", []).append(sidecar)
-        jobs.setdefault(sidecar.stem, []).append(sidecar)
+    for run in plan.values.get(experiment, {}):
+        jobs.setdefault(plan.job_of(experiment, run), []).append(Path(plan.output(experiment, run, ".json")))
     return jobs
 
 
-def job_rows(results: Path) -> list[dict]:
+def job_rows(plan, results: Path) -> list[dict]:
     rows = []
-    sidecars = {experiment: job_sidecars(results, experiment) for experiment in EXPERIMENTS}
+    sidecars = {experiment: job_sidecars(plan, experiment) for experiment in plan.values}
     for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
         experiment = tsv.parent.name
         with tsv.open() as handle:
@@ -63,6 +60,8 @@ def job_rows(results: Path) -> list[dict]:
             experiment = f"metrics ({kind})"
         else:
             for sidecar in sidecars.get(experiment, {}).get(tsv.stem, []):
+                if not sidecar.is_file():
+                    continue
                 timing = json.loads(sidecar.read_text()).get("timing", {})
                 load += timing.get("load_seconds", 0.0)
                 compute += timing.get("optimise_seconds", timing.get("sample_seconds", 0.0))
@@ -73,13 +72,16 @@ def job_rows(results: Path) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--preset", default=None, help="the run's preset (default: config.yaml's)")
+    parser.add_argument("--results", type=Path, default=None, help="default: the preset's results_dir")
     parser.add_argument("--log", type=Path, default=None,
                         help="Snakemake log of the run (default: the newest in .snakemake/log)")
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
     log = args.log or max(Path(".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
-    rows = job_rows(args.results)
+    plan = build(load_config("config.yaml", args.preset))
+    results = args.results or Path(plan.results)
+    rows = job_rows(plan, results)
     experiments = sorted({row["experiment"] for row in rows})
     print(f"{'experiment':<22} {'jobs':>5} {'job wall s':>10} {'compute':>8} {'loading':>8} {'start-up':>8} "
           f"{'peak RSS MiB':>12}")
