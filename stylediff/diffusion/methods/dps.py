@@ -32,8 +32,8 @@ class DPSGuidance(GuidanceMethod):
     paper = "Chung et al. 2023, Diffusion Posterior Sampling for General Noisy Inverse Problems"
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
     through_unet = True
-    scale_range = (0.3, 10.0)
-    scale: float = 3.0
+    scale_range = (3.0, 90.0)
+    scale: float = 15.0
     note = "the reference samples DDPM with 1000 steps; here the shared sampler (DDIM 50, eta 0 by default)"
 
     def pass_evaluations(self) -> Evaluations:

@@ -35,9 +35,9 @@ class FreeDoMGuidance(GuidanceMethod):
     paper = "Yu et al. 2023, FreeDoM: Training-Free Energy-Guided Conditional Diffusion Model"
     reference = "vvictoryuki/FreeDoM Face-GD/functions/denoising.py clip_ddim_diffusion; SD_style ddim.py"
     through_unet = True
-    scale_range = (0.02, 0.5)
+    scale_range = (0.03, 0.3)
     note = "the reference steps with the DDPM posterior (eta = 1); here the shared sampler's eta (0 by default)"
-    scale: float = 0.3
+    scale: float = 0.1
     window: tuple[float, float] = (0.3, 0.7)
     recurrence: int = 3
     travel_window: tuple[float, float] = (0.3, 0.6)

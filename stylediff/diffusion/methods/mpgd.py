@@ -32,9 +32,9 @@ class MPGDGuidance(GuidanceMethod):
     paper = "He et al. 2024, Manifold Preserving Guided Diffusion"
     reference = "KellyYutongHe/mpgd_pytorch guided_gaussian_diffusion.py DDIMx0 + WoProjSampling.conditioning"
     through_unet = False
-    scale_range = (1.0, 30.0)
+    scale_range = (0.45, 15.0)
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
-    scale: float = 15.0
+    scale: float = 3.0
     step_schedule: str = "inv_sqrt_alpha_prev"
 
     def __post_init__(self):

@@ -25,8 +25,8 @@ class ThroughUNetGuidance(NormalisedGradient):
     paper = "stylediff's own rule (classifier guidance on L(x̂0(x_t)) with ‖ε̂‖/‖g‖ normalisation)"
     reference = "stylediff.diffusion.methods.through_unet"
     through_unet = True
-    scale_range = (0.01, 1.0)
-    scale: float = 0.3
+    scale_range = (0.03, 0.3)
+    scale: float = 0.1
 
     def pass_evaluations(self) -> Evaluations:
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)

@@ -26,8 +26,8 @@ class X0Guidance(NormalisedGradient):
     paper = "stylediff's own rule (MPGD-like x̂0 step with ‖ε̂‖/‖g‖ normalisation)"
     reference = "stylediff.diffusion.methods.x0"
     through_unet = False
-    scale_range = (0.01, 0.3)
-    scale: float = 0.05
+    scale_range = (0.015, 0.05)
+    scale: float = 0.03
 
     def pass_evaluations(self) -> Evaluations:
         return Evaluations(unet_forward=1, objective_forward=1, objective_backward=1)
