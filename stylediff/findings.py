@@ -279,8 +279,56 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
     return lines
 
 
+REALISM_BUDGET = 0.08
+"""Realism distance (cosine, VGG mean+std features, to the nearest unguided sample) up to which a guided
+sample still shows the model's subject: bench/scale_range.py's bound on the faces demo model, 30 % of
+the way from its unguided samples (0.0065) to uniform noise (0.26), set by looking at the grids."""
+
+
+def guidance_methods_section(frame, figure: Callable[[str], str]) -> list[str]:
+    """Every method at its scales on one task: style distance, fidelity, realism and cost; which method
+    steers furthest within the realism budget."""
+    lines = ["### Guidance methods compared on one task", ""]
+    for slug in unique(frame["model_slug"]):
+        sub = frame[frame["model_slug"] == slug]
+        unguided = sub[sub["method"] == "unguided"]
+        fidelity = "lpips_vgg" if "lpips_vgg" in sub and sub["lpips_vgg"].notna().any() else "ssim"
+        metrics = [m for m in ("gram_dist_mean", fidelity, "realism", "layout_copy", "seconds_per_image") if m in sub]
+        rows = [["unguided", "0"] + [_mean_std(unguided[m]) for m in metrics]]
+        best = {}
+        for method in [m for m in unique(sub["method"]) if m != "unguided"]:
+            part = sub[sub["method"] == method]
+            for scale in sorted(part["scale"].unique()):
+                runs = part[part["scale"] == scale]
+                rows.append([f"`{method}`", f"{scale:g}"] + [_mean_std(runs[m]) for m in metrics])
+                gram, realism = runs["gram_dist_mean"].mean(), runs["realism"].mean() if "realism" in runs else 0.0
+                if realism <= REALISM_BUDGET and gram < best.get(method, (math.inf,))[0]:
+                    best[method] = (gram, scale, realism, runs["seconds_per_image"].mean()
+                                    if "seconds_per_image" in runs else float("nan"))
+        lines += [f"Model `{slug}`. Each method at scales across its scale range; mean ± std over styles and "
+                  f"seeds; {_label(fidelity)} is to the unguided sample of the same seed:", ""]
+        lines += _table(["method", "scale"] + [_label(m) for m in metrics], rows)
+        base = unguided["gram_dist_mean"].mean()
+        ranked = sorted(best.items(), key=lambda item: item[1][0])
+        claims = []
+        if ranked:
+            claims.append(
+                f"Within the realism budget ({REALISM_BUDGET}; unguided {_fmt(unguided['realism'].mean())}), the "
+                "lowest Gram distance each method reaches (unguided " + _fmt(base) + "): " + ", ".join(
+                    f"`{m}` {_fmt(g)} at scale {sc:g} ({_fmt(t, 2)} s/image)" for m, (g, sc, _, t) in ranked) + ".")
+        missing = [m for m in unique(sub["method"]) if m not in best and m != "unguided"]
+        if missing:
+            claims.append("No scale of " + ", ".join(f"`{m}`" for m in missing) + " stayed within the budget.")
+        claims.append("The realism budget and the scales come from one demo model; another model needs its own "
+                      "(`bench/scale_range.py`).")
+        lines += [f"![guidance methods]({figure(f'guidance_methods_{slug}_grid.png')})",
+                  f"![guidance methods pareto]({figure(f'guidance_methods_{slug}_pareto.png')})", ""]
+        lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(sub, 'style')}.*", ""]
+    return lines
+
+
 SECTIONS = {"inversion": [inversion_section], "texture": [texture_section, losses_section],
-            "guidance": [guidance_section]}
+            "guidance": [guidance_section], "guidance_methods": [guidance_methods_section]}
 
 
 def findings_markdown(tables: dict[str, str | os.PathLike], figure: Callable[[str], str] = lambda name: name,

@@ -131,3 +131,23 @@ def test_splice_replaces_only_between_markers(tmp_path):
     with pytest.raises(ConfigError, match="no results markers"):
         splice_readme(plain, "x")
     assert plain.read_text() == "# no markers\n"
+
+
+def test_guidance_methods_claims_rank_methods_within_the_realism_budget(tmp_path):
+    """A method whose low distance comes with unrealistic samples is not ranked at that scale."""
+    rows = []
+    for style, seed in itertools.product(["s1", "s2"], [0, 1]):
+        common = {"model_slug": "m", "model": "m", "style": style, "seed": seed, "steps": 10, "size": 32}
+        rows.append({**common, "method": "unguided", "scale": 0.0, "gram_dist_mean": 2.0, "ssim": 1.0,
+                     "realism": 0.01, "seconds_per_image": 1.0})
+        for scale, gram, realism in ((0.1, 1.5, 0.02), (1.0, 0.5, 0.2)):  # a: its large scale destroys
+            rows.append({**common, "method": "a", "scale": scale, "gram_dist_mean": gram, "ssim": 0.8,
+                         "realism": realism, "seconds_per_image": 2.0})
+        for scale, gram in ((1.0, 1.2), (3.0, 1.0)):  # b: steers less far, stays realistic
+            rows.append({**common, "method": "b", "scale": scale, "gram_dist_mean": gram, "ssim": 0.7,
+                         "realism": 0.05, "seconds_per_image": 4.0})
+    path = tmp_path / "gm.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    text = findings_markdown({"guidance_methods": path})
+    assert "`b` 1 at scale 3 (4 s/image), `a` 1.5 at scale 0.1 (2 s/image)" in text
+    assert "| `a` | 1 | 0.5 ± 0 |" in cells(text)
