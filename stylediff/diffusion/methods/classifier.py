@@ -30,8 +30,8 @@ class ClassifierGuidance(GuidanceMethod):
     paper = "Dhariwal & Nichol 2021, Diffusion Models Beat GANs on Image Synthesis"
     reference = "openai/guided-diffusion gaussian_diffusion.py condition_score / condition_mean"
     through_unet = True
-    scale_range = (30.0, 3000.0)
-    scale: float = 0.3
+    scale_range = (9.0, 900.0)
+    scale: float = 90.0
 
     def pass_evaluations(self) -> Evaluations:
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)

@@ -31,8 +31,8 @@ class UniversalGuidance(GuidanceMethod):
     paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
     through_unet = True
-    scale_range = (30.0, 1000.0)
-    scale: float = 300.0
+    scale_range = (30.0, 9000.0)
+    scale: float = 500.0
     recurrence: int = 6
     inner_steps: int = 0
     inner_lr: float = 0.01
