@@ -16,7 +16,9 @@ one or more extra network passes per step; keeping the best iterate costs one im
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -105,7 +107,39 @@ def scaled_shape(shape: tuple[int, int], longest: int) -> tuple[int, int]:
     return max(1, round(shape[0] * ratio)), max(1, round(shape[1] * ratio))
 
 
-def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
+_DYNAMO_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+"""``torch.optim.Optimizer`` methods wrapped in ``torch._disable_dynamo``, which imports ``torch._dynamo`` on
+their first call: 2.4 s of a CLI run's start-up, more than the whole 1-s budget from ``import torch``
+to the first step, for a compiler this engine never uses."""
+
+
+@contextlib.contextmanager
+def _without_dynamo_import():
+    """While the engine runs, let those wrappers call the plain method instead of importing torch._dynamo.
+
+    ``_disable_dynamo``'s wrapper looks for a cached ``__dynamo_disable`` on the function it wraps and
+    imports dynamo only when there is none; "disable dynamo" is the identity when nothing is being
+    compiled, so caching the function itself is exact. Nothing is changed when dynamo is already
+    imported (a user compiling something), and the cache is removed on exit, so code outside the engine
+    gets torch's own behaviour."""
+    from torch.optim import Optimizer
+
+    patched = []
+    if "torch._dynamo" not in sys.modules:
+        for name in _DYNAMO_GUARDED:
+            function = getattr(vars(Optimizer).get(name), "__wrapped__", None)
+            if function is not None and not hasattr(function, "__dynamo_disable"):
+                function.__dynamo_disable = function
+                patched.append(function)
+    try:
+        yield
+    finally:
+        for function in patched:
+            if getattr(function, "__dynamo_disable", None) is function:
+                del function.__dynamo_disable
+
+
+def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
                    description: str = "optimise") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps.
 
@@ -167,6 +201,15 @@ def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCon
                     **{name: part.sum().item() for name, part in final_parts.items()}})
     return OptimizeResult(image=output, history=history,
                           seconds=time.perf_counter() - start)
+
+
+
+def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
+                   description: str = "optimise") -> OptimizeResult:
+    """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps (see
+    :func:`_optimize_image`), without paying for an import of torch's compiler."""
+    with _without_dynamo_import():
+        return _optimize_image(objective, init, config, description)
 
 
 def _multiscale(build: Callable[[tuple[int, int]], Objective], shape: tuple[int, int], config: OptimizeConfig,

@@ -171,3 +171,18 @@ def test_nan_loss_stops_with_a_clear_error(vgg):
 def test_bad_engine_config(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         OptimizeConfig(**kwargs)
+
+
+def test_the_engine_leaves_torch_optimisers_as_it_found_them():
+    """The start-up shortcut (no torch._dynamo import inside the engine) is undone when the engine returns."""
+    from torch.optim import Optimizer
+
+    from stylediff.optimize import _DYNAMO_GUARDED, _without_dynamo_import
+
+    wrapped = [getattr(vars(Optimizer)[name], "__wrapped__", None) for name in _DYNAMO_GUARDED]
+    before = [hasattr(f, "__dynamo_disable") for f in wrapped if f is not None]
+    with _without_dynamo_import():
+        x = torch.zeros(3, requires_grad=True)
+        optimizer = torch.optim.LBFGS([x], max_iter=1)
+        optimizer.zero_grad()
+    assert [hasattr(f, "__dynamo_disable") for f in wrapped if f is not None] == before
