@@ -294,6 +294,7 @@ def guidance_methods_figures(frame, out_dir: Path) -> None:
             ax.set_ylabel(column_label("gram_dist_mean"))
             ax.grid(alpha=0.3)
         axes[1].set_xscale("log")
+        axes[1].xaxis.set_minor_formatter(plt.NullFormatter())  # the minor labels of a short log axis overlap
         axes[0].set_title("style distance against fidelity to the unguided sample (points: scales)")
         axes[1].set_title("style distance against compute")
         handles, names = axes[0].get_legend_handles_labels()
