@@ -274,7 +274,7 @@ def guidance_methods_figures(frame, out_dir: Path) -> None:
                                                                            .unique())) for method in methods}
         image_grid([labels[m] for m in methods], columns,
                    {(labels[m], col): path for (m, col), path in cells.items()},
-                   f"Guidance methods, style {style0}, seed {seed0} (rows: method and its scales, low to high)\n{model}",
+                   f"Guidance methods, style {style0}, seed {seed0}\n(rows: method and its scales, low to high)\n{model}",
                    out_dir / f"guidance_methods_{slug}_grid.png")
 
         fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.0))
