@@ -81,3 +81,17 @@ def test_bad_arguments_exit_before_work(model_dir, tmp_path, capsys):
     assert sample(model_dir, tmp_path / "y.png", "--method", "dps", "--inner-steps", "2") == 2
     assert "method dps has no knob --inner-steps" in capsys.readouterr().err
     assert not (tmp_path / "y.png").exists()
+
+
+def test_a_normal_sample_run_prints_nothing_that_is_not_the_users_business(tmp_path):
+    """The demo model, as the README runs it, in a fresh process: no diffusers "install accelerate"
+    notice, no huggingface_hub or torch deprecation warnings on stderr."""
+    import subprocess
+    import sys
+
+    model = Path(__file__).resolve().parents[1] / "models" / "ddpm-emoji-faces-32"
+    result = subprocess.run([sys.executable, "-m", "stylediff.cli", "sample", "--model", str(model), "--style",
+                             str(STYLE), "--steps", "2", "--layers", "relu1_1", "--no-progress",
+                             "--out", str(tmp_path / "s.png")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert not any(word in result.stderr.lower() for word in ("accelerate", "warning", "deprecat")), result.stderr
