@@ -20,6 +20,20 @@ from .io import atomic_path
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+def resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(N, C, H, W) to ``shape`` (bilinear, antialiased when shrinking); unchanged when already that shape."""
+    if tuple(image.shape[-2:]) == tuple(shape):
+        return image
+    return torch.nn.functional.interpolate(image, size=tuple(shape), mode="bilinear", align_corners=False,
+                                           antialias=True)
+
+
+def scaled_shape(shape: tuple[int, int], longest: int, minimum: int = 1) -> tuple[int, int]:
+    """``shape`` scaled to ``longest`` pixels on its longest side, each side at least ``minimum``."""
+    ratio = longest / max(shape)
+    return max(minimum, round(shape[0] * ratio)), max(minimum, round(shape[1] * ratio))
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         # 16-bit / float grey: scale by the type's range, not clip at 255 as PIL's convert would.

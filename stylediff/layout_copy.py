@@ -36,6 +36,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .images import resize, scaled_shape
+
 GRID = 128
 """Pixels on the output's longest side at which layouts are compared: enough for a figure and a horizon,
 few enough that a 4-px jitter of the optimiser is a small shift."""
@@ -46,19 +48,12 @@ COPY_THRESHOLD = 0.5
 """Above this an output reproduces its reference's layout (see the calibration in the module docstring)."""
 BAND = (1 / 64, 1 / 8)
 """Band-pass Gaussian σs as fractions of ``GRID``: 2 px and 16 px on the 128-px grid."""
-"""The reference placed at the output's shape, and at twice it."""
 
 _OPPONENT = torch.tensor([
     [0.299, 0.587, 0.114],             # luma
     [0.5, -0.5, 0.0],                  # red – green
     [0.25, 0.25, -0.5],                # yellow – blue
 ])
-
-
-def _resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    if tuple(image.shape[-2:]) == tuple(shape):
-        return image
-    return F.interpolate(image, size=shape, mode="bilinear", align_corners=False, antialias=True)
 
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -75,7 +70,7 @@ def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def _layout(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """(1, 3, H, W) RGB in [0, 1] → (3, h, w) band-passed opponent channels on ``shape``."""
-    image = _resize(image.float(), shape)
+    image = resize(image.float(), shape)
     image = torch.einsum("oc,nchw->nohw", _OPPONENT.to(image.device), image)
     return (_blur(image, GRID * BAND[0]) - _blur(image, GRID * BAND[1]))[0]
 
@@ -114,9 +109,7 @@ def layout_copy(output: torch.Tensor, reference: torch.Tensor) -> float:
     """How much of ``reference``'s layout ``output`` reproduces (both (1, 3, H, W) in [0, 1]), in [0, 1]:
     1 for the reference itself, near 0 for a texture that shares only its statistics. See the module
     docstring for the definition and its calibration."""
-    h, w = output.shape[-2:]
-    ratio = GRID / max(h, w)
-    shape = (max(8, round(h * ratio)), max(8, round(w * ratio)))
+    shape = scaled_shape(output.shape[-2:], GRID, minimum=8)
     a = _layout(output, shape)
     b = _layout(reference, shape)
     return min(1.0, max(0.0, _best_correlation(a, b), _best_correlation(a, b.flip(-1))))

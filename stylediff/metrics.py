@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, WeightsError
-from .images import load_image
+from .images import load_image, resize
 from .io import read_json
 from .layers import CONTENT_LAYER_GATYS, STYLE_LAYERS_GATYS, check_layers
 from .layout_copy import layout_copy
@@ -94,12 +94,6 @@ def check_lpips_backbone(net: str) -> Path:
     return path
 
 
-def resize_to(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    if tuple(image.shape[-2:]) == tuple(shape):
-        return image
-    return F.interpolate(image, size=tuple(shape), mode="bilinear", align_corners=False, antialias=True)
-
-
 def relative_error(x: torch.Tensor, target: torch.Tensor) -> float:
     """``‖x − target‖_F / ‖target‖_F``."""
     return ((x - target).norm() / target.norm().clamp_min(1e-12)).item()
@@ -116,7 +110,7 @@ def gram_distances(features: dict[str, torch.Tensor], style_features: dict[str, 
 
 def _image_features(vgg, images: torch.Tensor) -> torch.Tensor:
     """Realism features: per-channel mean and std of relu3_1 and relu4_1 at 64 px, concatenated."""
-    images = resize_to(images, (64, 64))
+    images = resize(images, (64, 64))
     feats = vgg(images, ["relu3_1", "relu4_1"])
     parts = []
     for name in ("relu3_1", "relu4_1"):
@@ -237,7 +231,7 @@ class PSNR(Metric):
     def compute(self, scorer, item):
         from torchmetrics.functional.image import peak_signal_noise_ratio
 
-        target = resize_to(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
+        target = resize(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
         return {self.name: peak_signal_noise_ratio(item.image, target, data_range=1.0).item()}
 
 
@@ -251,7 +245,7 @@ class SSIM(Metric):
     def compute(self, scorer, item):
         from torchmetrics.functional.image import structural_similarity_index_measure
 
-        target = resize_to(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
+        target = resize(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
         return {self.name: structural_similarity_index_measure(item.image, target, data_range=1.0).item()}
 
 
@@ -386,7 +380,7 @@ class Scorer:
 
     @torch.no_grad()
     def lpips_distances(self, image: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-        reference = resize_to(reference, image.shape[-2:]).clamp(0, 1)
+        reference = resize(reference, image.shape[-2:]).clamp(0, 1)
         side = min(image.shape[-2:])
         if side < LPIPS_MIN_SIDE:
             factor = LPIPS_MIN_SIDE / side
@@ -402,7 +396,7 @@ class Scorer:
         """``‖Φ(x) − Φ(x₀)‖ / ‖Φ(x₀)‖`` at ``layer`` (reference resized to the image's shape), with
         the scorer's network or the same weights with another ``pooling`` (the one that was inverted)."""
         layer = check_layers([layer])[0]
-        reference = resize_to(reference, image.shape[-2:])
+        reference = resize(reference, image.shape[-2:])
         vgg = self.vgg if pooling in (None, self.pooling) else load_vgg19(self.weights, pooling, self.device)
         feats = vgg(torch.cat([image, reference]), [layer])[layer]
         return relative_error(feats[:1], feats[1:])

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, NumericalError
+from .images import resize, scaled_shape  # noqa: F401  (resize is public here too)
 from .losses import ContentTerm, Objective, StyleTerm
 from .vgg import VGG19, check_layers
 
@@ -94,17 +94,6 @@ def initial_image(shape: tuple[int, int], init: str, seed: int, reference: torch
     else:
         image = reference.cpu().mean(dim=(2, 3), keepdim=True) + 0.1 * (noise - 0.5)
     return image.to(device)
-
-
-def resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    if tuple(image.shape[-2:]) == tuple(shape):
-        return image
-    return F.interpolate(image, size=shape, mode="bilinear", align_corners=False, antialias=True)
-
-
-def scaled_shape(shape: tuple[int, int], longest: int) -> tuple[int, int]:
-    ratio = longest / max(shape)
-    return max(1, round(shape[0] * ratio)), max(1, round(shape[1] * ratio))
 
 
 _DYNAMO_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")

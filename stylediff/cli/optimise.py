@@ -86,7 +86,7 @@ and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py a
 
 def run_texture(args) -> None:
     from ..errors import ConfigError
-    from ..images import load_image
+    from ..images import load_image, scaled_shape
     from ..layers import check_layers
     from ..optimize import synthesize_texture
 
@@ -96,8 +96,7 @@ def run_texture(args) -> None:
         args.style_size = STYLE_READ_FACTOR * args.size  # recorded in the sidecar: the metrics read it there
     style = load_image(args.style, args.style_size, min_side)
     if args.out_size is None:  # the style's aspect at --size on the longest side
-        ratio = args.size / max(style.shape[-2:])
-        shape = tuple(max(min_side, round(side * ratio)) for side in style.shape[-2:])
+        shape = scaled_shape(style.shape[-2:], args.size, minimum=min_side)
     else:
         shape = (args.out_size, args.out_size)
     if min(shape) < min_side:
