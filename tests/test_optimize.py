@@ -6,7 +6,7 @@ import torch
 from stylediff.errors import ConfigError, NumericalError
 from stylediff.images import load_image
 from stylediff.losses import STYLE_LOSSES, ContentTerm, Objective, style_objective
-from stylediff.optimize import OptimizeConfig, invert, optimize_image, resize, synthesize_texture, transfer_style
+from stylediff.optimize import OptimizeConfig, coarse_to_fine, invert, optimize_image, resize, synthesize_texture, transfer_style
 
 from .conftest import STYLES, psnr
 
@@ -100,6 +100,11 @@ def test_adam_and_multiscale(vgg):
     assert result.image.shape == (1, 3, 32, 32)
     assert [entry["scale"] for entry in result.history][::31] == [16, 32]
     assert result.history[-1]["loss"] < 0.5 * result.history[0]["loss"]
+
+
+@pytest.mark.parametrize("size, scales", [(256, (64, 128)), (128, (64,)), (127, ()), (64, ()), (600, (75, 150, 300))])
+def test_coarse_to_fine_halves_down_to_64_px(size, scales):
+    assert coarse_to_fine(size) == scales
 
 
 def test_transfer_keeps_content_and_takes_style(vgg, chelsea_png):

@@ -110,6 +110,9 @@ def test_jobs_outputs_and_commands_name_the_runs():
     assert all("{head}" in p and "{tail}" in p for p in patterns)
     head, _, tail = plan.split_run("texture", runs[0])
     assert {p.format(head=head, tail=tail) for p in patterns} == {f"results/texture/{run}.png" for run in runs}
+    assert all("--scales auto" in command for command in commands)  # the CLI's default, said on the line
+    single = plan.build({**config, "texture": {**config["texture"], "scales": []}})
+    assert all("--scales none" in command for command in single.commands("texture", job))
     refs, bases = built.references("guidance")
     assert len(refs) == len(bases) == len(built.values["guidance"]) and all("__g0__" in b for b in bases)
 

@@ -70,6 +70,13 @@ def int_list(text: str) -> tuple[int, ...]:
     return tuple(positive_int(part) for part in text.split(",") if part.strip())
 
 
+def scales(text: str) -> str | tuple[int, ...]:
+    """``--scales``: ``auto``, ``none`` (one scale) or comma-separated sizes."""
+    if text.strip() in ("auto", "none"):
+        return "auto" if text.strip() == "auto" else ()
+    return int_list(text)
+
+
 def seed_list(text: str) -> list[int]:
     seeds = [nonnegative_int(part) for part in text.split(",") if part.strip()]
     if not seeds or len(set(seeds)) != len(seeds):

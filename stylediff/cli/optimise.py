@@ -11,20 +11,24 @@ from ..layers import CONTENT_LAYER_GATYS
 from . import args as cli
 
 
-def add_optimisation(parser: argparse.ArgumentParser, steps: int, init: str) -> None:
+def add_optimisation(parser: argparse.ArgumentParser, steps: int, init: str, scales: str = "none") -> None:
     parser.add_argument("--size", type=cli.positive_int, default=256, help="longest side in pixels")
     parser.add_argument("--steps", type=cli.positive_int, default=steps, help="optimisation steps (per scale)")
     parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     parser.add_argument("--lr", type=cli.finite_float, default=None,
                         help="step size (default 1 for L-BFGS, 0.02 for Adam)")
     parser.add_argument("--init", choices=("noise", "content", "mean"), default=init)
-    parser.add_argument("--scales", type=cli.int_list, default=(), help="coarser sizes run first, e.g. 64,128")
+    parser.add_argument("--scales", type=cli.scales, default=scales,
+                        help="coarser sizes run first, e.g. 64,128; auto: halvings of --size down to 64 px; "
+                             f"none: one scale (default {scales})")
     parser.add_argument("--tv-weight", type=cli.nonnegative_float, default=0.0, help="total-variation weight")
 
 
 def optimisation_config(args):
-    from ..optimize import OptimizeConfig
+    from ..optimize import OptimizeConfig, coarse_to_fine
 
+    if args.scales == "auto":  # resolved here, so that the sidecar records the sizes that ran
+        args.scales = coarse_to_fine(args.size)
     return OptimizeConfig(steps=args.steps, optimizer=args.optimizer, lr=args.lr, seed=args.seed, init=args.init,
                           scales=args.scales, tv_weight=args.tv_weight, progress=not args.no_progress)
 
@@ -138,7 +142,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-size", type=cli.positive_int, default=None,
                    help="square output side (default: the style's aspect, --size on the longest side)")
     cli.add_style(p)
-    add_optimisation(p, steps=300, init="mean")
+    add_optimisation(p, steps=300, init="mean", scales="auto")
     cli.add_common(p)
     p.set_defaults(func=run_texture)
 
@@ -152,6 +156,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight of the (per-layer normalised) style loss against the content loss")
     p.add_argument("--content-weight", type=cli.nonnegative_float, default=1.0)
     cli.add_style(p)
-    add_optimisation(p, steps=300, init="content")
+    add_optimisation(p, steps=300, init="content", scales="auto")
     cli.add_common(p)
     p.set_defaults(func=run_transfer)
