@@ -102,14 +102,14 @@ def gpu(experiment):
 
 
 # ----------------------------------------------------------------------------- input functions
-def job_inputs(experiment, solo=False, value=None):
-    return lambda wildcards: PLAN.job_inputs(experiment, PLAN.job_id(experiment, wildcards, solo, value), solo)
+def job_inputs(experiment):
+    return lambda wildcards: PLAN.job_inputs(experiment, PLAN.job_id(experiment, wildcards))
 
 
-def job_runs(experiment, solo=False, value=None):
+def job_runs(experiment):
     """Params function: the job's runs as quoted argument strings of the experiment's verb."""
     return lambda wildcards: " ".join(shlex.quote(line) for line in PLAN.commands(
-        experiment, PLAN.job_id(experiment, wildcards, solo, value), solo))
+        experiment, PLAN.job_id(experiment, wildcards)))
 
 
 def plan_config(experiment):

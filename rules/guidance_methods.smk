@@ -1,40 +1,35 @@
 # The guidance methods compared on one task: models x styles x losses x layer sets x methods x scales,
-# the seeds of one setting sampled as one batch. One rule per method (each has its own scales), one job
-# per combination of the other axes samples all its scales; the unguided samples (scale 0, rule methods_unguided)
-# are shared by every method; per model, a reference set of unguided samples (other
-# seeds) is the model's own distribution for the realism metric.
+# the seeds of one setting sampled as one batch. One job per model, style, loss and layer set samples
+# every method at each of its scales in one process (diffusers is imported and the model loaded once);
+# the unguided samples (method unguided, scale 0) are the shared baseline of every method; per model, a
+# reference set of unguided samples (other seeds) is the model's own distribution for the realism metric.
 
 
-for method, solo in PLAN.rule_variants("guidance_methods"):
-
-    rule:
-        name:
-            f"methods_{method}"
-        input:
-            job_inputs("guidance_methods", solo, method),
-        output:
-            png=PLAN.job_outputs("guidance_methods", ".png", solo, method),
-            sidecar=PLAN.job_outputs("guidance_methods", ".json", solo, method),
-        params:
-            runs=job_runs("guidance_methods", solo, method),
-        conda:
-            "../envs/stylediff.yaml"
-        log:
-            f"{RESULTS}/logs/guidance_methods/{{head}}__{method}.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/guidance_methods/{{head}}__{method}.tsv"
-        threads: THREADS
-        resources:
-            gpu=1,
-        shell:
-            f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
+rule sample_methods:
+    input:
+        job_inputs("guidance_methods"),
+    output:
+        png=PLAN.job_outputs("guidance_methods", ".png"),
+        sidecar=PLAN.job_outputs("guidance_methods", ".json"),
+    params:
+        runs=job_runs("guidance_methods"),
+    conda:
+        "../envs/stylediff.yaml"
+    log:
+        f"{RESULTS}/logs/guidance_methods/{{head}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/guidance_methods/{{head}}.tsv"
+    threads: THREADS
+    resources:
+        gpu=1,
+    shell:
+        f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
 
 
 rule reference_set:
     """The model's own unguided samples (seeds from 1000) that realism is measured against."""
     input:
-        lambda wildcards: [model for model in [PLAN.reference_sets("guidance_methods")[wildcards.name]["model"]]
-                           if Path(model).is_dir()],
+        lambda wildcards: PLAN.reference_set_inputs("guidance_methods", wildcards.name),
     output:
         grid=f"{RESULTS}/guidance_methods/reference/{{name}}.png",
         sidecar=f"{RESULTS}/guidance_methods/reference/{{name}}.json",

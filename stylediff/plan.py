@@ -5,7 +5,8 @@ Snakefile imports it in milliseconds and a user can print a preset's plan with `
 An experiment is a :class:`Experiment` spec: its axes (each a config key holding a list of values),
 the verb its runs call, the axis whose values one job runs together in one process (``batched``),
 optionally the axis that one command line covers (``grouped``: the seeds of one sampling setting are
-one batch of images), how a run's command line is built, which images are its reference and its
+one batch of images; a job then runs the batched axis *and every axis after it*, so one sampling
+process imports diffusers and loads its model once for all of them), how a run's command line is built, which images are its reference and its
 baseline, and which figures it draws. :func:`build` turns a config into a :class:`Plan` whose
 ``runs`` DataFrame has one row per run and one column per axis; the workflow's rules, the metrics
 job and the tables all read that one DataFrame, so nothing parses file names.
@@ -107,18 +108,16 @@ class Experiment:
     figures: Callable[[dict], list[str]]
     baseline: Callable[["Plan", dict], str | None] = lambda plan, values: None
     grouped: str | None = None
+    """The last axis, whose values one command line covers (``--seeds 0,1``). With it, a job is every run
+    that shares the axes before ``batched`` (sampling pays seconds of diffusers import and model loading
+    per process, against about a second of sampling per command at the quick preset's size)."""
     canonical: Callable[[dict], dict] = lambda values: values
-    solo: Callable[[dict], bool] = lambda values: False
-    """Runs that are jobs of their own instead of part of a batch (the unguided samples)."""
     gpu_always: bool = False
     """Whether its run jobs declare ``gpu=1`` even with ``device: cpu`` (sampling is the GPU workload)."""
     metrics_kind: str = ""
     """What ``stylediff metrics --kind`` scores its outputs as (default: its name)."""
     combinations: Callable[[dict, "Experiment"], list[dict]] | None = None
     """The axes' combinations, when they are not the product of the axes' lists (default)."""
-    rule_axis: str | None = None
-    """An axis (just before the batched one) whose every value gets a workflow rule of its own (the
-    batches of different values have different batched parts, e.g. each method its own scales)."""
 
     @property
     def kind(self) -> str:
@@ -166,13 +165,16 @@ def parse_run_id(experiment: str | Experiment, run: str) -> dict[str, Any]:
 
 
 def split_run(experiment: str | Experiment, run: str) -> tuple[str, str, str]:
-    """(head, batched part, tail) of a run id. No optional axis follows the batched one, so its part
-    is found counting from the end."""
+    """(head, batched part, tail) of a run id. An optional axis (left out of the id at its default) may
+    come before the batched one or after it, not both: the batched part is found counting from the
+    side that has none."""
     spec = experiment if isinstance(experiment, Experiment) else get(experiment)
     parts = run.split(SEPARATOR)
     names = [axis.name for axis in spec.axes]
-    index = len(parts) - (len(names) - names.index(spec.batched))
-    return SEPARATOR.join(parts[:index]), parts[index], SEPARATOR.join(parts[index + 1:])
+    position = names.index(spec.batched)
+    if any(axis.default is not None for axis in spec.axes[:position]):
+        position = len(parts) - (len(names) - position)
+    return SEPARATOR.join(parts[:position]), parts[position], SEPARATOR.join(parts[position + 1:])
 
 
 # -------------------------------------------------------------------------------- the specs
@@ -222,7 +224,7 @@ def _sample(plan: "Plan", values: dict) -> list[str]:
             "--loss", values["loss"], "--layers", ",".join(values["layers"]),
             "--scheduler", section.get("scheduler", "ddim"), "--steps", str(section["steps"]),
             "--eta", str(section.get("eta", 0.0)), "--window", ",".join(str(float(w)) for w in values["window"]),
-            "--recurrence", str(section.get("recurrence", 1)), "--seeds", str(values["seed"]),
+            "--recurrence", str(section.get("recurrence", 1)), "--seeds", ",".join(str(s) for s in values["seeds"]),
             *_vgg_args(plan.config), "--no-progress"]
 
 
@@ -320,19 +322,17 @@ EXPERIMENTS: dict[str, Experiment] = {spec.name: spec for spec in (
               Axis("layers", "layer_sets", "layers"), Axis("window", "windows", "window", default=None),
               Axis("mode", "modes"), Axis("normalization", "normalizations", default="per_step"),
               Axis("scale", "scales", "scale"), Axis("seed", "seeds", "seed")),
-        batched="scale", command=_sample, reference="style", canonical=_unguided_canonical,
-        baseline=lambda plan, values: _unscaled(plan, "guidance", values),
-        solo=lambda values: float(values["scale"]) == 0, gpu_always=True,
+        batched="mode", grouped="seed", command=_sample, reference="style", canonical=_unguided_canonical,
+        baseline=lambda plan, values: _unscaled(plan, "guidance", values), gpu_always=True,
         figures=lambda config: _guidance_figures(config.get("guidance", {}), "guidance")),
     Experiment(
         name="guidance_methods", title="Guidance methods compared", verb="sample",
         axes=(Axis("model", "models", "model"), Axis("style", "styles", IMAGE), Axis("loss", "losses"),
               Axis("layers", "layer_sets", "layers"), Axis("method", "methods"), Axis("scale", "scales", "scale"),
               Axis("seed", "seeds", "seed")),
-        batched="scale", grouped="seed", command=_sample_methods, reference="style", canonical=_methods_canonical,
-        baseline=lambda plan, values: _unscaled(plan, "guidance_methods", values),
-        solo=lambda values: float(values["scale"]) == 0, gpu_always=True, metrics_kind="guidance",
-        combinations=_method_combinations, rule_axis="method",
+        batched="method", grouped="seed", command=_sample_methods, reference="style", canonical=_methods_canonical,
+        baseline=lambda plan, values: _unscaled(plan, "guidance_methods", values), gpu_always=True,
+        metrics_kind="guidance", combinations=_method_combinations,
         figures=lambda config: _guidance_figures(config.get("guidance_methods", {}), "guidance_methods")),
 )}
 """Every experiment the workflow knows, by its config section's name."""
@@ -370,76 +370,55 @@ class Plan:
     # -- jobs -------------------------------------------------------------------------------
     def job_of(self, experiment: str, run: str) -> str:
         """A batch job is a run id without its batched part (``head__tail``); with a grouped axis (seeds
-        sampled as one batch), the job is ``head`` alone; a solo run's job is the run itself."""
-        spec = get(experiment)
-        head, _, tail = split_run(spec, run)
-        if spec.grouped:
-            return head
-        return run if spec.solo(self.values[experiment][run]) else f"{head}{SEPARATOR}{tail}"
+        sampled as one batch), the job is ``head`` alone: the batched axis and every axis after it."""
+        head, _, tail = split_run(experiment, run)
+        return head if get(experiment).grouped else f"{head}{SEPARATOR}{tail}"
 
-    def job_id(self, experiment: str, wildcards: Any, solo: bool = False, value: str | None = None) -> str:
+    def job_id(self, experiment: str, wildcards: Any) -> str:
         """The job of a rule's ``head`` (and ``tail``) wildcards (see :meth:`job_outputs`)."""
-        spec = get(experiment)
-        if spec.grouped:
-            return wildcards.head if value is None else f"{wildcards.head}{SEPARATOR}{value}"
-        if solo:  # a solo run's id: the wildcards around its batched part (one value, e.g. scale 0)
-            (part,) = {split_run(spec, run)[1] for run in self.jobs(experiment, solo=True)}
-            return SEPARATOR.join((wildcards.head, part, wildcards.tail))
+        if get(experiment).grouped:
+            return wildcards.head
         return f"{wildcards.head}{SEPARATOR}{wildcards.tail}"
 
-    def jobs(self, experiment: str, solo: bool = False, value: str | None = None) -> dict[str, list[str]]:
-        """{job: [run ids]} of the batched jobs (or, with ``solo``, of the runs that are jobs alone);
-        with ``value``, only those whose ``rule_axis`` has that (encoded) value."""
-        spec = get(experiment)
+    def jobs(self, experiment: str) -> dict[str, list[str]]:
+        """{job: [run ids]}."""
         jobs: dict[str, list[str]] = {}
-        for run, values in self.values.get(experiment, {}).items():
-            if spec.solo(values) == solo and (value is None or self._rule_value(spec, values) == value):
-                jobs.setdefault(self.job_of(experiment, run), []).append(run)
+        for run in self.values.get(experiment, {}):
+            jobs.setdefault(self.job_of(experiment, run), []).append(run)
         return jobs
 
-    @staticmethod
-    def _rule_value(spec: Experiment, values: dict) -> str:
-        return spec.axis(spec.rule_axis).encode(values[spec.rule_axis])
-
-    def rule_variants(self, experiment: str) -> list[tuple[str, bool]]:
-        """(value of ``rule_axis``, solo) of each rule the experiment needs: a job's outputs must be one
-        set of patterns, and each method has its own scales."""
-        spec = get(experiment)
-        return list(dict.fromkeys((self._rule_value(spec, values), spec.solo(values))
-                                  for values in self.values.get(experiment, {}).values()))
-
-    def job_outputs(self, experiment: str, suffix: str, solo: bool = False, value: str | None = None) -> list[str]:
+    def job_outputs(self, experiment: str, suffix: str) -> list[str]:
         """Output patterns of one job, around its ``{head}`` (and ``{tail}``) wildcards: one per batched part
-        (per batched and grouped part when the experiment groups an axis; the ``rule_axis`` value, when
-        given, written out in the pattern)."""
+        (per batched part and everything after it when the experiment groups an axis). Every job of an
+        experiment has the same parts: the grids are products, and a method's scales are the same for
+        every head."""
         spec = get(experiment)
         parts = []
-        for runs in self.jobs(experiment, solo, value).values():
+        for runs in self.jobs(experiment).values():
             for run in runs:
                 _, part, tail = split_run(spec, run)
                 parts.append(f"{part}{SEPARATOR}{tail}" if spec.grouped else part)
         tail = "" if spec.grouped else f"{SEPARATOR}{{tail}}"
-        fixed = "" if value is None else f"{SEPARATOR}{value}"
-        return [f"{self.results}/{experiment}/{{head}}{fixed}{SEPARATOR}{part}{tail}{suffix}"
-                for part in dict.fromkeys(parts)]
+        return [f"{self.results}/{experiment}/{{head}}{SEPARATOR}{part}{tail}{suffix}" for part in dict.fromkeys(parts)]
 
-    def job_inputs(self, experiment: str, job: str, solo: bool = False) -> list[str]:
+    def job_inputs(self, experiment: str, job: str) -> list[str]:
         """Every image the job's runs read, and local diffusion model folders (a hub id is not a file)."""
         spec = get(experiment)
         files = set()
-        for run in self.jobs(experiment, solo)[job]:
+        for run in self.jobs(experiment)[job]:
             values = self.values[experiment][run]
             files |= {self.image(values[axis.name]) for axis in spec.axes if axis.kind == IMAGE}
             if "model" in values and Path(values["model"]).is_dir():
                 files.add(values["model"])
         return sorted(files)
 
-    def commands(self, experiment: str, job: str, solo: bool = False) -> list[str]:
+    def commands(self, experiment: str, job: str) -> list[str]:
         """The job's runs as verb argument strings: one per run, or one per group (``--seeds`` a list and
-        ``--out`` the run id without its seed: the verb writes ``OUT__s<seed>.png`` per image)."""
+        ``--out`` the run id without its seed: the verb writes ``OUT__s<seed>.png`` per image; a group of
+        one seed writes its run id itself)."""
         spec = get(experiment)
         lines: dict[str, list[str]] = {}
-        for run in self.jobs(experiment, solo)[job]:
+        for run in self.jobs(experiment)[job]:
             key = run
             if spec.grouped:
                 key = SEPARATOR.join(run.split(SEPARATOR)[:-1])  # the grouped axis is the last one
@@ -449,7 +428,8 @@ class Plan:
             values = dict(self.values[experiment][runs[0]])
             if spec.grouped:
                 values[f"{spec.grouped}s"] = [self.values[experiment][run][spec.grouped] for run in runs]
-            out.append(" ".join(spec.command(self, values) + ["--out", _q(self.output(experiment, key))]))
+            target = key if len(runs) > 1 else runs[0]
+            out.append(" ".join(spec.command(self, values) + ["--out", _q(self.output(experiment, target))]))
         return out
 
     # -- metrics, figures -------------------------------------------------------------------
@@ -491,13 +471,23 @@ class Plan:
         entry = sets.get(model_slug(values["model"])) if "model" in values else None
         return None if entry is None else str(Path(entry["out"]).with_suffix(".json"))
 
-    def reference_set_command(self, experiment: str, slug: str) -> str:
+    def _reference_set_values(self, experiment: str, slug: str) -> dict[str, Any]:
+        """The unguided setting a reference set samples (the style is not used at scale 0, but the verb
+        reads it)."""
         entry = self.reference_sets(experiment)[slug]
         section = self.config[experiment]
-        values = {"model": entry["model"], "style": section["styles"][0], "loss": section["losses"][0],
-                  "layers": section["layer_sets"][0], "method": "unguided", "scale": 0,
-                  "seeds": entry["seeds"]}
-        return " ".join(get(experiment).command(self, values) + ["--out", _q(entry["out"])])
+        return {"model": entry["model"], "style": section["styles"][0], "loss": section["losses"][0],
+                "layers": section["layer_sets"][0], "method": "unguided", "scale": 0, "seeds": entry["seeds"]}
+
+    def reference_set_inputs(self, experiment: str, slug: str) -> list[str]:
+        """The style image the reference set's command reads, and its model folder when it is local."""
+        values = self._reference_set_values(experiment, slug)
+        return [self.image(values["style"])] + ([values["model"]] if Path(values["model"]).is_dir() else [])
+
+    def reference_set_command(self, experiment: str, slug: str) -> str:
+        values = self._reference_set_values(experiment, slug)
+        out = self.reference_sets(experiment)[slug]["out"]
+        return " ".join(get(experiment).command(self, values) + ["--out", _q(out)])
 
 
 def _combinations(config: dict, spec: Experiment) -> list[dict[str, Any]]:

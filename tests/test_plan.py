@@ -83,8 +83,11 @@ def test_rows_are_the_product_of_the_axes(preset):
         assert runs["run"].is_unique
         for run in runs["run"]:  # ids round-trip through the grammar
             assert plan.run_id(name, plan.parse_run_id(name, run)) == run
-        jobs = {**built.jobs(name), **{f"solo:{k}": v for k, v in built.jobs(name, solo=True).items()}}
+        jobs = built.jobs(name)
         assert sorted(run for runs_ in jobs.values() for run in runs_) == sorted(runs["run"])
+        patterns = built.job_outputs(name, ".png")
+        for job_runs in jobs.values():  # every job fills its rule's patterns: one output per run
+            assert len(patterns) == len(job_runs), (preset, name)
 
 
 def test_adding_a_seed_adds_only_that_seeds_rows():
@@ -117,19 +120,47 @@ def test_jobs_outputs_and_commands_name_the_runs():
     assert len(refs) == len(bases) == len(built.values["guidance"]) and all("__g0__" in b for b in bases)
 
 
-def test_guidance_methods_group_seeds_into_one_command_per_scale():
+def test_sampling_jobs_run_every_setting_of_a_head_with_seeds_batched():
     config = plan.load_config(ROOT / "config.yaml", "findings")
     built = plan.build(config)
     section = config["guidance_methods"]
-    job, runs = next(iter(built.jobs("guidance_methods").items()))
+    jobs = built.jobs("guidance_methods")
+    heads = math.prod(len(section[k]) for k in ("models", "styles", "losses", "layer_sets"))
+    assert len(jobs) == heads  # one process per model x style x loss x layer set
+    job, runs = next(iter(jobs.items()))
     commands = built.commands("guidance_methods", job)
-    method = job.split("__")[-1]
-    assert len(commands) == len(plan.method_entries(section)[method]["scales"])
+    entries = plan.method_entries(section)
+    assert len(commands) == 1 + sum(len(entry["scales"]) for entry in entries.values())  # + the unguided one
     seeds = ",".join(str(s) for s in section["seeds"])
-    assert all(f"--seeds {seeds}" in command and f"--method {method}" in command for command in commands)
-    unguided = built.jobs("guidance_methods", solo=True)
-    assert all("__unguided" in job for job in unguided)
-    assert len(unguided) == math.prod(len(section[k]) for k in ("models", "styles", "losses", "layer_sets"))
+    assert all(f"--seeds {seeds}" in command for command in commands)
+    for method in entries:
+        assert sum(f"--method {method} " in command for command in commands) == len(entries[method]["scales"]) + (
+            method == next(iter(entries)))  # the unguided command names the first method (scale 0 ignores it)
+    assert sum("__unguided__g0.png" in command for command in commands) == 1
+    patterns = built.job_outputs("guidance_methods", ".png")
+    assert {p.format(head=job) for p in patterns} == {built.output("guidance_methods", run) for run in runs}
+
+    (slug,) = built.reference_sets("guidance_methods")
+    style = built.image(section["styles"][0])
+    assert style in built.reference_set_inputs("guidance_methods", slug)  # the file its command reads
+    assert f"--style {style}" in built.reference_set_command("guidance_methods", slug)
+
+    guidance = config["guidance"]
+    jobs = built.jobs("guidance")
+    assert len(jobs) == math.prod(len(guidance[k]) for k in ("models", "styles", "losses", "layer_sets", "windows"))
+    job, runs = next(iter(jobs.items()))
+    unguided = [run for run in runs if "__g0__" in run]
+    assert len(unguided) == len(guidance["modes"]) * len(guidance["seeds"])  # shared by the normalisations
+
+
+def test_a_group_of_one_seed_writes_its_run_id():
+    config = plan.load_config(ROOT / "config.yaml")
+    built = plan.build(config)
+    job, runs = next(iter(built.jobs("guidance").items()))
+    commands = built.commands("guidance", job)
+    assert len(commands) == len(runs)  # one seed in the quick preset: one command per run
+    for command, run in zip(commands, runs):
+        assert command.endswith(f"--out {built.output('guidance', run)}") and "--seeds 0 " in command
 
 
 def test_plan_imports_no_torch():

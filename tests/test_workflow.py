@@ -25,11 +25,10 @@ import pytest
 import yaml
 
 from stylediff import plan
-from stylediff.diffusion.methods import METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample"}
-SOLO_RULES = {"guidance": "sample_unguided"}
+RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample",
+             "guidance_methods": "sample_methods"}
 
 
 def workdir(path: Path) -> Path:
@@ -88,14 +87,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
     expected = {"all": 1}
     skimage = set()
     for experiment in config["experiments"]:
-        if experiment == "guidance_methods":  # one rule per method, methods_unguided for scale 0
-            for method, solo in built.rule_variants(experiment):
-                expected[f"methods_{method}"] = len(built.jobs(experiment, solo, method))
-        else:
-            if built.jobs(experiment):
-                expected[RUN_RULES[experiment]] = len(built.jobs(experiment))
-            if built.jobs(experiment, solo=True):
-                expected[SOLO_RULES[experiment]] = len(built.jobs(experiment, solo=True))
+        expected[RUN_RULES[experiment]] = len(built.jobs(experiment))
         if built.reference_sets(experiment):
             expected["reference_set"] = expected.get("reference_set", 0) + len(built.reference_sets(experiment))
         expected[f"metrics_{experiment}"] = 1
@@ -128,7 +120,7 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
     config = merged_config(preset)
     assert job_stats(output) == expected_jobs(config)
     resources = rule_resources(output)
-    gpu_rules = {"sample", "sample_unguided", "reference_set"} | {f"methods_{method}" for method in [*METHODS, "unguided"]} | (
+    gpu_rules = {"sample", "sample_methods", "reference_set"} | (
         {"invert", "texture", "transfer"} if config["device"] != "cpu" else set())
     for rule, lines in resources.items():
         for line in lines:

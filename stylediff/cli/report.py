@@ -50,7 +50,7 @@ def run_plan(args) -> None:
         write_text(args.out, runs.to_csv(index=False))
         return
     for name, group in runs.groupby("experiment", sort=False):
-        jobs = len(built.jobs(name)) + len(built.jobs(name, solo=True))
+        jobs = len(built.jobs(name))
         print(f"{name}: {len(group)} runs in {jobs} jobs")
 
 
