@@ -96,6 +96,14 @@ CATEGORIES = {"inversion": "Feature inversion", "texture": "Texture synthesis", 
               "guidance": "Guided diffusion", "guidance_methods": "Guided diffusion"}
 
 
+PRIORITY = {"image": 100, "sampling": 50, "texture": 45, "transfer": 40, "invert": 35, "metrics": 20}
+"""Snakemake runs ready jobs of higher priority first (the rest: 0). The scheduling that keeps both cores
+busy to the end: the cheap image jobs that gate the optimisation runs first; the sampling jobs next,
+because `gpu=1` runs them one at a time and their chain is the longest; then the longest CPU jobs first
+(a texture job runs 20 syntheses, a transfer job 4, an inversion job 6 short ones); the metrics before
+any table or figure, so that the last jobs of a run are the short ones."""
+
+
 def gpu(experiment):
     """GPU jobs declare gpu=1: sampling always, optimisation unless the config says device: cpu."""
     return 1 if plan.get(experiment).gpu_always or config["device"] != "cpu" else 0

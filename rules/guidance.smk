@@ -22,5 +22,6 @@ rule sample:
     threads: THREADS
     resources:
         gpu=1,
+    priority: PRIORITY["sampling"]
     shell:
         f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"

@@ -22,6 +22,7 @@ rule sample_methods:
     threads: THREADS
     resources:
         gpu=1,
+    priority: PRIORITY["sampling"]
     shell:
         f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
 
@@ -42,5 +43,6 @@ rule reference_set:
     threads: THREADS
     resources:
         gpu=1,
+    priority: PRIORITY["sampling"]
     shell:
         f"{THREAD_ENV} {STYLEDIFF} sample {{params.run}} > {{log}} 2>&1"

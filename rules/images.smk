@@ -11,5 +11,6 @@ rule image:
         "../envs/stylediff.yaml"
     log:
         f"{RESULTS}/logs/images/{{name}}.log",
+    priority: PRIORITY["image"]
     shell:
         "{params.command} skimage:{wildcards.name} {output} > {log} 2>&1"

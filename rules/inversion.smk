@@ -19,5 +19,6 @@ rule invert:
     threads: THREADS
     resources:
         gpu=gpu("inversion"),
+    priority: PRIORITY["invert"]
     shell:
         f"{THREAD_ENV} {STYLEDIFF} batch invert {{params.runs}} > {{log}} 2>&1"

@@ -26,6 +26,7 @@ for experiment in EXPERIMENTS:
         benchmark:
             f"{RESULTS}/benchmarks/metrics/{experiment}.tsv"
         threads: THREADS
+        priority: PRIORITY["metrics"]
         shell:
             f"{LPIPS_ENV} {THREAD_ENV} {STYLEDIFF} metrics --kind {{params.kind}} {{params.args}} "
             "{params.options} > {log} 2>&1"

@@ -27,6 +27,7 @@ rule aggregate:
             caption="../report/captions/table.rst",
             category="Tables",
         ),
+        sidecar=f"{RESULTS}/tables/{{experiment}}.json",
         summary=f"{REPORT}/{{experiment}}_summary.md",
     conda:
         "../envs/stylediff.yaml"
@@ -44,6 +45,7 @@ for experiment in EXPERIMENTS:
             f"figures_{experiment}"
         input:
             table=f"{RESULTS}/tables/{experiment}.csv",
+            sidecar=f"{RESULTS}/tables/{experiment}.json",
             images=PLAN.outputs(experiment) + metrics_references(experiment),
         output:
             figure_outputs(experiment),

@@ -1,5 +1,6 @@
 # Texture synthesis (Gatys et al. 2015): styles x nested layer sets x losses x seeds.
-# One job per style, loss and seed synthesises every layer set in one process.
+# One job per style and seed synthesises every layer set with every loss in one process (VGG-19 is
+# loaded once; at the quick preset's 48 px a synthesis takes about as long as a process start-up).
 
 
 rule texture:
@@ -19,5 +20,6 @@ rule texture:
     threads: THREADS
     resources:
         gpu=gpu("texture"),
+    priority: PRIORITY["texture"]
     shell:
         f"{THREAD_ENV} {STYLEDIFF} batch texture {{params.runs}} > {{log}} 2>&1"

@@ -19,5 +19,6 @@ rule transfer:
     threads: THREADS
     resources:
         gpu=gpu("transfer"),
+    priority: PRIORITY["transfer"]
     shell:
         f"{THREAD_ENV} {STYLEDIFF} batch transfer {{params.runs}} > {{log}} 2>&1"

@@ -39,7 +39,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +51,7 @@ from .layers import CONTENT_LAYER_GATYS, STYLE_LAYERS_GATYS, check_layers
 from .layout_copy import layout_copy
 from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
 from .plan import EXPERIMENTS
+from .report.tables import TIMING_LABELS
 from .registry import Registry
 from .vgg import load_vgg19
 from .weights import BACKBONE_FILES, TORCHVISION_URLS
@@ -307,7 +308,7 @@ def column_label(column: str) -> str:
             return metric.label
         if column in metric().columns():
             return f"{metric.label} ({column.rsplit('_', 1)[-1]})"
-    return {"wall_seconds": "time (s)", "seconds_per_image": "seconds per image"}.get(column, column)
+    return TIMING_LABELS.get(column, column)
 
 
 def higher_is_better(column: str) -> bool:
@@ -329,7 +330,8 @@ class Scorer:
             raise ConfigError(f"lpips must be one of {', '.join(LPIPS_SETTINGS)}, got {self.lpips!r}")
         self.vgg = load_vgg19(self.weights, self.pooling, self.device)
         self._lpips: dict[str, Any] = {}
-        self._style_terms: dict[tuple, StyleTerm] = {}
+        self._style_cache: dict[tuple, Any] = {}
+        """{(style key, "features" or a loss name): the style's VGG features or its StyleTerm}."""
         self.lpips_skipped: str | None = None
         if self.lpips == "false":
             self.lpips_skipped = "switched off (lpips: false)"
@@ -404,13 +406,14 @@ class Scorer:
     @torch.no_grad()
     def style_distances(self, image: torch.Tensor, style: torch.Tensor, key: tuple | None = None) -> dict[str, float]:
         """Gram distance and every style loss's normalised distance at relu1_1…relu5_1, and their means;
-        ``key`` names the style for the cache of its targets."""
-        key = key if key is not None else (id(style),)
+        ``key`` names the style for the cache of its features and targets (None: nothing is cached)."""
         layers = list(METRIC_LAYERS)
         features = self.vgg(image, layers)
-        out = gram_distances(features, self.vgg(style, layers), layers)
+        # the style (often at twice the output's size) goes through VGG once per job, not once per output
+        out = gram_distances(features, self._cached(key, "features", lambda: self.vgg(style, layers)), layers)
         for loss in STYLE_LOSSES:
-            term = self.style_term(key, style, loss)
+            term = self._cached(key, loss, lambda: StyleTerm(self.vgg, style, layers, loss,
+                                                             layer_weights=[1.0] * len(layers)))
             term.loss.reseed(METRIC_SEED)  # a stochastic loss: the same draws for every image
             per_layer = term.layer_losses(features)[:, 0]
             for name, value in zip(layers, per_layer.tolist()):
@@ -418,11 +421,12 @@ class Scorer:
             out[f"{loss}_mean"] = per_layer.mean().item()
         return out
 
-    def style_term(self, key: tuple, style: torch.Tensor, loss: str) -> StyleTerm:
-        if (key, loss) not in self._style_terms:
-            self._style_terms[(key, loss)] = StyleTerm(self.vgg, style, list(METRIC_LAYERS), loss,
-                                                       layer_weights=[1.0] * len(METRIC_LAYERS))
-        return self._style_terms[(key, loss)]
+    def _cached(self, key: tuple | None, what: str, make: Callable[[], Any]) -> Any:
+        if key is None:
+            return make()
+        if (key, what) not in self._style_cache:
+            self._style_cache[(key, what)] = make()
+        return self._style_cache[(key, what)]
 
 
 def _timing(sidecar: dict) -> dict[str, float]:

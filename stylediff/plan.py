@@ -3,7 +3,8 @@ command makes it and which job runs it. Torch-free (only the standard library an
 Snakefile imports it in milliseconds and a user can print a preset's plan with ``stylediff plan``.
 
 An experiment is a :class:`Experiment` spec: its axes (each a config key holding a list of values),
-the verb its runs call, the axis whose values one job runs together in one process (``batched``),
+the verb its runs call, the axis (or consecutive axes) whose values one job runs together in one
+process (``batched``),
 optionally the axis that one command line covers (``grouped``: the seeds of one sampling setting are
 one batch of images; a job then runs the batched axis *and every axis after it*, so one sampling
 process imports diffusers and loads its model once for all of them), how a run's command line is built, which images are its reference and its
@@ -102,7 +103,9 @@ class Experiment:
     title: str
     verb: str
     axes: tuple[Axis, ...]
-    batched: str
+    batched: str | tuple[str, ...]
+    """The axis, or consecutive axes, whose values one job runs in one process (each process pays the
+    imports and the model loading once)."""
     command: Callable[["Plan", dict], list[str]]
     reference: str
     figures: Callable[[dict], list[str]]
@@ -171,10 +174,12 @@ def split_run(experiment: str | Experiment, run: str) -> tuple[str, str, str]:
     spec = experiment if isinstance(experiment, Experiment) else get(experiment)
     parts = run.split(SEPARATOR)
     names = [axis.name for axis in spec.axes]
-    position = names.index(spec.batched)
+    batched = (spec.batched,) if isinstance(spec.batched, str) else spec.batched
+    position, end = names.index(batched[0]), names.index(batched[-1]) + 1
     if any(axis.default is not None for axis in spec.axes[:position]):
-        position = len(parts) - (len(names) - position)
-    return SEPARATOR.join(parts[:position]), parts[position], SEPARATOR.join(parts[position + 1:])
+        position, end = len(parts) - (len(names) - position), len(parts) - (len(names) - end)
+    return (SEPARATOR.join(parts[:position]), SEPARATOR.join(parts[position:end]),
+            SEPARATOR.join(parts[end:]))
 
 
 # -------------------------------------------------------------------------------- the specs
@@ -307,7 +312,7 @@ EXPERIMENTS: dict[str, Experiment] = {spec.name: spec for spec in (
         name="texture", title="Texture synthesis", verb="texture",
         axes=(Axis("style", "styles", IMAGE), Axis("layers", "layer_sets", "layers"), Axis("loss", "losses"),
               Axis("seed", "seeds", "seed")),
-        batched="layers", command=_texture, reference="style",
+        batched=("layers", "loss"), command=_texture, reference="style",
         figures=lambda config: ["texture_layers_grid.png", "texture_losses_grid.png", "texture_gram_vs_layers.png"]),
     Experiment(
         name="transfer", title="Style transfer", verb="transfer",

@@ -45,6 +45,7 @@ def test_style_distances_positive_and_deterministic(scorer):
     first = scorer.style_distances(image, style, ("s", 48))
     second = scorer.style_distances(image, style, ("s", 48))
     assert first == second  # sliced_wasserstein draws the same directions every time
+    assert scorer.style_distances(image, style) == first  # the cached style features and targets change nothing
     assert all(value > 0 for key, value in first.items() if key.endswith("_mean"))
 
 

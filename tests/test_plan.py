@@ -47,7 +47,7 @@ def test_run_id_matches_design_example_and_rejects_bad_ids():
     run = plan.run_id("texture", {"style": "data/styles/starry_night.jpg", "layers": ["relu1_1", "relu2_1"],
                                   "loss": "gram", "seed": 0})
     assert run == "starry_night__relu1_1-relu2_1__gram__s0"
-    assert plan.split_run("texture", run) == ("starry_night", "relu1_1-relu2_1", "gram__s0")
+    assert plan.split_run("texture", run) == ("starry_night", "relu1_1-relu2_1__gram", "s0")  # layers x losses
     with pytest.raises(ConfigError):
         plan.parse_run_id("texture", "starry_night__gram__s0")
     with pytest.raises(ConfigError):
@@ -106,7 +106,7 @@ def test_jobs_outputs_and_commands_name_the_runs():
     built = plan.build(config)
     job, runs = next(iter(built.jobs("texture").items()))
     commands = built.commands("texture", job)
-    assert len(commands) == len(runs) == len(config["texture"]["layer_sets"])
+    assert len(commands) == len(runs) == len(config["texture"]["layer_sets"]) * len(config["texture"]["losses"])
     for command, run in zip(commands, runs):
         assert command.endswith(f"--out results/texture/{run}.png") and "--loss" in command
     patterns = built.job_outputs("texture", ".png")

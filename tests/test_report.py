@@ -105,3 +105,33 @@ def test_figures_written_and_byte_identical(tmp_path, experiment):
     for name in expected:
         first, second = (tmp_path / "fig1" / name).read_bytes(), (tmp_path / "fig2" / name).read_bytes()
         assert first[:8] == b"\x89PNG\r\n\x1a\n" and first == second, name
+
+
+def test_tables_and_figures_take_labels_and_losses_from_the_metrics_job(tmp_path):
+    """aggregate and figures do not import the torch registries: the metrics documents carry the labels
+    and the style losses, the table's sidecar passes them on."""
+    import json
+    import subprocess
+    import sys
+
+    from stylediff.report.tables import column_label, read_table
+
+    runs = [{"style": "s.jpg", "layers": ["relu1_1"], "loss": loss, "seed": 0} for loss in ("gram", "mean_std")]
+    runs_csv, files = _fake_experiment(tmp_path, "texture", runs)
+    for path in files:
+        doc = json.loads(path.read_text())
+        doc["metrics"].update(my_loss_mean=0.5, gram_mean=0.25)
+        doc.update(metric_labels={"gram_dist_mean": "Gram distance (label from the job)"},
+                   style_losses=["my_loss", "gram"])
+        write_json(path, doc)
+    aggregate("texture", runs_csv, files, tmp_path / "t.csv", tmp_path / "s.md")
+    header = next(line for line in (tmp_path / "s.md").read_text().splitlines() if line.startswith("|"))
+    assert "my_loss_mean" in header and header.index("my_loss_mean") < header.index("gram_mean")
+    frame = read_table(tmp_path / "t.csv")
+    assert column_label(frame, "gram_dist_mean") == "Gram distance (label from the job)"
+    assert column_label(frame, "seconds_per_image") == "seconds per image"
+    assert column_label(frame, "unknown") == "unknown"
+    code = ("import sys; from stylediff.cli import main; main(['figures', '--experiment', 'texture', '--table', "
+            f"{str(tmp_path / 't.csv')!r}, '--out-dir', {str(tmp_path / 'fig')!r}]); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"

@@ -56,7 +56,8 @@ def run_plan(args) -> None:
 
 def run_metrics(args) -> None:
     from ..io import ensure_parent, write_json
-    from ..metrics import Scorer, image_metrics
+    from ..losses import STYLE_LOSSES
+    from ..metrics import Scorer, column_label, image_metrics
     from ..provenance import peak_rss_mb, versions
 
     images = args.image
@@ -73,6 +74,9 @@ def run_metrics(args) -> None:
     load = time.perf_counter() - start
     for image, reference, baseline, reference_set, out in zip(images, references, baselines, reference_sets, args.out):
         doc = image_metrics(scorer, args.kind, image, reference, baseline, args.reference_size, reference_set)
+        # what the torch-free tables and figures need to know of the registries: labels and loss names
+        doc["metric_labels"] = {column: column_label(column) for column in doc["metrics"]}
+        doc["style_losses"] = list(STYLE_LOSSES)
         doc["metric_weights"] = scorer.provenance()
         doc["metric_versions"] = versions()
         doc["metric_timing"] = {"load_seconds": load, "seconds": doc.pop("metric_seconds"),

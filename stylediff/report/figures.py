@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io import atomic_path
-from .tables import with_shared_baselines
+from .tables import column_label, read_table, with_shared_baselines
 
 DEFAULT_NORMALIZATION = "per_step"
 FIGURE_DPI = 100
@@ -17,12 +17,6 @@ CELL_INCHES = 1.15
 
 
 # ---------------------------------------------------------------------------------------- figures
-def column_label(column: str) -> str:
-    from ..metrics import column_label as label
-
-    return label(column)
-
-
 def _pyplot():
     import matplotlib
 
@@ -100,7 +94,7 @@ def _errorbar_axes(ax, frame, x: str, y: str, line: str, xorder: list, xlabels: 
         ax.errorbar(xs, means, yerr=stds, marker="o", markersize=3, capsize=2, linewidth=1, label=str(name))
     ax.set_xticks(positions)
     ax.set_xticklabels(xlabels if xlabels is not None else [str(v) for v in xorder], rotation=30, ha="right")
-    ax.set_ylabel(column_label(y))
+    ax.set_ylabel(column_label(frame, y))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, title=line, title_fontsize=6)
 
@@ -291,7 +285,7 @@ def guidance_methods_figures(frame, out_dir: Path) -> None:
                 ax.scatter([base[x].mean()], [base["gram_dist_mean"].mean()], color="black", marker="x", s=20,
                            label="unguided", zorder=3)
             ax.set_xlabel(label)
-            ax.set_ylabel(column_label("gram_dist_mean"))
+            ax.set_ylabel(column_label(frame, "gram_dist_mean"))
             ax.grid(alpha=0.3)
         axes[1].set_xscale("log")
         axes[1].xaxis.set_minor_formatter(plt.NullFormatter())  # the minor labels of a short log axis overlap
@@ -306,9 +300,7 @@ def guidance_methods_figures(frame, out_dir: Path) -> None:
 
 def make_figures(experiment: str, table: str | os.PathLike, out_dir: str | os.PathLike) -> None:
     """Draw ``experiment``'s figures (the plan's ``figures`` names) from its table into ``out_dir``."""
-    import pandas as pd
-
-    frame = pd.read_csv(table)
+    frame = read_table(table)
     if frame.empty:
         raise ConfigError(f"table {table} has no rows")
     draw = {"inversion": inversion_figures, "texture": texture_figures, "transfer": transfer_figures,

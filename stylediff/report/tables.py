@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError
-from ..io import read_json, write_text
+from ..io import read_json, write_json, write_text
 
 SUMMARY_METRICS = {
     "inversion": ("feature_error", "psnr", "ssim", "lpips_vgg", "lpips_alex", "wall_seconds", "peak_rss_mb"),
@@ -21,15 +22,17 @@ SUMMARY_METRICS = {
                          "unet_evaluations", "objective_evaluations"),
 }
 """Columns of each summary; ``{loss}_mean`` stands for every registered style loss."""
+TIMING_LABELS = {"wall_seconds": "time (s)", "seconds_per_image": "seconds per image"}
+"""Labels of the timing columns (from the runs' sidecars, not from a metric)."""
 RUN_COLUMNS = ("output", "reference", "baseline", "device", "final_loss")
 
 
-def summary_metrics(experiment: str) -> list[str]:
-    from ..losses import STYLE_LOSSES
-
+def summary_metrics(experiment: str, style_losses: Sequence[str]) -> list[str]:
+    """The summary's columns; ``style_losses`` as the metrics job recorded them (the registry is not
+    imported here: it needs torch, which would double this job's start-up)."""
     out = []
     for name in SUMMARY_METRICS[experiment]:
-        out += [name.format(loss=loss) for loss in STYLE_LOSSES] if "{loss}" in name else [name]
+        out += [name.format(loss=loss) for loss in style_losses] if "{loss}" in name else [name]
     return out
 
 
@@ -77,7 +80,34 @@ def table(experiment: str, plan, metrics_files: Sequence[str | os.PathLike]):
     for column in ("seed", "scale"):
         if column in frame:
             frame[column] = frame[column].astype(int if column == "seed" else float)
+    labels: dict[str, str] = {}
+    for doc in docs.values():
+        labels.update(doc.get("metric_labels") or {})
+    style_losses = next((doc["style_losses"] for doc in docs.values() if doc.get("style_losses")), [])
+    frame.attrs.update(labels=labels, style_losses=list(style_losses))
     return frame
+
+
+def table_sidecar(table_path: str | os.PathLike) -> str:
+    """The JSON beside a table: what made it and its columns' labels (``stylediff figures`` reads them)."""
+    return os.fspath(Path(table_path).with_suffix(".json"))
+
+
+def read_table(table_path: str | os.PathLike):
+    """A table written by :func:`aggregate`, with its sidecar's labels and style losses as ``frame.attrs``."""
+    import pandas as pd
+
+    frame = pd.read_csv(table_path)
+    sidecar = Path(table_sidecar(table_path))
+    if sidecar.is_file():
+        doc = read_json(sidecar)
+        frame.attrs.update(labels=doc.get("labels") or {}, style_losses=doc.get("style_losses") or [])
+    return frame
+
+
+def column_label(frame, column: str) -> str:
+    """The label the metrics job recorded for ``column`` (the column's name when there is none)."""
+    return (frame.attrs.get("labels") or {}).get(column) or TIMING_LABELS.get(column, column)
 
 
 def _fmt(value: float) -> str:
@@ -94,7 +124,7 @@ def summary_markdown(experiment: str, frame, table_path: str | os.PathLike | Non
 
     spec = get(experiment)
     axes = [axis.name for axis in spec.axes if axis.name != "seed" and axis.name in frame]
-    metrics = [m for m in summary_metrics(experiment) if m in frame.columns]
+    metrics = [m for m in summary_metrics(experiment, frame.attrs.get("style_losses", ())) if m in frame.columns]
     models = ", ".join(dict.fromkeys(frame["model"].astype(str))) if "model" in frame else "?"
     notes = []
     if "lpips_vgg" not in frame:
@@ -135,6 +165,8 @@ def aggregate(experiment: str, plan, metrics_files: Sequence[str | os.PathLike],
         raise ConfigError(f"no metrics files given for {experiment}")
     frame = table(experiment, plan, metrics_files)
     write_text(out_csv, frame.to_csv(index=False))
+    write_json(table_sidecar(out_csv), {"experiment": experiment, "plan": str(plan) if isinstance(plan, (str, os.PathLike))
+                                        else None, "metrics_files": len(metrics_files), **frame.attrs})
     if summary is not None:
         write_text(summary, summary_markdown(experiment, frame, out_csv))
     return frame
