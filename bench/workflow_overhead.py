@@ -59,10 +59,16 @@ def job_rows(plan, results: Path) -> list[dict]:
             compute = sum(d.get("metric_timing", {}).get("seconds", 0.0) for d in docs)
             experiment = f"metrics ({kind})"
         else:
+            batches = set()  # a seed batch's sidecars all carry the batch's timing: count it once
             for sidecar in sidecars.get(experiment, {}).get(tsv.stem, []):
                 if not sidecar.is_file():
                     continue
-                timing = json.loads(sidecar.read_text()).get("timing", {})
+                doc = json.loads(sidecar.read_text())
+                batch = doc.get("batch")
+                if batch is not None and batch in batches:
+                    continue
+                batches.add(batch)
+                timing = doc.get("timing", {})
                 load += timing.get("load_seconds", 0.0)
                 compute += timing.get("optimise_seconds", timing.get("sample_seconds", 0.0))
         rows.append({"experiment": experiment, "wall": wall, "load": load, "compute": compute,
