@@ -4,12 +4,11 @@ Snakefile imports it in milliseconds and a user can print a preset's plan with `
 
 An experiment is a :class:`Experiment` spec: its axes (each a config key holding a list of values),
 the verb its runs call, the axis (or consecutive axes) whose values one job runs together in one
-process (``batched``),
-optionally the axis that one command line covers (``grouped``: the seeds of one sampling setting are
+process (``batched``), optionally the axis that one command line covers (``grouped``: the seeds of one sampling setting are
 one batch of images; a job then runs the batched axis *and every axis after it*, so one sampling
-process imports diffusers and loads its model once for all of them), how a run's command line is built, which images are its reference and its
-baseline, and which figures it draws. :func:`build` turns a config into a :class:`Plan` whose
-``runs`` DataFrame has one row per run and one column per axis; the workflow's rules, the metrics
+process imports diffusers and loads its model once for all of them), how a run's command line is
+built, which images are its reference and its baseline, and which figures it draws. :func:`build`
+turns a config into a :class:`Plan` whose ``runs`` DataFrame has one row per run and one column per axis; the workflow's rules, the metrics
 job and the tables all read that one DataFrame, so nothing parses file names.
 
 **Run ids** are readable slugs of a run's axes joined by ``__``
