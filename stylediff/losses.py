@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -119,6 +120,25 @@ class MeanStdLoss(StyleLoss):
         return target[0].pow(2).mean() + target[1].pow(2).mean()
 
 
+_NUMPY_SORTS = (torch.float32, torch.float64)
+
+
+def sorted_rows(values: torch.Tensor) -> torch.Tensor:
+    """``values`` sorted along the last axis, differentiable.
+
+    A CPU tensor that needs no gradient (the style target's projections at every step, both sides
+    in a metric) is sorted by numpy, whose SIMD sort (x86-simd-sort) took 3 ms for 64 rows of 9,216
+    values where ``torch.sort`` took 44 ms (2-core x86_64 with AVX2, 1 thread): sliced_wasserstein
+    spent most of its step sorting the target, which is larger than the output when the style is
+    read at twice the size. Sorted values do not depend on the algorithm, so nothing changes. Where
+    a gradient flows ``torch.sort`` stays: the backward follows its order of exactly tied values
+    (they occur), and numpy's argsort orders them differently, which changed the trajectories."""
+    if values.device.type == "cpu" and values.dtype in _NUMPY_SORTS and not (
+            values.requires_grad and torch.is_grad_enabled()):
+        return torch.from_numpy(np.sort(values.detach().numpy(), axis=-1))
+    return values.sort(dim=-1).values
+
+
 @STYLE_LOSSES.register
 class SlicedWassersteinLoss(StyleLoss):
     """Heitz et al. CVPR 2021: project features on random unit directions, sort, compare.
@@ -154,8 +174,8 @@ class SlicedWassersteinLoss(StyleLoss):
 
     def compare(self, rep, target):
         dirs = self._directions(rep.shape[1], rep.device, rep.dtype)
-        proj = torch.einsum("ncp,ck->nkp", rep, dirs).sort(dim=2).values
-        proj_t = torch.einsum("ncp,ck->nkp", target, dirs).sort(dim=2).values
+        proj = sorted_rows(torch.einsum("ncp,ck->nkp", rep, dirs))
+        proj_t = sorted_rows(torch.einsum("ncp,ck->nkp", target, dirs))
         if proj_t.shape[2] != proj.shape[2]:
             proj_t = nn.functional.interpolate(proj_t, size=proj.shape[2], mode="nearest")
         return (proj - proj_t).pow(2).mean(dim=(1, 2))

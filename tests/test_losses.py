@@ -3,7 +3,8 @@ import torch
 
 from stylediff.errors import ConfigError, LossError
 from stylediff.losses import (STYLE_LOSSES, ContentTerm, GaussianW2Loss, Objective, SlicedWassersteinLoss, StyleTerm,
-                              content_loss, get_style_loss, gram_matrix, style_objective, total_variation)
+                              content_loss, get_style_loss, gram_matrix, sorted_rows, style_objective,
+                              total_variation)
 
 LOSSES = sorted(STYLE_LOSSES)
 
@@ -63,6 +64,20 @@ def test_sliced_wasserstein_in_one_dimension_is_sorted_matching():
     b = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     expected = (a.flatten().sort().values - b.flatten().sort().values).pow(2).mean()
     torch.testing.assert_close(distance(SlicedWassersteinLoss(), a, b)[0], expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_sorted_rows_is_torch_sort_with_and_without_gradient(dtype):
+    values = torch.randn(2, 3, 500, generator=torch.Generator().manual_seed(0)).to(dtype)
+    values[..., ::7] = 0  # exact ties, as ReLU features give
+    expected = values.sort(dim=-1).values
+    assert torch.equal(sorted_rows(values), expected)  # no gradient: numpy's sort for float32/64
+    leaf = values.clone().requires_grad_(True)
+    weights = torch.linspace(-1, 1, 500).to(dtype)
+    (sorted_rows(leaf) * weights).sum().backward()
+    reference = values.clone().requires_grad_(True)
+    (reference.sort(dim=-1).values * weights).sum().backward()
+    assert torch.equal(leaf.grad, reference.grad)  # the gradient follows torch.sort's order of ties
 
 
 def test_sliced_wasserstein_redraws_directions_and_is_seedable():
