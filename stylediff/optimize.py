@@ -159,14 +159,15 @@ def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCo
             )
         if not scale:
             scale.append(1.0 / max(value, 1e-30))
-        (loss * scale[0]).backward()
+        scaled = loss * scale[0]
+        scaled.backward()
         if not torch.isfinite(image.grad).all():
             raise NumericalError(f"{description}: gradient became non-finite at step {len(history) + 1}")
         history.append({"step": len(history) + 1, "loss": value,
                         **{name: part.sum().item() for name, part in parts.items()}})
         if value < best["loss"]:
             best.update(loss=value, image=image.detach().clone(), step=len(history))
-        return loss * scale[0]
+        return scaled.detach()
 
     start = time.perf_counter()
     with tqdm(total=config.steps, desc=description, disable=not config.progress, leave=False,
