@@ -3,7 +3,9 @@ same deepest layer at the same size (the practical limit of pixel optimisation).
 
 The engine's step is the difference of a long and a short run divided by the difference of their
 step counts, so the once-per-run costs (building the objective, scoring the final image) drop out;
-bare passes and engine runs alternate, so machine noise hits both; medians of ``--repeats``.
+each engine measurement sits between two bare ones and is divided by their mean, so a change in
+the machine's speed hits both sides of its ratio; the table gives the median of these paired
+ratios over ``--repeats`` and their range.
 
     python bench/engine_overhead.py [--sizes 64,128,256] [--steps 20] [--repeats 5] [--losses gram,…]
 """
@@ -56,19 +58,24 @@ def main():
     device = torch.device(args.device)
     vgg = load_vgg19("caffe", "max", device)
     print(f"device: {device}, threads: {torch.get_num_threads()}")
-    print("| size | loss | bare VGG fwd+bwd to relu5_1 (ms) | engine step (ms) | ratio |")
+    print("| size | loss | bare VGG fwd+bwd to relu5_1 (ms) | engine step (ms) | ratio (range) |")
     print("|---|---|---|---|---|")
     ratios = []
     for size in [int(s) for s in args.sizes.split(",")]:
         bare_step(vgg, size, device, 2)  # warm-up
         for loss in args.losses.split(","):
-            bare, engine = [], []
+            bare, engine, paired = [], [], []
             for _ in range(args.repeats):  # alternate so that machine noise hits both
-                bare.append(bare_step(vgg, size, device, args.steps))
+                before = bare_step(vgg, size, device, args.steps)
                 engine.append(engine_step(vgg, size, device, args.steps, loss))
-            b, e = statistics.median(bare), statistics.median(engine)
-            ratios.append((size, loss, e / b))
-            print(f"| {size} px | {loss} | {b * 1e3:.1f} | {e * 1e3:.1f} | {e / b:.2f} |", flush=True)
+                after = bare_step(vgg, size, device, args.steps)
+                bare += [before, after]
+                paired.append(engine[-1] / ((before + after) / 2))  # against the bare passes around it
+            b, e, r = statistics.median(bare), statistics.median(engine), statistics.median(paired)
+            low, high = min(paired), max(paired)
+            ratios.append((size, loss, r))
+            print(f"| {size} px | {loss} | {b * 1e3:.1f} | {e * 1e3:.1f} | {r:.2f} ({low:.2f}–{high:.2f}) |",
+                  flush=True)
     print(f"peak RSS {peak_rss_mb():.0f} MiB" + (f", CUDA max allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
                                                 if device.type == "cuda" else ""))
     print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {l} {r:.2f}" for s, l, r in ratios))
