@@ -1,4 +1,4 @@
-"""Texture synthesis, stylediff vs pastiche: wall time to reach pastiche's Gram distance to the style.
+"""Texture synthesis, stylediff vs pastiche (or pystiche): wall time to reach the peer's Gram distance.
 
 Both run as a user runs them: a fresh process each, start-up and weight loading included, on the
 same style image, output size and style size, style layers relu1_1…relu5_1, from noise. The style
@@ -11,8 +11,12 @@ bound. Both distances come from ``stylediff.metrics`` on the final PNGs (mean re
 distance over relu1_1…relu5_1, to the style read at the size both tools read it). Timings are
 medians of ``--repeats`` alternating runs of the two tools (the search's own runs are not timed).
 
+``--peer pystiche`` runs bench/peer_pystiche.py instead (pystiche 1.0.1's Gram texture with its default
+L-BFGS, the same steps, sizes and noise start; the VGG-19 Caffe weights pastiche ships, converted once
+into a temporary file, because pystiche's own are a download).
+
     python bench/nst_vs_pastiche.py [--sizes 128,256] [--repeats 3] [--styles starry_night,the_scream]
-        [--style-read 2] [--stylediff-args "--scales 64"]
+        [--style-read 2] [--stylediff-args "--scales 64"] [--peer pastiche|pystiche]
 """
 
 from __future__ import annotations
@@ -47,6 +51,12 @@ def pastiche_cmd(style: Path, size: int, style_size: int, steps: int, out: Path)
             "--style-size", str(style_size), "--seed", "0", "--no-verbose", "--output", str(out)]
 
 
+def pystiche_cmd(weights: Path, style: Path, size: int, style_size: int, steps: int, out: Path) -> list[str]:
+    return [sys.executable, str(ROOT / "bench" / "peer_pystiche.py"), "--weights", str(weights), "--style", str(style),
+            "--size", str(size), "--style-size", str(style_size), "--steps", str(steps), "--seed", "0",
+            "--output", str(out)]
+
+
 def stylediff_cmd(style: Path, size: int, style_size: int, steps: int, out: Path, extra: list[str]) -> list[str]:
     return [sys.executable, "-m", "stylediff.cli", "texture", "--style", str(style), "--size", str(size),
             "--style-size", str(style_size), "--steps", str(steps), "--seed", "0", "--device", "cpu",
@@ -73,7 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="128,256")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--pastiche-steps", type=int, default=150)
+    parser.add_argument("--peer-steps", type=int, default=150, help="the peer's steps")
+    parser.add_argument("--peer", choices=("pastiche", "pystiche"), default="pastiche")
     parser.add_argument("--styles", default="starry_night,the_scream", help="names in data/styles or paths")
     parser.add_argument("--style-read", type=float, default=2.0, help="style size / output size, for both tools")
     parser.add_argument("--stylediff-args", default="", help="extra stylediff arguments (to try a non-default)")
@@ -81,6 +92,12 @@ def main() -> None:
     extra = shlex.split(args.stylediff_args)
     scorer = Scorer(lpips=False)
     work = Path(tempfile.mkdtemp(prefix="bench_nst_"))
+    peer_cmd = pastiche_cmd
+    if args.peer == "pystiche":
+        weights = work / "vgg19_caffe.pth"
+        subprocess.run([sys.executable, str(ROOT / "bench" / "peer_pystiche.py"), "--write-weights", str(weights)],
+                       check=True)
+        peer_cmd = lambda *run: pystiche_cmd(weights, *run)  # noqa: E731
     rows = []
     for name in args.styles.split(","):
         path = Path(name) if Path(name).exists() else ROOT / "data" / "styles" / f"{name}.jpg"
@@ -88,8 +105,8 @@ def main() -> None:
             style_size = round(args.style_read * size)
             style = load_image(path, style_size)
             distance = lambda png: scorer.style_distances(load_image(png), style)["gram_dist_mean"]  # noqa: E731
-            ref = work / f"pastiche_{path.stem}_{size}.png"
-            timed(pastiche_cmd(path, size, style_size, args.pastiche_steps, ref))
+            ref = work / f"{args.peer}_{path.stem}_{size}.png"
+            timed(peer_cmd(path, size, style_size, args.peer_steps, ref))
             target = distance(ref)
             reached: dict[int, float] = {}
 
@@ -97,27 +114,28 @@ def main() -> None:
                 out = work / f"stylediff_{path.stem}_{size}_{steps}.png"
                 timed(stylediff_cmd(path, size, style_size, steps, out, extra))
                 reached[steps] = distance(out)
-                print(f"  {path.stem} {size} px: {steps} steps -> {reached[steps]:.4f} (pastiche {target:.4f})",
+                print(f"  {path.stem} {size} px: {steps} steps -> {reached[steps]:.4f} ({args.peer} {target:.4f})",
                       file=sys.stderr, flush=True)
                 return reached[steps] <= target
 
             steps = fewest_steps(reaches)
-            times: dict[str, list[float]] = {"pastiche": [], "stylediff": []}
+            times: dict[str, list[float]] = {"peer": [], "stylediff": []}
             for _ in range(args.repeats):  # alternate, so that machine noise hits both
-                times["pastiche"].append(timed(pastiche_cmd(path, size, style_size, args.pastiche_steps, ref)))
+                times["peer"].append(timed(peer_cmd(path, size, style_size, args.peer_steps, ref)))
                 if steps:
                     out = work / "t.png"
                     times["stylediff"].append(timed(stylediff_cmd(path, size, style_size, steps, out, extra)))
-            t_p = statistics.median(times["pastiche"])
+            t_p = statistics.median(times["peer"])
             t_s = statistics.median(times["stylediff"]) if steps else float("nan")
             rows.append((path.stem, size, t_p, target, steps, t_s, reached.get(steps, float("nan")), t_p / t_s))
     print(f"style read at {args.style_read:g}x the output size; stylediff arguments: {args.stylediff_args or 'defaults'}")
-    print("| style | size | pastiche s (150 steps) | pastiche dist | stylediff steps | stylediff s "
+    print(f"| style | size | {args.peer} s ({args.peer_steps} steps) | {args.peer} dist | stylediff steps "
+          "| stylediff s "
           "| stylediff dist | speed-up |")
     print("|---|---|---|---|---|---|---|---|")
     for style, size, t_p, d_p, n, t_s, d_s, ratio in rows:
         print(f"| {style} | {size} px | {t_p:.1f} | {d_p:.4f} | {n} | {t_s:.1f} | {d_s:.4f} | {ratio:.1f}x |")
-    print("speed-up to pastiche's Gram distance (median of repeats): "
+    print(f"speed-up to {args.peer}'s Gram distance (median of repeats): "
           + ", ".join(f"{style} {size} px {ratio:.1f}x" for style, size, *_, ratio in rows))
 
 
