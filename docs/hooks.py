@@ -1,7 +1,9 @@
 """MkDocs hooks.
 
 * The PNG figures of the repository's ``report/`` folder are part of the site under ``report/``, so
-  pages show the committed figures without a copy inside docs/.
+  pages show the committed figures without a copy inside docs/. Pages link them by their path in the
+  repository (``../report/x.png`` from docs/index.md), which also works where the Markdown is read
+  in place (a repository browser); the hook points those links at the site's copy.
 * Underscores never mean emphasis: the pages and docstrings write subscripts as ``x_t``, ``ᾱ_{t−1}``,
   ``∇_{x_t}``, which Markdown would otherwise turn into italics; emphasis is ``*…*`` / ``**…**``.
 * The docstrings' reStructuredText that Markdown does not read becomes Markdown: the roles
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -69,6 +72,24 @@ class DocstringMarkdown(Extension):
 def on_config(config):
     config.markdown_extensions.append(DocstringMarkdown())
     return config
+
+
+LINK = re.compile(r"(\]\(|src=\")([^)\"#\s]+)")
+
+
+def on_page_markdown(markdown, page, config, files):
+    """Links into the repository's report/ folder become links to the site's report/ folder."""
+    docs = Path(config["docs_dir"]).resolve()
+    here = (docs / page.file.src_uri).parent
+
+    def relink(match):
+        target = (here / match.group(2)).resolve()
+        if "://" in match.group(2) or ROOT / "report" not in target.parents:
+            return match.group(0)
+        site_path = docs / target.relative_to(ROOT)
+        return match.group(1) + Path(os.path.relpath(site_path, here)).as_posix()
+
+    return LINK.sub(relink, markdown)
 
 
 def on_files(files, config):
