@@ -64,7 +64,10 @@ class RestToMarkdown(Preprocessor):
 
 class DocstringMarkdown(Extension):
     def extendMarkdown(self, md):  # noqa: N802 (Python-Markdown's name)
-        md.delimiters.remove("_")
+        if hasattr(md, "delimiters"):  # Python-Markdown >= 3.11
+            md.delimiters.remove("_")
+        else:
+            md.inlinePatterns.deregister("em_strong2", strict=False)
         md.preprocessors.register(RestToMarkdown(md), "rest_to_markdown", 35)
 
 
