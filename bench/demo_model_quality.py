@@ -1,6 +1,7 @@
 """How good are the offline demo DDPMs' unguided samples? A fixed-feature KID and nearest-neighbour check.
 
-For each model folder (a diffusers DDPMPipeline, e.g. models/ddpm-emoji-32 and the newer demo model)
+For each model folder (a diffusers DDPMPipeline, e.g. models/ddpm-emoji-32 and the newer demo model, or a
+latent LDMPipeline-style folder such as models/ldm-emoji-faces-32, whose latents are decoded by its VAE)
 this draws N unguided samples (DDIM, eta 0, fixed seeds, one thread) and compares them with real images
 through a fixed offline feature extractor: the project's VGG-19 ('caffe' weights), images upsampled to
 64 px, per-channel mean and std of relu3_1 and relu4_1, concatenated (1536 numbers per image).
@@ -13,7 +14,8 @@ Reported per row (generated or real image set), against the reference set(s):
                  the same for every row); mean and std over random subsets
   nn_cos         mean cosine distance (raw features) of each image to its nearest reference image
   nn_rmse        mean pixel RMSE (0..1) to the nearest reference image in pixel space (low = copies)
-Calibration rows: the held-out real faces (an ideal model scores about this), and uniform noise.
+For a latent model the record also gives its autoencoder's held-out reconstruction PSNR (decode of the
+posterior mean, uint8 images, dB). Calibration rows: the held-out real faces (an ideal model scores about this), and uniform noise.
 References: 'faces-train' (the new model's training images, from tools/train_demo_ddpm.py prepare) and,
 when the Noto font is installed, 'noto-all' (the 989 Noto Color Emoji glyphs on white that the old model
 was trained on, rendered the way its training script did).
@@ -41,11 +43,28 @@ BLOCK_WIDTHS = (256, 256, 512, 512)  # mean and std of relu3_1 (256 channels), t
 NOTO_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 
 
+def _is_latent(path: str) -> bool:
+    index = Path(path) / "model_index.json"
+    return index.is_file() and any(k in json.loads(index.read_text()) for k in ("vae", "vqvae"))
+
+
 def sample_model(path: str, n: int, steps: int, batch: int, seed: int) -> tuple[np.ndarray, dict]:
-    from diffusers import DDIMScheduler, DDPMPipeline
-    pipe = DDPMPipeline.from_pretrained(path)
-    unet = pipe.unet.float().eval()
-    ddim = DDIMScheduler.from_config(pipe.scheduler.config)
+    """``n`` unguided DDIM (eta 0) samples as uint8 (N,H,W,3). A latent model (an ``LDMPipeline``-style
+    folder: ``vqvae/`` or ``vae/`` + ``unet/`` + ``scheduler/``) draws latents with the same seeds and
+    loop and decodes them with ``decode(z / scaling_factor)``, as diffusers' ``LDMPipeline`` does."""
+    from diffusers import AutoencoderKL, DDIMScheduler, DDPMPipeline, UNet2DModel
+    vae = None
+    if _is_latent(path):
+        index = json.loads((Path(path) / "model_index.json").read_text())
+        sub = "vqvae" if "vqvae" in index else "vae"
+        import diffusers
+        vae = getattr(diffusers, index[sub][1]).from_pretrained(path, subfolder=sub).float().eval()
+        unet = UNet2DModel.from_pretrained(path, subfolder="unet").float().eval()
+        config = DDIMScheduler.load_config(path, subfolder="scheduler")
+    else:
+        pipe = DDPMPipeline.from_pretrained(path)
+        unet, config = pipe.unet.float().eval(), pipe.scheduler.config
+    ddim = DDIMScheduler.from_config(config)
     ddim.set_timesteps(steps)
     size = unet.config.sample_size
     out, t0 = [], time.time()
@@ -55,12 +74,31 @@ def sample_model(path: str, n: int, steps: int, batch: int, seed: int) -> tuple[
         with torch.no_grad():
             for t in ddim.timesteps:
                 x = ddim.step(unet(x, t).sample, t, x, eta=0.0).prev_sample
+            if vae is not None:
+                x = vae.decode(x / vae.config.scaling_factor).sample
         out.append(((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy())
     images = (np.concatenate(out) * 255).round().astype(np.uint8)
     info = {"path": str(path), "params": sum(p.numel() for p in unet.parameters()),
-            "prediction_type": pipe.scheduler.config.prediction_type,
-            "beta_schedule": pipe.scheduler.config.beta_schedule, "sampling_seconds": round(time.time() - t0, 1)}
+            "prediction_type": ddim.config.prediction_type,
+            "beta_schedule": ddim.config.beta_schedule, "sampling_seconds": round(time.time() - t0, 1)}
+    if vae is not None:
+        info.update({"latent_shape": [unet.config.in_channels, size, size], "vae_class": type(vae).__name__,
+                     "vae_params": sum(p.numel() for p in vae.parameters()),
+                     "scaling_factor": vae.config.scaling_factor})
+        info["vae"] = vae
     return images, info
+
+
+def reconstruction_psnr(vae, images: np.ndarray) -> float:
+    """Mean PSNR (dB, uint8 images) of decode(posterior mean or quantised latents of encode(x)) vs x."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        enc = vae.encode(x)
+        z = enc.latent_dist.mode() if hasattr(enc, "latent_dist") else enc.latents
+        rec = vae.decode(z).sample
+    rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
+    mse = ((rec - images.astype(np.float64)) ** 2).reshape(len(images), -1).mean(1)
+    return float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
 
 
 def noto_glyphs(size: int = 32) -> np.ndarray:
@@ -146,7 +184,7 @@ def save_grid(images: np.ndarray, path: Path, cols: int = 8):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", required=True, help="DDPMPipeline folders")
+    p.add_argument("--models", nargs="+", required=True, help="DDPMPipeline folders, or LDMPipeline-style latent folders")
     p.add_argument("--data", required=True, help="faces32.npz from tools/train_demo_ddpm.py prepare")
     p.add_argument("--n", type=int, default=512, help="samples per model (and noise images)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (eta 0)")
@@ -179,6 +217,9 @@ def main(argv=None):
     for path in args.models:
         name = Path(path).name
         images, info = sample_model(path, args.n, args.steps, args.batch, args.seed)
+        vae = info.pop("vae", None)
+        if vae is not None:  # a latent model: its autoencoder alone on the held-out faces
+            info["heldout_reconstruction_psnr_db"] = round(reconstruction_psnr(vae, data["heldout"]), 3)
         model_info[name] = info
         rows[name] = images
         save_grid(images, grid_dir / f"{name}_samples_8x8.png")
@@ -224,7 +265,7 @@ def main(argv=None):
             line += f" | {k:>24}{r['nn_cos']:>9.4f}{r['nn_rmse']:>9.4f}"
         print(line)
     record = {
-        "what": "unguided DDIM samples of the demo DDPMs vs real images, fixed VGG-19 features (not Inception KID)",
+        "what": "unguided DDIM samples of the demo diffusion models vs real images, fixed VGG-19 features (not Inception KID)",
         "features": "stylediff.vgg load_vgg19('caffe'), input bilinear-upsampled 32->64 px, per-channel mean+std "
                     "of relu3_1 and relu4_1 (1536-d); KID on features with each block divided by its RMS over faces-train",
         "kid": f"unbiased MMD^2, kernel (x.y/d+1)^3, {args.kid_subsets} subsets of min({args.kid_subset}, n) per set",
