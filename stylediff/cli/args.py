@@ -32,10 +32,38 @@ def registered(registry: str):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Argument errors are one line (what is wrong, where to look), not a usage dump."""
+    """Argument errors are one line (what is wrong, where to look), not a usage dump.
+
+    :meth:`defer` adds arguments only when this parser is used (parsing, help): ``stylediff sample``'s
+    knob groups come from the guidance methods' classes, which import torch, and ``stylediff --help``
+    must not."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred: list = []
+
+    def defer(self, build) -> None:
+        """Call ``build(self)`` before this parser first parses or formats its help."""
+        self._deferred.append(build)
+
+    def _build(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._build()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._build()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._build()
+        return super().format_usage()
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def finite_float(text: str) -> float:
@@ -114,7 +142,7 @@ def add_network(parser: argparse.ArgumentParser, device: str = "auto") -> None:
 
 def add_style(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", default=",".join(STYLE_LAYERS_GATYS),
-                        help="comma-separated style layers (see `stylediff layers`)")
+                        help="comma-separated style layers (stylediff layers lists them)")
     parser.add_argument("--layer-weights", type=float_list, default=None,
                         help="comma-separated weight per style layer (default: equal, summing to 1)")
     parser.add_argument("--loss", default="gram", type=registered("loss"), metavar="LOSS",
@@ -134,6 +162,12 @@ def resolve_device(name: str):
 def sidecar_path(out: str | os.PathLike) -> Path:
     """``OUT.png`` -> ``OUT.json``: the sidecar lives beside its image."""
     return Path(out).with_suffix(".json")
+
+
+def wrote(*paths: str | os.PathLike) -> str:
+    """What a verb prints when it succeeds: ``wrote A, B and C``."""
+    names = [str(path) for path in paths]
+    return "wrote " + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0])
 
 
 def rerun_config(args: argparse.Namespace) -> dict:

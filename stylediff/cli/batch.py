@@ -10,20 +10,26 @@ import argparse
 import shlex
 
 from ..errors import ConfigError, StylediffError
+from . import args as cli
 
 
-def run_batch(args, verbs: argparse._SubParsersAction) -> None:
+def run_batch(args, verbs: argparse._SubParsersAction) -> str:
     parser = verbs.choices.get(args.batch_verb)
     if parser is None or args.batch_verb == "batch":
         raise ConfigError(f"unknown verb {args.batch_verb!r} for batch; valid: "
                           f"{', '.join(name for name in verbs.choices if name != 'batch')}")
     runs = [parser.parse_args(shlex.split(item)) for item in args.items]
     for index, run in enumerate(runs, 1):
-        print(f"[{index}/{len(runs)}] stylediff {args.batch_verb} -> {getattr(run, 'out', '')}", flush=True)
         try:
             run.func(run)
         except StylediffError as exc:
             raise type(exc)(f"item {index} of {len(runs)}: {exc}") from exc
+    outs = [str(out) for run in runs for out in (run.out if isinstance(run.out, list) else [run.out])
+            if out] if all(hasattr(run, "out") for run in runs) else []
+    if not outs:
+        return f"{len(runs)} {args.batch_verb} runs"
+    return f"{len(runs)} {args.batch_verb} runs: " + (cli.wrote(*outs) if len(outs) <= 3 else
+                                                       f"wrote {len(outs)} outputs, {outs[0]} … {outs[-1]}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

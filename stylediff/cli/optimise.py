@@ -33,8 +33,9 @@ def optimisation_config(args):
                           scales=args.scales, tv_weight=args.tv_weight, progress=not args.no_progress)
 
 
-def write_result(command: str, args, result, vgg, device, load_seconds: float, extra: dict | None = None) -> None:
-    """Write the image, then its sidecar (config, weights, versions, timing, losses and history)."""
+def write_result(command: str, args, result, vgg, device, load_seconds: float, extra: dict | None = None) -> str:
+    """Write the image, then its sidecar (config, weights, versions, timing, losses and history); return
+    the line the verb prints."""
     from ..images import save_image
     from ..io import write_json
     from ..provenance import peak_rss_mb, sidecar
@@ -48,6 +49,9 @@ def write_result(command: str, args, result, vgg, device, load_seconds: float, e
                 "peak_rss_mb": peak_rss_mb()},
         results={"final": final, "history": result.history, **(extra or {})},
     ))
+    height, width = result.image.shape[-2:]
+    return (f"{cli.wrote(args.out, cli.sidecar_path(args.out))} ({width}x{height}, {len(result.history) - 1} steps, "
+            f"{result.seconds:.3g} s)")
 
 
 def _prepare(args, layers: list[str]):
@@ -66,7 +70,7 @@ def _prepare(args, layers: list[str]):
     return vgg, device, min_input_size(layers), start
 
 
-def run_invert(args) -> None:
+def run_invert(args) -> str:
     from ..images import load_image
     from ..layers import check_layers
     from ..optimize import invert
@@ -76,7 +80,7 @@ def run_invert(args) -> None:
     image = load_image(args.image, args.size, min_side)
     load = time.perf_counter() - start
     result = invert(vgg, image.to(device), args.layer, optimisation_config(args))
-    write_result("invert", args, result, vgg, device, load)
+    return write_result("invert", args, result, vgg, device, load)
 
 
 STYLE_READ_FACTOR = 2
@@ -88,7 +92,7 @@ twice the size, the output cannot hold the exemplar's layout at the scale its st
 and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py and the README)."""
 
 
-def run_texture(args) -> None:
+def run_texture(args) -> str:
     from ..errors import ConfigError
     from ..images import load_image, scaled_shape
     from ..layers import check_layers
@@ -108,10 +112,10 @@ def run_texture(args) -> None:
     load = time.perf_counter() - start
     result = synthesize_texture(vgg, style.to(device), layers, args.loss, shape, optimisation_config(args),
                                 args.layer_weights)
-    write_result("texture", args, result, vgg, device, load)
+    return write_result("texture", args, result, vgg, device, load)
 
 
-def run_transfer(args) -> None:
+def run_transfer(args) -> str:
     from ..images import load_image
     from ..layers import check_layers
     from ..optimize import transfer_style
@@ -124,7 +128,7 @@ def run_transfer(args) -> None:
     result = transfer_style(vgg, content.to(device), style.to(device), layers, args.loss, optimisation_config(args),
                             content_layer=args.content_layer, style_weight=args.style_weight,
                             content_weight=args.content_weight, layer_weights=args.layer_weights)
-    write_result("transfer", args, result, vgg, device, load)
+    return write_result("transfer", args, result, vgg, device, load)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

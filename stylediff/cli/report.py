@@ -33,7 +33,7 @@ def _paired(name: str, values: list[str] | None, count: int, required: bool) -> 
     return values
 
 
-def run_plan(args) -> None:
+def run_plan(args) -> str | None:
     from .. import plan
 
     if args.config_json:
@@ -48,13 +48,13 @@ def run_plan(args) -> None:
         from ..io import write_text
 
         write_text(args.out, runs.to_csv(index=False))
-        return
+        return f"{cli.wrote(args.out)} ({len(runs)} runs)"
     for name, group in runs.groupby("experiment", sort=False):
         jobs = len(built.jobs(name))
         print(f"{name}: {len(group)} runs in {jobs} jobs")
 
 
-def run_metrics(args) -> None:
+def run_metrics(args) -> str:
     from ..io import ensure_parent, write_json
     from ..losses import STYLE_LOSSES
     from ..metrics import Scorer, column_label, image_metrics
@@ -82,21 +82,31 @@ def run_metrics(args) -> None:
         doc["metric_timing"] = {"load_seconds": load, "seconds": doc.pop("metric_seconds"),
                                 "peak_rss_mb": peak_rss_mb()}
         write_json(out, doc)
+    return cli.wrote(*args.out) if len(args.out) <= 3 else f"wrote {len(args.out)} files, {args.out[0]} … {args.out[-1]}"
 
 
-def run_aggregate(args) -> None:
+def run_aggregate(args) -> str:
     from ..report.tables import aggregate
 
-    aggregate(args.experiment, args.plan, args.metrics, args.out, args.summary)
+    frame = aggregate(args.experiment, args.plan, args.metrics, args.out, args.summary)
+    return f"{cli.wrote(args.out, *([args.summary] if args.summary else []))} ({len(frame)} runs)"
 
 
-def run_figures(args) -> None:
+def run_figures(args) -> str:
+    from pathlib import Path
+
     from ..report.figures import make_figures
 
+    def pngs() -> dict[str, int]:
+        return {path.name: path.stat().st_mtime_ns for path in Path(args.out_dir).glob("*.png")}
+
+    before = pngs()
     make_figures(args.experiment, args.table, args.out_dir)
+    made = sorted(name for name, mtime in pngs().items() if before.get(name) != mtime)  # written: new mtime
+    return f"wrote {len(made)} figures to {args.out_dir}" + (f" ({', '.join(made)})" if len(made) <= 4 else "")
 
 
-def run_findings(args) -> None:
+def run_findings(args) -> str:
     from ..findings import write_findings
 
     tables = {}
@@ -106,6 +116,7 @@ def run_findings(args) -> None:
             raise ConfigError(f"--table {item!r}: expected EXPERIMENT=CSV, e.g. inversion=results/tables/inversion.csv")
         tables[name] = path
     write_findings(tables, args.out, args.readme, args.preset)
+    return cli.wrote(args.out) + (f" and the results section of {args.readme}" if args.readme else "")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -135,13 +146,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="LPIPS: auto computes it when its backbone files are available (downloading them if "
                         "online) and skips it otherwise, saying so; true fails fast without them; false skips it")
     p.add_argument("--reference-set", nargs="+", default=None,
-                   help="guidance: the batch sidecar (OUT.json of `stylediff sample --seeds …`) of the model's own "
+                   help="guidance: the batch sidecar (OUT.json of stylediff sample --seeds …) of the model's own "
                         "unguided samples (other seeds), for the realism metric; one, or one per image")
     p.set_defaults(func=run_metrics)
 
     p = sub.add_parser("aggregate", help="collect an experiment's metrics into a table and a markdown summary")
     p.add_argument("--experiment", required=True, choices=list(EXPERIMENTS))
-    p.add_argument("--plan", required=True, help="the experiment's runs (`stylediff plan --out`): axes per run")
+    p.add_argument("--plan", required=True, help="the experiment's runs (written by stylediff plan --out): axes per run")
     p.add_argument("--metrics", required=True, nargs="+", help="the runs' *.metrics.json files")
     p.add_argument("--out", required=True, help="tidy CSV, one row per run")
     p.add_argument("--summary", default=None, help="markdown summary (mean ± std over seeds)")
@@ -149,7 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("figures", help="draw an experiment's image grids and curves from its table")
     p.add_argument("--experiment", required=True, choices=list(EXPERIMENTS))
-    p.add_argument("--table", required=True, help="the CSV written by `stylediff aggregate`")
+    p.add_argument("--table", required=True, help="the CSV written by stylediff aggregate")
     p.add_argument("--out-dir", required=True, help="folder for the PNGs")
     p.set_defaults(func=run_figures)
 

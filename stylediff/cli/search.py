@@ -10,7 +10,7 @@ import time
 from . import args as cli
 
 
-def run_search(args) -> None:
+def run_search(args) -> str:
     import torch
 
     from ..diffusion import METHODS, GuidedSampler, default_guidance_size, load_model, make_method
@@ -81,7 +81,8 @@ def run_search(args) -> None:
                + f"# score: Gram distance {best.style:.4g} at {fidelity} {best.fidelity:.3g} "
                + f"(budget {args.budget}); {len(candidates)} candidates in "
                + f"{cli.sidecar_path(args.out).with_suffix('.csv').name}\n" + yaml.safe_dump([entry], sort_keys=False))
-    print(f"best: {entry} (Gram distance {best.style:.4g}, {fidelity} {best.fidelity:.3g})")
+    return (f"{cli.wrote(args.out, cli.sidecar_path(args.out).with_suffix('.csv'))} (best of {len(candidates)}: "
+            f"{entry}, Gram distance {best.style:.4g}, {fidelity} {best.fidelity:.3g})")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
