@@ -78,7 +78,7 @@ def main():
                   flush=True)
     print(f"peak RSS {peak_rss_mb():.0f} MiB" + (f", CUDA max allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
                                                 if device.type == "cuda" else ""))
-    print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {l} {r:.2f}" for s, l, r in ratios))
+    print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {loss} {r:.2f}" for s, loss, r in ratios))
 
 
 if __name__ == "__main__":

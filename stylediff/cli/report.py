@@ -17,7 +17,6 @@ from ..layers import POOLINGS, WEIGHT_SOURCES
 from ..plan import EXPERIMENTS
 from . import args as cli
 
-
 METRIC_KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import args as cli
 
+
 def knob_names() -> list[str]:
     """Every knob of every registered method (each one ``stylediff sample`` flag), in registry order."""
     from ..diffusion.methods import METHODS

@@ -11,8 +11,9 @@ a method knows no sampler loop.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -29,10 +30,10 @@ class Evaluations:
     objective_forward: int = 0
     objective_backward: int = 0
 
-    def __add__(self, other: "Evaluations") -> "Evaluations":
+    def __add__(self, other: Evaluations) -> Evaluations:
         return Evaluations(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple())))
 
-    def __mul__(self, k: int) -> "Evaluations":
+    def __mul__(self, k: int) -> Evaluations:
         return Evaluations(*(a * k for a in self.as_tuple()))
 
     def as_tuple(self) -> tuple[int, int, int, int]:
@@ -254,10 +255,10 @@ class GuidanceMethod:
         if not self.active(ctx.index, ctx.steps):
             with torch.no_grad():
                 return ctx.scheduler_step(ctx.unet(ctx.x), ctx.x).prev_sample
-        x = ctx.x
-        for repeat in range(self.repeats(ctx.index, ctx.steps)):
-            if repeat:  # time travel: back to x_t by the forward process, with the recurrence's own noise
-                x = ctx.schedule.renoise(prev, ctx.t, ctx.index, ctx.noise(tuple(prev.shape[1:]), "recurrence"))
+        prev = self.guided_pass(ctx, ctx.x)
+        for _ in range(1, self.repeats(ctx.index, ctx.steps)):
+            # time travel: back to x_t by the forward process, with the recurrence's own noise
+            x = ctx.schedule.renoise(prev, ctx.t, ctx.index, ctx.noise(tuple(prev.shape[1:]), "recurrence"))
             prev = self.guided_pass(ctx, x)
         return prev
 

@@ -59,19 +59,19 @@ class TFGGuidance(GuidanceMethod):
 
     def __post_init__(self):
         super().__post_init__()
-        for knob in ("rho", "mu", "variance"):
-            value = getattr(self, knob)
+        for name in ("rho", "mu", "variance"):
+            value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{knob} must be finite and >= 0, got {value}")
-        for knob in ("inner_steps", "mc_samples"):
-            value = getattr(self, knob)
-            if int(value) != value or value < (1 if knob == "mc_samples" else 0):
-                raise ConfigError(f"{knob.replace('_', ' ')} must be an integer >= "
-                                  f"{1 if knob == 'mc_samples' else 0}, got {value}")
-            setattr(self, knob, int(value))
-        for knob in ("rho_schedule", "mu_schedule"):
-            if getattr(self, knob) not in SCHEDULES:
-                raise ConfigError(f"unknown {knob.replace('_', ' ')} {getattr(self, knob)!r}; "
+                raise ConfigError(f"{name} must be finite and >= 0, got {value}")
+        for name in ("inner_steps", "mc_samples"):
+            value = getattr(self, name)
+            if int(value) != value or value < (1 if name == "mc_samples" else 0):
+                raise ConfigError(f"{name.replace('_', ' ')} must be an integer >= "
+                                  f"{1 if name == 'mc_samples' else 0}, got {value}")
+            setattr(self, name, int(value))
+        for name in ("rho_schedule", "mu_schedule"):
+            if getattr(self, name) not in SCHEDULES:
+                raise ConfigError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r}; "
                                   f"choose one of {', '.join(SCHEDULES)}")
         if self.variance_schedule not in VARIANCE_SCHEDULES:
             raise ConfigError(f"unknown variance schedule {self.variance_schedule!r}; choose decrease or constant")
