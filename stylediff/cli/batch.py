@@ -33,7 +33,9 @@ def run_batch(args, verbs: argparse._SubParsersAction) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("batch", help="run several command lines of one verb in one process (start-up paid once)")
+    p = sub.add_parser("batch", help="run several command lines of one verb in one process",
+                       description="Run several command lines of one verb in one process: Python, torch "
+                                   "and the weights load once. Every item is parsed before the first runs.")
     p.add_argument("batch_verb", metavar="VERB", help="the verb every item runs, e.g. texture")
     p.add_argument("items", nargs="+", metavar="ARGS",
                    help="one quoted argument string per run, e.g. '--style s.jpg --out a.png'")

@@ -39,6 +39,9 @@ def run_methods(args) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("layers", help="list the VGG-19 layer names")
     p.set_defaults(func=run_layers)
-    p = sub.add_parser("methods", help="the registered guidance methods: paper, cost per step, knobs, scale range")
+    p = sub.add_parser("methods", help="list the guidance methods: paper, cost, knobs, scales",
+                       description="The registered guidance methods: paper, whether the gradient goes "
+                                   "through the UNet, network evaluations per step, knobs with their "
+                                   "defaults, and the measured scale range.")
     p.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
     p.set_defaults(func=run_methods)

@@ -119,7 +119,9 @@ def run_findings(args) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="the runs a workflow config asks for: counts, or one experiment's table")
+    p = sub.add_parser("plan", help="list the runs a workflow config asks for",
+                       description="The runs a workflow config asks for: counts per experiment, or one "
+                                   "experiment's table of runs (--out).")
     p.add_argument("--configfile", default="config.yaml", help="workflow config (default config.yaml)")
     p.add_argument("--preset", default=None, help="lay config/PRESET.yaml over it, as the workflow does")
     p.add_argument("--config-json", default=None, help="a merged config as JSON (what the workflow passes)")
@@ -127,7 +129,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="CSV of the runs, one row per run (default: print counts)")
     p.set_defaults(func=run_plan)
 
-    p = sub.add_parser("metrics", help="score outputs against their references (style distances, LPIPS, …)")
+    p = sub.add_parser("metrics", help="score outputs against their references",
+                       description="Score outputs against their references: style distances, layout copy, "
+                                   "LPIPS, PSNR, SSIM and realism, as the output's kind needs; one metrics "
+                                   "JSON per output.")
     p.add_argument("--kind", required=True, choices=METRIC_KINDS,
                    help="what the outputs are")
     p.add_argument("--image", required=True, nargs="+", help="output PNG(s); each one's sidecar is read too")
@@ -149,7 +154,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "unguided samples (other seeds), for the realism metric; one, or one per image")
     p.set_defaults(func=run_metrics)
 
-    p = sub.add_parser("aggregate", help="collect an experiment's metrics into a table and a markdown summary")
+    p = sub.add_parser("aggregate", help="collect an experiment's metrics into a table",
+                       description="Collect an experiment's metrics files into a tidy CSV (one row per "
+                                   "run) and optionally a markdown summary (mean and std over seeds).")
     p.add_argument("--experiment", required=True, choices=list(EXPERIMENTS))
     p.add_argument("--plan", required=True, help="the experiment's runs (written by stylediff plan --out): axes per run")
     p.add_argument("--metrics", required=True, nargs="+", help="the runs' *.metrics.json files")
@@ -163,7 +170,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", required=True, help="folder for the PNGs")
     p.set_defaults(func=run_figures)
 
-    p = sub.add_parser("findings", help="the experiments' claims as statistics (results.md, README Results)")
+    p = sub.add_parser("findings", help="write the experiments' findings page from their tables",
+                       description="The experiments' claims as statistics, from their tables: the findings "
+                                   "page (docs/results.md when published) and optionally the README's "
+                                   "results section.")
     p.add_argument("--table", required=True, nargs="+", help="EXPERIMENT=CSV for each experiment's table")
     p.add_argument("--out", required=True, help="markdown page (figure links relative to its folder)")
     p.add_argument("--readme", default=None, help="also replace the README's results section (between its markers)")

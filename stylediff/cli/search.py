@@ -86,7 +86,10 @@ def run_search(args) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("search", help="beam search over a guidance method's knobs (TFG's, for any method)")
+    p = sub.add_parser("search", help="beam search over a guidance method's knobs (as TFG tunes)",
+                       description="Beam search over one guidance method's knobs (TFG's search, for any method) "
+                                   "on a few seeds: the best Gram distance within a fidelity budget. Writes the "
+                                   "best setting as a workflow methods entry (YAML) and every candidate to a CSV.")
     p.add_argument("--method", required=True, type=cli.registered("method"), metavar="METHOD")
     p.add_argument("--model", required=True, help="hub id or local diffusers folder")
     p.add_argument("--offline", action="store_true")

@@ -17,7 +17,9 @@ def run_fetch(args) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("weights", help="pre-fill the weight caches (LPIPS backbones, hub diffusion models)")
+    p = sub.add_parser("weights", help="pre-fill the weight caches for offline runs",
+                       description="Pre-fill the weight caches on a machine with network, for offline "
+                                   "runs: the LPIPS backbones in TORCH_HOME, diffusers models in HF_HOME.")
     verbs = p.add_subparsers(dest="weights_verb", required=True, metavar="ACTION")
     f = verbs.add_parser("fetch", help="download what offline runs need (default: the LPIPS backbones)")
     f.add_argument("--lpips", action="store_true", help="the LPIPS backbones (the default when no --models)")
