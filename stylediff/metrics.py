@@ -20,9 +20,10 @@ guidance      the style image        unguided sample    style distances, layout_
 
 Every style loss of :data:`stylediff.losses.STYLE_LOSSES` is also a metric: each output is graded at
 relu1_1 … relu5_1 by every loss, not only the one it was optimised with (normalised as in
-:class:`~stylediff.losses.StyleTerm`; a stochastic loss is reseeded before each image, so the metric
-is deterministic). The plain Gram distance ‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too. The style is
-read at the size the run used (``--style-size`` or ``--size`` in the output's sidecar).
+:class:`~stylediff.losses.StyleTerm`; a loss that draws random numbers draws them from streams of
+one fixed seed restarted before each image, so the metric is deterministic). The plain Gram distance
+‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too. The style is read at the size the run used
+(``--style-size`` or ``--size`` in the output's sidecar).
 
 LPIPS uses torchmetrics with torchvision's ImageNet backbones (VGG16, AlexNet) from
 ``$TORCH_HOME/hub/checkpoints``; ``lpips="auto"`` computes it when the files are there (downloading
@@ -53,6 +54,7 @@ from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
 from .plan import EXPERIMENTS
 from .report.tables import TIMING_LABELS
 from .registry import Registry
+from .seeding import ImageStreams, drawing_from
 from .vgg import load_vgg19
 from .weights import BACKBONE_FILES, TORCHVISION_URLS
 
@@ -61,7 +63,7 @@ KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
 METRIC_LAYERS = STYLE_LAYERS_GATYS
 """The layers every style distance is reported at (and averaged over)."""
 METRIC_SEED = 0
-"""Seed a stochastic style loss restarts from before each image."""
+"""Seed of the random streams a style loss draws from, restarted before each image."""
 LPIPS_NETS = ("vgg", "alex")
 LPIPS_MIN_SIDE = 64
 LPIPS_SETTINGS = ("auto", "true", "false")
@@ -414,8 +416,8 @@ class Scorer:
         for loss in STYLE_LOSSES:
             term = self._cached(key, loss, lambda: StyleTerm(self.vgg, style, layers, loss,
                                                              layer_weights=[1.0] * len(layers)))
-            term.loss.reseed(METRIC_SEED)  # a stochastic loss: the same draws for every image
-            per_layer = term.layer_losses(features)[:, 0]
+            with drawing_from(ImageStreams([METRIC_SEED])):  # the same random draws for every image
+                per_layer = term.layer_losses(features)[:, 0]
             for name, value in zip(layers, per_layer.tolist()):
                 out[f"{loss}_{name}"] = value
             out[f"{loss}_mean"] = per_layer.mean().item()
