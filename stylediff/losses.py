@@ -35,6 +35,8 @@ class StyleLoss(nn.Module):
     """A style distance between two activations, computed through their statistics."""
 
     name: str = ""
+    float64_parts: tuple[int, ...] = ()
+    """Indices of the target's parts that stay float64 whatever dtype the term is moved to."""
 
     def represent(self, features: torch.Tensor) -> Representation:
         raise NotImplementedError
@@ -204,6 +206,7 @@ class GaussianW2Loss(StyleLoss):
     """
 
     name = "gaussian_w2"
+    float64_parts = (1, 2, 3)  # trace, Σₜ^½ and δ: `.to(float32)` leaves them, the arithmetic stays float64
 
     def __init__(self, eps: float = 1e-4):
         super().__init__()
@@ -273,10 +276,12 @@ def _parse_weights(layers: list[str], weights) -> list[float]:
 class FeatureTerm(nn.Module):
     """One loss term on VGG features; :class:`Objective` runs the network once for all its terms.
 
-    Targets and per-layer scales are buffers, so ``term.to(device or dtype)`` moves them with the module.
+    Targets and per-layer scales are buffers, so ``term.to(device or dtype)`` moves them with the module;
+    the parts a loss keeps in float64 (:attr:`StyleLoss.float64_parts`) change device only.
     """
 
     layers: list[str]
+    _float64: frozenset[str] = frozenset()
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.layer_losses(features).sum(dim=0)
@@ -285,14 +290,23 @@ class FeatureTerm(nn.Module):
         """Weighted loss per layer, shape ``(L, N)``."""
         raise NotImplementedError
 
-    def _set_target(self, layer: str, target: Representation, scale: torch.Tensor) -> None:
+    def _set_target(self, layer: str, target: Representation, scale: torch.Tensor,
+                    float64_parts: tuple[int, ...] = ()) -> None:
         """Keep ``target`` (a tensor or a tuple of tensors) and ``scale`` of ``layer`` as buffers."""
         parts = target if isinstance(target, tuple) else (target,)
         for i, part in enumerate(parts):
             self.register_buffer(f"target_{layer}_{i}", part.detach(), persistent=False)
+        self._float64 = self._float64 | {f"target_{layer}_{i}" for i in float64_parts}
         self.register_buffer(f"scale_{layer}", torch.as_tensor(scale, dtype=parts[0].dtype, device=parts[0].device),
                              persistent=False)
         self._target_shape[layer] = len(parts) if isinstance(target, tuple) else None
+
+    def _apply(self, fn, *args, **kwargs):
+        kept = {name: self._buffers[name] for name in self._float64}
+        super()._apply(fn, *args, **kwargs)
+        for name, original in kept.items():  # the device of the conversion, the dtype of the original
+            self._buffers[name] = original.to(self._buffers[name].device)
+        return self
 
     def target(self, layer: str) -> Representation:
         count = self._target_shape[layer]
@@ -330,7 +344,7 @@ class StyleTerm(FeatureTerm):
             for name in self.layers:
                 target = self.loss.prepare_target(feats[name])
                 scale = 1.0 / self.loss.magnitude(target).clamp_min(1e-12) if normalize else torch.tensor(1.0)
-                self._set_target(name, target, scale)
+                self._set_target(name, target, scale, self.loss.float64_parts)
 
     def layer_losses(self, features):
         return torch.stack(
