@@ -170,7 +170,7 @@ class SlicedWassersteinLoss(StyleLoss):
         if streams is None:
             dirs = torch.randn((1, *shape))
         else:
-            streams.images_of(rows)
+            streams.check_tiles(rows)
             dirs = streams.normal(shape, self.name)
         dirs = dirs.to(device=device, dtype=dtype)
         return dirs / dirs.norm(dim=1, keepdim=True)

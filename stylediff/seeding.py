@@ -46,13 +46,12 @@ class ImageStreams:
             self._generators[purpose] = image_generators([derived_seed(s, purpose) for s in self.seeds])
         return torch.cat([torch.randn((1, *shape), generator=g) for g in self._generators[purpose]])
 
-    def images_of(self, rows: int) -> int:
-        """The number of images a batch of ``rows`` holds: ``rows`` is k tiles of the N images (row j is
-        image j mod N, as a method's Monte-Carlo copies are laid out); a ConfigError otherwise."""
+    def check_tiles(self, rows: int) -> None:
+        """A ConfigError unless a batch of ``rows`` is k tiles of the N images (row j is image j mod N,
+        as a method's Monte-Carlo copies are laid out), each row drawing what its image draws."""
         if rows % len(self.seeds):
             raise ConfigError(f"a batch of {rows} rows is not whole tiles of the {len(self.seeds)} images "
                               "whose random streams are active")
-        return len(self.seeds)
 
 
 _ACTIVE: contextvars.ContextVar[ImageStreams | None] = contextvars.ContextVar("stylediff_streams", default=None)
