@@ -26,6 +26,8 @@ from stylediff.errors import WeightsError
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_CHECKPOINTS = SHARED / "cache" / "torch" / "hub" / "checkpoints"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lpips_backbones.json"
+REFERENCE_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
+"""The reference backbones' names in ``../shared`` (torchvision's)."""
 OFFLINE_URLS = {net: f"https://download.pytorch.invalid/models/{name}" for net, name in weights.BACKBONE_FILES.items()}
 
 
@@ -95,11 +97,11 @@ def _feature_hashes(path: Path) -> dict[str, list]:
 @pytest.mark.parametrize("net", ["vgg", "alex"])
 def test_fetched_equals_the_reference_bit_for_bit(fetched, net):
     path = fetched["paths"][net]
-    reference = json.loads(FIXTURE.read_text())["backbones"][path.name]
+    reference = json.loads(FIXTURE.read_text())["backbones"][net]
     assert _feature_hashes(path) == reference  # same keys in the same order, every feature tensor's bytes
     assert all(torch.isnan(t).all() for key, t in _load(path).items() if not key.startswith("features."))
     if SHARED_CHECKPOINTS.is_dir():  # the developers' folder: the files themselves too
-        mine, ref = _load(path), _load(SHARED_CHECKPOINTS / path.name)
+        mine, ref = _load(path), _load(SHARED_CHECKPOINTS / REFERENCE_FILES[net])
         assert all(torch.equal(mine[k].view(torch.int32), ref[k].view(torch.int32)) for k in ref)
 
 
@@ -140,8 +142,7 @@ def test_lpips_with_fetched_equals_the_reference_values(fetched, monkeypatch, ne
 def test_reference_fixture_is_made_of_the_shared_backbones(monkeypatch, net):
     """The committed fixture says what the developers' reference files are (it goes stale if they change)."""
     reference = json.loads(FIXTURE.read_text())
-    name = weights.BACKBONE_FILES[net]
-    assert _feature_hashes(SHARED_CHECKPOINTS / name) == reference["backbones"][name]
+    assert _feature_hashes(SHARED_CHECKPOINTS / REFERENCE_FILES[net]) == reference["backbones"][net]
     values = _lpips(monkeypatch, SHARED / "cache" / "torch", net, _lpips_pairs())
     assert values == pytest.approx(reference["lpips"][net], abs=1e-6, rel=0)
 
@@ -260,8 +261,8 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--write-fixture"]:  # the refer
     with pytest.MonkeyPatch.context() as mp:
         document = {
             "made_by": "python tests/test_weights.py --write-fixture ../shared/cache/torch",
-            "backbones": {name: _feature_hashes(checkpoints / name) for name in weights.BACKBONE_FILES.values()},
-            "lpips": {net: _lpips(mp, home, net, _lpips_pairs()) for net in weights.BACKBONE_FILES},
+            "backbones": {net: _feature_hashes(checkpoints / name) for net, name in REFERENCE_FILES.items()},
+            "lpips": {net: _lpips(mp, home, net, _lpips_pairs()) for net in REFERENCE_FILES},
         }
     FIXTURE.parent.mkdir(exist_ok=True)
     FIXTURE.write_text(json.dumps(document, indent=1) + "\n")
