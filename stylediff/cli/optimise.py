@@ -89,7 +89,7 @@ read at the output's own size, the deep layers have fewer positions than channel
 40 positions for 512 channels), matching their statistics pins the features, and the optimiser
 rebuilds the exemplar: at 64 px `gaussian_w2` gave layout_copy 0.81–0.86, `gram` 0.32–0.54. Read at
 twice the size, the output cannot hold the exemplar's layout at the scale its statistics describe,
-and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py and the README)."""
+and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py and docs/part1/texture-copy.md)."""
 
 
 def run_texture(args) -> str:
