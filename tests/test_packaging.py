@@ -210,3 +210,17 @@ def test_ruff_config_and_check():
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *RUFF_PATHS], capture_output=True,
                             text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
+
+
+def test_pre_commit_config_runs_ruff_from_pypi():
+    """The hooks are PyPI packages at pinned versions (no git host needed), ruff's among them, and the
+    file passes pre-commit's own schema."""
+    from pre_commit.clientlib import load_config
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = {hook["id"]: hook for repo in config["repos"] for hook in repo["hooks"]}
+    assert {"ruff", "ruff-format", "end-of-file-fixer", "trailing-whitespace", "check-yaml"} <= set(hooks)
+    assert all(repo["repo"] == "local" for repo in config["repos"])
+    for hook in hooks.values():
+        assert hook["language"] == "python" and all("==" in dep for dep in hook["additional_dependencies"])
+    load_config(str(ROOT / ".pre-commit-config.yaml"))  # raises on an invalid file
