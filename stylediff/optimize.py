@@ -27,9 +27,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, NumericalError
-from .images import resize, scaled_shape  # noqa: F401  (resize is public here too)
+from .images import resize, scaled_shape
+from .layers import check_layers
 from .losses import ContentTerm, Objective, StyleTerm
-from .vgg import VGG19, check_layers
+from .vgg import VGG19
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "mean")

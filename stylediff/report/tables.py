@@ -24,7 +24,6 @@ SUMMARY_METRICS = {
 """Columns of each summary; ``{loss}_mean`` stands for every registered style loss."""
 TIMING_LABELS = {"wall_seconds": "time (s)", "seconds_per_image": "seconds per image"}
 """Labels of the timing columns (from the runs' sidecars, not from a metric)."""
-RUN_COLUMNS = ("output", "reference", "baseline", "device", "final_loss")
 
 
 def summary_metrics(experiment: str, style_losses: Sequence[str]) -> list[str]:
