@@ -130,7 +130,7 @@ def _without_dynamo_import():
 
 
 def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimise") -> OptimizeResult:
+                   description: str = "optimize") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps.
 
     The loss is divided by its value at the start so that L-BFGS's fixed tolerances and
@@ -196,7 +196,7 @@ def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCo
 
 
 def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimise") -> OptimizeResult:
+                   description: str = "optimize") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps (see
     :func:`_optimize_image`), without paying for an import of torch's compiler."""
     with _without_dynamo_import():

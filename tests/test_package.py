@@ -127,6 +127,15 @@ def test_build_parser_in_a_fresh_interpreter_lists_every_verb():
                                 "figures", "findings", "layers", "methods", "weights", "batch"])
 
 
+def test_registry_lookup_fails_in_one_line_and_get_is_dicts():
+    from stylediff.errors import LossError
+    from stylediff.losses import STYLE_LOSSES
+
+    assert STYLE_LOSSES.get("gramm") is None and STYLE_LOSSES.get("gram") is STYLE_LOSSES.lookup("gram")
+    with pytest.raises(LossError, match=r"^unknown style loss 'gramm'; valid losses: gram, mean_std"):
+        STYLE_LOSSES.lookup("gramm")
+
+
 def test_schema_lists_exactly_the_registered_names():
     from stylediff.layers import LAYERS, POOLINGS, WEIGHT_SOURCES
     from stylediff.losses import STYLE_LOSSES
