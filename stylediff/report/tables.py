@@ -129,7 +129,7 @@ def summary_markdown(experiment: str, frame, table_path: str | os.PathLike | Non
     models = ", ".join(dict.fromkeys(frame["model"].astype(str))) if "model" in frame else "?"
     notes = []
     if "lpips_vgg" not in frame:
-        notes.append("LPIPS was skipped (no backbone files; see the README, LPIPS weights).")
+        notes.append("LPIPS was skipped (no backbone files; see docs/weights.md, LPIPS backbones).")
     grouped = frame.groupby(axes, sort=False, dropna=False)
     means = grouped[metrics].mean()
     stds = grouped[metrics].std(ddof=1)
