@@ -17,10 +17,10 @@ from .. import __doc__ as package_doc
 from .. import __version__
 from ..errors import StylediffError
 from ..extras import missing_extra_message
-from . import batch, info, optimise, report, sample, search, weights
+from . import batch, info, optimize, report, sample, search, weights
 from .args import OneLineParser
 
-VERB_MODULES = (optimise, sample, search, report, info, weights, batch)
+VERB_MODULES = (optimize, sample, search, report, info, weights, batch)
 """Each module registers its verbs; batch comes last so that it can run every other verb."""
 
 

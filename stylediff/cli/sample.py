@@ -63,8 +63,6 @@ def add_method_groups(parser: argparse.ArgumentParser) -> None:
     common = parser.add_argument_group("guidance (every method)")
     common.add_argument("--method", default="x0", type=cli.registered("method"), metavar="METHOD",
                         help=f"guidance rule (default x0): {', '.join(METHODS)} (stylediff methods describes them)")
-    common.add_argument("--mode", dest="method", type=cli.registered("method"), metavar="METHOD",
-                        help=argparse.SUPPRESS)  # the name of --method before the method family existed
     common.add_argument("--scale", type=cli.nonnegative_float, default=None,
                         help=GuidanceMethod.knob_help("scale")["help"] + " (default: the method's)")
     shared = list(GuidanceMethod.knobs())
