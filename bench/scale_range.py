@@ -38,7 +38,7 @@ from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method 
 from stylediff.images import load_image, save_image  # noqa: E402
 from stylediff.losses import style_objective  # noqa: E402
 from stylediff.metrics import _image_features, gram_distances  # noqa: E402
-from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
+from stylediff.networks.vgg19 import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from torch import nn
 from .errors import ConfigError, LossError
 from .layers import LAYER_INDEX, check_layers, min_input_size
 from .registry import Registry
-from .vgg import VGG19
+from .networks.vgg19 import VGG19
 
 Representation = Any
 STYLE_LOSSES = Registry("style loss", LossError, plural="losses")

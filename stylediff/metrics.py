@@ -53,7 +53,7 @@ from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
 from .plan import EXPERIMENTS
 from .report.tables import TIMING_LABELS
 from .registry import Registry
-from .vgg import load_vgg19
+from .networks.vgg19 import load_vgg19
 from .weights import BACKBONE_FILES, TORCHVISION_URLS
 
 KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))

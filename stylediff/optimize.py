@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .errors import ConfigError, NumericalError
 from .images import resize, scaled_shape  # noqa: F401  (resize is public here too)
 from .losses import ContentTerm, Objective, StyleTerm
-from .vgg import VGG19, check_layers
+from .networks.vgg19 import VGG19, check_layers
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "mean")

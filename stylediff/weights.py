@@ -92,6 +92,14 @@ def _checkpoints_dir(torch_home: str | os.PathLike | None) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def backbone_path(net: str) -> Path:
+    """Where stylediff reads torchvision's ImageNet backbone ``net`` ("vgg": VGG16, "alex": AlexNet) from: LPIPS
+    and the ``vgg16`` / ``alexnet`` feature networks look it up here (one place to change if the cache moves)."""
+    if net not in BACKBONE_FILES:
+        raise ConfigError(f"unknown backbone {net!r}: choose from {', '.join(BACKBONE_FILES)}")
+    return _checkpoints_dir(None) / BACKBONE_FILES[net]
+
+
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else ""

@@ -168,7 +168,7 @@ def test_objective_moves_its_targets_and_never_the_shared_network(vgg, loss):
     itself is refused."""
     from stylediff.errors import ConfigError
     from stylediff.losses import style_objective
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from stylediff.errors import ConfigError, LayerError, WeightsError
-from stylediff.vgg import (AVG_POOL_SCALE, LAYERS, VGG19, caffe_weights_path, check_layers, dequantize_caffe, load_vgg19,
+from stylediff.networks.vgg19 import (AVG_POOL_SCALE, LAYERS, VGG19, caffe_weights_path, check_layers, dequantize_caffe, load_vgg19,
                            min_input_size)
 
 

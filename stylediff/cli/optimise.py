@@ -56,7 +56,7 @@ def _prepare(args, layers: list[str]):
 
     from ..io import ensure_parent
     from ..layers import min_input_size
-    from ..vgg import load_vgg19
+    from ..networks.vgg19 import load_vgg19
 
     ensure_parent(args.out)
     start = time.perf_counter()

@@ -72,7 +72,7 @@ def run_sample(args) -> None:
     from ..layers import check_layers, min_input_size
     from ..losses import get_style_loss, style_objective
     from ..provenance import peak_rss_mb, sidecar
-    from ..vgg import load_vgg19
+    from ..networks.vgg19 import load_vgg19
 
     ensure_parent(args.out)
     layers = check_layers(args.layers)

@@ -20,7 +20,7 @@ def run_search(args) -> None:
     from ..losses import style_objective
     from ..metrics import METRIC_LAYERS, Scorer, gram_distances
     from ..search import beam_search
-    from ..vgg import load_vgg19
+    from ..networks.vgg19 import load_vgg19
 
     ensure_parent(args.out)
     layers = check_layers(args.layers)
