@@ -179,7 +179,7 @@ def test_objective_moves_its_targets_and_never_the_shared_network(vgg, loss):
     objective.to(torch.float64)
     assert all(b.dtype == torch.float64 for b in objective.buffers())
     assert load_vgg19().convs["conv1_1"].weight.dtype == torch.float32  # the shared one is untouched
-    assert objective.vgg.convs["conv1_1"].weight.dtype == torch.float64
+    assert objective.network.convs["conv1_1"].weight.dtype == torch.float64
     after = objective(image.double()).item()
     if loss != "sliced_wasserstein":  # its random directions are drawn in the working dtype: other draws
         assert after == pytest.approx(before, rel=1e-3)
