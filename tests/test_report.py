@@ -10,7 +10,8 @@ from PIL import Image
 from stylediff.datasets import check_spec, image_slug, materialise, resolve_image
 from stylediff.errors import ConfigError, ImageError
 from stylediff.io import write_json
-from stylediff import plan
+from stylediff.experiments import lookup
+from stylediff.runids import parse_run_id, run_id
 from stylediff.report.figures import make_figures
 from stylediff.report.tables import aggregate
 
@@ -40,9 +41,9 @@ def _fake_experiment(tmp_path, experiment, runs):
 
     files, rows = [], []
     for i, values in enumerate(runs):
-        run = plan.run_id(experiment, values)
+        run = run_id(lookup(experiment), values)
         out = _png(tmp_path / f"{run}.png", i)
-        rows.append({"experiment": experiment, "run": run, **plan.parse_run_id(experiment, run), "job": "j",
+        rows.append({"experiment": experiment, "run": run, **parse_run_id(lookup(experiment), run), "job": "j",
                      "output": out})
         ref = _png(tmp_path / f"ref{i}.png", 100 + i)
         doc = {"image": out, "reference": ref, "baseline": ref if experiment in ("transfer", "guidance") else None,
@@ -99,7 +100,7 @@ def test_figures_written_and_byte_identical(tmp_path, experiment):
     aggregate(experiment, runs_csv, files, tmp_path / "t.csv")
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig1")
     section = {"models": ["models/tiny"], "modes": ["x0", "through_unet"]}
-    expected = plan.get(experiment).figures({"guidance": section, "guidance_methods": section})
+    expected = lookup(experiment).figures({"guidance": section, "guidance_methods": section})
     assert sorted(p.name for p in (tmp_path / "fig1").iterdir()) == sorted(expected)
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig2")
     for name in expected:

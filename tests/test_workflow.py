@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from stylediff import plan
+from stylediff.experiments import lookup
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample",
@@ -92,7 +93,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
             expected["reference_set"] = expected.get("reference_set", 0) + len(built.reference_sets(experiment))
         expected[f"metrics_{experiment}"] = 1
         expected[f"figures_{experiment}"] = 1
-        for axis in plan.get(experiment).axes:
+        for axis in lookup(experiment).axes:
             if axis.kind == "image":
                 skimage |= {spec for spec in config[experiment][axis.key] if spec.startswith("skimage:")}
     expected["aggregate"] = expected["plan"] = len(config["experiments"])

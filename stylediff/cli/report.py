@@ -14,7 +14,7 @@ import time
 
 from ..errors import ConfigError
 from ..layers import POOLINGS, WEIGHT_SOURCES
-from ..plan import EXPERIMENTS
+from ..experiments import EXPERIMENTS
 from . import args as cli
 
 
@@ -57,7 +57,9 @@ def run_plan(args) -> None:
 def run_metrics(args) -> None:
     from ..io import ensure_parent, write_json
     from ..losses import STYLE_LOSSES
-    from ..metrics import Scorer, column_label, image_metrics
+    from ..metrics import column_label
+    from ..metrics_document import image_metrics
+    from ..scorer import Scorer
     from ..provenance import peak_rss_mb, versions
 
     images = args.image

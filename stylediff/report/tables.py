@@ -120,9 +120,9 @@ def _fmt(value: float) -> str:
 
 def summary_markdown(experiment: str, frame, table_path: str | os.PathLike | None = None) -> str:
     """Markdown: mean ± std over seeds of the key metrics, one row per combination of the other axes."""
-    from ..plan import get
+    from ..experiments import lookup
 
-    spec = get(experiment)
+    spec = lookup(experiment)
     axes = [axis.name for axis in spec.axes if axis.name != "seed" and axis.name in frame]
     metrics = [m for m in summary_metrics(experiment, frame.attrs.get("style_losses", ())) if m in frame.columns]
     models = ", ".join(dict.fromkeys(frame["model"].astype(str))) if "model" in frame else "?"
