@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, WeightsError
+from .heldout import HeldOut
 from .images import load_image, resize
 from .io import read_json
 from .layers import STYLE_LAYERS_GATYS, check_layers
@@ -64,12 +65,14 @@ def realism_features(vgg, images: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Scorer:
-    """Holds the networks (VGG-19, LPIPS) for a batch of metric computations; load once, score many."""
+    """Holds the networks (VGG-19, LPIPS, the held-out ones) for a batch of metric computations; load once, score many."""
 
     weights: str = "caffe"
     pooling: str = "max"
     device: str = "cpu"
     lpips: str | bool = "auto"
+    heldout: str | bool = "auto"
+    """Held-out style networks (:mod:`stylediff.heldout`): auto (those present), true (all, or fail), false."""
 
     def __post_init__(self):
         self.lpips = {True: "true", False: "false"}.get(self.lpips, self.lpips)
@@ -92,6 +95,7 @@ class Scorer:
                 self.lpips_skipped = str(exc)
                 print(f"stylediff: LPIPS skipped: {exc}", file=sys.stderr)
         self._reference_features: dict[str, torch.Tensor] = {}
+        self.held_out = HeldOut(self.heldout, self.device)
 
     @torch.no_grad()
     def reference_features(self, batch_sidecar: str) -> torch.Tensor:
@@ -123,6 +127,7 @@ class Scorer:
         out: dict[str, Any] = {"vgg19": self.vgg.provenance()}
         out["lpips"] = ({net: str(lpips_backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
                         else {"skipped": self.lpips_skipped})
+        out["heldout"] = self.held_out.provenance()
         if self._reference_features:
             out["realism_reference_sets"] = {path: len(f) for path, f in self._reference_features.items()}
         return out
