@@ -48,6 +48,8 @@ class NetworkSpec:
     label: str
     fetch: str
     """What makes the weights present (said in skip lines and docs)."""
+    hub_id: str | None = None
+    """The Hugging Face hub id of networks read from the hub cache (``stylediff weights fetch --networks``)."""
 
     def _module(self):
         return importlib.import_module(f"{__name__}.{self.module}")
@@ -59,11 +61,17 @@ for _spec in (
     NetworkSpec("vgg19-torchvision", "vgg19", "VGG-19 (torchvision)", "torchvision's vgg19-dcbb9e9d.pth in TORCH_HOME"),
     NetworkSpec("vgg16", "torchvision_nets", "VGG-16", "`stylediff weights fetch`"),
     NetworkSpec("alexnet", "torchvision_nets", "AlexNet", "`stylediff weights fetch`"),
-    NetworkSpec("clip-vit-b16", "clip", "CLIP ViT-B/16", "`stylediff weights fetch --networks clip-vit-b16`"),
-    NetworkSpec("clip-vit-b32", "clip", "CLIP ViT-B/32", "`stylediff weights fetch --networks clip-vit-b32`"),
+    NetworkSpec("clip-vit-b16", "clip", "CLIP ViT-B/16", "`stylediff weights fetch --networks clip-vit-b16`",
+                "openai/clip-vit-base-patch16"),
+    NetworkSpec("clip-vit-b32", "clip", "CLIP ViT-B/32", "`stylediff weights fetch --networks clip-vit-b32`",
+                "openai/clip-vit-base-patch32"),
     NetworkSpec("csd", "csd", "CSD ViT-L/14", "CSD's checkpoint.pth (github.com/learn2phoenix/CSD)"),
 ):
     NETWORKS.register(_spec)
+
+
+HUB_NETWORKS = tuple(name for name, spec in NETWORKS.items() if spec.hub_id)
+"""The networks ``stylediff weights fetch --networks`` downloads."""
 
 
 def env_var(name: str) -> str:

@@ -37,9 +37,9 @@ import torch.nn.functional as F
 
 from ..errors import WeightsError
 from ..provenance import file_sha256
+from . import NETWORKS
 from .base import FeatureNetwork, tokens_as_maps
 
-HUB_IDS = {"clip-vit-b16": "openai/clip-vit-base-patch16", "clip-vit-b32": "openai/clip-vit-base-patch32"}
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -100,7 +100,7 @@ class CLIPVision(FeatureNetwork):
 
 
 def _location(name: str, path: str | None) -> str:
-    return path or HUB_IDS[name]
+    return path or NETWORKS.get(name).hub_id
 
 
 def _local_folder(location: str) -> Path | None:
@@ -163,7 +163,7 @@ def fetch(names, cache_dir: str | os.PathLike | None = None, progress=print) -> 
 
     out = {}
     for name in names:
-        hub_id = HUB_IDS[name]
+        hub_id = NETWORKS.get(name).hub_id
         try:
             folder = Path(snapshot_download(hub_id, allow_patterns=["config.json", WEIGHT_FILES[0]], cache_dir=cache_dir))
             if _weights_file(folder) is None:
