@@ -93,10 +93,7 @@ def _checkpoints_dir(torch_home: str | os.PathLike | None) -> Path:
 
 
 def backbone_path(net: str) -> Path:
-    """Where stylediff reads torchvision's ImageNet backbone ``net`` ("vgg": VGG16, "alex": AlexNet) from: LPIPS
-    and the ``vgg16`` / ``alexnet`` feature networks look it up here (one place to change if the cache moves)."""
-    if net not in BACKBONE_FILES:
-        raise ConfigError(f"unknown backbone {net!r}: choose from {', '.join(BACKBONE_FILES)}")
+    """Where torchvision's ImageNet backbone ``net`` ("vgg", "alex") is read from (LPIPS, ``vgg16``, ``alexnet``)."""
     return _checkpoints_dir(None) / BACKBONE_FILES[net]
 
 

@@ -234,3 +234,18 @@ def test_heldout_auto_skips_absent_networks_in_one_line_and_true_fails(capsys, m
         HeldOut("true", metrics=[absent])
     HeldOut("false", metrics=[absent])
     assert capsys.readouterr().err == ""
+
+
+def test_clip_gram_guides_sampling(tiny_clip, tiny_ddpm_dir, tmp_path):
+    """`stylediff sample --network clip-vit-b16`: the guidance loss is the CLIP-Gram of the tiny CLIP."""
+    from stylediff.cli import main
+
+    runs = {}
+    for scale in ("0", "5"):
+        out = tmp_path / f"s{scale}.png"
+        assert main(["sample", "--model", str(tiny_ddpm_dir), "--style", str(STYLES[0]), "--out", str(out),
+                     "--network", "clip-vit-b16", "--network-path", str(tiny_clip), "--steps", "3", "--scale", scale,
+                     "--method", "x0", "--device", "cpu", "--no-progress"]) == 0
+        runs[scale] = json.loads(out.with_suffix(".json").read_text())
+        assert runs[scale]["config"]["layers"] == "hidden2" and runs[scale]["weights"]["network"]["name"] == "clip-vit-b16"
+    assert runs["5"]["final_style_loss"][0] != runs["0"]["final_style_loss"][0]

@@ -31,7 +31,8 @@ def run_search(args) -> None:
     guidance_size = default_guidance_size(max(model.sample_size), min_side)
     style = load_image(args.style, guidance_size, min_side).to(device)
     vgg_objective = style_objective(network, style, layers, args.loss, args.layer_weights)
-    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips)
+    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips,
+                    heldout=False)  # the search ranks by the VGG-19 Gram distance and LPIPS only
     metric_side = default_guidance_size(max(model.sample_size), min_input_size(list(METRIC_LAYERS)))
     metric_style = load_image(args.style, metric_side).to(device)
     style_features = scorer.vgg(metric_style, list(METRIC_LAYERS))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, StylediffError
@@ -101,7 +101,7 @@ def _cached(name: str, path: str | None, device: str, dtype: "torch.dtype") -> "
             raise ConfigError(f"{name} takes no path: set {'STYLEDIFF_VGG19_CAFFE' if name == 'vgg19' else 'TORCH_HOME'}")
         return load_vgg19("caffe" if name == "vgg19" else "torchvision", "max", device, dtype)
     network = NETWORKS.get(name)._module().load(name, path)
-    network.location = path
+    network.loader = partial(load_network, name, path=path)
     network = network.to(device=device, dtype=dtype)
     network.shared = True
     return network

@@ -14,6 +14,7 @@ raises and :meth:`FeatureNetwork.variant` hands out the cached copy on another d
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch import nn
@@ -83,12 +84,10 @@ class FeatureNetwork(nn.Module):
         return copy.deepcopy(self).to(device=device, dtype=dtype)
 
     def _cached_variant(self, device, dtype) -> "FeatureNetwork":
-        from . import load_network
+        return self.loader(device=device, dtype=dtype)
 
-        return load_network(self.name, device, dtype, path=self.location)
-
-    location: str | None = None
-    """The weights' path or hub id the network was loaded from (None: its default place)."""
+    loader: Callable[..., "FeatureNetwork"] | None = None
+    """How the process-wide cache loads the same weights elsewhere (set by ``load_network``)."""
 
     def provenance(self) -> dict:
         raise NotImplementedError
