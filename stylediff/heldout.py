@@ -23,7 +23,7 @@ another painting whose deep activations are stronger above it: with AlexNet at 6
 style, *The Starry Night* scored 1.76 and uniform noise 1.75 on that scale, 0.597 and 0.662 on this one. A column is left out for a run that optimised that very
 network (``config.network`` of its sidecar; VGG-19 when absent), so every value is held out.
 ``setting="auto"`` computes each metric whose weights are present and skips the others, saying so in one
-line (as LPIPS does); ``"true"`` fails fast when one is absent; ``"false"`` computes none.
+line for VGG-16 / AlexNet (as LPIPS does) and only in the provenance for the opt-in CLIP and CSD weights; ``"true"`` fails fast when one is absent; ``"false"`` computes none.
 What each can and cannot see is measured in ``bench/heldout_calibration.py`` (docs/metrics-calibration.md).
 """
 
@@ -46,15 +46,18 @@ SETTINGS = ("auto", "true", "false")
 class HeldOutMetric:
     column: str
     network: str
-    statistic: str  # "gram" (relative Gram distance over the network's style layers) or "cosine" (1 − cos)
+    statistic: str  # "gram" (bounded Gram distance over the network's style layers) or "cosine" (1 − cos)
     label: str
+    optional: bool = False
+    """Skipped silently when absent (recorded in the provenance): weights a normal install does not have."""
 
 
 HELDOUT = (
     HeldOutMetric("heldout_vgg16_gram", "vgg16", "gram", "Gram distance, VGG-16 (held out)"),
     HeldOutMetric("heldout_alexnet_gram", "alexnet", "gram", "Gram distance, AlexNet (held out)"),
-    HeldOutMetric("heldout_clip_b32_gram", "clip-vit-b32", "gram", "Gram distance, CLIP ViT-B/32 hidden2 (held out)"),
-    HeldOutMetric("heldout_csd", "csd", "cosine", "1 − CSD cosine (held out)"),
+    HeldOutMetric("heldout_clip_b32_gram", "clip-vit-b32", "gram", "Gram distance, CLIP ViT-B/32 hidden2 (held out)",
+                  optional=True),
+    HeldOutMetric("heldout_csd", "csd", "cosine", "1 − CSD cosine (held out)", optional=True),
 )
 """Every held-out metric, in the order of the tables' columns."""
 COLUMNS = {metric.column: metric for metric in HELDOUT}
@@ -94,9 +97,10 @@ class HeldOut:
             if setting == "true":
                 raise WeightsError(f"held-out metric {metric.column} needs {reason}")
             self.skipped[metric.column] = reason
-        if self.skipped:  # one line for all of them
+        said = {m.column: self.skipped[m.column] for m in metrics if m.column in self.skipped and not m.optional}
+        if said:  # one line for all of them; optional ones (CLIP, CSD) only in the provenance
             print("stylediff: held-out style metrics skipped: "
-                  + "; ".join(f"{column} ({reason})" for column, reason in self.skipped.items()), file=sys.stderr)
+                  + "; ".join(f"{column} ({reason})" for column, reason in said.items()), file=sys.stderr)
         self._style: dict[tuple, dict] = {}
 
     def network(self, name: str):

@@ -229,6 +229,9 @@ def test_heldout_auto_skips_absent_networks_in_one_line_and_true_fails(capsys, m
     held = HeldOut("auto", metrics=[absent])
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "heldout_csd" in err and held.metrics == []
+    opt_in = HeldOutMetric("heldout_csd", "csd", "cosine", "x", optional=True)  # CLIP, CSD: said in provenance only
+    assert HeldOut("auto", metrics=[opt_in]).provenance() == {"heldout_csd": {"skipped": held.skipped["heldout_csd"]}}
+    assert capsys.readouterr().err == ""
     assert held.distances(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), None) == {}
     with pytest.raises(WeightsError):
         HeldOut("true", metrics=[absent])

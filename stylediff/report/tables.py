@@ -42,7 +42,10 @@ def summary_metrics(experiment: str, style_losses: Sequence[str], columns: Seque
 
 
 def _model_label(doc: dict) -> str:
-    vgg = ((doc.get("run") or {}).get("weights") or {}).get("vgg19") or {}
+    weights = (doc.get("run") or {}).get("weights") or {}
+    if "network" in weights:  # a run on another feature network (`--network`)
+        return str(weights["network"].get("name"))
+    vgg = weights.get("vgg19") or {}
     return f"VGG-19 ({vgg.get('source', 'caffe')} weights)"
 
 
