@@ -252,3 +252,11 @@ def test_clip_gram_guides_sampling(tiny_clip, tiny_ddpm_dir, tmp_path):
         runs[scale] = json.loads(out.with_suffix(".json").read_text())
         assert runs[scale]["config"]["layers"] == "hidden2" and runs[scale]["weights"]["network"]["name"] == "clip-vit-b16"
     assert runs["5"]["final_style_loss"][0] != runs["0"]["final_style_loss"][0]
+
+
+def test_weights_fetch_networks_offline_is_one_line(tmp_path):
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "stylediff", "weights", "fetch", "--networks", "clip-vit-b32"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "openai/clip-vit-base-patch32" in done.stderr and "--networks clip-vit-b32" in done.stderr
