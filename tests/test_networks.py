@@ -260,3 +260,20 @@ def test_weights_fetch_networks_offline_is_one_line(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, env=env)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "openai/clip-vit-base-patch32" in done.stderr and "--networks clip-vit-b32" in done.stderr
+
+
+def test_a_full_clip_checkpoint_loads_its_image_encoder(tmp_path):
+    """The hub repos hold a whole CLIPModel (text + vision): the network reads its vision weights exactly."""
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    config = CLIPConfig(text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, vocab_size=49408),
+                        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                           num_attention_heads=2, image_size=32, patch_size=8), projection_dim=8)
+    model = CLIPModel(config).eval()
+    model.save_pretrained(tmp_path)
+    network = load_network("clip-vit-b32", path=tmp_path)
+    images = torch.rand(1, 3, 32, 32)
+    theirs = model.vision_model(pixel_values=network.preprocess(images), output_hidden_states=True).hidden_states[2]
+    torch.testing.assert_close(network(images, ["hidden2"])["hidden2"][..., 0], theirs[:, 1:, :].transpose(1, 2))
