@@ -277,3 +277,14 @@ def test_a_full_clip_checkpoint_loads_its_image_encoder(tmp_path):
     images = torch.rand(1, 3, 32, 32)
     theirs = model.vision_model(pixel_values=network.preprocess(images), output_hidden_states=True).hidden_states[2]
     torch.testing.assert_close(network(images, ["hidden2"])["hidden2"][..., 0], theirs[:, 1:, :].transpose(1, 2))
+
+
+def test_transfer_on_clip_takes_the_networks_content_layer(tiny_clip, tmp_path):
+    from stylediff.cli import main
+
+    out = tmp_path / "t.png"
+    assert main(["transfer", "--content", str(STYLES[1]), "--style", str(STYLES[0]), "--network", "clip-vit-b16",
+                 "--network-path", str(tiny_clip), "--size", "32", "--steps", "3", "--scales", "none",
+                 "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    config = json.loads(out.with_suffix(".json").read_text())["config"]
+    assert config["content_layer"] == "hidden1" and config["layers"] == "hidden2"
