@@ -83,7 +83,7 @@ def _path(name: str, path: str | os.PathLike | None) -> str | None:
     return str(path) if path else os.environ.get(env_var(name)) or None
 
 
-def load_network(name: str, device="cpu", dtype=None, path: str | os.PathLike | None = None) -> "FeatureNetwork":
+def load_network(name: str, device="cpu", dtype=None, path: str | os.PathLike | None = None) -> FeatureNetwork:
     """The frozen network ``name`` on ``device`` in ``dtype`` (default float32); cached per process and
     shared (see :class:`~stylediff.networks.base.FeatureNetwork`). WeightsError when its weights are absent."""
     import torch
@@ -93,7 +93,7 @@ def load_network(name: str, device="cpu", dtype=None, path: str | os.PathLike | 
 
 
 @lru_cache(maxsize=16)
-def _cached(name: str, path: str | None, device: str, dtype: "torch.dtype") -> "FeatureNetwork":
+def _cached(name: str, path: str | None, device: str, dtype: torch.dtype) -> FeatureNetwork:
     if name.startswith("vgg19"):  # VGG-19 keeps its own cache (weights x pooling), shared with load_vgg19
         from .vgg19 import load_vgg19
 

@@ -14,7 +14,7 @@ raises and :meth:`FeatureNetwork.variant` hands out the cached copy on another d
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -73,7 +73,7 @@ class FeatureNetwork(nn.Module):
         """A parameter whose device and dtype are the network's."""
         return next(self.parameters())
 
-    def variant(self, device: str | torch.device, dtype: torch.dtype) -> "FeatureNetwork":
+    def variant(self, device: str | torch.device, dtype: torch.dtype) -> FeatureNetwork:
         """This network on ``device`` in ``dtype``: itself if it is already there, the cached copy of the
         same weights for a cached network, else a converted copy."""
         probe = self._probe
@@ -83,10 +83,10 @@ class FeatureNetwork(nn.Module):
             return self._cached_variant(device, dtype)
         return copy.deepcopy(self).to(device=device, dtype=dtype)
 
-    def _cached_variant(self, device, dtype) -> "FeatureNetwork":
+    def _cached_variant(self, device, dtype) -> FeatureNetwork:
         return self.loader(device=device, dtype=dtype)
 
-    loader: Callable[..., "FeatureNetwork"] | None = None
+    loader: Callable[..., FeatureNetwork] | None = None
     """How the process-wide cache loads the same weights elsewhere (set by ``load_network``)."""
 
     def provenance(self) -> dict:
