@@ -224,6 +224,8 @@ EXPERIMENTS: dict[str, Experiment] = {spec.name: spec for spec in (
         figures=lambda config: _guidance_figures(config.get("guidance_methods", {}), "guidance_methods")),
 )}
 """Every experiment the workflow knows, by its config section's name."""
+METRIC_KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
+"""What an output can be scored as (``stylediff metrics --kind``): the experiments' metrics kinds."""
 
 
 def lookup(name: str) -> Experiment:

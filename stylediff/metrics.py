@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError
-from .experiments import EXPERIMENTS
+from .experiments import METRIC_KINDS
 from .heldout import COLUMNS as HELDOUT_COLUMNS
 from .heldout import HELDOUT
 from .images import load_image, resize
@@ -41,8 +41,6 @@ from .registry import Registry
 from .report.tables import TIMING_LABELS
 from .scorer import METRIC_LAYERS, Scorer, realism_features
 
-KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
-"""What an output can be scored as: the experiments' metrics kinds."""
 PIXEL_TARGET = {"inversion": "reference", "texture": "style", "transfer": "baseline", "guidance": "baseline"}
 """What the pixel metrics (LPIPS, PSNR, SSIM) compare an output with, per kind."""
 METRICS = Registry("metric", ConfigError)
@@ -93,7 +91,7 @@ class Metric:
 
     name: str = ""
     label: str = ""
-    kinds: tuple[str, ...] = KINDS
+    kinds: tuple[str, ...] = METRIC_KINDS
     higher_is_better: bool = False
 
     def columns(self) -> list[str]:
@@ -167,32 +165,33 @@ class LPIPS(Metric):
         return scorer.lpips_distances(item.image, item.pixel_target()) if scorer.lpips_on else {}
 
 
+class PixelMetric(Metric):
+    """A torchmetrics image metric of the output and its pixel target (resized to the output's shape)."""
+
+    kinds = ("inversion", "transfer", "guidance")
+    higher_is_better = True
+    function = ""
+    """Its function's name in ``torchmetrics.functional.image``."""
+
+    def compute(self, scorer, item):
+        import torchmetrics.functional.image as functional
+
+        target = resize(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
+        return {self.name: getattr(functional, self.function)(item.image, target, data_range=1.0).item()}
+
+
 @METRICS.register
-class PSNR(Metric):
+class PSNR(PixelMetric):
     name = "psnr"
     label = "PSNR (dB)"
-    kinds = ("inversion", "transfer", "guidance")
-    higher_is_better = True
-
-    def compute(self, scorer, item):
-        from torchmetrics.functional.image import peak_signal_noise_ratio
-
-        target = resize(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
-        return {self.name: peak_signal_noise_ratio(item.image, target, data_range=1.0).item()}
+    function = "peak_signal_noise_ratio"
 
 
 @METRICS.register
-class SSIM(Metric):
+class SSIM(PixelMetric):
     name = "ssim"
     label = "SSIM"
-    kinds = ("inversion", "transfer", "guidance")
-    higher_is_better = True
-
-    def compute(self, scorer, item):
-        from torchmetrics.functional.image import structural_similarity_index_measure
-
-        target = resize(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
-        return {self.name: structural_similarity_index_measure(item.image, target, data_range=1.0).item()}
+    function = "structural_similarity_index_measure"
 
 
 @METRICS.register

@@ -11,7 +11,8 @@ from typing import Any
 from .errors import ConfigError
 from .images import load_image
 from .io import read_json
-from .metrics import KINDS, METRICS, PIXEL_TARGET, Item
+from .experiments import METRIC_KINDS
+from .metrics import METRICS, PIXEL_TARGET, Item
 from .scorer import Scorer
 
 
@@ -32,8 +33,8 @@ def image_metrics(scorer: Scorer, kind: str, image_path: str | os.PathLike, refe
                   baseline_path: str | os.PathLike | None = None, reference_size: int | None = None,
                   reference_set: str | os.PathLike | None = None) -> dict[str, Any]:
     """Every registered metric of ``kind`` for one output; returns the document ``stylediff metrics`` writes."""
-    if kind not in KINDS:
-        raise ConfigError(f"unknown metrics kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind not in METRIC_KINDS:
+        raise ConfigError(f"unknown metrics kind {kind!r}; choose one of {', '.join(METRIC_KINDS)}")
     if PIXEL_TARGET[kind] == "baseline" and baseline_path is None:
         raise ConfigError(f"--kind {kind} needs --baseline (the "
                           f"{'content image' if kind == 'transfer' else 'unguided sample'})")

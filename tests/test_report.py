@@ -115,7 +115,7 @@ def test_tables_and_figures_take_labels_and_losses_from_the_metrics_job(tmp_path
     import subprocess
     import sys
 
-    from stylediff.report.tables import column_label, read_table
+    from stylediff.report.tables import read_table, recorded_label
 
     runs = [{"style": "s.jpg", "layers": ["relu1_1"], "loss": loss, "seed": 0} for loss in ("gram", "mean_std")]
     runs_csv, files = _fake_experiment(tmp_path, "texture", runs)
@@ -129,9 +129,9 @@ def test_tables_and_figures_take_labels_and_losses_from_the_metrics_job(tmp_path
     header = next(line for line in (tmp_path / "s.md").read_text().splitlines() if line.startswith("|"))
     assert "my_loss_mean" in header and header.index("my_loss_mean") < header.index("gram_mean")
     frame = read_table(tmp_path / "t.csv")
-    assert column_label(frame, "gram_dist_mean") == "Gram distance (label from the job)"
-    assert column_label(frame, "seconds_per_image") == "seconds per image"
-    assert column_label(frame, "unknown") == "unknown"
+    assert recorded_label(frame, "gram_dist_mean") == "Gram distance (label from the job)"
+    assert recorded_label(frame, "seconds_per_image") == "seconds per image"
+    assert recorded_label(frame, "unknown") == "unknown"
     code = ("import sys; from stylediff.cli import main; main(['figures', '--experiment', 'texture', '--table', "
             f"{str(tmp_path / 't.csv')!r}, '--out-dir', {str(tmp_path / 'fig')!r}]); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -13,12 +13,9 @@ import json
 import time
 
 from ..errors import ConfigError
+from ..experiments import EXPERIMENTS, METRIC_KINDS
 from ..layers import POOLINGS, WEIGHT_SOURCES
-from ..experiments import EXPERIMENTS
 from . import args as cli
-
-
-METRIC_KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
 
 
 def _paired(name: str, values: list[str] | None, count: int, required: bool) -> list[str | None]:

@@ -113,8 +113,10 @@ def read_table(table_path: str | os.PathLike):
     return frame
 
 
-def column_label(frame, column: str) -> str:
-    """The label the metrics job recorded for ``column`` (the column's name when there is none)."""
+def recorded_label(frame, column: str) -> str:
+    """The label the metrics job recorded for ``column`` in the table (from
+    :func:`stylediff.metrics.column_label`, which needs torch); a timing column's label, or the
+    column's name, when there is none."""
     return (frame.attrs.get("labels") or {}).get(column) or TIMING_LABELS.get(column, column)
 
 
