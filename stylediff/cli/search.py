@@ -22,7 +22,7 @@ def run_search(args) -> None:
     from ..search import beam_search
 
     ensure_parent(args.out)
-    cls = METHODS.get(args.method)
+    cls = METHODS.lookup(args.method)
     device = cli.resolve_device(args.device)
     network = cli.feature_network(args, device)
     layers = cli.style_layers(args, network)

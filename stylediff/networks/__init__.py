@@ -88,7 +88,7 @@ def load_network(name: str, device="cpu", dtype=None, path: str | os.PathLike | 
     shared (see :class:`~stylediff.networks.base.FeatureNetwork`). WeightsError when its weights are absent."""
     import torch
 
-    spec = NETWORKS.get(name)
+    spec = NETWORKS.lookup(name)
     return _cached(spec.name, _path(name, path), str(torch.device(device)), dtype or torch.float32)
 
 
@@ -100,7 +100,7 @@ def _cached(name: str, path: str | None, device: str, dtype: torch.dtype) -> Fea
         if path:
             raise ConfigError(f"{name} takes no path: set {'STYLEDIFF_VGG19_CAFFE' if name == 'vgg19' else 'TORCH_HOME'}")
         return load_vgg19("caffe" if name == "vgg19" else "torchvision", "max", device, dtype)
-    network = NETWORKS.get(name)._module().load(name, path)
+    network = NETWORKS.lookup(name)._module().load(name, path)
     network.loader = partial(load_network, name, path=path)
     network = network.to(device=device, dtype=dtype)
     network.shared = True
@@ -110,7 +110,7 @@ def _cached(name: str, path: str | None, device: str, dtype: torch.dtype) -> Fea
 def network_status(name: str, path: str | os.PathLike | None = None) -> str | None:
     """None when the weights of ``name`` are present, else one line saying what is missing and how to get it
     (no download, no exception)."""
-    spec = NETWORKS.get(name)
+    spec = NETWORKS.lookup(name)
     try:
         if name.startswith("vgg19"):
             from .vgg19 import caffe_weights_path, torchvision_weights_file

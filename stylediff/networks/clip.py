@@ -100,7 +100,7 @@ class CLIPVision(FeatureNetwork):
 
 
 def _location(name: str, path: str | None) -> str:
-    return path or NETWORKS.get(name).hub_id
+    return path or NETWORKS.lookup(name).hub_id
 
 
 def _local_folder(location: str) -> Path | None:
@@ -163,7 +163,7 @@ def fetch(names, cache_dir: str | os.PathLike | None = None, progress=print) -> 
 
     out = {}
     for name in names:
-        hub_id = NETWORKS.get(name).hub_id
+        hub_id = NETWORKS.lookup(name).hub_id
         try:
             folder = Path(snapshot_download(hub_id, allow_patterns=["config.json", WEIGHT_FILES[0]], cache_dir=cache_dir))
             if _weights_file(folder) is None:

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from ..layers import (CONTENT_LAYER_GATYS, CONV_LAYERS, LAYER_INDEX, LAYERS, POOLINGS,  # noqa: F401
-                     STYLE_LAYERS_GATYS, WEIGHT_SOURCES, check_layers, min_input_size)
+from ..layers import (CONTENT_LAYER_GATYS, CONV_LAYERS, LAYER_INDEX, LAYERS, POOLINGS, STYLE_LAYERS_GATYS,
+                      WEIGHT_SOURCES, check_layers, min_input_size)
 from ..provenance import file_sha256
 from .base import FeatureNetwork
 

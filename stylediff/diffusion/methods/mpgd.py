@@ -31,7 +31,7 @@ class MPGDGuidance(GuidanceMethod):
     name = "mpgd"
     paper = "He et al. 2024, Manifold Preserving Guided Diffusion"
     reference = "KellyYutongHe/mpgd_pytorch guided_gaussian_diffusion.py DDIMx0 + WoProjSampling.conditioning"
-    through_unet = False
+    differentiates_unet = False
     scale_range = (0.45, 15.0)
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
     scale: float = 3.0

@@ -42,7 +42,7 @@ class TFGGuidance(GuidanceMethod):
     name = "tfg"
     paper = "Ye et al. 2024, TFG: Unified Training-Free Guidance for Diffusion Models"
     reference = "YWolfeee/Training-Free-Guidance methods/tfg.py TFGGuidance.guide_step"
-    through_unet = True
+    differentiates_unet = True
     scale_range = (0.3, 9.0)
     note = "the reference samples with DDIM eta = 1; here the shared sampler's eta (0 by default)"
     search_factors = {"rho": 2.0, "mu": 2.0, "variance": 10.0}  # TFG's searching.py factors
