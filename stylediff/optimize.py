@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 
 from .errors import ConfigError, NumericalError
 from .images import resize, scaled_shape
-from .layers import check_layers
 from .losses import ContentTerm, Objective, StyleTerm
 from .networks.base import FeatureNetwork
 from .seeding import ImageStreams, drawing_from
