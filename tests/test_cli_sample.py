@@ -54,7 +54,7 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
 
     # a CPU run is bit-reproducible: the same command writes the same pixels
     again = tmp_path / "again" / "guided.png"
-    assert sample(model_dir, again, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--mode", "x0",
+    assert sample(model_dir, again, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--method", "x0",
                   "--window", "0.0,0.9") == 0
     for seed in (4, 5, 6):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "run" / f"guided__s{seed}.png")),
