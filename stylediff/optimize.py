@@ -5,7 +5,8 @@ The image's pixels are the only parameters. Each step is one VGG forward and bac
 step costs what the network costs and the progress bar counts real work. After every step the
 pixels are projected back onto ``[0, 1]``: the image that is written is the image that was
 optimised, and the reported final loss is measured on it. Multi-scale runs
-optimise at increasing sizes, each initialised by upsampling the previous result.
+optimise at increasing sizes, each initialised by upsampling the previous result. Every random draw
+(the initial noise, a loss's projections) follows the run's seed (:mod:`stylediff.seeding`).
 
 The output is the iterate with the lowest loss, not the last one. Without a line search L-BFGS
 can overshoot (the projection onto [0, 1] also makes its curvature pairs inexact): in the findings
@@ -20,16 +21,17 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, NumericalError
-from .images import resize, scaled_shape  # noqa: F401  (resize is public here too)
+from .images import resize, scaled_shape
 from .losses import ContentTerm, Objective, StyleTerm
-from .vgg import VGG19, check_layers
+from .networks.base import FeatureNetwork
+from .seeding import ImageStreams, drawing_from
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "mean")
@@ -129,7 +131,7 @@ def _without_dynamo_import():
 
 
 def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimise") -> OptimizeResult:
+                   description: str = "optimize") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps.
 
     The loss is divided by its value at the start so that L-BFGS's fixed tolerances and
@@ -195,7 +197,7 @@ def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCo
 
 
 def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimise") -> OptimizeResult:
+                   description: str = "optimize") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps (see
     :func:`_optimize_image`), without paying for an import of torch's compiler."""
     with _without_dynamo_import():
@@ -232,18 +234,19 @@ def _multiscale(build: Callable[[tuple[int, int]], Objective], shape: tuple[int,
     image = initial_image(shapes[0], config.init, config.seed, reference, device)
     history: list[dict[str, float]] = []
     seconds = 0.0
-    for index, current in enumerate(shapes):
-        if index:
-            image = resize(image, current)
-        result = optimize_image(build(current), image, config, f"{description} {current[1]}x{current[0]}")
-        image, seconds = result.image, seconds + result.seconds
-        history += [{**entry, "scale": max(current)} for entry in result.history]
+    with drawing_from(ImageStreams([config.seed])):  # a loss's random draws follow the run's seed
+        for index, current in enumerate(shapes):
+            if index:
+                image = resize(image, current)
+            result = optimize_image(build(current), image, config, f"{description} {current[1]}x{current[0]}")
+            image, seconds = result.image, seconds + result.seconds
+            history += [{**entry, "scale": max(current)} for entry in result.history]
     return OptimizeResult(image=image, history=history, seconds=seconds)
 
 
-def invert(vgg: VGG19, image: torch.Tensor, layer: str, config: OptimizeConfig) -> OptimizeResult:
+def invert(vgg: FeatureNetwork, image: torch.Tensor, layer: str, config: OptimizeConfig) -> OptimizeResult:
     """Feature inversion (Mahendran & Vedaldi): reconstruct ``image`` from its activations at ``layer``."""
-    check_layers([layer])
+    vgg.check_layers([layer])
     image = image.to(next(vgg.parameters()).device)
 
     def build(shape):
@@ -253,7 +256,7 @@ def invert(vgg: VGG19, image: torch.Tensor, layer: str, config: OptimizeConfig) 
     return _multiscale(build, tuple(image.shape[-2:]), config, image, image.device, f"invert {layer}")
 
 
-def synthesize_texture(vgg: VGG19, style: torch.Tensor, layers: list[str] | str, loss: str,
+def synthesize_texture(vgg: FeatureNetwork, style: torch.Tensor, layers: list[str] | str, loss: str,
                        shape: tuple[int, int], config: OptimizeConfig,
                        layer_weights: list[float] | None = None) -> OptimizeResult:
     """Texture synthesis (Gatys et al. 2015): match the style statistics of ``style`` from noise.
@@ -266,10 +269,12 @@ def synthesize_texture(vgg: VGG19, style: torch.Tensor, layers: list[str] | str,
     return _multiscale(lambda _shape: objective, shape, config, style, style.device, f"texture {loss}")
 
 
-def transfer_style(vgg: VGG19, content: torch.Tensor, style: torch.Tensor, layers: list[str] | str, loss: str,
-                   config: OptimizeConfig, content_layer: str = "relu4_2", style_weight: float = 10.0,
+def transfer_style(vgg: FeatureNetwork, content: torch.Tensor, style: torch.Tensor, layers: list[str] | str, loss: str,
+                   config: OptimizeConfig, content_layer: str | None = None, style_weight: float = 10.0,
                    content_weight: float = 1.0, layer_weights: list[float] | None = None) -> OptimizeResult:
-    """Neural style transfer (Gatys et al. 2016): content of ``content`` with the style of ``style``."""
+    """Neural style transfer (Gatys et al. 2016): content of ``content`` with the style of ``style``
+    (``content_layer`` None: the network's own content layer, relu4_2 for VGG-19)."""
+    content_layer = content_layer or vgg.content_layer
     device = next(vgg.parameters()).device
     content, style = content.to(device), style.to(device)
     style_term = StyleTerm(vgg, style, layers, loss, layer_weights)

@@ -3,8 +3,9 @@ computed with them.
 
 Every style loss of :data:`stylediff.losses.STYLE_LOSSES` is also a distance: each output is graded at
 relu1_1 … relu5_1 by every loss, not only the one it was optimised with (normalised as in
-:class:`~stylediff.losses.StyleTerm`; a stochastic loss is reseeded before each image, so the distance
-is deterministic). The plain Gram distance ‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too.
+:class:`~stylediff.losses.StyleTerm`; a loss that draws random numbers draws them from streams of one
+fixed seed restarted before each image, so the distance is deterministic). The plain Gram distance
+‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too.
 
 LPIPS (torchmetrics, with the backbones of :mod:`stylediff.lpips`): ``lpips="auto"`` computes it when
 the backbone files are there (downloading them when online) and otherwise skips it with one line saying
@@ -15,24 +16,27 @@ are upsampled to 64 px for LPIPS.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, WeightsError
+from .heldout import HeldOut
 from .images import load_image, resize
 from .io import read_json
 from .layers import STYLE_LAYERS_GATYS, check_layers
 from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
 from .lpips import LPIPS_NETS, check_lpips_backbone, lpips_backbone_path
-from .vgg import load_vgg19
+from .networks.vgg19 import load_vgg19
+from .seeding import ImageStreams, drawing_from
 
 METRIC_LAYERS = STYLE_LAYERS_GATYS
 """The layers every style distance is reported at (and averaged over)."""
 METRIC_SEED = 0
-"""Seed a stochastic style loss restarts from before each image."""
+"""Seed of the random streams (:mod:`stylediff.seeding`) a style loss draws from, restarted per image."""
 LPIPS_MIN_SIDE = 64
 LPIPS_SETTINGS = ("auto", "true", "false")
 
@@ -64,12 +68,14 @@ def realism_features(vgg, images: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Scorer:
-    """Holds the networks (VGG-19, LPIPS) for a batch of metric computations; load once, score many."""
+    """Holds the networks (VGG-19, LPIPS, the held-out ones) for a batch of metric computations; load once, score many."""
 
     weights: str = "caffe"
     pooling: str = "max"
     device: str = "cpu"
     lpips: str | bool = "auto"
+    heldout: str | bool = "auto"
+    """Held-out style networks (:mod:`stylediff.heldout`): auto (those present), true (all, or fail), false."""
 
     def __post_init__(self):
         self.lpips = {True: "true", False: "false"}.get(self.lpips, self.lpips)
@@ -92,6 +98,7 @@ class Scorer:
                 self.lpips_skipped = str(exc)
                 print(f"stylediff: LPIPS skipped: {exc}", file=sys.stderr)
         self._reference_features: dict[str, torch.Tensor] = {}
+        self.held_out = HeldOut(self.heldout, self.device)
 
     @torch.no_grad()
     def reference_features(self, batch_sidecar: str) -> torch.Tensor:
@@ -123,6 +130,7 @@ class Scorer:
         out: dict[str, Any] = {"vgg19": self.vgg.provenance()}
         out["lpips"] = ({net: str(lpips_backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
                         else {"skipped": self.lpips_skipped})
+        out["heldout"] = self.held_out.provenance()
         if self._reference_features:
             out["realism_reference_sets"] = {path: len(f) for path, f in self._reference_features.items()}
         return out
@@ -159,10 +167,10 @@ class Scorer:
         # the style (often at twice the output's size) goes through VGG once per job, not once per output
         out = gram_distances(features, self._cached(key, "features", lambda: self.vgg(style, layers)), layers)
         for loss in STYLE_LOSSES:
-            term = self._cached(key, loss, lambda: StyleTerm(self.vgg, style, layers, loss,
+            term = self._cached(key, loss, lambda loss=loss: StyleTerm(self.vgg, style, layers, loss,
                                                              layer_weights=[1.0] * len(layers)))
-            term.loss.reseed(METRIC_SEED)  # a stochastic loss: the same draws for every image
-            per_layer = term.layer_losses(features)[:, 0]
+            with drawing_from(ImageStreams([METRIC_SEED])):  # the same random draws for every image
+                per_layer = term.layer_losses(features)[:, 0]
             for name, value in zip(layers, per_layer.tolist()):
                 out[f"{loss}_{name}"] = value
             out[f"{loss}_mean"] = per_layer.mean().item()

@@ -77,7 +77,7 @@ def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, c
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(lpips, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
                                                       for net in lpips.TORCHVISION_URLS})
-    scorer = Scorer(lpips="auto")
+    scorer = Scorer(lpips="auto", heldout=False)
     err = capsys.readouterr().err
     assert not scorer.lpips_on and err.count("\n") == 1 and "LPIPS skipped" in err
     assert "skipped" in scorer.provenance()["lpips"]
@@ -86,7 +86,7 @@ def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, c
     assert "lpips_vgg" not in doc["metrics"] and "gram_dist_mean" in doc["metrics"]
     with pytest.raises(WeightsError):
         Scorer(lpips="true")
-    Scorer(lpips="false")
+    Scorer(lpips="false", heldout=False)
     assert capsys.readouterr().err == ""
 
 
@@ -94,7 +94,7 @@ def _run(folder: Path, name: str, image: torch.Tensor, config: dict) -> Path:
     path = folder / f"{name}.png"
     save_image(image, path)
     write_json(path.with_suffix(".json"), {"config": config, "timing": {"load_seconds": 1.0,
-               "optimise_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
+               "optimize_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
     return path
 
 
@@ -138,7 +138,10 @@ def test_metrics_verb_batch_and_errors(tmp_path):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     docs = [json.loads((tmp_path / f"{n}.metrics.json").read_text()) for n in "ab"]
-    assert docs[0]["metrics"]["feature_error"] < docs[1]["metrics"]["feature_error"] + 10  # both computed
+    for doc, path in zip(docs, (a, b)):  # each image scored at its own sidecar's layer, into its own --out
+        expected = image_metrics(Scorer(lpips=False), "inversion", path, original)["metrics"]
+        assert doc["metrics"] == pytest.approx(expected, rel=1e-6)
+    assert docs[0]["metrics"]["feature_error"] != docs[1]["metrics"]["feature_error"]
     assert docs[0]["metric_weights"]["vgg19"]["source"] == "caffe"
     result = subprocess.run(base + ["--out", str(tmp_path / "only_one.json")], cwd=ROOT, capture_output=True,
                             text=True)
