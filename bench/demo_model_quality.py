@@ -51,12 +51,12 @@ def sample_model(path: str, n: int, steps: int, batch: int, seed: int) -> tuple[
     """``n`` unguided DDIM (eta 0) samples as uint8 (N,H,W,3). A latent model (an ``LDMPipeline``-style
     folder: ``vqvae/`` or ``vae/`` + ``unet/`` + ``scheduler/``) draws latents with the same seeds and
     loop and decodes them with ``decode(z / scaling_factor)``, as diffusers' ``LDMPipeline`` does."""
-    from diffusers import AutoencoderKL, DDIMScheduler, DDPMPipeline, UNet2DModel
+    import diffusers
+    from diffusers import DDIMScheduler, DDPMPipeline, UNet2DModel
     vae = None
     if _is_latent(path):
         index = json.loads((Path(path) / "model_index.json").read_text())
         sub = "vqvae" if "vqvae" in index else "vae"
-        import diffusers
         vae = getattr(diffusers, index[sub][1]).from_pretrained(path, subfolder=sub).float().eval()
         unet = UNet2DModel.from_pretrained(path, subfolder="unet").float().eval()
         config = DDIMScheduler.load_config(path, subfolder="scheduler")

@@ -441,9 +441,9 @@ def main(argv=None):
     up.add_argument("--pred", default="v_prediction", choices=["epsilon", "v_prediction"])
     up.add_argument("--betas", default="squaredcos_cap_v2", choices=["squaredcos_cap_v2", "linear", "scaled_linear"])
     up.add_argument("--min-snr", dest="min_snr", type=float, default=5.0, help="gamma; 0 = plain MSE")
-    up.add_argument("--channels", default="64,128,192")
+    up.add_argument("--channels", default="64,96,128")
     up.add_argument("--layers", type=int, default=1)
-    up.add_argument("--attn-res", dest="attn_res", default="4,2", help="latent resolutions with attention, '' = none")
+    up.add_argument("--attn-res", dest="attn_res", default="4", help="latent resolutions with attention, '' = none")
     up.add_argument("--head-dim", dest="head_dim", type=int, default=32)
     up.add_argument("--groups", type=int, default=32)
 
