@@ -33,6 +33,8 @@ KNOB_FLAGS = {
                                                        "iterations N_iter"),
     "inner_lr": dict(type=cli.finite_float, help="ugd: backward-guidance Adam rate"),
     "step_schedule": dict(choices=("inv_sqrt_alpha_prev", "constant"), help="mpgd: the x0 step's schedule"),
+    "gradient": dict(choices=("norm", "squared"), help="mpgd: step along the gradient of the residual norm "
+                                                       "sqrt(L) (norm, the reference) or of L (squared)"),
     "rho": dict(type=cli.nonnegative_float, help="tfg: mean guidance through the UNet (times --scale)"),
     "mu": dict(type=cli.nonnegative_float, help="tfg: x0-space guidance (times --scale)"),
     "variance": dict(type=cli.nonnegative_float, help="tfg: std of the Gaussian smoothing of the loss (gamma)"),

@@ -32,6 +32,7 @@ class DPSGuidance(GuidanceMethod):
     paper = "Chung et al. 2023, Diffusion Posterior Sampling for General Noisy Inverse Problems"
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
     through_unet = True
+    clamp = "straight-through; reference: in-graph (clip_denoised in p_mean_variance)"
     scale_range = (3.0, 90.0)
     scale: float = 15.0
     note = "the reference samples DDPM with 1000 steps; here the shared sampler (DDIM 50, eta 0 by default)"
