@@ -149,7 +149,7 @@ def test_guidance_methods_choose_within_the_budget_on_the_selection_seeds(tmp_pa
     path = tmp_path / "gm.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     text = findings_markdown({"guidance_methods": path})
-    assert "| `a` | 0.1 | yes | 1.5 |" in cells(text)  # not 1: over the realism budget
-    assert "| `b` | 3 | yes | 1 |" in cells(text)
+    assert "| `a` | 0.1 | yes | 1.5 [1.5, 1.5] | +0.5 [0.5, 0.5] |" in cells(text)  # not 1: over the budget
+    assert "| `b` | 3 | yes | 1 [1, 1] | best |" in cells(text)
     assert "the method chosen best on the selection seeds is `b`" in text
     assert "| `a` | 1 | 0.5 ± 0 |" in cells(text)  # every cell is still in the full table
