@@ -106,7 +106,7 @@ def select_settings(frame, split: SplitHalf, budget: Budget = Budget()) -> dict[
     return chosen
 
 
-def _matrix(runs, metric: str, styles: Sequence[str], seeds: Sequence[int]):
+def cell_matrix(runs, metric: str, styles: Sequence[str], seeds: Sequence[int]):
     """(styles × seeds) of ``metric``, NaN where a run is missing."""
     import numpy as np
 
@@ -152,8 +152,8 @@ def compare(frame, budget: Budget = Budget()) -> Comparison:
     rows, matrices = {}, {}
     for method, choice in choices.items():
         runs = report[(report["method"] == method) & (report["scale"] == choice.scale)]
-        matrices[method] = {m: _matrix(runs, m, styles, split.report) for m in metrics}
-        fidelity = mean_interval(_matrix(runs, "lpips_vgg", styles, split.report)) if "lpips_vgg" in runs else None
+        matrices[method] = {m: cell_matrix(runs, m, styles, split.report) for m in metrics}
+        fidelity = mean_interval(cell_matrix(runs, "lpips_vgg", styles, split.report)) if "lpips_vgg" in runs else None
         rows[method] = Reported(choice, tuple(sorted(runs["seed"].unique())),
                                 {m: mean_interval(matrices[method][m]) for m in metrics}, fidelity)
     guided = [m for m in rows if m != UNGUIDED]
