@@ -95,3 +95,26 @@ def test_budget_limits_the_choice_and_heldout_metrics_plug_in_by_name():
     tau, cells = result.agreement["heldout_vgg16_gram"]
     assert cells == 4 and tau == pytest.approx(-1.0)  # the held-out metric reverses every order
     assert result.swaps["heldout_vgg16_gram"] == [("a", "b")]
+
+
+def test_the_findings_preset_plans_a_split_half_comparison():
+    """The findings preset's guidance-methods grid: ≥ 5 styles × ≥ 4 seeds, two disjoint halves of ≥ 2
+    seeds each (every run is sampled for both), and every method's scales span its scale_range."""
+    from pathlib import Path
+
+    from stylediff import plan
+    from stylediff.diffusion import METHODS
+
+    config = plan.load_config(Path(__file__).resolve().parents[1] / "config.yaml", "findings")
+    section = config["guidance_methods"]
+    assert len(section["styles"]) >= 5 and len(section["seeds"]) >= 4
+    split = split_seeds(section["seeds"])
+    assert len(split.selection) >= 2 and len(split.report) >= 2
+    assert set(split.selection) | set(split.report) == set(section["seeds"])
+    runs = plan.build(config).runs
+    runs = runs[runs["experiment"] == "guidance_methods"]
+    seeds = runs.groupby(["style", "method", "scale"])["seed"].apply(lambda s: tuple(sorted(s)))
+    assert set(seeds) == {tuple(sorted(section["seeds"]))}  # every setting is sampled on both halves
+    for name, entry in plan.method_entries(section).items():
+        low, high = METHODS[name].scale_range
+        assert min(entry["scales"]) <= low and max(entry["scales"]) >= high, name
