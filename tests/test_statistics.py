@@ -104,6 +104,7 @@ def test_the_findings_preset_plans_a_split_half_comparison():
 
     from stylediff import plan
     from stylediff.diffusion import METHODS
+    from stylediff.experiments import method_entries
 
     config = plan.load_config(Path(__file__).resolve().parents[1] / "config.yaml", "findings")
     section = config["guidance_methods"]
@@ -115,6 +116,6 @@ def test_the_findings_preset_plans_a_split_half_comparison():
     runs = runs[runs["experiment"] == "guidance_methods"]
     seeds = runs.groupby(["style", "method", "scale"])["seed"].apply(lambda s: tuple(sorted(s)))
     assert set(seeds) == {tuple(sorted(section["seeds"]))}  # every setting is sampled on both halves
-    for name, entry in plan.method_entries(section).items():
+    for name, entry in method_entries(section).items():
         low, high = METHODS[name].scale_range
         assert min(entry["scales"]) <= low and max(entry["scales"]) >= high, name

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, NumericalError, ResourceError
+from ..images import scaled_shape
 from .methods.base import GuidanceMethod, StepContext
 from .schedule import Schedule, check_supported, is_ddim
 
@@ -137,8 +138,7 @@ class GuidedSampler:
     def guidance_shape(self) -> tuple[int, int]:
         h, w = self.sample_shape[1:]
         side = self.guidance_size or default_guidance_size(max(h, w), getattr(self.objective, "min_size", 1))
-        ratio = side / max(h, w)
-        return max(1, round(h * ratio)), max(1, round(w * ratio))
+        return scaled_shape((h, w), side)
 
     def to_objective_input(self, x0: torch.Tensor) -> torch.Tensor:
         """Model-space x̂0 in [-1, 1] -> [0, 1] at the guidance size (straight-through clamp)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io import atomic_path
-from .tables import column_label, read_table, with_shared_baselines
+from .tables import read_table, recorded_label, with_shared_baselines
 
 DEFAULT_NORMALIZATION = "per_step"
 FIGURE_DPI = 100
@@ -94,7 +94,7 @@ def _errorbar_axes(ax, frame, x: str, y: str, line: str, xorder: list, xlabels: 
         ax.errorbar(xs, means, yerr=stds, marker="o", markersize=3, capsize=2, linewidth=1, label=str(name))
     ax.set_xticks(positions)
     ax.set_xticklabels(xlabels if xlabels is not None else [str(v) for v in xorder], rotation=30, ha="right")
-    ax.set_ylabel(column_label(frame, y))
+    ax.set_ylabel(recorded_label(frame, y))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, title=line, title_fontsize=6)
 
@@ -303,8 +303,8 @@ def pareto_figure(sub, methods: list[str], model: str):
             style = dict(color="black", marker="x", linestyle="none") if method == UNGUIDED else dict(marker="o")
             ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, markersize=3, capsize=1.5, linewidth=0.8, elinewidth=0.6,
                         label=method, **style)
-        ax.set_xlabel(column_label(sub, x) if x != "seconds_per_image" else "seconds per image")
-        ax.set_ylabel(column_label(sub, y))
+        ax.set_xlabel(recorded_label(sub, x) if x != "seconds_per_image" else "seconds per image")
+        ax.set_ylabel(recorded_label(sub, y))
         ax.set_title("the guidance loss" if y == GUIDANCE_METRIC else f"held out: {y}")
         if x == "seconds_per_image":
             ax.set_xscale("log")
