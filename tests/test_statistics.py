@@ -119,3 +119,14 @@ def test_the_findings_preset_plans_a_split_half_comparison():
     for name, entry in method_entries(section).items():
         low, high = METHODS[name].scale_range
         assert min(entry["scales"]) <= low and max(entry["scales"]) >= high, name
+
+
+def test_a_method_over_the_budget_is_never_the_best():
+    """b reaches the lowest distance only at a scale over the LPIPS budget: a, within it, is the best
+    the others are compared with, and b's row says it missed the budget."""
+    frame = table("a")
+    frame.loc[frame["method"] == "b", "lpips_vgg"] = 0.9
+    frame.loc[frame["method"] == "b", "gram_dist_mean"] -= 5
+    result = compare(frame, Budget(lpips=0.3, realism=None))
+    assert not result.rows["b"].choice.within_budget and result.rows["a"].choice.within_budget
+    assert result.best["gram_dist_mean"] == "a"

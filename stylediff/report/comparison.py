@@ -134,7 +134,8 @@ class Comparison:
     styles: list[str]
     rows: dict[str, Reported]
     best: dict[str, str]
-    """metric -> the guided method with the lowest mean on the *selection* seeds at its chosen setting."""
+    """metric -> the guided method with the lowest mean on the *selection* seeds at its chosen setting,
+    among those within the budget (all guided methods when none is)."""
     agreement: dict[str, tuple[float, int]]
     """held-out metric -> (Kendall τ with the guidance loss over method × scale cells, number of cells)."""
     swaps: dict[str, list[tuple[str, str]]]
@@ -157,10 +158,11 @@ def compare(frame, budget: Budget = Budget()) -> Comparison:
         rows[method] = Reported(choice, tuple(sorted(runs["seed"].unique())),
                                 {m: mean_interval(matrices[method][m]) for m in metrics}, fidelity)
     guided = [m for m in rows if m != UNGUIDED]
+    eligible = [m for m in guided if rows[m].choice.within_budget] or guided
     best = {}
     for metric in metrics:
         chosen = {m: selection[(selection["method"] == m) & (selection["scale"] == rows[m].choice.scale)][metric].mean()
-                  for m in guided}
+                  for m in eligible}
         chosen = {m: v for m, v in chosen.items() if not math.isnan(v)}
         if chosen:
             best[metric] = min(chosen, key=chosen.get)
