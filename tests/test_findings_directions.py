@@ -5,6 +5,7 @@ trend), and nothing in the page states a direction the data does not have."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pandas as pd
@@ -110,6 +111,7 @@ def test_guidance_methods_sentences_follow_the_data(tmp_path):
     assert "the method chosen best on the selection seeds is `a`" in ahead
     assert "the intervals support a difference from it for `b` higher (+0.5" in ahead
     assert "ranking changes with `heldout_vgg16_gram` for 1 pair(s): `a` ahead of `b` by the guidance loss" in ahead
+    assert re.search(r"`heldout_vgg16_gram` over 4 method × scale cells: -?[\d.]+ \(\d+ of 6 cell pairs", ahead)
     behind = findings_markdown({"guidance_methods": methods(tmp_path, -1)})
     assert "By the guidance loss (Gram distance (mean relu1–5_1)), the method chosen best on the selection seeds is `b`" in behind
     assert "support a difference from it for `a` higher (+0.5" in behind

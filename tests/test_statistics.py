@@ -92,8 +92,9 @@ def test_budget_limits_the_choice_and_heldout_metrics_plug_in_by_name():
     choices = select_settings(frame, split, Budget(lpips=0.3, realism=None))
     assert choices["a"].scale == 2.0 and choices["a"].within_budget
     result = compare(table("a"))
-    tau, cells = result.agreement["heldout_vgg16_gram"]
+    tau, cells, opposite = result.agreement["heldout_vgg16_gram"]
     assert cells == 4 and tau == pytest.approx(-1.0)  # the held-out metric reverses every order
+    assert opposite == 5  # of 6 pairs: (a, 2) and (b, 1) tie (the same values on every seed)
     assert result.swaps["heldout_vgg16_gram"] == [("a", "b")]
 
 

@@ -136,8 +136,9 @@ class Comparison:
     best: dict[str, str]
     """metric -> the guided method with the lowest mean on the *selection* seeds at its chosen setting,
     among those within the budget (all guided methods when none is)."""
-    agreement: dict[str, tuple[float, int]]
-    """held-out metric -> (Kendall τ with the guidance loss over method × scale cells, number of cells)."""
+    agreement: dict[str, tuple[float, int, int]]
+    """held-out metric -> (Kendall τ with the guidance loss over method × scale cells, number of cells,
+    number of cell pairs the two metrics order oppositely)."""
     swaps: dict[str, list[tuple[str, str]]]
     """held-out metric -> pairs (a, b): a ahead of b by the guidance loss, behind by the held-out metric."""
 
@@ -173,7 +174,9 @@ def compare(frame, budget: Budget = Budget()) -> Comparison:
     cells = frame[frame["method"] != UNGUIDED].groupby(["method", "scale"])[metrics].mean()
     agreement, swaps = {}, {}
     for metric in metrics[1:]:
-        agreement[metric] = (kendall(cells[GUIDANCE_METRIC], cells[metric]), len(cells))
+        g, h = cells[GUIDANCE_METRIC].to_numpy(), cells[metric].to_numpy()
+        opposite = int(sum((g[i] - g[j]) * (h[i] - h[j]) < 0 for i in range(len(g)) for j in range(i + 1, len(g))))
+        agreement[metric] = (kendall(g, h), len(cells), opposite)
         means = {m: rows[m].metrics for m in guided}
         swaps[metric] = [(a, b) for a in guided for b in guided
                          if means[a][GUIDANCE_METRIC].value < means[b][GUIDANCE_METRIC].value

@@ -41,9 +41,10 @@ def _paired_claim(result: Comparison, metric: str) -> str:
 
 def _agreement_claims(result: Comparison) -> list[str]:
     claims = []
-    for metric, (tau, cells) in result.agreement.items():
+    for metric, (tau, cells, opposite) in result.agreement.items():
         swaps = result.swaps[metric]
-        text = (f"Kendall τ between the guidance loss and `{metric}` over {cells} method × scale cells: {fmt(tau, 2)}. ")
+        text = (f"Kendall τ between the guidance loss and `{metric}` over {cells} method × scale cells: {fmt(tau, 2)} "
+                f"({opposite} of {cells * (cells - 1) // 2} cell pairs ordered oppositely). ")
         if swaps:
             text += (f"At the chosen settings the ranking changes with `{metric}` for {len(swaps)} pair(s): "
                      + "; ".join(f"`{a}` ahead of `{b}` by the guidance loss, behind by `{metric}`" for a, b in swaps)
