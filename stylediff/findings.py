@@ -230,8 +230,8 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
                     what = f"`{mode}`, window {window or '0-1'}" + (f", `{norm}` normalisation" if len(norms) > 1 else "")
                     claims.append(
                         f"{what}: Gram distance {_fmt(by_scale.get(0.0, float('nan')))} unguided "
-                        f"→ {_fmt(by_scale[best_scale])} at scale {best_scale:g}; it {_trend(rho, 'styles resampled, ')} "
-                        "with the scale"
+                        f"→ {_fmt(by_scale[best_scale])} at scale {best_scale:g}; "
+                        f"it {_trend(rho, 'styles resampled, ')} with the scale"
                         + (f", LPIPS to the unguided sample {_fmt(lp[best_scale])} there" if lp is not None else "")
                         + (f"; at the largest scale {scales[-1]:g} the distance is {_fmt(by_scale[scales[-1]])}"
                            if best_scale != scales[-1] else "") + ".")

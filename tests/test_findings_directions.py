@@ -32,7 +32,8 @@ def inversion(tmp_path, direction):
     for image, layer, seed in itertools.product(["a", "b", "c"], LAYERS, [0, 1]):
         d = LAYERS.index(layer)
         jitter = 0.01 * seed  # level across layers: ρ = 0 exactly when flat
-        rows.append({"image": image, "layer": layer, "pooling": "max", "seed": seed, "psnr": 30 - trend(direction, 4 * d, jitter),
+        rows.append({"image": image, "layer": layer, "pooling": "max", "seed": seed,
+                     "psnr": 30 - trend(direction, 4 * d, jitter),
                      "lpips_vgg": 0.5 + trend(direction, 0.1 * d, 0.01 * jitter)})
     return write(tmp_path, f"inv{direction}", rows)
 
@@ -113,7 +114,8 @@ def test_guidance_methods_sentences_follow_the_data(tmp_path):
     assert "ranking changes with `heldout_vgg16_gram` for 1 pair(s): `a` ahead of `b` by the guidance loss" in ahead
     assert re.search(r"`heldout_vgg16_gram` over 4 method × scale cells: -?[\d.]+ \(\d+ of 6 cell pairs", ahead)
     behind = findings_markdown({"guidance_methods": methods(tmp_path, -1)})
-    assert "By the guidance loss (Gram distance (mean relu1–5_1)), the method chosen best on the selection seeds is `b`" in behind
+    assert "By the guidance loss (Gram distance (mean relu1–5_1)), the method chosen best on the selection seeds is `b`" \
+        in behind
     assert "support a difference from it for `a` higher (+0.5" in behind
     flat = findings_markdown({"guidance_methods": methods(tmp_path, 0)})
     assert "the intervals support a difference from it for no method; they do not for `" in flat

@@ -298,8 +298,8 @@ def pareto_figure(sub, methods: list[str], model: str):
             if not points:
                 continue
             xs, ys = [p[0].value for p in points], [p[1].value for p in points]
-            xerr = [[max(0.0, p[0].value - p[0].low) for p in points], [max(0.0, p[0].high - p[0].value) for p in points]]
-            yerr = [[max(0.0, p[1].value - p[1].low) for p in points], [max(0.0, p[1].high - p[1].value) for p in points]]
+            xerr, yerr = ([[max(0.0, p[k].value - p[k].low) for p in points],
+                           [max(0.0, p[k].high - p[k].value) for p in points]] for k in (0, 1))
             style = dict(color="black", marker="x", linestyle="none") if method == UNGUIDED else dict(marker="o")
             ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, markersize=3, capsize=1.5, linewidth=0.8, elinewidth=0.6,
                         label=method, **style)

@@ -55,7 +55,8 @@ class MPGDGuidance(GuidanceMethod):
     def __post_init__(self):
         super().__post_init__()
         if self.step_schedule not in STEP_SCHEDULES:
-            raise ConfigError(f"unknown step schedule {self.step_schedule!r}; choose one of {', '.join(STEP_SCHEDULES)}")
+            raise ConfigError(f"unknown step schedule {self.step_schedule!r}; "
+                              f"choose one of {', '.join(STEP_SCHEDULES)}")
         if self.gradient not in GRADIENTS:
             raise ConfigError(f"unknown mpgd gradient {self.gradient!r}; choose one of {', '.join(GRADIENTS)}")
 
