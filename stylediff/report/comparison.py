@@ -128,6 +128,8 @@ class Reported:
 
 @dataclass
 class Comparison:
+    """What :func:`compare` found: the split, the budget, the style metrics, each method's reported row."""
+
     split: SplitHalf
     budget: Budget
     metrics: list[str]
