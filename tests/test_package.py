@@ -1,5 +1,5 @@
 """The package's shape: no import cycle, the public API where the README says, registries that match
-the schema, and the README's Python examples run."""
+the schema, and the Python examples of the README and the docs run."""
 
 from __future__ import annotations
 
@@ -109,13 +109,16 @@ def test_schema_lists_exactly_the_registered_names():
 
 
 def readme_python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    """Every distinct ```python block of the README and of the docs pages."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    blocks = [block for page in pages for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
+    return list(dict.fromkeys(blocks))
 
 
 @pytest.mark.parametrize("index", range(len(readme_python_blocks())))
 def test_readme_python_examples_run(tmp_path, index):
-    """Each ```python block of the README runs as it is, from the repository root (sizes shrunk so
-    the test is quick: 256 px -> 32 px, 300 steps -> 3)."""
+    """Each ```python block of the README and the docs runs as it is, from the repository root (sizes
+    shrunk so the test is quick: 256 px -> 32 px, 300 steps -> 3)."""
     code = readme_python_blocks()[index]
     code = code.replace("256", "32").replace("steps=300", "steps=3").replace("num_inference_steps=50",
                                                                              "num_inference_steps=3")
