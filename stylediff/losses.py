@@ -245,7 +245,7 @@ class GaussianW2Loss(StyleLoss):
 
 def get_style_loss(name: str, **kwargs) -> StyleLoss:
     """Instantiate a registered style loss by name; LossError lists the valid names."""
-    return STYLE_LOSSES.get(name)(**kwargs)
+    return STYLE_LOSSES.lookup(name)(**kwargs)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

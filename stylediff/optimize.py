@@ -28,10 +28,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, NumericalError
-from .images import resize, scaled_shape  # noqa: F401  (resize is public here too)
+from .images import resize, scaled_shape
+from .layers import check_layers
 from .losses import ContentTerm, Objective, StyleTerm
 from .seeding import ImageStreams, drawing_from
-from .vgg import VGG19, check_layers
+from .vgg import VGG19
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "mean")
@@ -131,7 +132,7 @@ def _without_dynamo_import():
 
 
 def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimise") -> OptimizeResult:
+                   description: str = "optimize") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps.
 
     The loss is divided by its value at the start so that L-BFGS's fixed tolerances and
@@ -197,7 +198,7 @@ def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCo
 
 
 def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimise") -> OptimizeResult:
+                   description: str = "optimize") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps (see
     :func:`_optimize_image`), without paying for an import of torch's compiler."""
     with _without_dynamo_import():

@@ -76,7 +76,7 @@ def guidance(tmp_path, direction):
     rows = []
     for style, scale, seed in itertools.product(["s1", "s2", "s3"], [0.0, 0.1, 0.3, 1.0], [0, 1, 2]):
         jitter = 0.002 * seed
-        rows.append({"model_slug": "m", "model": "m", "style": style, "mode": "x0", "window": "0-1", "scale": scale,
+        rows.append({"model_slug": "m", "model": "m", "style": style, "method": "x0", "window": "0-1", "scale": scale,
                      "seed": seed, "gram_dist_mean": 0.8 - trend(direction, 0.2 * scale, jitter),
                      "lpips_vgg": scale / 2})
     return write(tmp_path, f"g{direction}", rows)

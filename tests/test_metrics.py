@@ -94,7 +94,7 @@ def _run(folder: Path, name: str, image: torch.Tensor, config: dict) -> Path:
     path = folder / f"{name}.png"
     save_image(image, path)
     write_json(path.with_suffix(".json"), {"config": config, "timing": {"load_seconds": 1.0,
-               "optimise_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
+               "optimize_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
     return path
 
 

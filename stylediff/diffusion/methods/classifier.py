@@ -33,7 +33,7 @@ class ClassifierGuidance(GuidanceMethod):
     name = "classifier"
     paper = "Dhariwal & Nichol 2021, Diffusion Models Beat GANs on Image Synthesis"
     reference = "openai/guided-diffusion gaussian_diffusion.py ddim_sample + condition_score / condition_mean"
-    through_unet = True
+    differentiates_unet = True
     clamp = "straight-through; reference: none in the graph (its classifier reads x_t), x̂0 clipped for the update"
     scale_range = (9.0, 900.0)
     scale: float = 90.0

@@ -34,7 +34,7 @@ class DPSGuidance(GuidanceMethod):
     name = "dps"
     paper = "Chung et al. 2023, Diffusion Posterior Sampling for General Noisy Inverse Problems"
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
-    through_unet = True
+    differentiates_unet = True
     clamp = "straight-through; reference: in-graph (clip_denoised in p_mean_variance)"
     scale_range = (3.0, 90.0)
     scale: float = 15.0

@@ -46,7 +46,7 @@ class FreeDoMGuidance(GuidanceMethod):
     name = "freedom"
     paper = "Yu et al. 2023, FreeDoM: Training-Free Energy-Guided Conditional Diffusion Model"
     reference = "vvictoryuki/FreeDoM Face-GD/functions/denoising.py clip_ddim_diffusion; SD_style ddim.py"
-    through_unet = True
+    differentiates_unet = True
     clamp = "straight-through; reference: none (unclipped x̂0 to the energy and the update)"
     scale_range = (0.03, 0.3)
     note = "the reference steps with the DDPM posterior (eta = 1); here the shared sampler's eta (0 by default)"

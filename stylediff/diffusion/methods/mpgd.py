@@ -44,7 +44,7 @@ class MPGDGuidance(GuidanceMethod):
     name = "mpgd"
     paper = "He et al. 2024, Manifold Preserving Guided Diffusion"
     reference = "KellyYutongHe/mpgd_pytorch guided_gaussian_diffusion.py DDIMx0 + WoProjSampling.conditioning"
-    through_unet = False
+    differentiates_unet = False
     clamp = "gradient at the clipped x̂0, as the reference (clip_denoised, then the gradient)"
     scale_range = (1.5, 15.0)
     """Re-measured for the unsquared-norm step: ``python bench/scale_range.py --methods mpgd`` (factors

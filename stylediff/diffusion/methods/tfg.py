@@ -53,7 +53,7 @@ class TFGGuidance(GuidanceMethod):
     name = "tfg"
     paper = "Ye et al. 2024, TFG: Unified Training-Free Guidance for Diffusion Models"
     reference = "YWolfeee/Training-Free-Guidance methods/tfg.py TFGGuidance.guide_step"
-    through_unet = True
+    differentiates_unet = True
     clamp = "in-graph [-1, 1], as the reference (_predict_x0 with clip_x0=True)"
     scale_range = (0.3, 9.0)
     note = "the reference samples with DDIM eta = 1; here the shared sampler's eta (0 by default)"

@@ -30,7 +30,7 @@ class UniversalGuidance(GuidanceMethod):
     name = "ugd"
     paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
-    through_unet = True
+    differentiates_unet = True
     clamp = ("straight-through; reference: none in the forward guidance (its clamp result is discarded), x̂0"
              " clamped before the update")
     scale_range = (30.0, 9000.0)
