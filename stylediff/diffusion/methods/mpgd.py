@@ -46,12 +46,12 @@ class MPGDGuidance(GuidanceMethod):
     reference = "KellyYutongHe/mpgd_pytorch guided_gaussian_diffusion.py DDIMx0 + WoProjSampling.conditioning"
     differentiates_unet = False
     clamp = "gradient at the clipped x̂0, as the reference (clip_denoised, then the gradient)"
-    scale_range = (1.5, 15.0)
-    """Re-measured for the unsquared-norm step: ``python bench/scale_range.py --methods mpgd`` (factors
-    0.03…30 of 3: low 3, high 9) and ``--factors 0.5,2,5`` (1.5: Gram 1.76 ≤ 0.9 × 2.09 unguided; 15:
-    realism 0.064 ≤ 0.085; 30: 0.096, destroyed). The squared rule's range was 0.45–15."""
+    scale_range = (5.0, 15.0)
+    """Re-measured for the unsquared-norm step with report/scale_range/README.md's command
+    (``--methods mpgd --factors 0.03,0.1,0.3,1,3,10``, log_mpgd_norm.txt): 1.5 gives Gram 1.76, just
+    above 0.9 × 1.94 unguided; 15 realism 0.036, 50 0.088 (destroyed). The squared rule's was 0.45–15."""
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
-    scale: float = 5.0
+    scale: float = 9.0
     step_schedule: str = "inv_sqrt_alpha_prev"
     gradient: str = "norm"
 
