@@ -14,8 +14,8 @@ Only pandas and scipy are needed (imported inside the functions, like :mod:`styl
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import ConfigError
 from .io import write_text

@@ -53,7 +53,7 @@ def texture(tmp_path, direction):
         k = layers.count("-")
         jitter = 0.001 * seed
         row = {"style": style, "layers": layers, "loss": loss, "seed": seed}
-        for i, layer in enumerate(LAYERS):
+        for layer in LAYERS:
             row[f"gram_dist_{layer}"] = 0.5 - trend(direction, 0.05 * k, jitter)
         good = (loss == "mean_std") == (direction >= 0)  # reversed: gram is the better loss
         for metric in ("gram_mean", "mean_std_mean"):

@@ -13,8 +13,15 @@ import pytest
 
 from stylediff.errors import ConfigError
 from stylediff.report.comparison import Budget, SplitHalf, compare, select_settings, split_seeds, style_metrics
-from stylediff.report.statistics import (Interval, kendall, mean_interval, paired_difference, spearman,
-                                         spearman_interval, trend_word)
+from stylediff.report.statistics import (
+    Interval,
+    kendall,
+    mean_interval,
+    paired_difference,
+    spearman,
+    spearman_interval,
+    trend_word,
+)
 
 
 def test_the_interval_chooses_the_word():

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import Evaluations, GuidanceMethod, StepContext, x0_gradient
+from .base import Evaluations, GuidanceMethod, StepContext, knob, x0_gradient
 from .dps import NORM_FLOOR
 
 STEP_SCHEDULES = ("inv_sqrt_alpha_prev", "constant")
@@ -52,8 +52,10 @@ class MPGDGuidance(GuidanceMethod):
     above 0.9 × 1.94 unguided; 15 realism 0.036, 50 0.088 (destroyed). The squared rule's was 0.45–15."""
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
     scale: float = 9.0
-    step_schedule: str = "inv_sqrt_alpha_prev"
-    gradient: str = "norm"
+    step_schedule: str = knob("inv_sqrt_alpha_prev", "the x0 step's schedule: s/sqrt(alpha_bar_prev) (the "
+                              "original's) or s (TFG's MPGD baseline)", choices=STEP_SCHEDULES)
+    gradient: str = knob("norm", "step along the gradient of the residual norm sqrt(L) (norm, the "
+                         "reference's) or of L (squared, TFG's MPGD baseline)", choices=GRADIENTS)
 
     def __post_init__(self):
         super().__post_init__()
