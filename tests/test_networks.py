@@ -88,7 +88,7 @@ def test_clip_gram_texture_through_the_cli(tiny_clip, tmp_path):
            "--out", str(out), "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "" and done.stderr == ""  # quiet
+    assert done.stdout.count("\n") == 1 and done.stderr == ""  # one line saying what it wrote
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["config"]["layers"] == "hidden2" and sidecar["config"]["network"] == "clip-vit-b16"
     assert sidecar["weights"]["network"]["name"] == "clip-vit-b16"
