@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylediff.heldout import HeldOut, HeldOutMetric, distance  # noqa: E402
+from stylediff.heldout import HeldOut, HeldOutMetric, distance, features_of  # noqa: E402
 from stylediff.images import load_image, resize, save_image, scaled_shape  # noqa: E402
 from stylediff.networks.vgg19 import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
 from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
@@ -99,7 +99,8 @@ def main() -> None:
                 save_image(texture, Path(args.images) / f"{path.stem}_{loss}.png")
         results[path.stem] = {}
         with torch.no_grad():
-            style_features = {column: net(style, list(net.style_layers)) for column, net in networks.items()}
+            style_features = {column: features_of(net, style, list(net.style_layers))
+                              for column, net in networks.items()}
             style_vgg = vgg(style, layers)
             for row, images in candidates.items():
                 values: dict[str, list[float]] = {}
