@@ -65,13 +65,19 @@ class StepContext:
     eta: float
     schedule: Schedule
     unet: Callable[[torch.Tensor], torch.Tensor]
-    """x_t -> model output (autocast as configured); differentiable when x_t requires grad."""
+    """x_t -> model output, conditioning and classifier-free guidance folded in (autocast as configured);
+    differentiable when x_t requires grad."""
     loss: Callable[[torch.Tensor], torch.Tensor]
-    """model-space x̂0 in [-1, 1] -> objective per image ``(N,)`` (straight-through clamp, resize, [0, 1])."""
+    """model-space x̂0 -> objective per image ``(N,)`` of the model's image of it (``to_image``: pixels
+    clamped straight-through, or latents decoded with gradient), resized to the guidance size."""
     scheduler_step: Callable[[torch.Tensor, torch.Tensor], Any]
     """(model output, x_t) -> the scheduler's output, always drawing the unguided run's step noise."""
     noise: Callable[[tuple, str], torch.Tensor]
     """(shape of one image, purpose) -> one standard normal draw per image from its own stream."""
+    clamp: Callable[[torch.Tensor], torch.Tensor] = lambda x0: x0.clamp(-1, 1)  # noqa: E731
+    """A model-space x̂0 clamped to the model's valid range ([-1, 1] for pixels; latents are not clamped)."""
+    correction: torch.Tensor | None = None
+    """w·(ε_c − ε_u) of the last ``unet`` call's classifier-free guidance (None without CFG)."""
     state: dict = field(default_factory=dict)
     """Kept across the steps of one sampling call (e.g. a first step's normalisation ratio)."""
     record: dict = field(default_factory=dict)

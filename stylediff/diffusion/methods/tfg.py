@@ -122,7 +122,7 @@ class TFGGuidance(GuidanceMethod):
                 loss = self._smoothed(ctx, x0, offsets)
                 grad = ctx.check_finite(loss.detach(), torch.autograd.grad(loss.sum(), x_in)[0], self.scale)
                 d_prev = -rho * grad / (ab / ab_prev).sqrt()
-        out, x0 = out.detach(), x0.detach().clamp(-1, 1)
+        out, x0 = out.detach(), ctx.clamp(x0.detach())
         moved = x0
         for _ in range(self.inner_steps if mu > 0 else 0):
             with torch.enable_grad():

@@ -55,7 +55,7 @@ class UniversalGuidance(GuidanceMethod):
         grad = ctx.check_finite(loss, grad, self.scale)
         schedule = ctx.schedule
         eps_forward = eps + self.scale * schedule.sigma(ctx.t) * grad
-        x0 = schedule.x0_from_eps(x, eps_forward, ctx.t).clamp(-1, 1)
+        x0 = ctx.clamp(schedule.x0_from_eps(x, eps_forward, ctx.t))
         if self.inner_steps:
             x0 = self._backward_guidance(ctx, x0)
         ab = schedule.alpha_bar(ctx.t)
@@ -70,8 +70,8 @@ class UniversalGuidance(GuidanceMethod):
             optimiser = torch.optim.Adam([leaf], lr=self.inner_lr)
             for _ in range(self.inner_steps):
                 with torch.no_grad():
-                    leaf.clamp_(-1, 1)
+                    leaf.copy_(ctx.clamp(leaf))
                 optimiser.zero_grad(set_to_none=True)
                 ctx.loss(leaf).sum().backward()
                 optimiser.step()
-        return leaf.detach().clamp(-1, 1)
+        return ctx.clamp(leaf.detach())
