@@ -187,7 +187,7 @@ def _text_pipeline(components: dict[str, Any], scheduler):
             vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"],
             text_encoder_2=components["text_encoder_2"], tokenizer_2=components["tokenizer_2"],
             unet=components["unet"], scheduler=scheduler, image_encoder=None, feature_extractor=None,
-            force_zeros_for_empty_prompt=components.get("force_zeros_for_empty_prompt", True),
+            force_zeros_for_empty_prompt=components["options"]["force_zeros_for_empty_prompt"],
             add_watermarker=False)
     return StableDiffusionPipeline(
         vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"],
