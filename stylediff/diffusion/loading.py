@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..errors import WeightsError
+from ..errors import ConfigError, WeightsError
 from ..provenance import file_sha256
 from .schedule import make_scheduler
 
@@ -77,12 +77,20 @@ def _not_found(model: str, reason: str, offline: bool) -> WeightsError:
 
 
 def _quietly(load, *args, **kwargs):
-    """Call a diffusers loader without the notices that are not the user's business: the
-    ``low_cpu_mem_usage``/accelerate hint (we pass ``low_cpu_mem_usage=False``: these models are small)
-    and huggingface_hub's deprecation of an argument diffusers still passes."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
-        return load(*args, **kwargs)
+    """Call a diffusers/transformers loader without the notices that are not the user's business: the
+    ``low_cpu_mem_usage``/accelerate hint (we pass ``low_cpu_mem_usage=False``: these models are small),
+    huggingface_hub's deprecation of an argument diffusers still passes, and transformers' progress bar."""
+    from transformers.utils import logging as transformers_logging
+
+    bar = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            return load(*args, **kwargs)
+    finally:
+        if bar:
+            transformers_logging.enable_progress_bar()
 
 
 def load_model(model: str | os.PathLike, device: str | torch.device = "cpu", *, revision: str | None = None,
@@ -268,14 +276,53 @@ def load_latent(text: str, path: Path | None, index: dict, device, kwargs: dict,
 def _part_folder(text: str, path: Path | None, subfolder: str, kwargs: dict) -> tuple[Path | None, str | None]:
     """Where a part's files are on disk (a local subfolder, or its hub-cache snapshot) and the commit."""
     if path is not None:
-        return path / subfolder, None
+        return (path / subfolder if subfolder else path), None
     from huggingface_hub import try_to_load_from_cache
 
     for name in ("config.json", "tokenizer_config.json", "vocab.json"):
-        found = try_to_load_from_cache(text, f"{subfolder}/{name}", cache_dir=kwargs.get("cache_dir"),
+        found = try_to_load_from_cache(text, f"{subfolder}/{name}" if subfolder else name, cache_dir=kwargs.get("cache_dir"),
                                        revision=kwargs.get("revision"))
         if isinstance(found, str):
             parts = Path(found).parts
             commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
             return Path(found).parent, commit
     return None, None
+
+
+TINY_DECODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
+"""``--decoder tiny``: TAESD, the ``AutoencoderTiny`` of the model's latent space (hub ids)."""
+
+
+def load_decoder(spec: str, model: DiffusionModel, device: str | torch.device = "cpu", *,
+                 local_files_only: bool | None = None, cache_dir: str | os.PathLike | None = None
+                 ) -> tuple[Any, dict[str, Any]]:
+    """An ``AutoencoderTiny`` for guidance (``tiny``: TAESD for the model's family; else a folder or hub
+    id), frozen on ``device``, and its provenance. Its latents must be the model's."""
+    from diffusers import AutoencoderTiny
+
+    if "vae" not in model.components:
+        raise ConfigError("--decoder needs a latent model (a VAE); this is a pixel model")
+    text = TINY_DECODERS["sdxl" if "text_encoder_2" in model.components else "sd"] if spec == "tiny" else spec
+    path = Path(text).expanduser()
+    local = path.is_dir()
+    if not local and not (_HUB_ID.match(text) and not text.startswith((".", "~"))):
+        raise WeightsError(f"decoder {text} not found: pass tiny, an AutoencoderTiny folder or a hub id")
+    kwargs: dict[str, Any] = {"cache_dir": cache_dir}
+    if local_files_only is not None:
+        kwargs["local_files_only"] = local_files_only
+    try:
+        decoder = _quietly(AutoencoderTiny.from_pretrained, str(path) if local else text, low_cpu_mem_usage=False,
+                           **kwargs)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if local:
+            raise WeightsError(f"cannot load the decoder {text}: {reason}") from None
+        raise _not_found(text, reason, bool(local_files_only) or _offline()) from None
+    if decoder.config.latent_channels != model.unet.config.in_channels:
+        raise ConfigError(f"decoder {text} decodes {decoder.config.latent_channels}-channel latents; the model's "
+                          f"have {model.unet.config.in_channels}")
+    folder, commit = _part_folder(text, path if local else None, "", kwargs)
+    info = {"id": text, "source": "local" if local else "hub", "revision": commit, "class": "AutoencoderTiny",
+            "files": {file.name: file_sha256(file) for file in sorted(folder.iterdir())
+                      if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)} if folder else {}}
+    return decoder.to(device).eval().requires_grad_(False), info

@@ -179,17 +179,27 @@ class LatentModel(PixelModel):
 
 def _text_pipeline(components: dict[str, Any], scheduler):
     """A diffusers pipeline object around the loaded parts, for its own ``encode_prompt`` (so prompts,
-    padding, negative prompts and SDXL's pooled embeddings are encoded exactly as the pipeline does)."""
+    padding, negative prompts and SDXL's pooled embeddings are encoded exactly as the pipeline does).
+    Its constructor also updates an outdated SD scheduler config (``steps_offset`` 1, ``clip_sample``
+    off) as ``StableDiffusionPipeline`` does for every run, so the sampler's scheduler matches it."""
+    import warnings
+
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="(?s).*(steps_offset|clip_sample)")
+        return _pipeline_of(components, scheduler, StableDiffusionPipeline, StableDiffusionXLPipeline)
+
+
+def _pipeline_of(components: dict[str, Any], scheduler, sd_class, sdxl_class):
     if "text_encoder_2" in components:
-        return StableDiffusionXLPipeline(
+        return sdxl_class(
             vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"],
             text_encoder_2=components["text_encoder_2"], tokenizer_2=components["tokenizer_2"],
             unet=components["unet"], scheduler=scheduler, image_encoder=None, feature_extractor=None,
             force_zeros_for_empty_prompt=components["options"]["force_zeros_for_empty_prompt"],
             add_watermarker=False)
-    return StableDiffusionPipeline(
+    return sd_class(
         vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"],
         unet=components["unet"], scheduler=scheduler, safety_checker=None, feature_extractor=None,
         image_encoder=None, requires_safety_checker=False)
@@ -220,29 +230,32 @@ def encode_prompts(components: dict[str, Any], scheduler, prompt: str, negative_
 
 
 def make_adapter(model, scheduler, prompt: str | None = None, negative_prompt: str | None = None,
-                 cfg_scale: float = DEFAULT_CFG_SCALE, decoder=None, vae_checkpointing: bool = False) -> PixelModel:
+                 cfg_scale: float | None = None, decoder=None, vae_checkpointing: bool = False) -> PixelModel:
     """The adapter of a loaded :class:`~.loading.DiffusionModel`: a :class:`PixelModel`, or a
-    :class:`LatentModel` with its prompts encoded and its decoder chosen (``decoder``: a loaded
-    ``AutoencoderTiny`` or None for the VAE), gradient checkpointing in the decoder when asked."""
+    :class:`LatentModel` with its prompts encoded (``cfg_scale`` None: 7.5) and its decoder chosen
+    (``decoder``: a loaded ``AutoencoderTiny`` or None for the VAE), gradient checkpointing in the
+    decoder when asked. Options a model cannot use are one-line ConfigErrors."""
     components = model.components
+    text = "text_encoder" in components
+    name = model.info.get("id")
+    if not text and (prompt is not None or negative_prompt is not None or cfg_scale is not None):
+        kind = "latent" if "vae" in components else "pixel-space"
+        raise ConfigError(f"--prompt, --negative-prompt and --cfg-scale need a text-conditioned model; {name} is "
+                          f"an unconditional {kind} model")
     if "vae" not in components:
-        if prompt is not None or negative_prompt is not None:
-            raise ConfigError(f"--prompt needs a text-conditioned latent model; {model.info.get('id')} is an "
-                              "unconditional pixel-space model")
         if decoder is not None or vae_checkpointing:
-            raise ConfigError("--decoder and --vae-checkpointing need a latent model (a VAE); this is a pixel model")
+            raise ConfigError(f"--decoder and --vae-checkpointing need a latent model (a VAE); {name} is a "
+                              "pixel-space model")
         return PixelModel(model.unet, model.info)
+    cfg_scale = DEFAULT_CFG_SCALE if cfg_scale is None else float(cfg_scale)
     if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
         raise ConfigError(f"the classifier-free guidance scale must be finite and >= 0, got {cfg_scale}")
     conditioning = None
-    if "text_encoder" in components:
+    if text:
         latent = PixelModel(model.unet).sample_shape[1:]
         factor = 2 ** (len(components["vae"].config.block_out_channels) - 1)
         conditioning = encode_prompts(components, scheduler, prompt or "", negative_prompt, cfg_scale,
                                       tuple(side * factor for side in latent))
-    elif prompt is not None or negative_prompt is not None:
-        raise ConfigError(f"--prompt needs a text-conditioned model; {model.info.get('id')} is an unconditional "
-                          "latent model (no text encoder)")
     chosen = decoder if decoder is not None else components["vae"]
     if vae_checkpointing:
         chosen.enable_gradient_checkpointing()

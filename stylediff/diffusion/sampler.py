@@ -93,7 +93,8 @@ class SampleOutput:
 def _recording(ctx: StepContext, denoiser, t) -> Callable[[torch.Tensor], torch.Tensor]:
     """``ctx.unet``: the denoiser at t, keeping its classifier-free-guidance correction in ``ctx.correction``."""
     def call(sample: torch.Tensor) -> torch.Tensor:
-        out, ctx.correction = denoiser(sample, t)
+        out, correction = denoiser(sample, t)
+        ctx.correction = None if correction is None else correction.detach()
         return out
     return call
 
@@ -256,7 +257,8 @@ class GuidedSampler:
                 return torch.cat([torch.randn((1, *shape), generator=g) for g in streams[purpose]])
 
             ctx = StepContext(x=x, t=t, index=index, steps=steps, eta=eta, schedule=schedule, unet=None, loss=loss,
-                              scheduler_step=scheduler_step, noise=noise, clamp=self.model.clamp, state=state)
+                              scheduler_step=scheduler_step, noise=noise, clamp=self.model.clamp,
+                              autoencode=self.model.autoencode, state=state)
             ctx.unet = _recording(ctx, denoiser, t)
             guided = self.method is not None and self.method.active(index, steps)
             x = self.method.step(ctx) if self.method is not None else scheduler_step(ctx.unet(x), x).prev_sample

@@ -76,6 +76,8 @@ class StepContext:
     """(shape of one image, purpose) -> one standard normal draw per image from its own stream."""
     clamp: Callable[[torch.Tensor], torch.Tensor] = lambda x0: x0.clamp(-1, 1)  # noqa: E731
     """A model-space x̂0 clamped to the model's valid range ([-1, 1] for pixels; latents are not clamped)."""
+    autoencode: Callable[[torch.Tensor], torch.Tensor] | None = None
+    """x̂0 -> encode(decode(x̂0)) through the model's autoencoder (latent models; MPGD's projection)."""
     correction: torch.Tensor | None = None
     """w·(ε_c − ε_u) of the last ``unet`` call's classifier-free guidance (None without CFG)."""
     state: dict = field(default_factory=dict)
@@ -148,11 +150,12 @@ def unet_gradient(ctx: StepContext, x: torch.Tensor, loss_of: Callable[[torch.Te
     return out.detach(), eps.detach(), x0.detach(), loss.detach(), grad
 
 
-def x0_gradient(ctx: StepContext, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss at x̂0 and ∇_{x̂0} (no UNet in the graph)."""
+def x0_gradient(ctx: StepContext, x0: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss at x̂0 (or at ``project(x̂0)``) and ∇_{x̂0} (no UNet in the graph)."""
     with torch.enable_grad():
         x0_in = x0.detach().requires_grad_(True)
-        loss = ctx.loss(x0_in)
+        loss = ctx.loss(x0_in if project is None else project(x0_in))
         grad = torch.autograd.grad(loss.sum(), x0_in)[0]
     return loss.detach(), grad
 

@@ -10,8 +10,20 @@ DDIM step from x̂0′ with the model's own ε̂, at every step. ``step_schedule
 * ``constant``: c_t = s, the MPGD baseline of TFG's code (YWolfeee/Training-Free-Guidance
   ``methods/mpgd.py``), which equals TFG with ρ = 0, N_iter = 1, γ = 0 and a constant μ schedule.
 
-Out of scope for pixel models: the autoencoder projections (MPGD-AE/-Z) need a VAE. Deviation: the
-reference's eta is 0.5; here the sampler's η is shared by every method (0 by default).
+On a latent model x̂0 is the latent z0 and the gradient is ∇_{z0}L(decode(z0)): through the VAE
+decoder only, never the UNet (MPGD's speed claim). With classifier-free guidance the step size is the
+reference's Stable Diffusion rule (``nonlinear/SD_style/ldm/models/diffusion/ddim.py``
+``DDIMSampler.p_sample_ddim_conditional_x0``): c_t = s·rms(w·(ε_c − ε_u))/rms(g), the size of this
+step's CFG correction (its ``--rho``, 15–30 recommended there), divided by √ᾱ_prev under the default
+``inv_sqrt_alpha_prev`` schedule (the paper's version; the SD script's line leaves it commented out).
+
+The autoencoder projection (MPGD-AE, ``condition_methods.py`` ``AESampling.conditioning``): inside
+``ae_window`` the loss is taken at the autoencoded x̂0, L(decode(encode(decode(z0)))), the gradient going
+back through the encoder and both decodes (latent models with an encoder; off by default,
+``ae_window`` 0,0). Deviations: the reference's extra factor 0.0075 on the step inside that window is
+not applied (one scale for the whole run); the reference's eta is 0.5 (1.0 in its SD script); here
+the sampler's η is shared by every method (0 by default); its SD window (0.3–0.7 with time travel)
+is the ``--window``/``--recurrence`` knobs.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import Evaluations, GuidanceMethod, StepContext, x0_gradient
+from .base import Evaluations, GuidanceMethod, StepContext, per_image_rms, x0_gradient
 
 STEP_SCHEDULES = ("inv_sqrt_alpha_prev", "constant")
 
@@ -36,11 +48,19 @@ class MPGDGuidance(GuidanceMethod):
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
     scale: float = 3.0
     step_schedule: str = "inv_sqrt_alpha_prev"
+    ae_window: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
         super().__post_init__()
         if self.step_schedule not in STEP_SCHEDULES:
             raise ConfigError(f"unknown step schedule {self.step_schedule!r}; choose one of {', '.join(STEP_SCHEDULES)}")
+        window = tuple(float(w) for w in self.ae_window)
+        if len(window) != 2 or not (0.0 <= window[0] <= window[1] <= 1.0):
+            raise ConfigError(f"ae window must be two fractions 0 <= start <= end <= 1, got {self.ae_window}")
+        self.ae_window = window
+
+    def _projected(self, ctx: StepContext) -> bool:
+        return self.ae_window[1] > 0 and self.in_window(self.ae_window, ctx.index, ctx.steps)
 
     def pass_evaluations(self) -> Evaluations:
         return Evaluations(unet_forward=1, objective_forward=1, objective_backward=1)
@@ -48,10 +68,13 @@ class MPGDGuidance(GuidanceMethod):
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             out = ctx.unet(x)
+        correction = ctx.correction
         base = ctx.base_step(out, x)
-        loss, grad = x0_gradient(ctx, base.x0)
+        loss, grad = x0_gradient(ctx, base.x0, ctx.autoencode if self._projected(ctx) else None)
         grad = ctx.check_finite(loss, grad, self.scale)
         step = self.scale
+        if correction is not None:  # SD_style: the size of this step's CFG correction
+            step = step * per_image_rms(correction.float()) / per_image_rms(grad).clamp_min(1e-20)
         if self.step_schedule == "inv_sqrt_alpha_prev":
             step = step / ctx.schedule.alpha_bar_prev(ctx.t, ctx.index).sqrt()
         return ctx.finish(base, d_x0=-step * grad)
