@@ -1,7 +1,7 @@
 """A diffusion model's parts and its scheduler config from a local folder or a hub id, with offline
 errors that say what to run, and the provenance every sidecar records (id, revision, weights sha256).
 
-Pixel-space ``UNet2DModel``\ s load in both layouts, locally and from the Hugging Face cache: the
+Pixel-space ``UNet2DModel`` models load in both layouts, locally and from the Hugging Face cache: the
 pipeline layout (``unet/`` and ``scheduler/``, as ``DDPMPipeline.save_pretrained`` writes and
 ``google/ddpm-*`` repositories have) and the flat layout (``config.json``, ``scheduler_config.json``
 and the weights at the root, as ``UNet2DModel.from_pretrained(id)`` caches a flat repository).
