@@ -220,6 +220,22 @@ class Counting:
         return loss
 
 
+def hooked(unet, vae):
+    """Counters of UNet forwards (and their batch sizes), UNet backwards and decoder backwards, and the hooks."""
+    calls = {"unet_forward": 0, "unet_backward": 0, "unet_batch": set(), "decoder_backward": 0}
+
+    def forward(module, inputs, output):
+        calls["unet_forward"] += 1
+        calls["unet_batch"].add(inputs[0].shape[0])
+
+    def backward(key):
+        return lambda *a: calls.__setitem__(key, calls[key] + 1)
+
+    return calls, [unet.conv_in.register_forward_hook(forward),
+                   unet.conv_in.register_full_backward_hook(backward("unet_backward")),
+                   vae.decoder.conv_in.register_full_backward_hook(backward("decoder_backward"))]
+
+
 @pytest.mark.parametrize("name", list(METHODS))
 def test_every_method_on_sd_lowers_the_style_loss_and_its_gradients_take_its_path(sd_dir, style_loss, name):
     model = load_model(sd_dir)
@@ -229,19 +245,7 @@ def test_every_method_on_sd_lowers_the_style_loss_and_its_gradients_take_its_pat
     results = []
     for scale in SCALES[name]:
         counting = Counting(style_loss, len(seeds))
-        calls = {"unet_forward": 0, "unet_backward": 0, "unet_batch": set(), "decoder_backward": 0}
-
-        def forward(module, inputs, output):
-            calls["unet_forward"] += 1
-            calls["unet_batch"].add(inputs[0].shape[0])
-
-        hooks = [
-            unet.conv_in.register_forward_hook(forward),
-            unet.conv_in.register_full_backward_hook(
-                lambda *a: calls.__setitem__("unet_backward", calls["unet_backward"] + 1)),
-            vae.decoder.conv_in.register_full_backward_hook(
-                lambda *a: calls.__setitem__("decoder_backward", calls["decoder_backward"] + 1)),
-        ]
+        calls, hooks = hooked(unet, vae)
         method = make_method(name, scale=scale, **FAST.get(name, {}))
         try:
             _, out = latents_of(model, method, seeds, steps, counting, prompt=PROMPT)

@@ -138,18 +138,20 @@ class LatentModel(PixelModel):
         return {key: (LatentModel._batched(value, n) if isinstance(value, dict)
                       else value.expand(n, *value.shape[1:])) for key, value in kwargs.items()}
 
+    @staticmethod
+    def _cfg_batch(unconditional: dict, conditional: dict, n: int) -> dict:
+        """[unconditional × n, conditional × n] of every tensor (the order of ``torch.cat([x, x])``)."""
+        return {key: (LatentModel._cfg_batch(unconditional[key], value, n) if isinstance(value, dict)
+                      else torch.cat([unconditional[key], value]).repeat_interleave(n, 0))
+                for key, value in conditional.items()}
+
     def denoise(self, x: torch.Tensor, t) -> Denoised:
         if self.conditioning is None:
             return Denoised(self.unet(x, t).sample, None)
         unconditional, conditional = self.conditioning
-        n = x.shape[0]
         if not self.cfg:
-            return Denoised(self.unet(x, t, **self._batched(conditional, n)).sample, None)
-        kwargs = {key: (torch.cat([unconditional[key], conditional[key]]) if not isinstance(value, dict) else
-                        {k: torch.cat([unconditional[key][k], v]) for k, v in value.items()})
-                  for key, value in conditional.items()}
-        both = {key: ({k: v.repeat_interleave(n, 0) for k, v in value.items()} if isinstance(value, dict)
-                      else value.repeat_interleave(n, 0)) for key, value in kwargs.items()}
+            return Denoised(self.unet(x, t, **self._batched(conditional, x.shape[0])).sample, None)
+        both = self._cfg_batch(unconditional, conditional, x.shape[0])
         out_u, out_c = self.unet(torch.cat([x, x]), t, **both).sample.chunk(2)
         correction = self.cfg_scale * (out_c - out_u)
         return Denoised(out_u + correction, correction)

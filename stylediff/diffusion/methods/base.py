@@ -74,7 +74,7 @@ class StepContext:
     """(model output, x_t) -> the scheduler's output, always drawing the unguided run's step noise."""
     noise: Callable[[tuple, str], torch.Tensor]
     """(shape of one image, purpose) -> one standard normal draw per image from its own stream."""
-    clamp: Callable[[torch.Tensor], torch.Tensor] = lambda x0: x0.clamp(-1, 1)  # noqa: E731
+    clamp: Callable[[torch.Tensor], torch.Tensor] = lambda x0: x0.clamp(-1, 1)
     """A model-space x̂0 clamped to the model's valid range ([-1, 1] for pixels; latents are not clamped)."""
     autoencode: Callable[[torch.Tensor], torch.Tensor] | None = None
     """x̂0 -> encode(decode(x̂0)) through the model's autoencoder (latent models; MPGD's projection)."""
@@ -183,6 +183,8 @@ class GuidanceMethod:
     high = the last whose realism distance is ≤ 30 % of the way to noise's (faces still visible by eye).
     The default ``scale`` is the range's geometric middle, rounded."""
     note: ClassVar[str] = ""
+    latent_note: ClassVar[str] = ""
+    """What the rule does on a latent model (ctx.loss decodes x̂0 with gradient) and how its reference does it."""
     search_factors: ClassVar[dict[str, float]] = {"scale": 2.0}
     """Knobs ``stylediff search`` multiplies, each by its factor, one child per knob per round."""
 

@@ -10,6 +10,11 @@ gaussian_diffusion.py`` ``ddim_sample_operation`` (pixel space):
 * x_{t−1} = DDIM(x̂0*, ε̃), then self-recurrence: ``recurrence`` k passes, re-noising
   x_t = √(ᾱ_t/ᾱ_prev)·x_{t−1} + √(1 − ᾱ_t/ᾱ_prev)·z between them.
 
+On latent models: the reference's Stable Diffusion sampler (``stable-diffusion-guided/ldm/models/
+diffusion/ddim_with_grad.py`` ``DDIMSamplerWithGrad.sample``, ``guidance_3``) takes the same forward
+guidance through ``decode_first_stage_with_grad`` and the UNet on the CFG batch, and does not clamp
+the latent x̂0; here ``ctx.clamp`` is the identity for latents, so the rule is unchanged.
+
 Defaults: the style preset of its README (k = 6, no backward guidance, DDIM η = 0); the inner Adam's
 rate 0.01 is the scripts' ``--optim_lr``. Not ported: the per-image loss cutoff (1e-5, never reached
 by a style loss) and the warm start (off in the scripts).
@@ -31,6 +36,7 @@ class UniversalGuidance(GuidanceMethod):
     paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
     through_unet = True
+    latent_note = "stable-diffusion-guided ddim_with_grad.py: forward guidance through decode_first_stage_with_grad and the UNet (CFG batch); latent x̂0 not clamped"
     scale_range = (30.0, 9000.0)
     scale: float = 500.0
     recurrence: int = 6
