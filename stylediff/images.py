@@ -50,13 +50,6 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _target_size(width: int, height: int, size: int | None) -> tuple[int, int]:
-    if size is None:
-        return width, height
-    scale = size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 MIN_SOURCE_SIDE = 2
 """A file with a side below this holds no image (a 1x1 'image' is one colour)."""
 
@@ -82,7 +75,7 @@ def load_image(path: str | os.PathLike, size: int | None = None, min_side: int =
                     f"image {path} is {img.size[0]}x{img.size[1]} px; the requested layers need at least "
                     f"{max(min_side, MIN_SOURCE_SIDE)} px on the shorter side of the file itself (upsampling "
                     "adds no detail): use a larger image or shallower layers")
-            width, height = _target_size(*img.size, size)
+            width, height = img.size if size is None else scaled_shape(img.size, size)
             if img.format == "JPEG":
                 img.draft("RGB", (width, height))  # decode at a reduced scale when possible
             factor = min(img.size[0] // max(width, 1), img.size[1] // max(height, 1))

@@ -13,7 +13,7 @@ large activations do not drown the others and one weight means the same across l
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -433,6 +433,3 @@ def style_objective(
     """The style loss of ``style`` over ``layers`` as a callable ``images -> (N,)``."""
     return Objective(vgg, {"style": (StyleTerm(vgg, style, layers, loss, layer_weights), 1.0)})
 
-
-GuidanceLoss = Callable[[torch.Tensor], torch.Tensor]
-"""Any differentiable callable from images ``(N, 3, H, W)`` in ``[0, 1]`` to losses ``(N,)``."""

@@ -1,4 +1,4 @@
-"""stylediff.metrics and the `stylediff metrics` verb."""
+"""The metrics (stylediff.metrics, .scorer, .lpips, .metrics_document) and the `stylediff metrics` verb."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from stylediff.errors import ConfigError, WeightsError
 from stylediff.images import load_image, save_image
 from stylediff.io import write_json
 from stylediff.losses import STYLE_LOSSES
-from stylediff.metrics import (LPIPS_NETS, METRIC_LAYERS, Scorer, check_lpips_backbone, gram_distances,
-                               image_metrics, lpips_backbone_path)
+from stylediff.lpips import LPIPS_NETS, check_lpips_backbone, lpips_backbone_path
+from stylediff.metrics_document import image_metrics
+from stylediff.scorer import METRIC_LAYERS, Scorer, gram_distances
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_LPIPS = all(lpips_backbone_path(net).is_file() for net in LPIPS_NETS)
@@ -71,11 +72,11 @@ def test_missing_lpips_backbone_is_a_one_line_weights_error(monkeypatch, tmp_pat
 def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, capsys):
     """No backbone files and no download (torchvision's URL pointed nowhere): `auto` scores everything
     else, says once why LPIPS is missing and records it; `true` fails; `false` is silent."""
-    import stylediff.metrics as metrics
+    import stylediff.lpips as lpips
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(metrics, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
-                                                      for net in metrics.TORCHVISION_URLS})
+    monkeypatch.setattr(lpips, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
+                                                      for net in lpips.TORCHVISION_URLS})
     scorer = Scorer(lpips="auto")
     err = capsys.readouterr().err
     assert not scorer.lpips_on and err.count("\n") == 1 and "LPIPS skipped" in err

@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from stylediff import plan
+from stylediff.experiments import lookup
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample",
@@ -92,7 +93,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
             expected["reference_set"] = expected.get("reference_set", 0) + len(built.reference_sets(experiment))
         expected[f"metrics_{experiment}"] = 1
         expected[f"figures_{experiment}"] = 1
-        for axis in plan.get(experiment).axes:
+        for axis in lookup(experiment).axes:
             if axis.kind == "image":
                 skimage |= {spec for spec in config[experiment][axis.key] if spec.startswith("skimage:")}
     expected["aggregate"] = expected["plan"] = len(config["experiments"])
@@ -159,17 +160,6 @@ def test_unknown_preset_and_missing_image_are_named(tmp_path):
 
 
 # ----------------------------------------------------------------------------- end to end
-def tiny_unet(folder: Path) -> Path:
-    import torch
-    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=16, block_out_channels=(32, 32), layers_per_block=1, norm_num_groups=8,
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
-    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=100)).save_pretrained(folder)
-    return folder
-
-
 def check_outputs_readable(work: Path) -> int:
     """Every PNG and JSON under results/ and report/ is complete (opens / parses); returns the count."""
     from PIL import Image
@@ -204,12 +194,12 @@ def image_hashes(work: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end(tmp_path):
+def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
     import pandas as pd
 
     work = workdir(tmp_path)
     config = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
-    tiny = str(tiny_unet(work / "tiny-unet"))
+    tiny = str(tiny_ddpm_dir)
     config["guidance"]["models"] = config["guidance_methods"]["models"] = [tiny]
     # as on a fresh machine: no LPIPS backbones, no network (auto: skipped, and the summaries say so)
     (work / "torch-home").mkdir()

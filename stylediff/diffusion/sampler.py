@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, NumericalError, ResourceError
+from ..images import scaled_shape
 from .methods.base import GuidanceMethod, StepContext
 from .models import PixelModel
 from .schedule import Schedule, check_supported, is_ddim
@@ -148,8 +149,7 @@ class GuidedSampler:
     def guidance_shape(self) -> tuple[int, int]:
         h, w = self.model.image_shape
         side = self.guidance_size or default_guidance_size(max(h, w), getattr(self.objective, "min_size", 1))
-        ratio = side / max(h, w)
-        return max(1, round(h * ratio)), max(1, round(w * ratio))
+        return scaled_shape((h, w), side)
 
     def to_objective_input(self, x0: torch.Tensor) -> torch.Tensor:
         """Model-space x̂0 -> the model's image in [0, 1] at the guidance size."""
