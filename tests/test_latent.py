@@ -316,3 +316,31 @@ def test_bad_latent_input_is_one_line_and_writes_nothing(case, sd_dir, ldm_dir, 
     err = capsys.readouterr().err.strip()
     assert err and len(err.splitlines()) == 1, err
     assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_prompts_are_an_axis_of_the_methods_experiment():
+    from snakemake.utils import validate
+
+    from stylediff import plan
+    from stylediff.experiments import lookup
+    from stylediff.runids import parse_run_id, run_id
+
+    root = Path(__file__).resolve().parents[1]
+    config = plan.load_config(root / "config.yaml", "findings")
+    prompts = ["a lighthouse at dusk", "a lighthouse at dawn, oil on canvas"]
+    text = {**config, "guidance_methods": {**config["guidance_methods"], "prompts": prompts, "cfg_scale": 5.0,
+                                           "negative_prompt": "blurry", "vae_checkpointing": True}}
+    validate(text, str(root / "schemas" / "config.schema.yaml"))
+    before, after = plan.build(config), plan.build(text)
+    runs = lambda built: built.runs[built.runs["experiment"] == "guidance_methods"]["run"]  # noqa: E731
+    assert len(runs(after)) == len(prompts) * len(runs(before)) and runs(after).is_unique
+    assert not any("__p-" in run for run in runs(before))  # ids without prompts are the ids of before
+    spec = lookup("guidance_methods")
+    for run in runs(after):
+        assert run_id(spec, parse_run_id(spec, run)) == run
+    assert len(after.jobs("guidance_methods")) == len(prompts) * len(before.jobs("guidance_methods"))
+    for job in after.jobs("guidance_methods"):
+        for command in after.commands("guidance_methods", job):
+            assert "--cfg-scale 5.0" in command and "--negative-prompt blurry" in command
+            assert "--vae-checkpointing" in command
+            assert sum(f"--prompt '{prompt}'" in command for prompt in prompts) == 1
