@@ -265,8 +265,7 @@ def test_every_method_on_sd_lowers_the_style_loss_and_its_gradients_take_its_pat
     assert min(results) < sum(plain.losses), (name, results, sum(plain.losses))
 
 
-def test_tiny_decoder_and_checkpointing(sd_dir, tiny_decoder_dir, tmp_path):
-    model = load_model(sd_dir)
+def test_tiny_decoder_checkpointing_and_bf16(sd_dir, tiny_decoder_dir, tmp_path):
     plain, checkpointed = tmp_path / "plain.png", tmp_path / "checkpointed.png"
     args = ("--prompt", PROMPT, "--method", "freedom", "--scale", "0.5", "--window", "0,1")
     assert run(sd_dir, plain, *args) == 0
@@ -279,7 +278,10 @@ def test_tiny_decoder_and_checkpointing(sd_dir, tiny_decoder_dir, tmp_path):
     meta = json.loads(tiny.with_suffix(".json").read_text())
     assert meta["weights"]["decoder"]["class"] == "AutoencoderTiny" and meta["weights"]["decoder"]["files"]
     assert meta["final_style_loss"] != a["final_style_loss"]  # guided through another decoder
-    del model
+    half = tmp_path / "bf16.png"
+    assert run(sd_dir, half, *args, "--precision", "bf16") == 0  # autocast covers the UNet and the decoder
+    loss = json.loads(half.with_suffix(".json").read_text())["final_style_loss"]
+    assert loss == pytest.approx(a["final_style_loss"], rel=0.2) and loss != a["final_style_loss"]
 
 
 def test_mpgd_autoencoder_projection_goes_through_the_encoder(ldm_dir, style_loss):
