@@ -346,3 +346,24 @@ def test_prompts_are_an_axis_of_the_methods_experiment():
             assert "--cfg-scale 5.0" in command and "--negative-prompt blurry" in command
             assert "--vae-checkpointing" in command
             assert sum(f"--prompt '{prompt}'" in command for prompt in prompts) == 1
+
+
+def test_sd_loads_offline_from_the_hub_cache(sd_dir, tmp_path, monkeypatch):
+    """The tiny SD folder cached under a hub id loads with HF_HUB_OFFLINE=1, every component's files hashed."""
+    from huggingface_hub import constants
+
+    from .test_diffusion import _fill_cache
+
+    files = {str(path.relative_to(sd_dir)): path.read_bytes() for path in sd_dir.rglob("*") if path.is_file()}
+    cache = tmp_path / "hub"
+    commit = _fill_cache(cache, "stable-diffusion-v1-5/stable-diffusion-v1-5", files)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    loaded = load_model("stable-diffusion-v1-5/stable-diffusion-v1-5", cache_dir=cache, local_files_only=True)
+    assert loaded.info["source"] == "hub" and loaded.info["revision"] == commit
+    assert set(loaded.components) >= {"unet", "vae", "text_encoder", "tokenizer"}
+    weights = loaded.info["components"]["vae"]["files"]["diffusion_pytorch_model.safetensors"]
+    assert weights == hashlib.sha256(files["vae/diffusion_pytorch_model.safetensors"]).hexdigest()
+    from stylediff.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="stylediff weights fetch --models stabilityai/stable-diffusion-2-1-base"):
+        load_model("stabilityai/stable-diffusion-2-1-base", cache_dir=cache, local_files_only=True)
