@@ -367,3 +367,20 @@ def test_sd_loads_offline_from_the_hub_cache(sd_dir, tmp_path, monkeypatch):
 
     with pytest.raises(WeightsError, match="stylediff weights fetch --models stabilityai/stable-diffusion-2-1-base"):
         load_model("stabilityai/stable-diffusion-2-1-base", cache_dir=cache, local_files_only=True)
+
+
+def test_weights_fetch_patterns_cover_what_the_loader_reads(sd_dir):
+    """``stylediff weights fetch`` downloads a latent pipeline by these patterns: every file of every part
+    the loader reads matches one, the safety checker's do not."""
+    from fnmatch import fnmatch
+
+    from stylediff.diffusion.loading import hub_patterns
+
+    index = json.loads((sd_dir / "model_index.json").read_text())
+    safetensors, bins = hub_patterns({**index, "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"]})
+    for path in sd_dir.rglob("*"):
+        rel = str(path.relative_to(sd_dir))
+        if path.is_file() and "/" in rel:
+            assert any(fnmatch(rel, pattern) for pattern in safetensors), rel
+    assert not any(pattern.startswith("safety_checker") for pattern in safetensors + bins)
+    assert all(pattern.endswith(".bin") for pattern in bins)

@@ -211,6 +211,18 @@ def latent_index(text: str, path: Path | None, kwargs: dict) -> dict | None:
     return index if any(index.get(name, [None])[0] for name in ("vae", "vqvae")) else None
 
 
+def hub_patterns(index: dict) -> list[list[str]]:
+    """What :func:`load_latent` reads of a hub repository with ``index`` (its model_index.json), as
+    ``snapshot_download`` pattern lists: the safetensors weights of every loaded part first, then the
+    ``.bin`` fallbacks (fetched only where a part has no safetensors); fp16 variants, the safety
+    checker and image encoders are left out."""
+    parts = [name for name in PARTS if index.get(name, [None])[0]]
+    configs = ["scheduler/*.json", *(f"{part}/{name}" for part in parts for name in ("*.json", "*.txt"))]
+    return [configs + [f"{part}/{name}" for part in parts
+                       for name in ("diffusion_pytorch_model.safetensors", "model.safetensors")],
+            [f"{part}/{name}" for part in parts for name in ("diffusion_pytorch_model.bin", "pytorch_model.bin")]]
+
+
 def _part_class(name: str, spec) -> Any:
     library, allowed = PARTS[name]
     declared = spec[1] if isinstance(spec, (list, tuple)) and len(spec) == 2 else None
