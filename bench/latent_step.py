@@ -6,6 +6,8 @@ Random-weight components of Stable Diffusion 1.x's architecture (no weights reac
 stand-in). The conditioning is a random (negative, positive) pair of 77-token embeddings with
 classifier-free guidance 7.5, so every UNet evaluation is one call on the CFG batch of 2N.
 
+Times are CPU seconds of this process (``time.process_time``, one thread: the work done, not the wall
+time, which on a shared machine measures the neighbours). The bench runs on the CPU.
 Parts (medians): UNet forward and forward+backward on the CFG batch, VAE decoder forward+backward,
 VGG-19 Gram loss (relu1_1…relu5_1) forward+backward at the decoded size. A guided pass of each
 method (recurrence 1, windows open, TFG and UGD at their defaults otherwise) is timed as
@@ -25,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -40,7 +44,19 @@ from stylediff.images import load_image  # noqa: E402
 from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
 from stylediff.losses import style_objective  # noqa: E402
 from stylediff.vgg import load_vgg19  # noqa: E402
-from timing import median_seconds  # noqa: E402
+
+
+def cost_seconds(fn, repeats: int, warmup: int = 1) -> float:
+    """Median CPU seconds of one call of ``fn`` (process time) after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
+
 
 WIDTHS = {"sd": 1, "small": 4}
 PASS = {"freedom": {"window": (0.0, 1.0), "recurrence": 1}, "ugd": {"recurrence": 1}}
@@ -131,7 +147,7 @@ def main() -> None:
 
     parts = {"UNet forward (CFG batch)": unet_forward, "UNet forward+backward (CFG batch)": unet_forward_backward,
              "VAE decoder forward+backward": decoder_forward_backward, "VGG-19 loss forward+backward": loss_forward_backward}
-    times = {name: median_seconds(fn, args.repeats, None, warmup=1) for name, fn in parts.items()}
+    times = {name: cost_seconds(fn, args.repeats) for name, fn in parts.items()}
     f_unet, fb_unet, fb_dec, fb_loss = times.values()
     unit = fb_unet + fb_dec + fb_loss
     print(f"config {args.config}: UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M, VAE "
@@ -139,15 +155,15 @@ def main() -> None:
           f"{side}², batch {args.batch} (CFG batch {2 * args.batch}), {torch.get_num_threads()} thread(s), "
           f"medians of {args.repeats}")
     for name, seconds in times.items():
-        print(f"{name:36s} {seconds:8.2f} s")
+        print(f"{name:36s} {seconds:8.2f} CPU s")
     seeds = list(range(args.batch))
 
     def run(method):
         sampler = GuidedSampler(model, make_scheduler("ddim", SCHEDULER), objective, method)
-        return median_seconds(lambda: sampler(seeds, args.steps, progress=False), args.repeats, None, warmup=0)
+        return cost_seconds(lambda: sampler(seeds, args.steps, progress=False), args.repeats, warmup=0)
 
     unguided = run(None)
-    print("\n| method | s per guided pass | / (UNet f+b + decoder f+b + loss f+b) | goal | predicted from its "
+    print("\n| method | CPU s per guided pass | / (UNet f+b + decoder f+b + loss f+b) | goal | predicted from its "
           "evaluations | measured / predicted |")
     print("|---|---|---|---|---|---|")
     for name in args.methods.split(","):
@@ -162,7 +178,7 @@ def main() -> None:
 
     print("\n| decoded size | peak RSS added by decoder f+b, MiB | with --vae-checkpointing | ratio |")
     print("|---|---|---|---|")
-    for size in (int(s) for s in args.memory_sizes.split(",")):
+    for size in (int(s) for s in args.memory_sizes.split(",") if s.strip()):
         peaks = [json.loads(subprocess.run(
             [sys.executable, __file__, "--config", args.config, "--memory-child", f"{size}:{flag}"],
             check=True, capture_output=True, text=True).stdout) for flag in (0, 1)]

@@ -393,21 +393,6 @@ def _hub_layout(folder: Path) -> str | None:
     return None
 
 
-def _fetch_latent_parts(model_id: str, folder: Path, kwargs: dict) -> None:
-    """A latent pipeline's other parts (VAE, text encoders, tokenizers), as the loader reads them."""
-    from huggingface_hub import snapshot_download
-
-    from .diffusion.loading import hub_patterns, latent_index
-
-    index = latent_index(model_id, folder, kwargs)
-    if index is not None:
-        safetensors, bins = hub_patterns(index)
-        snapshot_download(model_id, allow_patterns=safetensors, **kwargs)
-        missing = [p for p in bins if not any((folder / p).parent.glob("*.safetensors"))]
-        if missing:
-            snapshot_download(model_id, allow_patterns=missing, **kwargs)
-
-
 def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLike | None = None,
                      revision: str | None = None, progress: Progress | None = print) -> dict[str, Path]:
     """Download diffusers pixel models (e.g. ``google/ddpm-cifar10-32``) into the Hugging Face cache.
@@ -421,6 +406,8 @@ def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLik
     diffusers pixel model is a one-line :class:`WeightsError`.
     """
     from huggingface_hub import snapshot_download
+
+    from .diffusion.loading import fetch_latent_parts
 
     progress = progress or _quiet
     ids = [model_ids] if isinstance(model_ids, str) else list(model_ids)
@@ -436,7 +423,7 @@ def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLik
             if layout and not (weights_dir / _HUB_WEIGHTS[0]).is_file():
                 rel = "unet/" if layout == "pipeline" else ""
                 folder = Path(snapshot_download(model_id, allow_patterns=[rel + _HUB_WEIGHTS[1]], **kwargs))
-            _fetch_latent_parts(model_id, folder, kwargs)
+            fetch_latent_parts(model_id, folder, kwargs)  # a latent pipeline's VAE, text encoders, tokenizers
         except Exception as exc:  # offline (LocalEntryNotFoundError), connection errors, unknown repo…
             try:
                 from huggingface_hub import constants

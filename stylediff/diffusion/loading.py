@@ -223,6 +223,19 @@ def hub_patterns(index: dict) -> list[list[str]]:
             [f"{part}/{name}" for part in parts for name in ("diffusion_pytorch_model.bin", "pytorch_model.bin")]]
 
 
+def fetch_latent_parts(model_id: str, folder: Path, kwargs: dict) -> None:
+    """Download the rest of a latent pipeline whose configs are in ``folder`` (``stylediff weights fetch``)."""
+    from huggingface_hub import snapshot_download
+
+    index = latent_index(model_id, folder, kwargs)
+    if index is not None:
+        safetensors, bins = hub_patterns(index)
+        snapshot_download(model_id, allow_patterns=safetensors, **kwargs)
+        missing = [p for p in bins if not any((folder / p).parent.glob("*.safetensors"))]
+        if missing:
+            snapshot_download(model_id, allow_patterns=missing, **kwargs)
+
+
 def _part_class(name: str, spec) -> Any:
     library, allowed = PARTS[name]
     declared = spec[1] if isinstance(spec, (list, tuple)) and len(spec) == 2 else None
