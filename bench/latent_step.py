@@ -8,7 +8,8 @@ classifier-free guidance 7.5, so every UNet evaluation is one call on the CFG ba
 
 Times are CPU seconds of this process (``time.process_time``, one thread: the work done, not the wall
 time, which on a shared machine measures the neighbours). The bench runs on the CPU.
-Parts (medians): UNet forward and forward+backward on the CFG batch, VAE decoder forward+backward,
+Parts (medians): UNet forward and forward+backward on the CFG batch, VAE decoder forward+backward
+(also with gradient checkpointing),
 VGG-19 Gram loss (relu1_1…relu5_1) forward+backward at the decoded size. A guided pass of each
 method (recurrence 1, windows open, TFG and UGD at their defaults otherwise) is timed as
 (T_guided − T_unguided)/S + T_UNet forward over S steps, and given as a ratio to
@@ -141,14 +142,23 @@ def main() -> None:
         z = x.detach().requires_grad_(True)
         torch.autograd.grad(model.to_image(z).sum(), z)
 
+    def checkpointed_decoder_forward_backward():
+        vae.enable_gradient_checkpointing()
+        try:
+            decoder_forward_backward()
+        finally:
+            vae.disable_gradient_checkpointing()
+
     def loss_forward_backward():
         im = images.detach().requires_grad_(True)
         torch.autograd.grad(objective(im).sum(), im)
 
     parts = {"UNet forward (CFG batch)": unet_forward, "UNet forward+backward (CFG batch)": unet_forward_backward,
-             "VAE decoder forward+backward": decoder_forward_backward, "VGG-19 loss forward+backward": loss_forward_backward}
+             "VAE decoder forward+backward": decoder_forward_backward,
+             "VAE decoder f+b, --vae-checkpointing": checkpointed_decoder_forward_backward,
+             "VGG-19 loss forward+backward": loss_forward_backward}
     times = {name: cost_seconds(fn, args.repeats) for name, fn in parts.items()}
-    f_unet, fb_unet, fb_dec, fb_loss = times.values()
+    f_unet, fb_unet, fb_dec, _, fb_loss = times.values()
     unit = fb_unet + fb_dec + fb_loss
     print(f"config {args.config}: UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M, VAE "
           f"{sum(p.numel() for p in vae.parameters()) / 1e6:.0f} M parameters; latents {args.latent}² -> images "
