@@ -7,10 +7,9 @@ stand-in). The conditioning is a random (negative, positive) pair of 77-token em
 classifier-free guidance 7.5, so every UNet evaluation is one call on the CFG batch of 2N.
 
 Times are CPU seconds of this process (``time.process_time``, one thread: the work done, not the wall
-time, which on a shared machine measures the neighbours). The bench runs on the CPU.
-Parts (medians): UNet forward and forward+backward on the CFG batch, VAE decoder forward+backward
-(also with gradient checkpointing),
-VGG-19 Gram loss (relu1_1…relu5_1) forward+backward at the decoded size. A guided pass of each
+time, which on a shared machine measures the neighbours). The bench runs on the CPU. Parts (medians):
+UNet forward and forward+backward on the CFG batch, VAE decoder forward+backward (also with gradient
+checkpointing), VGG-19 Gram loss (relu1_1…relu5_1) forward+backward at the decoded size. A guided pass of each
 method (recurrence 1, windows open, TFG and UGD at their defaults otherwise) is timed as
 (T_guided − T_unguided)/S + T_UNet forward over S steps, and given as a ratio to
 unit = UNet f+b (CFG batch) + decoder f+b + loss f+b: the goal is ≤ 1.10 for the rules that go through
