@@ -36,9 +36,11 @@ def scaled_shape(shape: tuple[int, int], longest: int, minimum: int = 1) -> tupl
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit / float grey: scale by the type's range, not clip at 255 as PIL's convert would.
+        # 16-bit / float grey: scale by the type's range (65535; 1 for float), not clip at 255 as PIL's
+        # convert would, and never by the content: a dark 16-bit image stays dark. "I" (32-bit) is the
+        # mode Pillow widens 16-bit data to; values above 65535 saturate.
         arr = np.asarray(img, dtype=np.float64)
-        top = 1.0 if img.mode == "F" else (65535.0 if arr.max() > 255 else 255.0)
+        top = 1.0 if img.mode == "F" else 65535.0
         arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, mode="L").convert("RGB")
     if img.mode == "P" and "transparency" in img.info:

@@ -3,8 +3,9 @@ computed with them.
 
 Every style loss of :data:`stylediff.losses.STYLE_LOSSES` is also a distance: each output is graded at
 relu1_1 … relu5_1 by every loss, not only the one it was optimised with (normalised as in
-:class:`~stylediff.losses.StyleTerm`; a stochastic loss is reseeded before each image, so the distance
-is deterministic). The plain Gram distance ‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too.
+:class:`~stylediff.losses.StyleTerm`; a loss that draws random numbers draws them from streams of one
+fixed seed restarted before each image, so the distance is deterministic). The plain Gram distance
+‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too.
 
 LPIPS (torchmetrics, with the backbones of :mod:`stylediff.lpips`): ``lpips="auto"`` computes it when
 the backbone files are there (downloading them when online) and otherwise skips it with one line saying
@@ -27,12 +28,13 @@ from .io import read_json
 from .layers import STYLE_LAYERS_GATYS, check_layers
 from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
 from .lpips import LPIPS_NETS, check_lpips_backbone, lpips_backbone_path
+from .seeding import ImageStreams, drawing_from
 from .vgg import load_vgg19
 
 METRIC_LAYERS = STYLE_LAYERS_GATYS
 """The layers every style distance is reported at (and averaged over)."""
 METRIC_SEED = 0
-"""Seed a stochastic style loss restarts from before each image."""
+"""Seed of the random streams (:mod:`stylediff.seeding`) a style loss draws from, restarted per image."""
 LPIPS_MIN_SIDE = 64
 LPIPS_SETTINGS = ("auto", "true", "false")
 
@@ -161,8 +163,8 @@ class Scorer:
         for loss in STYLE_LOSSES:
             term = self._cached(key, loss, lambda: StyleTerm(self.vgg, style, layers, loss,
                                                              layer_weights=[1.0] * len(layers)))
-            term.loss.reseed(METRIC_SEED)  # a stochastic loss: the same draws for every image
-            per_layer = term.layer_losses(features)[:, 0]
+            with drawing_from(ImageStreams([METRIC_SEED])):  # the same random draws for every image
+                per_layer = term.layer_losses(features)[:, 0]
             for name, value in zip(layers, per_layer.tolist()):
                 out[f"{loss}_{name}"] = value
             out[f"{loss}_mean"] = per_layer.mean().item()

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import ConfigError, WeightsError
-from .layers import (CONTENT_LAYER_GATYS, CONV_LAYERS, LAYER_INDEX, LAYERS, POOLINGS,  # noqa: F401
-                     STYLE_LAYERS_GATYS, WEIGHT_SOURCES, check_layers, min_input_size)
+from .layers import CONV_LAYERS, LAYER_INDEX, LAYERS, POOLINGS, WEIGHT_SOURCES
 from .provenance import file_sha256
 
 AVG_POOL_SCALE = 2.0

@@ -63,11 +63,6 @@ def tiny_ddpm_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def starry_night() -> Path:
-    return STYLES / "starry_night.jpg"
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = (a - b).pow(2).mean().item()
     return 10 * np.log10(1.0 / mse)

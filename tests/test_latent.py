@@ -260,7 +260,7 @@ def test_every_method_on_sd_lowers_the_style_loss_and_its_gradients_take_its_pat
         assert (counting.forward - final, counting.backward) == (expected["objective_forward"],
                                                                  expected["objective_backward"])
         assert calls["decoder_backward"] == expected["objective_backward"] > 0  # through the VAE decoder
-        assert (calls["unet_backward"] > 0) == METHODS.get(name).through_unet  # MPGD, x0: never the UNet
+        assert (calls["unet_backward"] > 0) == METHODS.lookup(name).differentiates_unet  # MPGD, x0: never the UNet
         results.append(sum(out.losses))
     assert min(results) < sum(plain.losses), (name, results, sum(plain.losses))
 

@@ -15,7 +15,7 @@ import yaml
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method, make_scheduler
 from stylediff.diffusion.analytic import GaussianDenoiser, QuadraticLoss
 from stylediff.diffusion.methods.base import Evaluations, GuidanceMethod
-from stylediff.diffusion.sampler import derived_seed
+from stylediff.seeding import derived_seed
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -106,7 +106,7 @@ def test_gradient_path_and_evaluations_are_what_the_method_declares(model, style
         assert measured == method.evaluations(index, steps), (name, index)
         previous = totals
     guided = [method.evaluations(i, steps).unet_backward for i in range(steps)]
-    assert (sum(guided) > 0) == type(method).through_unet, name
+    assert (sum(guided) > 0) == type(method).differentiates_unet, name
     assert sum(method.evaluations(i, steps).objective_backward for i in range(steps)) > 0
 
 
@@ -232,6 +232,6 @@ def test_registry_cli_schema_and_methods_verb_name_the_same_methods():
     rows = json.loads(printed)
     assert [row["name"] for row in rows] == names
     for row in rows:
-        assert {"name", "paper", "through_unet", "evaluations", "defaults", "scale_range"} <= set(row)
+        assert {"name", "paper", "differentiates_unet", "evaluations", "defaults", "scale_range"} <= set(row)
         low, high = row["scale_range"]
         assert 0 < low < row["defaults"]["scale"] < high, row["name"]

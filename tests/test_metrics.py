@@ -94,7 +94,7 @@ def _run(folder: Path, name: str, image: torch.Tensor, config: dict) -> Path:
     path = folder / f"{name}.png"
     save_image(image, path)
     write_json(path.with_suffix(".json"), {"config": config, "timing": {"load_seconds": 1.0,
-               "optimise_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
+               "optimize_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
     return path
 
 
@@ -138,7 +138,10 @@ def test_metrics_verb_batch_and_errors(tmp_path):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     docs = [json.loads((tmp_path / f"{n}.metrics.json").read_text()) for n in "ab"]
-    assert docs[0]["metrics"]["feature_error"] < docs[1]["metrics"]["feature_error"] + 10  # both computed
+    for doc, path in zip(docs, (a, b)):  # each image scored at its own sidecar's layer, into its own --out
+        expected = image_metrics(Scorer(lpips=False), "inversion", path, original)["metrics"]
+        assert doc["metrics"] == pytest.approx(expected, rel=1e-6)
+    assert docs[0]["metrics"]["feature_error"] != docs[1]["metrics"]["feature_error"]
     assert docs[0]["metric_weights"]["vgg19"]["source"] == "caffe"
     result = subprocess.run(base + ["--out", str(tmp_path / "only_one.json")], cwd=ROOT, capture_output=True,
                             text=True)

@@ -6,7 +6,8 @@ import torch
 from stylediff.errors import ConfigError, NumericalError
 from stylediff.images import load_image
 from stylediff.losses import STYLE_LOSSES, ContentTerm, Objective, style_objective
-from stylediff.optimize import OptimizeConfig, coarse_to_fine, invert, optimize_image, resize, synthesize_texture, transfer_style
+from stylediff.images import resize
+from stylediff.optimize import OptimizeConfig, coarse_to_fine, invert, optimize_image, synthesize_texture, transfer_style
 
 from .conftest import STYLES, psnr
 

@@ -1,8 +1,9 @@
 """The package's shape: no import cycle, the public API where the README says, registries that match
-the schema, and the README's Python examples run."""
+the schema, and the Python examples of the README and the docs run."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import os
 import re
@@ -76,6 +77,39 @@ def test_every_module_is_short_and_says_what_it_owns(path):
     assert docstring and docstring.split("\n\n")[0].strip(), f"{path.relative_to(ROOT)} has no module docstring"
 
 
+def repository_sources() -> str:
+    """The text of every file that can use a name of the package: code, rules, tests, benchmarks, tools."""
+    paths = [ROOT / "Snakefile", *ROOT.glob("rules/*.smk")]
+    for folder in ("stylediff", "tests", "bench", "tools", "ci", "examples"):
+        paths += (ROOT / folder).rglob("*.py")
+    return "\n".join(path.read_text() for path in paths if path.is_file())
+
+
+def test_every_module_constant_is_used():
+    """No dead constants: each UPPER_CASE name a module of the package assigns is read somewhere."""
+    sources = repository_sources()
+    unused = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, ast.AnnAssign) else []
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id.isupper() and not target.id.startswith("__"):
+                    if len(re.findall(rf"\b{target.id}\b", sources)) < 2:
+                        unused.append(f"{path.relative_to(ROOT)}: {target.id}")
+    assert not unused, "defined and never used: " + ", ".join(unused)
+
+
+def test_no_hidden_cli_options():
+    """Every option of every verb shows in its --help (no hidden aliases kept for old names)."""
+    from stylediff.cli import build_parser
+
+    verbs = build_parser()._subparsers._group_actions[0].choices
+    hidden = [f"{verb} {'/'.join(action.option_strings)}" for verb, parser in verbs.items()
+              for action in parser._actions if action.help == argparse.SUPPRESS]
+    assert not hidden, "hidden options: " + ", ".join(hidden)
+
+
 def test_public_api_keeps_its_names():
     from stylediff.cli import build_parser, main  # noqa: F401
     from stylediff.losses import STYLE_LOSSES, style_objective  # noqa: F401
@@ -91,6 +125,15 @@ def test_build_parser_in_a_fresh_interpreter_lists_every_verb():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(out) == sorted(["invert", "texture", "transfer", "sample", "search", "plan", "metrics", "aggregate",
                                 "figures", "findings", "layers", "methods", "weights", "batch"])
+
+
+def test_registry_lookup_fails_in_one_line_and_get_is_dicts():
+    from stylediff.errors import LossError
+    from stylediff.losses import STYLE_LOSSES
+
+    assert STYLE_LOSSES.get("gramm") is None and STYLE_LOSSES.get("gram") is STYLE_LOSSES.lookup("gram")
+    with pytest.raises(LossError, match=r"^unknown style loss 'gramm'; valid losses: gram, mean_std"):
+        STYLE_LOSSES.lookup("gramm")
 
 
 def test_schema_lists_exactly_the_registered_names():
@@ -109,13 +152,16 @@ def test_schema_lists_exactly_the_registered_names():
 
 
 def readme_python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    """Every distinct ```python block of the README and of the docs pages."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    blocks = [block for page in pages for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
+    return list(dict.fromkeys(blocks))
 
 
 @pytest.mark.parametrize("index", range(len(readme_python_blocks())))
 def test_readme_python_examples_run(tmp_path, index):
-    """Each ```python block of the README runs as it is, from the repository root (sizes shrunk so
-    the test is quick: 256 px -> 32 px, 300 steps -> 3)."""
+    """Each ```python block of the README and the docs runs as it is, from the repository root (sizes
+    shrunk so the test is quick: 256 px -> 32 px, 300 steps -> 3)."""
     code = readme_python_blocks()[index]
     code = code.replace("256", "32").replace("steps=300", "steps=3").replace("num_inference_steps=50",
                                                                              "num_inference_steps=3")

@@ -256,14 +256,15 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
     process = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     incomplete = work / ".snakemake" / "incomplete"
-    delay = random.Random().uniform(0.0, 3.0)
+    seed = int(os.environ.get("STYLEDIFF_KILL_SEED", "0"))  # another moment: STYLEDIFF_KILL_SEED=N
+    delay = random.Random(seed).uniform(0.0, 3.0)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         if incomplete.is_dir() and any(incomplete.iterdir()):
             time.sleep(delay)  # somewhere inside the jobs: start-up, optimisation or the write
             break
         time.sleep(0.05)
-    assert process.poll() is None, f"the run ended before it could be killed (delay {delay:.2f} s)"
+    assert process.poll() is None, f"the run ended before it could be killed (delay {delay:.2f} s, seed {seed})"
     os.killpg(process.pid, signal.SIGKILL)  # snakemake and its jobs
     process.wait()
     check_outputs_readable(work)  # nothing half-written
@@ -276,6 +277,7 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
         assert (work / target).is_file(), target
     resumed = image_hashes(work)
     changed = sorted(name for name in uninterrupted if resumed.get(name) != uninterrupted[name])
-    assert not changed, f"killed after {delay:.2f} s, the resumed run differs from the uninterrupted one: {changed}"
+    assert not changed, (f"killed after {delay:.2f} s (STYLEDIFF_KILL_SEED={seed}), the resumed run differs from the "
+                         f"uninterrupted one: {changed}")
     result = snakemake(work, *args)
     assert "Nothing to be done" in result.stdout + result.stderr

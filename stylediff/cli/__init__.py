@@ -12,10 +12,10 @@ import argparse
 import sys
 
 from ..errors import StylediffError
-from . import batch, info, optimise, report, sample, search, weights
+from . import batch, info, optimize, report, sample, search, weights
 from .args import OneLineParser
 
-VERB_MODULES = (optimise, sample, search, report, info, weights, batch)
+VERB_MODULES = (optimize, sample, search, report, info, weights, batch)
 """Each module registers its verbs; batch comes last so that it can run every other verb."""
 
 

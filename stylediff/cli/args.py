@@ -23,7 +23,7 @@ def registered(registry: str):
         else:
             from ..diffusion.methods import METHODS as names
         try:
-            names.get(name)
+            names.lookup(name)
         except StylediffError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return name

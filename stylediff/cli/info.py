@@ -20,11 +20,11 @@ def run_methods(args) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    header = ["name", "paper", "through UNet", "evaluations per guided step", "scale range", "knobs (defaults)"]
+    header = ["name", "paper", "gradient through the UNet", "evaluations per guided step", "scale range", "knobs (defaults)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         evals = row["evaluations"]
-        cells = [row["name"], row["paper"], "yes" if row["through_unet"] else "no",
+        cells = [row["name"], row["paper"], "yes" if row["differentiates_unet"] else "no",
                  f"UNet {evals['unet_forward']}f+{evals['unet_backward']}b, "
                  f"objective {evals['objective_forward']}f+{evals['objective_backward']}b",
                  "–".join(f"{v:g}" for v in row["scale_range"]),

@@ -175,8 +175,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="x0", type=cli.registered("method"), metavar="METHOD",
                    help="guidance rule (default x0): x0, through_unet, classifier, dps, freedom, ugd, mpgd, tfg "
                         "(`stylediff methods` describes them)")
-    p.add_argument("--mode", dest="method", type=cli.registered("method"), metavar="METHOD",
-                   help=argparse.SUPPRESS)  # the name of --method before the method family existed
     p.add_argument("--scale", type=cli.nonnegative_float, default=None,
                    help="the method's strength; 0 = the unguided diffusers sample (default: the method's)")
     for knob, spec in KNOB_FLAGS.items():

@@ -24,7 +24,7 @@ def run_search(args) -> None:
 
     ensure_parent(args.out)
     layers = check_layers(args.layers)
-    cls = METHODS.get(args.method)
+    cls = METHODS.lookup(args.method)
     device = cli.resolve_device(args.device)
     model = load_model(args.model, device, local_files_only=True if args.offline else None)
     min_side = min_input_size(layers)

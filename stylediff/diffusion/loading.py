@@ -80,10 +80,13 @@ def _quietly(load, *args, **kwargs):
     """Call a diffusers/transformers loader without the notices that are not the user's business: the
     ``low_cpu_mem_usage``/accelerate hint (we pass ``low_cpu_mem_usage=False``: these models are small),
     huggingface_hub's deprecation of an argument diffusers still passes, and transformers' progress bar."""
-    from transformers.utils import logging as transformers_logging
-
-    bar = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
+    try:  # transformers is optional: only text-conditioned (latent) models need it
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        transformers_logging = None
+    bar = transformers_logging is not None and transformers_logging.is_progress_bar_enabled()
+    if bar:
+        transformers_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
@@ -241,7 +244,10 @@ def _part_class(name: str, spec) -> Any:
     declared = spec[1] if isinstance(spec, (list, tuple)) and len(spec) == 2 else None
     if declared not in allowed:
         raise WeightsError(f"{name} is a {declared}; stylediff loads a {name} of class {' or '.join(allowed)}")
-    module = __import__(library)
+    try:
+        module = __import__(library)
+    except ImportError:
+        raise WeightsError(f"the {name} of this model needs the {library} package: pip install {library}") from None
     return getattr(module, declared)
 
 

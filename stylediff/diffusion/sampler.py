@@ -13,13 +13,14 @@ clamped to [-1, 1] with a straight-through gradient, or the VAE's decoding of a 
 gradient), resized to the guidance size.
 
 Seeds: each image has its own CPU generator (seed s), drawn per image exactly as diffusers draws from
-a list of generators; every other random draw (recurrence, Monte-Carlo variance) comes from streams
-derived from the image's seed, so image i is the same alone or in a batch.
+a list of generators; every other random draw (recurrence, Monte-Carlo variance, and the objective's
+own, such as sliced_wasserstein's projections) comes from streams derived from the image's seed
+(:mod:`stylediff.seeding`), restarted at every call, so image i is the same alone or in a batch and
+the same at every call with its seed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import warnings
@@ -32,6 +33,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, NumericalError, ResourceError
 from ..images import scaled_shape
+from ..seeding import ImageStreams, drawing_from, image_generators
 from .methods.base import GuidanceMethod, StepContext
 from .models import PixelModel
 from .schedule import Schedule, check_supported, is_ddim
@@ -45,15 +47,6 @@ def default_guidance_size(sample_size: int, min_size: int = 1) -> int:
     """``max(sample_size, 4 * min_size)``: the deepest layer of the objective sees at least 4×4 pixels
     (a 32 px model's samples are upsampled to 64 px for a relu5_1 objective)."""
     return max(int(sample_size), 4 * int(min_size))
-
-
-def image_generators(seeds: Sequence[int]) -> list[torch.Generator]:
-    return [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
-
-
-def derived_seed(seed: int, purpose: str) -> int:
-    """A seed for one purpose (``recurrence``, ``variance0``…) of the image with ``seed``."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 @dataclass
@@ -176,9 +169,9 @@ class GuidedSampler:
             return out, correction
         return call
 
-    def _loss(self, precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _loss(self, precision: str, streams: ImageStreams) -> Callable[[torch.Tensor], torch.Tensor]:
         def call(x0: torch.Tensor) -> torch.Tensor:
-            with self._autocast(precision):
+            with self._autocast(precision), drawing_from(streams):
                 return self.objective(self.to_objective_input(x0)).float()
         return call
 
@@ -231,8 +224,9 @@ class GuidedSampler:
         timesteps = self.scheduler.timesteps
         steps = len(timesteps)
         schedule = Schedule(self.scheduler, self.device)
-        denoiser, loss = self._denoiser(precision), self._loss(precision) if self.objective is not None else None
-        streams: dict[str, list[torch.Generator]] = {}
+        streams = ImageStreams(seeds)
+        denoiser = self._denoiser(precision)
+        loss = self._loss(precision, streams) if self.objective is not None else None
         state: dict = {}
         step_kwargs = {"eta": eta} if is_ddim(self.scheduler) else {}
         if self.method is not None:
@@ -251,13 +245,8 @@ class GuidedSampler:
                     g.set_state(saved)
                 return self.scheduler.step(model_output, t, sample, generator=generator, **step_kwargs)
 
-            def noise(shape, purpose):
-                if purpose not in streams:
-                    streams[purpose] = image_generators([derived_seed(s, purpose) for s in seeds])
-                return torch.cat([torch.randn((1, *shape), generator=g) for g in streams[purpose]])
-
             ctx = StepContext(x=x, t=t, index=index, steps=steps, eta=eta, schedule=schedule, unet=None, loss=loss,
-                              scheduler_step=scheduler_step, noise=noise, clamp=self.model.clamp,
+                              scheduler_step=scheduler_step, noise=streams.normal, clamp=self.model.clamp,
                               autoencode=self.model.autoencode, state=state)
             ctx.unet = _recording(ctx, denoiser, t)
             guided = self.method is not None and self.method.active(index, steps)
@@ -278,7 +267,8 @@ class GuidedSampler:
         images = self.model.final_images(x)
         losses = None
         if self.objective is not None:
-            losses = self.objective(self.resized(images)).float().tolist()
+            with drawing_from(streams):
+                losses = self.objective(self.resized(images)).float().tolist()
         return SampleOutput(images=images.cpu(), seeds=seeds, losses=losses, seconds=seconds,
                             step_seconds=step_seconds, history=recorder.records,
                             guidance_size=self.guidance_shape() if self.objective is not None else None,

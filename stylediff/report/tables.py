@@ -24,7 +24,6 @@ SUMMARY_METRICS = {
 """Columns of each summary; ``{loss}_mean`` stands for every registered style loss."""
 TIMING_LABELS = {"wall_seconds": "time (s)", "seconds_per_image": "seconds per image"}
 """Labels of the timing columns (from the runs' sidecars, not from a metric)."""
-RUN_COLUMNS = ("output", "reference", "baseline", "device", "final_loss")
 
 
 def summary_metrics(experiment: str, style_losses: Sequence[str]) -> list[str]:
@@ -130,7 +129,7 @@ def summary_markdown(experiment: str, frame, table_path: str | os.PathLike | Non
     models = ", ".join(dict.fromkeys(frame["model"].astype(str))) if "model" in frame else "?"
     notes = []
     if "lpips_vgg" not in frame:
-        notes.append("LPIPS was skipped (no backbone files; see the README, LPIPS weights).")
+        notes.append("LPIPS was skipped (no backbone files; see docs/weights.md, LPIPS backbones).")
     grouped = frame.groupby(axes, sort=False, dropna=False)
     means = grouped[metrics].mean()
     stds = grouped[metrics].std(ddof=1)

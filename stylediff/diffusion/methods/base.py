@@ -175,7 +175,8 @@ class GuidanceMethod:
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     reference: ClassVar[str] = ""
-    through_unet: ClassVar[bool] = False
+    differentiates_unet: ClassVar[bool] = False
+    """Whether its guidance gradient is taken through the UNet (a UNet backward per guided pass)."""
     scale_range: ClassVar[tuple[float, float]] = (0.0, 0.0)
     """Range of ``scale`` in which the Gram style loss moves the faces demo model's samples without
     destroying them, measured with ``python bench/scale_range.py`` (30 DDIM steps, 2 styles × 2 seeds,

@@ -31,7 +31,7 @@ class DPSGuidance(GuidanceMethod):
     name = "dps"
     paper = "Chung et al. 2023, Diffusion Posterior Sampling for General Noisy Inverse Problems"
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
-    through_unet = True
+    differentiates_unet = True
     latent_note = "∇_{x_t}√L(decode(x̂0)) through decoder and UNet; the reference is pixel-space only"
     scale_range = (3.0, 90.0)
     scale: float = 15.0

@@ -39,7 +39,7 @@ class FreeDoMGuidance(GuidanceMethod):
     name = "freedom"
     paper = "Yu et al. 2023, FreeDoM: Training-Free Energy-Guided Conditional Diffusion Model"
     reference = "vvictoryuki/FreeDoM Face-GD/functions/denoising.py clip_ddim_diffusion; SD_style ddim.py"
-    through_unet = True
+    differentiates_unet = True
     latent_note = "SD_style: g through decoder, UNet (CFG batch) and x_t; with CFG ρ = s·rms(w(ε_c − ε_u))/rms(g), the reference's s = 0.2"
     scale_range = (0.03, 0.3)
     note = "the reference steps with the DDPM posterior (eta = 1); here the shared sampler's eta (0 by default)"

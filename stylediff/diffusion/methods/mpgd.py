@@ -43,7 +43,7 @@ class MPGDGuidance(GuidanceMethod):
     name = "mpgd"
     paper = "He et al. 2024, Manifold Preserving Guided Diffusion"
     reference = "KellyYutongHe/mpgd_pytorch guided_gaussian_diffusion.py DDIMx0 + WoProjSampling.conditioning"
-    through_unet = False
+    differentiates_unet = False
     latent_note = "∇_{z0}L(decode(z0)), decoder only, no UNet backward; with CFG c = s·rms(w(ε_c − ε_u))/rms(g)/√ᾱ_prev (SD_style, ρ 15–30 there); ae_window: MPGD-AE projection"
     scale_range = (0.45, 15.0)
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"

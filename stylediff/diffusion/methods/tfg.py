@@ -48,7 +48,7 @@ class TFGGuidance(GuidanceMethod):
     name = "tfg"
     paper = "Ye et al. 2024, TFG: Unified Training-Free Guidance for Diffusion Models"
     reference = "YWolfeee/Training-Free-Guidance methods/tfg.py TFGGuidance.guide_step"
-    through_unet = True
+    differentiates_unet = True
     latent_note = "tasks/base.py decodes inside the guider: ρ through decoder and UNet, μ iterations on z0 through the decoder; latent x̂0 not clamped (its clip_x0=False)"
     scale_range = (0.3, 9.0)
     note = "the reference samples with DDIM eta = 1; here the shared sampler's eta (0 by default)"

@@ -35,7 +35,7 @@ class UniversalGuidance(GuidanceMethod):
     name = "ugd"
     paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
-    through_unet = True
+    differentiates_unet = True
     latent_note = "stable-diffusion-guided ddim_with_grad.py: forward guidance through decode_first_stage_with_grad and the UNet (CFG batch); latent x̂0 not clamped"
     scale_range = (30.0, 9000.0)
     scale: float = 500.0

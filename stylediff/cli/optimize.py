@@ -43,7 +43,7 @@ def write_result(command: str, args, result, vgg, device, load_seconds: float, e
     save_image(result.image, args.out)
     write_json(cli.sidecar_path(args.out), sidecar(
         command, cli.rerun_config(args), device=device, weights={"vgg19": vgg.provenance()},
-        timing={"load_seconds": load_seconds, "optimise_seconds": result.seconds,
+        timing={"load_seconds": load_seconds, "optimize_seconds": result.seconds,
                 "seconds_per_step": result.seconds / max(1, len(result.history) - 1),
                 "peak_rss_mb": peak_rss_mb()},
         results={"final": final, "history": result.history, **(extra or {})},
