@@ -16,6 +16,9 @@ unit = UNet f+b (CFG batch) + decoder f+b + loss f+b: the goal is ≤ 1.10 for t
 the UNet (one of each) and ≤ 0.6 for MPGD's z0 rule (no UNet backward); rules with more evaluations
 per pass (TFG's N_iter) are also given against what their declared evaluations predict.
 
+``--decoder tiny`` guides through a random ``AutoencoderTiny`` of TAESD's architecture instead of
+the VAE (``stylediff sample --decoder tiny``); the unit then has its decoder.
+
 Peak memory: the resident-set high-water mark a decoder forward+backward adds, measured in a fresh
 process per setting, with and without gradient checkpointing (``--vae-checkpointing``).
 
@@ -43,7 +46,7 @@ from stylediff.diffusion.models import LatentModel  # noqa: E402
 from stylediff.images import load_image  # noqa: E402
 from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
 from stylediff.losses import style_objective  # noqa: E402
-from stylediff.vgg import load_vgg19  # noqa: E402
+from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
 
 
 def cost_seconds(fn, repeats: int, warmup: int = 1) -> float:
@@ -108,6 +111,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--memory-sizes", default="256")
+    parser.add_argument("--decoder", choices=("vae", "tiny"), default="vae",
+                        help="guidance decoder: the VAE, or a random AutoencoderTiny of TAESD's architecture")
     parser.add_argument("--style", default=str(ROOT / "data" / "styles" / "starry_night.jpg"))
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,7 +125,12 @@ def main() -> None:
     side = args.latent * 8
     generator = torch.Generator().manual_seed(0)
     embeddings = torch.randn((2, 77, 768), generator=generator)
-    model = LatentModel(unet, vae, conditioning=({"encoder_hidden_states": embeddings[:1]},
+    decoder = None
+    if args.decoder == "tiny":
+        from diffusers import AutoencoderTiny
+
+        decoder = AutoencoderTiny().eval().requires_grad_(False)  # TAESD's architecture (random weights)
+    model = LatentModel(unet, vae, decoder, conditioning=({"encoder_hidden_states": embeddings[:1]},
                                                   {"encoder_hidden_states": embeddings[1:]}), cfg_scale=7.5)
     objective = style_objective(load_vgg19(), load_image(args.style, side), list(STYLE_LAYERS_GATYS))
     scheduler = make_scheduler("ddim", SCHEDULER)
@@ -142,11 +152,11 @@ def main() -> None:
         torch.autograd.grad(model.to_image(z).sum(), z)
 
     def checkpointed_decoder_forward_backward():
-        vae.enable_gradient_checkpointing()
+        model.decoder.enable_gradient_checkpointing()
         try:
             decoder_forward_backward()
         finally:
-            vae.disable_gradient_checkpointing()
+            model.decoder.disable_gradient_checkpointing()
 
     def loss_forward_backward():
         im = images.detach().requires_grad_(True)
@@ -160,7 +170,8 @@ def main() -> None:
     f_unet, fb_unet, fb_dec, _, fb_loss = times.values()
     unit = fb_unet + fb_dec + fb_loss
     print(f"config {args.config}: UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M, VAE "
-          f"{sum(p.numel() for p in vae.parameters()) / 1e6:.0f} M parameters; latents {args.latent}² -> images "
+          f"{sum(p.numel() for p in vae.parameters()) / 1e6:.0f} M parameters, guidance decoder {args.decoder} "
+          f"({sum(p.numel() for p in model.decoder.parameters()) / 1e6:.1f} M); latents {args.latent}² -> images "
           f"{side}², batch {args.batch} (CFG batch {2 * args.batch}), {torch.get_num_threads()} thread(s), "
           f"medians of {args.repeats}")
     for name, seconds in times.items():

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError
 from .runids import IMAGE, Axis, model_slug, run_id
@@ -45,7 +46,7 @@ class Experiment:
     """Whether its run jobs declare ``gpu=1`` even with ``device: cpu`` (sampling is the GPU workload)."""
     metrics_kind: str = ""
     """What ``stylediff metrics --kind`` scores its outputs as (default: its name)."""
-    combinations: Callable[[dict, "Experiment"], list[dict]] | None = None
+    combinations: Callable[[dict, Experiment], list[dict]] | None = None
     """The axes' combinations, when they are not the product of the axes' lists (default)."""
 
     @property
@@ -123,7 +124,7 @@ def method_entries(section: dict) -> dict[str, dict]:
     return {entry["name"]: entry for entry in section["methods"]}
 
 
-def _method_combinations(config: dict, spec: "Experiment") -> list[dict]:
+def _method_combinations(config: dict, spec: Experiment) -> list[dict]:
     """guidance_methods: each method with its own scales, every other axis a product; scale 0 (the
     unguided sample) once per combination of the other axes."""
     section = config[spec.name]

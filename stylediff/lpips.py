@@ -14,14 +14,15 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError, WeightsError
-from .weights import BACKBONE_FILES, TORCHVISION_URLS
+from .weights import BACKBONE_FILES, TORCHVISION_URLS, backbone_path
 
 LPIPS_NETS = ("vgg", "alex")
 
 
 def lpips_backbone_path(net: str) -> Path:
-    """Where torchvision looks for (and would download) the LPIPS backbone ``net``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
+    """Where torchvision looks for (and would download) the LPIPS backbone ``net``: the one lookup,
+    :func:`stylediff.weights.backbone_path`, that the ``vgg16`` / ``alexnet`` feature networks use too."""
+    return backbone_path(net)
 
 
 def check_lpips_backbone(net: str) -> Path:

@@ -30,8 +30,9 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .errors import ConfigError, WeightsError
 from .io import atomic_path
@@ -90,6 +91,11 @@ def _checkpoints_dir(torch_home: str | os.PathLike | None) -> Path:
     import torch
 
     return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def backbone_path(net: str) -> Path:
+    """Where torchvision's ImageNet backbone ``net`` ("vgg", "alex") is read from (LPIPS, ``vgg16``, ``alexnet``)."""
+    return _checkpoints_dir(None) / BACKBONE_FILES[net]
 
 
 def _first_line(text: str) -> str:

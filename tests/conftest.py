@@ -18,7 +18,7 @@ STYLES = ROOT / "data" / "styles"
 
 @pytest.fixture(scope="session")
 def vgg():
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     return load_vgg19("caffe", "max", "cpu")
 

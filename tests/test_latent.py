@@ -130,7 +130,7 @@ def tiny_decoder_dir(tmp_path_factory) -> Path:
 def style_loss():
     from stylediff.images import load_image
     from stylediff.losses import style_objective
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     return style_objective(load_vgg19(), load_image(STYLE, 64), ["relu1_1", "relu2_1"])
 

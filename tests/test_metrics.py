@@ -77,7 +77,7 @@ def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, c
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(lpips, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
                                                       for net in lpips.TORCHVISION_URLS})
-    scorer = Scorer(lpips="auto")
+    scorer = Scorer(lpips="auto", heldout=False)
     err = capsys.readouterr().err
     assert not scorer.lpips_on and err.count("\n") == 1 and "LPIPS skipped" in err
     assert "skipped" in scorer.provenance()["lpips"]
@@ -86,7 +86,7 @@ def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, c
     assert "lpips_vgg" not in doc["metrics"] and "gram_dist_mean" in doc["metrics"]
     with pytest.raises(WeightsError):
         Scorer(lpips="true")
-    Scorer(lpips="false")
+    Scorer(lpips="false", heldout=False)
     assert capsys.readouterr().err == ""
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from stylediff import plan
+from stylediff.errors import ConfigError
 from stylediff.experiments import lookup, method_entries
 from stylediff.runids import model_slug, parse_run_id, run_id, split_run
-from stylediff.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 

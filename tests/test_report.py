@@ -9,11 +9,11 @@ from PIL import Image
 
 from stylediff.datasets import check_spec, image_slug, materialise, resolve_image
 from stylediff.errors import ConfigError, ImageError
-from stylediff.io import write_json
 from stylediff.experiments import lookup
-from stylediff.runids import parse_run_id, run_id
+from stylediff.io import write_json
 from stylediff.report.figures import make_figures
 from stylediff.report.tables import aggregate
+from stylediff.runids import parse_run_id, run_id
 
 
 def test_image_specs(tmp_path):

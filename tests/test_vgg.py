@@ -5,7 +5,7 @@ import torch
 
 from stylediff.errors import ConfigError, LayerError, WeightsError
 from stylediff.layers import LAYERS, check_layers, min_input_size
-from stylediff.vgg import VGG19, caffe_weights_path, dequantize_caffe, load_vgg19
+from stylediff.networks.vgg19 import VGG19, caffe_weights_path, dequantize_caffe, load_vgg19
 
 
 def test_layer_names_cover_vgg19():

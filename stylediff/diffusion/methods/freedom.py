@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import Evaluations, GuidanceMethod, StepContext, per_image_rms, unet_gradient
+from .base import Evaluations, GuidanceMethod, StepContext, knob, per_image_rms, unet_gradient
 
 
 @dataclass
@@ -46,7 +46,7 @@ class FreeDoMGuidance(GuidanceMethod):
     scale: float = 0.1
     window: tuple[float, float] = (0.3, 0.7)
     recurrence: int = 3
-    travel_window: tuple[float, float] = (0.3, 0.6)
+    travel_window: tuple[float, float] = knob((0.3, 0.6), "START,END of the time-travel part of the trajectory")
 
     def __post_init__(self):
         super().__post_init__()

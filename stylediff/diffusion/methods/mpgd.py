@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import Evaluations, GuidanceMethod, StepContext, per_image_rms, x0_gradient
+from .base import Evaluations, GuidanceMethod, StepContext, knob, per_image_rms, x0_gradient
 
 STEP_SCHEDULES = ("inv_sqrt_alpha_prev", "constant")
 
@@ -48,8 +48,10 @@ class MPGDGuidance(GuidanceMethod):
     scale_range = (0.45, 15.0)
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
     scale: float = 3.0
-    step_schedule: str = "inv_sqrt_alpha_prev"
-    ae_window: tuple[float, float] = (0.0, 0.0)
+    step_schedule: str = knob("inv_sqrt_alpha_prev", "the x0 step's schedule: s/sqrt(alpha_bar_prev) (the "
+                              "original's) or s (TFG's MPGD baseline)", choices=STEP_SCHEDULES)
+    ae_window: tuple[float, float] = knob((0.0, 0.0), "latent models: START,END of the autoencoder projection "
+                                          "(MPGD-AE; 0,0 = off)")
 
     def __post_init__(self):
         super().__post_init__()
