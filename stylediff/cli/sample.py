@@ -201,15 +201,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     p.add_argument("--offline", action="store_true",
                    help="read hub models from the Hugging Face cache only (as HF_HUB_OFFLINE=1)")
-    p.add_argument("--prompt", default=None, help="text prompt of a text-conditioned latent model (SD)")
-    p.add_argument("--negative-prompt", default=None, help="negative prompt (the unconditional half of CFG)")
-    p.add_argument("--cfg-scale", type=cli.nonnegative_float, default=None,
-                   help="classifier-free guidance scale w of a text model (default 7.5; w <= 1: no CFG batch)")
-    p.add_argument("--decoder", default="vae",
-                   help="latent models: the differentiable decoder guidance goes through: vae (default), tiny "
-                        "(TAESD, an AutoencoderTiny from the hub), or an AutoencoderTiny folder or hub id")
-    p.add_argument("--vae-checkpointing", action="store_true",
-                   help="latent models: gradient checkpointing in the decoder (less memory, one more decoder forward)")
+    latent = p.add_argument_group("latent models (Stable Diffusion 1.x/2.x/XL, LDM)")
+    latent.add_argument("--prompt", default=None, help="text prompt of a text-conditioned latent model (SD)")
+    latent.add_argument("--negative-prompt", default=None, help="negative prompt (the unconditional half of CFG)")
+    latent.add_argument("--cfg-scale", type=cli.nonnegative_float, default=None,
+                        help="classifier-free guidance scale w of a text model (default 7.5; w <= 1: no CFG batch)")
+    latent.add_argument("--decoder", default="vae",
+                        help="latent models: the differentiable decoder guidance goes through: vae (default), tiny "
+                             "(TAESD, an AutoencoderTiny from the hub), or an AutoencoderTiny folder or hub id")
+    latent.add_argument("--vae-checkpointing", action="store_true",
+                        help="latent models: gradient checkpointing in the decoder (less memory, one more decoder forward)")
     p.add_argument("--style", required=True, help="style image")
     p.add_argument("--style-size", type=cli.positive_int, default=None,
                    help="style image's longest side (default: the guidance size)")
