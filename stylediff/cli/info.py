@@ -39,6 +39,12 @@ def run_methods(args) -> None:
     notes = [f"- {row['name']}: {row['note']}" for row in rows if row.get("note")]
     if notes:
         print("\n" + "\n".join(notes))
+    print("\nhow each method's loss reads x̂0 (and its reference's):\n"
+          + "\n".join(f"- {row['name']}: {row['clamp']}" for row in rows))
+    print("\nOn latent models (Stable Diffusion, LDM) x̂0 is a latent: the objective is L(decode(x̂0)), one objective "
+          "evaluation is a VAE decode plus the loss; with classifier-free guidance one UNet evaluation is one call on "
+          "the doubled (CFG) batch.")
+    print("\n".join(f"- {row['name']}: {row['latent']}" for row in rows if row.get("latent")))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("layers", help="list the layer names of VGG-19 (or of --network)")
     p.add_argument("--network", type=registered("network"), default=None, metavar="NETWORK",
-                   help="a feature network (`stylediff texture --help`); its weights must be present")
+                   help="a feature network (stylediff texture --help lists them); its weights must be present")
     p.add_argument("--network-path", default=None, help="local weights of --network")
     p.set_defaults(func=run_layers)
     p = sub.add_parser("methods", help="list the guidance methods: paper, cost, knobs, scales",

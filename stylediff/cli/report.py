@@ -36,6 +36,11 @@ def run_plan(args) -> str | None:
     if args.config_json:
         config = json.loads(args.config_json)
     else:
+        from pathlib import Path
+
+        if not Path(args.configfile).is_file():
+            raise ConfigError(f"config file not found: {args.configfile} (run from the repository root, or give "
+                              "--configfile)")
         config = plan.load_config(args.configfile, args.preset)
     built = plan.build(config)
     runs = built.runs

@@ -66,13 +66,21 @@ class StepContext:
     eta: float
     schedule: Schedule
     unet: Callable[[torch.Tensor], torch.Tensor]
-    """x_t -> model output (autocast as configured); differentiable when x_t requires grad."""
+    """x_t -> model output, conditioning and classifier-free guidance folded in (autocast as configured);
+    differentiable when x_t requires grad."""
     loss: Callable[[torch.Tensor], torch.Tensor]
-    """model-space x̂0 in [-1, 1] -> objective per image ``(N,)`` (straight-through clamp, resize, [0, 1])."""
+    """model-space x̂0 -> objective per image ``(N,)`` of the model's image of it (``to_image``: pixels
+    clamped straight-through, or latents decoded with gradient), resized to the guidance size."""
     scheduler_step: Callable[[torch.Tensor, torch.Tensor], Any]
     """(model output, x_t) -> the scheduler's output, always drawing the unguided run's step noise."""
     noise: Callable[[tuple, str], torch.Tensor]
     """(shape of one image, purpose) -> one standard normal draw per image from its own stream."""
+    clamp: Callable[[torch.Tensor], torch.Tensor] = lambda x0: x0.clamp(-1, 1)
+    """A model-space x̂0 clamped to the model's valid range ([-1, 1] for pixels; latents are not clamped)."""
+    autoencode: Callable[[torch.Tensor], torch.Tensor] | None = None
+    """x̂0 -> encode(decode(x̂0)) through the model's autoencoder (latent models; MPGD's projection)."""
+    correction: torch.Tensor | None = None
+    """w·(ε_c − ε_u) of the last ``unet`` call's classifier-free guidance (None without CFG)."""
     state: dict = field(default_factory=dict)
     """Kept across the steps of one sampling call (e.g. a first step's normalisation ratio)."""
     record: dict = field(default_factory=dict)
@@ -86,11 +94,21 @@ class StepContext:
     def split(self, model_output: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.schedule.split(model_output, x, self.t)
 
-    def base_step(self, model_output: torch.Tensor, x: torch.Tensor) -> BaseStep:
+    def base_step(self, model_output: torch.Tensor, x: torch.Tensor, rederive_eps: bool = False) -> BaseStep:
+        """The scheduler's step (diffusers calls DDIM with ``use_clipped_model_output=False``: the model's
+        ε̂ beside the clipped x̂0). ``rederive_eps``: ε̂ re-derived from x_t and the clipped x̂0 instead,
+        ε̂ = (x_t − √ᾱ_t·x̂0)/√(1 − ᾱ_t), as guided-diffusion's ``ddim_sample`` and the DDIM samplers
+        of DPS/MPGD do (equal to the model's ε̂ when nothing is clipped; DDPM's update has no ε̂ term)."""
         with torch.no_grad():
             out = self.scheduler_step(model_output.detach(), x.detach())
             eps, _ = self.split(model_output.detach(), x.detach())
-        return BaseStep(prev=out.prev_sample, x0=out.pred_original_sample, eps=eps)
+            base = BaseStep(prev=out.prev_sample, x0=out.pred_original_sample, eps=eps)
+            if rederive_eps:
+                ab = self.schedule.alpha_bar(self.t)
+                rederived = (x.detach() - ab.sqrt() * base.x0) / (1 - ab).sqrt()
+                coefficient = self.schedule.eps_coefficient(self.t, self.index, self.eta)
+                base = BaseStep(prev=base.prev + coefficient * (rederived - eps), x0=base.x0, eps=rederived)
+        return base
 
     def finish(self, base: BaseStep, d_x0: torch.Tensor | None = None, d_eps: torch.Tensor | None = None,
                d_prev: torch.Tensor | None = None) -> torch.Tensor:
@@ -151,11 +169,12 @@ def unet_gradient(ctx: StepContext, x: torch.Tensor, loss_of: Callable[[torch.Te
     return out.detach(), eps.detach(), x0.detach(), loss.detach(), grad
 
 
-def x0_gradient(ctx: StepContext, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss at x̂0 and ∇_{x̂0} (no UNet in the graph)."""
+def x0_gradient(ctx: StepContext, x0: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss at x̂0 (or at ``project(x̂0)``) and ∇_{x̂0} (no UNet in the graph)."""
     with torch.enable_grad():
         x0_in = x0.detach().requires_grad_(True)
-        loss = ctx.loss(x0_in)
+        loss = ctx.loss(x0_in if project is None else project(x0_in))
         grad = torch.autograd.grad(loss.sum(), x0_in)[0]
     return loss.detach(), grad
 
@@ -184,8 +203,18 @@ class GuidanceMethod:
     high = the last whose realism distance is ≤ 30 % of the way to noise's (faces still visible by eye).
     The default ``scale`` is the range's geometric middle, rounded."""
     note: ClassVar[str] = ""
+    clamp: ClassVar[str] = "straight-through (the project's own rule)"
+    """How the loss reads x̂0 here and in the reference: ``straight-through`` = the sampler's clamp to
+    [-1, 1] whose gradient passes saturated pixels; ``in-graph`` = a plain clamp (no gradient there)."""
+    latent_note: ClassVar[str] = ""
+    """What the rule does on a latent model (ctx.loss decodes x̂0 with gradient) and how its reference does it."""
     search_factors: ClassVar[dict[str, float]] = {"scale": 2.0}
     """Knobs ``stylediff search`` multiplies, each by its factor, one child per knob per round."""
+    search_start: ClassVar[dict[str, float]] = {}
+    """Where ``stylediff search`` starts a knob (default: ``scale`` at its range's low end, others at
+    their defaults)."""
+    search_caps: ClassVar[dict[str, float]] = {}
+    """The largest value ``stylediff search`` gives a knob (default: uncapped)."""
 
     scale: float = knob(0.0, "the method's strength; 0 = the unguided diffusers sample")
     window: tuple[float, float] = knob((0.0, 1.0), "guided part of the trajectory, START,END fractions from noise "
