@@ -182,14 +182,16 @@ def _provenance(text, path, local, unet, unet_sub, config, revision, cache_dir) 
 PARTS = {
     "unet": ("diffusers", ("UNet2DConditionModel", "UNet2DModel")),
     "vae": ("diffusers", ("AutoencoderKL",)),
-    "vqvae": ("diffusers", ("VQModel",)),
+    "vqvae": ("diffusers", ("VQModel", "AutoencoderKL")),
     "text_encoder": ("transformers", ("CLIPTextModel",)),
     "tokenizer": ("transformers", ("CLIPTokenizer", "CLIPTokenizerFast")),
     "text_encoder_2": ("transformers", ("CLIPTextModelWithProjection",)),
     "tokenizer_2": ("transformers", ("CLIPTokenizer", "CLIPTokenizerFast")),
 }
-"""The parts of a latent pipeline that load, with the classes each may be. The safety checker, feature
-extractor and image encoders a ``model_index.json`` may name are never loaded."""
+"""The parts of a latent pipeline that load, with the classes each may be. An ``LDMPipeline``'s ``vqvae``
+may be an ``AutoencoderKL`` (diffusers loads one there: the pipeline only calls ``decode(z / scaling_factor)``;
+models/ldm-emoji-faces-32). The safety checker, feature extractor and image encoders a
+``model_index.json`` may name are never loaded."""
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 
