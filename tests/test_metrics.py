@@ -14,11 +14,11 @@ from stylediff.errors import ConfigError, WeightsError
 from stylediff.images import load_image, save_image
 from stylediff.io import write_json
 from stylediff.losses import STYLE_LOSSES
-from stylediff.metrics import (LPIPS_NETS, METRIC_LAYERS, Scorer, check_lpips_backbone, gram_distances,
-                               image_metrics, lpips_backbone_path)
+from stylediff.backbones import backbone_path, ensure_backbone
+from stylediff.metrics import LPIPS_NETS, METRIC_LAYERS, Scorer, gram_distances, image_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-HAVE_LPIPS = all(lpips_backbone_path(net).is_file() for net in LPIPS_NETS)
+HAVE_LPIPS = all(backbone_path(net).is_file() for net in LPIPS_NETS)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_gram_distance_is_relative_frobenius(scorer):
 def test_missing_lpips_backbone_is_a_one_line_weights_error(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(WeightsError) as info:
-        check_lpips_backbone("vgg")
+        ensure_backbone("vgg", download=False)
     message = str(info.value)
     assert "\n" not in message and "vgg16-397923af.pth" in message and str(tmp_path) in message
     assert "stylediff weights fetch" in message
@@ -71,11 +71,11 @@ def test_missing_lpips_backbone_is_a_one_line_weights_error(monkeypatch, tmp_pat
 def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, capsys):
     """No backbone files and no download (torchvision's URL pointed nowhere): `auto` scores everything
     else, says once why LPIPS is missing and records it; `true` fails; `false` is silent."""
-    import stylediff.metrics as metrics
+    from stylediff import backbones
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(metrics, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
-                                                      for net in metrics.TORCHVISION_URLS})
+    monkeypatch.setattr(backbones, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
+                                                        for net in backbones.TORCHVISION_URLS})
     scorer = Scorer(lpips="auto")
     err = capsys.readouterr().err
     assert not scorer.lpips_on and err.count("\n") == 1 and "LPIPS skipped" in err
