@@ -1,4 +1,4 @@
-"""The workflow's verbs: ``plan``, ``metrics``, ``aggregate``, ``figures`` and ``findings``.
+"""The workflow's verbs: ``plan``, ``metrics``, ``aggregate``, ``figures``, ``findings`` and ``publish``.
 
 ``stylediff metrics`` scores one output, or a batch of outputs in one process (``--image``,
 ``--reference``, ``--baseline`` and ``--out`` take several paths, paired by position; one
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..layers import POOLINGS, WEIGHT_SOURCES
@@ -39,7 +40,14 @@ def run_plan(args) -> None:
     if args.config_json:
         config = json.loads(args.config_json)
     else:
-        config = plan.load_config(args.configfile, args.preset)
+        import yaml
+        from snakemake.utils import update_config
+
+        config = {}
+        for path in map(Path, args.configfile):  # laid over each other as Snakemake's --configfile does
+            if not path.is_file():
+                raise ConfigError(f"config file {path} not found")
+            update_config(config, yaml.safe_load(path.read_text()) or {})
     built = plan.build(config)
     runs = built.runs
     if args.experiment:
@@ -96,22 +104,34 @@ def run_figures(args) -> None:
     make_figures(args.experiment, args.table, args.out_dir)
 
 
-def run_findings(args) -> None:
-    from ..findings import write_findings
-
+def _tables(items: list[str]) -> dict[str, str]:
     tables = {}
-    for item in args.table:
+    for item in items:
         name, sep, path = item.partition("=")
         if not sep or not path:
             raise ConfigError(f"--table {item!r}: expected EXPERIMENT=CSV, e.g. inversion=results/tables/inversion.csv")
         tables[name] = path
-    write_findings(tables, args.out, args.readme, args.preset)
+    return tables
+
+
+def run_findings(args) -> None:
+    from ..findings import write_findings
+
+    write_findings(_tables(args.table), args.out, args.readme, args.preset)
+
+
+def run_publish(args) -> None:
+    from ..publish import publish
+
+    for path in publish(args.files, args.to, _tables(args.table or []), args.page, args.readme, args.preset):
+        print(f"published {path}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="the runs a workflow config asks for: counts, or one experiment's table")
-    p.add_argument("--configfile", default="config.yaml", help="workflow config (default config.yaml)")
-    p.add_argument("--preset", default=None, help="lay config/PRESET.yaml over it, as the workflow does")
+    p.add_argument("--configfile", nargs="+", default=["config.yaml"],
+                   help="workflow config files, each laid over the ones before as Snakemake's --configfile does "
+                        "(default config.yaml; a preset: config.yaml config/full.yaml)")
     p.add_argument("--config-json", default=None, help="a merged config as JSON (what the workflow passes)")
     p.add_argument("--experiment", choices=list(EXPERIMENTS), default=None)
     p.add_argument("--out", default=None, help="CSV of the runs, one row per run (default: print counts)")
@@ -159,3 +179,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--readme", default=None, help="also replace the README's results section (between its markers)")
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")
     p.set_defaults(func=run_findings)
+
+    p = sub.add_parser("publish", help="copy a run's figures and summaries into the committed report folder "
+                                       "(and the results page and README section)")
+    p.add_argument("--files", required=True, nargs="+", help="the run's summaries and figures (RESULTS/report/…)")
+    p.add_argument("--to", required=True, help="committed folder to copy them into, e.g. report")
+    p.add_argument("--table", nargs="+", default=None, help="EXPERIMENT=CSV for each experiment's table "
+                                                            "(needed for --page and --readme)")
+    p.add_argument("--page", default=None, help="write the results page here, e.g. docs/results.md")
+    p.add_argument("--readme", default=None, help="splice the results into this README between its markers")
+    p.add_argument("--preset", default=None, help="preset name, quoted in the text")
+    p.set_defaults(func=run_publish)
