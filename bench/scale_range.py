@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method  # noqa: E402
 from stylediff.images import load_image, save_image  # noqa: E402
 from stylediff.losses import style_objective  # noqa: E402
-from stylediff.metrics import _image_features, gram_distances  # noqa: E402
+from stylediff.scorer import gram_distances, realism_features  # noqa: E402
 from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
 
 
@@ -69,10 +69,10 @@ def main() -> None:
     with torch.no_grad():
         reference = GuidedSampler(model.unet, model.scheduler("ddim"))(
             list(range(1000, 1000 + args.reference)), num_inference_steps=args.steps, progress=False).images
-        ref_features = torch.nn.functional.normalize(_image_features(vgg, reference), dim=1)
+        ref_features = torch.nn.functional.normalize(realism_features(vgg, reference), dim=1)
 
         def realism(images):
-            features = torch.nn.functional.normalize(_image_features(vgg, images), dim=1)
+            features = torch.nn.functional.normalize(realism_features(vgg, images), dim=1)
             return (1 - features @ ref_features.T).min(dim=1).values
 
         def gram(images, name):

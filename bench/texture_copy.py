@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from stylediff.images import load_image, save_image  # noqa: E402
 from stylediff.layout_copy import COPY_THRESHOLD, layout_copy  # noqa: E402
 from stylediff.losses import STYLE_LOSSES  # noqa: E402
-from stylediff.metrics import gram_distances  # noqa: E402
+from stylediff.scorer import gram_distances  # noqa: E402
 from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
 from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
 

@@ -14,7 +14,7 @@ BASEDIR = str(Path(workflow.basedir).resolve())
 if BASEDIR not in sys.path:
     sys.path.insert(0, BASEDIR)
 
-from stylediff import plan
+from stylediff import experiments, plan
 from stylediff.datasets import check_spec, image_slug
 from stylediff.errors import StylediffError
 from stylediff.layers import min_input_size
@@ -48,7 +48,7 @@ def check_config():
     for name in config["experiments"]:
         if name not in config:
             config_error(f"experiment {name!r} is listed in 'experiments' but has no {name}: section")
-        spec, section = plan.get(name), config[name]
+        spec, section = experiments.lookup(name), config[name]
         for axis in spec.axes:
             if axis.kind not in ("image", "model"):
                 continue
@@ -101,7 +101,7 @@ any table or figure, so that the last jobs of a run are the short ones."""
 
 def gpu(experiment):
     """GPU jobs declare gpu=1: sampling always, optimisation unless the config says device: cpu."""
-    return 1 if plan.get(experiment).gpu_always or config["device"] != "cpu" else 0
+    return 1 if experiments.lookup(experiment).gpu_always or config["device"] != "cpu" else 0
 
 
 # ----------------------------------------------------------------------------- input functions
@@ -169,4 +169,4 @@ wildcard_constraints:
     head="[A-Za-z0-9_-]+",
     tail="[A-Za-z0-9_-]+",
     name="[A-Za-z0-9_-]+",
-    experiment="|".join(plan.EXPERIMENTS),
+    experiment="|".join(experiments.EXPERIMENTS),

@@ -16,7 +16,7 @@ for experiment in EXPERIMENTS:
             PLAN.outputs(experiment, ".metrics.json"),
         params:
             args=metrics_args(experiment),
-            kind=plan.get(experiment).kind,
+            kind=experiments.lookup(experiment).kind,
             options=f"--device cpu --weights {config['weights']} --pooling {config['pooling']} "
             f"--lpips {str(config.get('lpips', 'auto')).lower()}",
         conda:

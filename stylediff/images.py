@@ -36,9 +36,11 @@ def scaled_shape(shape: tuple[int, int], longest: int, minimum: int = 1) -> tupl
 
 def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # 16-bit / float grey: scale by the type's range, not clip at 255 as PIL's convert would.
+        # 16-bit / float grey: scale by the type's range (65535; 1 for float), not clip at 255 as PIL's
+        # convert would, and never by the content: a dark 16-bit image stays dark. "I" (32-bit) is the
+        # mode Pillow widens 16-bit data to; values above 65535 saturate.
         arr = np.asarray(img, dtype=np.float64)
-        top = 1.0 if img.mode == "F" else (65535.0 if arr.max() > 255 else 255.0)
+        top = 1.0 if img.mode == "F" else 65535.0
         arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(arr, mode="L").convert("RGB")
     if img.mode == "P" and "transparency" in img.info:
@@ -48,13 +50,6 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return img.convert("RGB")
-
-
-def _target_size(width: int, height: int, size: int | None) -> tuple[int, int]:
-    if size is None:
-        return width, height
-    scale = size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 MIN_SOURCE_SIDE = 2
@@ -82,7 +77,7 @@ def load_image(path: str | os.PathLike, size: int | None = None, min_side: int =
                     f"image {path} is {img.size[0]}x{img.size[1]} px; the requested layers need at least "
                     f"{max(min_side, MIN_SOURCE_SIDE)} px on the shorter side of the file itself (upsampling "
                     "adds no detail): use a larger image or shallower layers")
-            width, height = _target_size(*img.size, size)
+            width, height = img.size if size is None else scaled_shape(img.size, size)
             if img.format == "JPEG":
                 img.draft("RGB", (width, height))  # decode at a reduced scale when possible
             factor = min(img.size[0] // max(width, 1), img.size[1] // max(height, 1))

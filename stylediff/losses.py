@@ -13,7 +13,7 @@ large activations do not drown the others and one weight means the same across l
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from torch import nn
 from .errors import ConfigError, LossError
 from .layers import LAYER_INDEX, check_layers, min_input_size
 from .registry import Registry
+from .seeding import active_streams
 from .vgg import VGG19
 
 Representation = Any
@@ -34,11 +35,8 @@ class StyleLoss(nn.Module):
     """A style distance between two activations, computed through their statistics."""
 
     name: str = ""
-    stochastic: bool = False
-    """Whether ``compare`` draws random numbers; such a loss reseeds itself in :meth:`reseed`."""
-
-    def reseed(self, seed: int) -> None:
-        """Restart the loss's random stream at ``seed`` (a metric calls this before each image)."""
+    float64_parts: tuple[int, ...] = ()
+    """Indices of the target's parts that stay float64 whatever dtype the term is moved to."""
 
     def represent(self, features: torch.Tensor) -> Representation:
         raise NotImplementedError
@@ -147,42 +145,47 @@ def sorted_rows(values: torch.Tensor) -> torch.Tensor:
 class SlicedWassersteinLoss(StyleLoss):
     """Heitz et al. CVPR 2021: project features on random unit directions, sort, compare.
 
-    Directions are redrawn at every call from a seedable generator, so over an optimisation the
-    loss matches the whole feature distribution, not a fixed set of marginals. When the two
-    activations have different pixel counts the target's sorted projections are resampled.
+    Directions are redrawn at every call, so over an optimisation the loss matches the whole feature
+    distribution, not a fixed set of marginals. Inside :func:`stylediff.seeding.drawing_from` each
+    image draws its own directions from its ``sliced_wasserstein`` stream (the sampler, the
+    optimisation engine and the metrics set one up from the run's seeds), so an image's directions
+    follow its seed and not the batch it is in; outside, one set per call comes from torch's global
+    generator (``torch.manual_seed``), as dropout's masks do. Directions are drawn in float32 on the
+    CPU, so they do not depend on the device or dtype. When the two activations have different
+    pixel counts the target's sorted projections are resampled.
     """
 
     name = "sliced_wasserstein"
-    stochastic = True
 
-    def __init__(self, num_projections: int | None = None, seed: int = 0):
+    def __init__(self, num_projections: int | None = None):
         super().__init__()
         if num_projections is not None and num_projections <= 0:
             raise LossError(f"sliced_wasserstein needs num_projections > 0, got {num_projections}")
         self.num_projections = num_projections
-        self.seed = seed
-        self._generator: torch.Generator | None = None
 
-    def reseed(self, seed: int) -> None:
-        self.seed, self._generator = seed, None
-
-    def _directions(self, channels: int, device, dtype) -> torch.Tensor:
-        if self._generator is None or self._generator.device != torch.device(device):
-            self._generator = torch.Generator(device=device).manual_seed(self.seed)
-        count = self.num_projections or channels
-        dirs = torch.randn(channels, count, generator=self._generator, device=device, dtype=dtype)
-        return dirs / dirs.norm(dim=0, keepdim=True)
+    def _directions(self, rows: int, channels: int, device, dtype) -> torch.Tensor:
+        """Unit directions ``(D, C, K)``: D = 1 (shared by the batch) or one set per image."""
+        shape = (channels, self.num_projections or channels)
+        streams = active_streams()
+        if streams is None:
+            dirs = torch.randn((1, *shape))
+        else:
+            streams.check_tiles(rows)
+            dirs = streams.normal(shape, self.name)
+        dirs = dirs.to(device=device, dtype=dtype)
+        return dirs / dirs.norm(dim=1, keepdim=True)
 
     def represent(self, features):
         return features.flatten(2)  # (N, C, HW): projections are drawn at compare time
 
     def compare(self, rep, target):
-        dirs = self._directions(rep.shape[1], rep.device, rep.dtype)
-        proj = sorted_rows(torch.einsum("ncp,ck->nkp", rep, dirs))
-        proj_t = sorted_rows(torch.einsum("ncp,ck->nkp", target, dirs))
-        if proj_t.shape[2] != proj.shape[2]:
-            proj_t = nn.functional.interpolate(proj_t, size=proj.shape[2], mode="nearest")
-        return (proj - proj_t).pow(2).mean(dim=(1, 2))
+        dirs = self._directions(rep.shape[0], rep.shape[1], rep.device, rep.dtype).transpose(1, 2)  # (D, K, C)
+        # rows as (tiles, D): row j is projected on the directions of image j mod D
+        proj = sorted_rows(dirs @ rep.unflatten(0, (-1, dirs.shape[0])))  # (T, D, K, P)
+        proj_t = sorted_rows(dirs @ target)  # (D, K, Pt): the style target once per image
+        if proj_t.shape[2] != proj.shape[3]:
+            proj_t = nn.functional.interpolate(proj_t, size=proj.shape[3], mode="nearest")
+        return (proj - proj_t).pow(2).mean(dim=(2, 3)).flatten()
 
     def magnitude(self, target):
         return target.pow(2).mean()  # E over unit directions of the projected second moment
@@ -203,6 +206,7 @@ class GaussianW2Loss(StyleLoss):
     """
 
     name = "gaussian_w2"
+    float64_parts = (1, 2, 3)  # trace, Σₜ^½ and δ: `.to(float32)` leaves them, the arithmetic stays float64
 
     def __init__(self, eps: float = 1e-4):
         super().__init__()
@@ -272,10 +276,12 @@ def _parse_weights(layers: list[str], weights) -> list[float]:
 class FeatureTerm(nn.Module):
     """One loss term on VGG features; :class:`Objective` runs the network once for all its terms.
 
-    Targets and per-layer scales are buffers, so ``term.to(device or dtype)`` moves them with the module.
+    Targets and per-layer scales are buffers, so ``term.to(device or dtype)`` moves them with the module;
+    the parts a loss keeps in float64 (:attr:`StyleLoss.float64_parts`) change device only.
     """
 
     layers: list[str]
+    _float64: frozenset[str] = frozenset()
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.layer_losses(features).sum(dim=0)
@@ -284,14 +290,23 @@ class FeatureTerm(nn.Module):
         """Weighted loss per layer, shape ``(L, N)``."""
         raise NotImplementedError
 
-    def _set_target(self, layer: str, target: Representation, scale: torch.Tensor) -> None:
+    def _set_target(self, layer: str, target: Representation, scale: torch.Tensor,
+                    float64_parts: tuple[int, ...] = ()) -> None:
         """Keep ``target`` (a tensor or a tuple of tensors) and ``scale`` of ``layer`` as buffers."""
         parts = target if isinstance(target, tuple) else (target,)
         for i, part in enumerate(parts):
             self.register_buffer(f"target_{layer}_{i}", part.detach(), persistent=False)
+        self._float64 = self._float64 | {f"target_{layer}_{i}" for i in float64_parts}
         self.register_buffer(f"scale_{layer}", torch.as_tensor(scale, dtype=parts[0].dtype, device=parts[0].device),
                              persistent=False)
         self._target_shape[layer] = len(parts) if isinstance(target, tuple) else None
+
+    def _apply(self, fn, *args, **kwargs):
+        kept = {name: self._buffers[name] for name in self._float64}
+        super()._apply(fn, *args, **kwargs)
+        for name, original in kept.items():  # the device of the conversion, the dtype of the original
+            self._buffers[name] = original.to(self._buffers[name].device)
+        return self
 
     def target(self, layer: str) -> Representation:
         count = self._target_shape[layer]
@@ -329,7 +344,7 @@ class StyleTerm(FeatureTerm):
             for name in self.layers:
                 target = self.loss.prepare_target(feats[name])
                 scale = 1.0 / self.loss.magnitude(target).clamp_min(1e-12) if normalize else torch.tensor(1.0)
-                self._set_target(name, target, scale)
+                self._set_target(name, target, scale, self.loss.float64_parts)
 
     def layer_losses(self, features):
         return torch.stack(
@@ -433,6 +448,3 @@ def style_objective(
     """The style loss of ``style`` over ``layers`` as a callable ``images -> (N,)``."""
     return Objective(vgg, {"style": (StyleTerm(vgg, style, layers, loss, layer_weights), 1.0)})
 
-
-GuidanceLoss = Callable[[torch.Tensor], torch.Tensor]
-"""Any differentiable callable from images ``(N, 3, H, W)`` in ``[0, 1]`` to losses ``(N,)``."""

@@ -5,7 +5,8 @@ The image's pixels are the only parameters. Each step is one VGG forward and bac
 step costs what the network costs and the progress bar counts real work. After every step the
 pixels are projected back onto ``[0, 1]``: the image that is written is the image that was
 optimised, and the reported final loss is measured on it. Multi-scale runs
-optimise at increasing sizes, each initialised by upsampling the previous result.
+optimise at increasing sizes, each initialised by upsampling the previous result. Every random draw
+(the initial noise, a loss's projections) follows the run's seed (:mod:`stylediff.seeding`).
 
 The output is the iterate with the lowest loss, not the last one. Without a line search L-BFGS
 can overshoot (the projection onto [0, 1] also makes its curvature pairs inexact): in the findings
@@ -29,6 +30,7 @@ from tqdm.auto import tqdm
 from .errors import ConfigError, NumericalError
 from .images import resize, scaled_shape  # noqa: F401  (resize is public here too)
 from .losses import ContentTerm, Objective, StyleTerm
+from .seeding import ImageStreams, drawing_from
 from .vgg import VGG19, check_layers
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -232,12 +234,13 @@ def _multiscale(build: Callable[[tuple[int, int]], Objective], shape: tuple[int,
     image = initial_image(shapes[0], config.init, config.seed, reference, device)
     history: list[dict[str, float]] = []
     seconds = 0.0
-    for index, current in enumerate(shapes):
-        if index:
-            image = resize(image, current)
-        result = optimize_image(build(current), image, config, f"{description} {current[1]}x{current[0]}")
-        image, seconds = result.image, seconds + result.seconds
-        history += [{**entry, "scale": max(current)} for entry in result.history]
+    with drawing_from(ImageStreams([config.seed])):  # a loss's random draws follow the run's seed
+        for index, current in enumerate(shapes):
+            if index:
+                image = resize(image, current)
+            result = optimize_image(build(current), image, config, f"{description} {current[1]}x{current[0]}")
+            image, seconds = result.image, seconds + result.seconds
+            history += [{**entry, "scale": max(current)} for entry in result.history]
     return OptimizeResult(image=image, history=history, seconds=seconds)
 
 

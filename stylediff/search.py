@@ -6,7 +6,9 @@ multiplying that knob by its factor (``GuidanceMethod.search_factors``: the scal
 TFG's ρ ×2, μ ×2 and γ ×10 as in its scripts); all settings seen so far are ranked by the score and
 the best ``beam`` are kept. The score is the style distance of the samples (lower is better) among
 settings whose fidelity to the unguided samples stays within a budget (LPIPS to the same-seed
-unguided sample at most ``budget``); a setting over budget ranks after every one within it.
+unguided sample at most ``budget``); a setting over budget ranks after every one within it. Every
+candidate samples the same seeds and every random draw of a sampling call follows them
+(:mod:`stylediff.seeding`), so candidates differ only in their knobs: common random numbers.
 """
 
 from __future__ import annotations

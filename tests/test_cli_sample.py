@@ -52,12 +52,22 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
     assert meta["guidance"]["guidance_shape"] == [16, 16]  # max(sample 16, 4 x 2 px that relu2_1 needs)
     assert [step["guided"] for step in meta["history"]] == [True, True, True]
 
-    # image i of a batch is the single-image run with seed SEED+i
+    # a CPU run is bit-reproducible: the same command writes the same pixels
+    again = tmp_path / "again" / "guided.png"
+    assert sample(model_dir, again, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--mode", "x0",
+                  "--window", "0.0,0.9") == 0
+    for seed in (4, 5, 6):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "run" / f"guided__s{seed}.png")),
+                              np.asarray(Image.open(tmp_path / "again" / f"guided__s{seed}.png")))
+    # image i of a batch is the single-image run with seed SEED+i, up to the CPU kernels' rounding: oneDNN's
+    # convolutions and the UNet's time-embedding matmul take other code paths for a batch of 3 than of 1
+    # (1e-6 apart in the UNet's output, 1e-4 in VGG's relu1_1), which the 8-bit rounding can turn into ±1
+    # on a pixel that lies at a rounding boundary (none here on the development machine)
     single = tmp_path / "single.png"
     assert sample(model_dir, single, "--seed", "5", "--scale", "0.2", "--mode", "x0", "--window", "0.0,0.9") == 0
     a = np.asarray(Image.open(single), dtype=np.int16)
     b = np.asarray(Image.open(paths[1]), dtype=np.int16)
-    assert np.abs(a - b).max() <= 1
+    assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.05
 
 
 @pytest.mark.parametrize("model,expected", [("{tmp}/missing-model", "not found"),

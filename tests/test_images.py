@@ -50,6 +50,25 @@ def test_other_modes_are_converted(tmp_path, mode):
         assert (image[0, 0] - expected).abs().mean() < 0.03
 
 
+@pytest.mark.parametrize("mode, suffix, dtype", [("I;16", ".png", np.uint16), ("I", ".tif", np.int32)])
+def test_16_bit_images_are_scaled_by_their_range_not_their_content(tmp_path, mode, suffix, dtype):
+    """A dark 16-bit image (every value <= 255) stays dark, and one brighter pixel changes no other pixel."""
+    dark = (np.arange(64 * 64).reshape(64, 64) % 256).astype(np.uint16)
+    bright = dark.copy()
+    bright[0, 0] = 300
+    levels = np.array([[0, 255, 257 * 100, 65535]], dtype=np.uint16).repeat(2, axis=0)
+    loaded = []
+    for name, array in (("dark", dark), ("bright", bright), ("levels", levels)):
+        path = tmp_path / f"{name}{suffix}"
+        Image.fromarray(array.astype(dtype)).save(path)
+        with Image.open(path) as img:
+            assert img.mode == mode
+        loaded.append(load_image(path))
+    assert (loaded[0] * 255).round().max().item() == 1  # 255 / 65535 of full scale: the first 8-bit level
+    assert torch.equal(loaded[0][..., 1:], loaded[1][..., 1:])  # the bright pixel's column aside
+    assert loaded[2][0, 0, 0].tolist() == pytest.approx([0, 1 / 255, 100 / 255, 1])
+
+
 def test_transparent_pixels_become_white(tmp_path):
     rgba = np.zeros((8, 8, 4), np.uint8)
     path = tmp_path / "clear.png"

@@ -33,6 +33,9 @@ def test_copies_score_high(paintings, name):
     assert layout_copy(image.flip(-1), image) == pytest.approx(1.0, abs=1e-4)
     shifted = torch.nn.functional.pad(image, (6, 0, 5, 0), mode="replicate")[..., :image.shape[-2], :image.shape[-1]]
     assert layout_copy(shifted, image) >= 0.9
+    noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(0))
+    # a copy under 70 % noise scores 0.65-0.81 and is called a copy; the threshold sits below it
+    assert layout_copy(0.3 * image + 0.7 * noise, image) >= COPY_THRESHOLD
     # a copy made at another size is still a copy: the reference is compared at the output's shape
     assert layout_copy(load_image(STYLES / f"{name}.jpg", 64), image) >= 0.95
 
@@ -41,10 +44,10 @@ def test_copies_score_high(paintings, name):
 def test_statistics_without_layout_score_low(paintings, name):
     image = paintings[name]
     other = paintings["the_scream" if name == "starry_night" else "starry_night"]
-    assert layout_copy(_tile_shuffle(image), image) <= 0.3
-    assert layout_copy(other, image) <= 0.3
-    assert layout_copy(torch.rand(image.shape, generator=torch.Generator().manual_seed(0)), image) <= 0.3
-    assert COPY_THRESHOLD > 0.3
+    noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(0))
+    for candidate in (_tile_shuffle(image), other, noise):
+        score = layout_copy(candidate, image)
+        assert score <= 0.3 and score < COPY_THRESHOLD  # none is called a copy
 
 
 def test_score_is_bounded_and_an_inverted_image_is_not_a_copy(paintings):

@@ -5,6 +5,7 @@ from stylediff.errors import ConfigError, LossError
 from stylediff.losses import (STYLE_LOSSES, ContentTerm, GaussianW2Loss, Objective, SlicedWassersteinLoss, StyleTerm,
                               content_loss, get_style_loss, gram_matrix, sorted_rows, style_objective,
                               total_variation)
+from stylediff.seeding import ImageStreams, drawing_from
 
 LOSSES = sorted(STYLE_LOSSES)
 
@@ -31,8 +32,9 @@ def test_gradient_matches_finite_differences(name):
     x = (features(4, (1, 3, 4, 4), torch.float64) + 0.1).requires_grad_(True)
 
     def f(inp):
-        loss = get_style_loss(name)  # fresh generator: sliced_wasserstein draws the same directions each call
-        return loss(inp, loss.prepare_target(target))
+        loss = get_style_loss(name)
+        with drawing_from(ImageStreams([0])):  # fresh streams: sliced_wasserstein draws the same directions
+            return loss(inp, loss.prepare_target(target))
 
     assert torch.autograd.gradcheck(f, (x,), eps=1e-6, atol=1e-5)
 
@@ -80,14 +82,43 @@ def test_sorted_rows_is_torch_sort_with_and_without_gradient(dtype):
     assert torch.equal(leaf.grad, reference.grad)  # the gradient follows torch.sort's order of ties
 
 
-def test_sliced_wasserstein_redraws_directions_and_is_seedable():
+def test_sliced_wasserstein_redraws_directions_and_follows_the_streams_seeds():
     x, y = features(7, (1, 16, 4, 4)), features(8, (1, 16, 4, 4))
-    first, second = SlicedWassersteinLoss(seed=3), SlicedWassersteinLoss(seed=3)
-    target = first.prepare_target(y)
-    a1, a2 = first(x, target), first(x, target)
-    b1 = second(x, target)
+    loss = SlicedWassersteinLoss()
+    target = loss.prepare_target(y)
+    with drawing_from(ImageStreams([3])):
+        a1, a2 = loss(x, target), loss(x, target)
+    with drawing_from(ImageStreams([3])):
+        b1 = SlicedWassersteinLoss()(x, target)
+    with drawing_from(ImageStreams([4])):
+        c1 = loss(x, target)
     assert a1.item() != a2.item()  # new projections at every call
     assert a1.item() == b1.item()  # same seed, same sequence
+    assert a1.item() != c1.item()  # another seed, other projections
+    torch.manual_seed(5)
+    d1 = loss(x, target)
+    torch.manual_seed(5)
+    assert loss(x, target).item() == d1.item()  # outside any streams: torch's global generator
+
+
+def test_sliced_wasserstein_of_an_image_does_not_depend_on_its_batch():
+    """Each image draws its own directions; rows beyond the images are Monte-Carlo tiles of them."""
+    images = [features(s, (1, 16, 4, 4)) for s in (10, 11, 12)]
+    loss = SlicedWassersteinLoss()
+    target = loss.prepare_target(features(13, (1, 16, 6, 6)))
+    alone = []
+    for seed, image in zip((5, 6, 7), images):
+        with drawing_from(ImageStreams([seed])):
+            alone.append(loss(image, target))
+    with drawing_from(ImageStreams([5, 6, 7])):
+        batch = loss(torch.cat(images), target)
+    with drawing_from(ImageStreams([5, 6, 7])):
+        tiled = loss(torch.cat(images * 2), target)
+    torch.testing.assert_close(batch, torch.cat(alone))
+    torch.testing.assert_close(tiled, torch.cat(alone * 2))
+    assert len(set(batch.tolist())) == 3
+    with drawing_from(ImageStreams([5, 6])), pytest.raises(ConfigError, match="not whole tiles of the 2 images"):
+        loss(torch.cat(images), target)
 
 
 def test_sliced_wasserstein_compares_different_sizes():
@@ -161,30 +192,49 @@ def test_bad_weights_are_refused(vgg):
         Objective(vgg, {"style": (StyleTerm(vgg, style, "relu1_1"), float("inf"))})
 
 
-@pytest.mark.parametrize("loss", ["gram", "mean_std", "sliced_wasserstein", "gaussian_w2"])
+@pytest.mark.parametrize("loss", LOSSES)
 def test_objective_moves_its_targets_and_never_the_shared_network(vgg, loss):
     """Targets and scales are buffers: `.to(float64)` moves every one; the process-wide VGG-19 stays
     float32 (the objective switches to the cached float64 copy), and converting the shared network
     itself is refused."""
-    from stylediff.errors import ConfigError
-    from stylediff.losses import style_objective
     from stylediff.vgg import load_vgg19
 
     style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     objective = style_objective(vgg, style, ["relu1_1", "relu2_1"], loss)
-    before = objective(image).item()
     buffers = dict(objective.named_buffers())
     assert buffers and all(name.split(".")[-1].startswith(("target_", "scale_")) for name in buffers)
     objective.to(torch.float64)
     assert all(b.dtype == torch.float64 for b in objective.buffers())
     assert load_vgg19().convs["conv1_1"].weight.dtype == torch.float32  # the shared one is untouched
     assert objective.vgg.convs["conv1_1"].weight.dtype == torch.float64
-    after = objective(image.double()).item()
-    if loss != "sliced_wasserstein":  # its random directions are drawn in the working dtype: other draws
-        assert after == pytest.approx(before, rel=1e-3)
     with pytest.raises(ConfigError, match="process-wide cached network"):
         vgg.to(torch.float64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_objective_to_a_dtype_works_for_every_loss(vgg, loss, dtype):
+    """`.to(dtype)` gives the same loss in that dtype (`.to(float32)` of a float32 objective changes
+    nothing), and back to float32 the very values of before: gaussian_w2's float64 parts stay float64."""
+    style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    image = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    objective = style_objective(vgg, style, ["relu1_1", "relu2_1"], loss)
+
+    def value(images):
+        with drawing_from(ImageStreams([4, 5])):  # sliced_wasserstein: the same projections each time
+            return objective(images)
+
+    before = value(image)
+    after = value(image.to(dtype)) if objective.to(dtype) is objective else None
+    assert after.dtype == dtype
+    if dtype == torch.float32:
+        assert torch.equal(after, before)
+    else:
+        torch.testing.assert_close(after.float(), before, rtol=1e-4, atol=1e-6)
+    objective.to(torch.float32)
+    assert torch.equal(value(image), before)
+    kept = [b for name, b in objective.named_buffers() if b.dtype == torch.float64]
+    assert len(kept) == (3 * 2 if loss == "gaussian_w2" else 0)
 
 
 def test_gram_matrix_backward_is_the_exact_gradient():

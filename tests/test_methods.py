@@ -15,7 +15,7 @@ import yaml
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method, make_scheduler
 from stylediff.diffusion.analytic import GaussianDenoiser, QuadraticLoss
 from stylediff.diffusion.methods.base import Evaluations, GuidanceMethod
-from stylediff.diffusion.sampler import derived_seed
+from stylediff.seeding import derived_seed
 
 diffusers = pytest.importorskip("diffusers")
 

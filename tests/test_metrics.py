@@ -1,4 +1,4 @@
-"""stylediff.metrics and the `stylediff metrics` verb."""
+"""The metrics (stylediff.metrics, .scorer, .lpips, .backbones, .metrics_document) and the `stylediff metrics` verb."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from stylediff.images import load_image, save_image
 from stylediff.io import write_json
 from stylediff.losses import STYLE_LOSSES
 from stylediff.backbones import backbone_path, ensure_backbone
-from stylediff.metrics import LPIPS_NETS, METRIC_LAYERS, Scorer, gram_distances, image_metrics
+from stylediff.lpips import LPIPS_NETS
+from stylediff.metrics_document import image_metrics
+from stylediff.scorer import METRIC_LAYERS, Scorer, gram_distances
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_LPIPS = all(backbone_path(net).is_file() for net in LPIPS_NETS)
@@ -137,7 +139,10 @@ def test_metrics_verb_batch_and_errors(tmp_path):
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     docs = [json.loads((tmp_path / f"{n}.metrics.json").read_text()) for n in "ab"]
-    assert docs[0]["metrics"]["feature_error"] < docs[1]["metrics"]["feature_error"] + 10  # both computed
+    for doc, path in zip(docs, (a, b)):  # each image scored at its own sidecar's layer, into its own --out
+        expected = image_metrics(Scorer(lpips=False), "inversion", path, original)["metrics"]
+        assert doc["metrics"] == pytest.approx(expected, rel=1e-6)
+    assert docs[0]["metrics"]["feature_error"] != docs[1]["metrics"]["feature_error"]
     assert docs[0]["metric_weights"]["vgg19"]["source"] == "caffe"
     result = subprocess.run(base + ["--out", str(tmp_path / "only_one.json")], cwd=ROOT, capture_output=True,
                             text=True)

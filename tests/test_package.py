@@ -1,5 +1,5 @@
 """The package's shape: no import cycle, the public API where the README says, registries that match
-the schema, and the README's Python examples run."""
+the schema, and the Python examples of the README and the docs run."""
 
 from __future__ import annotations
 
@@ -63,6 +63,19 @@ def test_no_import_cycle_inside_the_package():
             visit(module, [module])
 
 
+MAX_MODULE_LINES = 450
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_module_is_short_and_says_what_it_owns(path):
+    """One concept per module: under 450 lines, with a docstring whose first sentence says what it owns."""
+    text = path.read_text()
+    lines = text.count("\n")
+    assert lines <= MAX_MODULE_LINES, f"{path.relative_to(ROOT)} has {lines} lines: split it by concept"
+    docstring = ast.get_docstring(ast.parse(text))
+    assert docstring and docstring.split("\n\n")[0].strip(), f"{path.relative_to(ROOT)} has no module docstring"
+
+
 def test_public_api_keeps_its_names():
     from stylediff.cli import build_parser, main  # noqa: F401
     from stylediff.losses import STYLE_LOSSES, style_objective  # noqa: F401
@@ -83,7 +96,7 @@ def test_build_parser_in_a_fresh_interpreter_lists_every_verb():
 def test_schema_lists_exactly_the_registered_names():
     from stylediff.layers import LAYERS, POOLINGS, WEIGHT_SOURCES
     from stylediff.losses import STYLE_LOSSES
-    from stylediff.plan import EXPERIMENTS
+    from stylediff.experiments import EXPERIMENTS
 
     schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
     defs, props = schema["$defs"], schema["properties"]
@@ -96,13 +109,16 @@ def test_schema_lists_exactly_the_registered_names():
 
 
 def readme_python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    """Every distinct ```python block of the README and of the docs pages."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    blocks = [block for page in pages for block in re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)]
+    return list(dict.fromkeys(blocks))
 
 
 @pytest.mark.parametrize("index", range(len(readme_python_blocks())))
 def test_readme_python_examples_run(tmp_path, index):
-    """Each ```python block of the README runs as it is, from the repository root (sizes shrunk so
-    the test is quick: 256 px -> 32 px, 300 steps -> 3)."""
+    """Each ```python block of the README and the docs runs as it is, from the repository root (sizes
+    shrunk so the test is quick: 256 px -> 32 px, 300 steps -> 3)."""
     code = readme_python_blocks()[index]
     code = code.replace("256", "32").replace("steps=300", "steps=3").replace("num_inference_steps=50",
                                                                              "num_inference_steps=3")

@@ -1,4 +1,4 @@
-"""The experiment plan (stylediff.plan): run ids, runs per preset, jobs and their command lines.
+"""The experiment plan (stylediff.plan, stylediff.experiments, stylediff.runids): run ids, runs per preset, jobs and their command lines.
 torch-free: these tests also check that the plan imports no torch."""
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from stylediff import plan
+from stylediff.errors import ConfigError
+from stylediff.experiments import lookup, method_entries
+from stylediff.runids import model_slug, parse_run_id, run_id, split_run
 
 from .conftest import preset_config
-from stylediff.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,37 +26,37 @@ def test_run_id_round_trip(scale, normalization):
     values = {"model": "google/ddpm-cifar10-32", "style": "data/styles/starry night.jpg", "loss": "gram",
               "layers": ["relu1_1", "relu2_1"], "window": [0.25, 1.0], "mode": "x0", "normalization": normalization,
               "scale": scale, "seed": 3}
-    run = plan.run_id("guidance", values)
+    run = run_id(lookup("guidance"), values)
     assert "." not in run and "/" not in run and " " not in run
-    parsed = plan.parse_run_id("guidance", run)
+    parsed = parse_run_id(lookup("guidance"), run)
     # an unguided sample has nothing to normalise: it is the default-normalisation run for every one
     expected_norm = "per_step" if scale == 0 else normalization
     assert parsed == {"model": "ddpm-cifar10-32", "style": "starry_night", "loss": "gram",
                       "layers": "relu1_1-relu2_1", "window": "0.25-1", "mode": "x0", "normalization": expected_norm,
                       "scale": pytest.approx(scale), "seed": 3}
-    assert plan.run_id("guidance", parsed) == run
+    assert run_id(lookup("guidance"), parsed) == run
 
 
 def test_default_normalisation_keeps_the_run_ids_of_older_grids():
     values = {"model": "m", "style": "s.png", "loss": "gram", "layers": ["relu1_1"], "window": [0, 1],
               "mode": "x0", "scale": 0.1, "seed": 0}
     older = "m__s__gram__relu1_1__w0-1__x0__g0p1__s0"
-    assert plan.run_id("guidance", values) == older == plan.run_id("guidance", {**values, "normalization": "per_step"})
-    assert (plan.run_id("guidance", {**values, "normalization": "first_step"})
+    assert run_id(lookup("guidance"), values) == older == run_id(lookup("guidance"), {**values, "normalization": "per_step"})
+    assert (run_id(lookup("guidance"), {**values, "normalization": "first_step"})
             == "m__s__gram__relu1_1__w0-1__x0__first_step__g0p1__s0")
-    assert plan.run_id("guidance", {**values, "scale": 0, "normalization": "first_step"}).endswith("__x0__g0__s0")
+    assert run_id(lookup("guidance"), {**values, "scale": 0, "normalization": "first_step"}).endswith("__x0__g0__s0")
 
 
 def test_run_id_matches_design_example_and_rejects_bad_ids():
-    run = plan.run_id("texture", {"style": "data/styles/starry_night.jpg", "layers": ["relu1_1", "relu2_1"],
+    run = run_id(lookup("texture"), {"style": "data/styles/starry_night.jpg", "layers": ["relu1_1", "relu2_1"],
                                   "loss": "gram", "seed": 0})
     assert run == "starry_night__relu1_1-relu2_1__gram__s0"
-    assert plan.split_run("texture", run) == ("starry_night", "relu1_1-relu2_1__gram", "s0")  # layers x losses
+    assert split_run(lookup("texture"), run) == ("starry_night", "relu1_1-relu2_1__gram", "s0")  # layers x losses
     with pytest.raises(ConfigError):
-        plan.parse_run_id("texture", "starry_night__gram__s0")
+        parse_run_id(lookup("texture"), "starry_night__gram__s0")
     with pytest.raises(ConfigError):
-        plan.run_id("nonsense", {})
-    assert plan.model_slug("models/ddpm-emoji-32/") == "ddpm-emoji-32"
+        lookup("nonsense")
+    assert model_slug("models/ddpm-emoji-32/") == "ddpm-emoji-32"
 
 
 def expected_rows(config: dict, name: str) -> int:
@@ -63,7 +65,7 @@ def expected_rows(config: dict, name: str) -> int:
     if name == "guidance_methods":
         others = math.prod(len(section[key]) for key in ("models", "styles", "losses", "layer_sets", "seeds"))
         return others * (1 + sum(len(entry["scales"]) for entry in section["methods"]))
-    spec = plan.get(name)
+    spec = lookup(name)
     count = 1
     for axis in spec.axes:
         if axis.name in ("normalization", "scale"):
@@ -84,7 +86,7 @@ def test_rows_are_the_product_of_the_axes(preset):
         assert len(runs) == expected_rows(config, name), (preset, name)
         assert runs["run"].is_unique
         for run in runs["run"]:  # ids round-trip through the grammar
-            assert plan.run_id(name, plan.parse_run_id(name, run)) == run
+            assert run_id(lookup(name), parse_run_id(lookup(name), run)) == run
         jobs = built.jobs(name)
         assert sorted(run for runs_ in jobs.values() for run in runs_) == sorted(runs["run"])
         patterns = built.job_outputs(name, ".png")
@@ -113,7 +115,7 @@ def test_jobs_outputs_and_commands_name_the_runs():
         assert command.endswith(f"--out results/texture/{run}.png") and "--loss" in command
     patterns = built.job_outputs("texture", ".png")
     assert all("{head}" in p and "{tail}" in p for p in patterns)
-    head, _, tail = plan.split_run("texture", runs[0])
+    head, _, tail = split_run(lookup("texture"), runs[0])
     assert {p.format(head=head, tail=tail) for p in patterns} == {f"results/texture/{run}.png" for run in runs}
     assert all("--scales auto" in command for command in commands)  # the CLI's default, said on the line
     single = plan.build({**config, "texture": {**config["texture"], "scales": []}})
@@ -131,7 +133,7 @@ def test_sampling_jobs_run_every_setting_of_a_head_with_seeds_batched():
     assert len(jobs) == heads  # one process per model x style x loss x layer set
     job, runs = next(iter(jobs.items()))
     commands = built.commands("guidance_methods", job)
-    entries = plan.method_entries(section)
+    entries = method_entries(section)
     assert len(commands) == 1 + sum(len(entry["scales"]) for entry in entries.values())  # + the unguided one
     seeds = ",".join(str(s) for s in section["seeds"])
     assert all(f"--seeds {seeds}" in command for command in commands)

@@ -10,7 +10,8 @@ from PIL import Image
 from stylediff.datasets import check_spec, image_slug, materialise, resolve_image
 from stylediff.errors import ConfigError, ImageError
 from stylediff.io import write_json
-from stylediff import plan
+from stylediff.experiments import lookup
+from stylediff.runids import parse_run_id, run_id
 from stylediff.report.figures import make_figures
 from stylediff.report.tables import aggregate
 
@@ -40,9 +41,9 @@ def _fake_experiment(tmp_path, experiment, runs):
 
     files, rows = [], []
     for i, values in enumerate(runs):
-        run = plan.run_id(experiment, values)
+        run = run_id(lookup(experiment), values)
         out = _png(tmp_path / f"{run}.png", i)
-        rows.append({"experiment": experiment, "run": run, **plan.parse_run_id(experiment, run), "job": "j",
+        rows.append({"experiment": experiment, "run": run, **parse_run_id(lookup(experiment), run), "job": "j",
                      "output": out})
         ref = _png(tmp_path / f"ref{i}.png", 100 + i)
         doc = {"image": out, "reference": ref, "baseline": ref if experiment in ("transfer", "guidance") else None,
@@ -99,7 +100,7 @@ def test_figures_written_and_byte_identical(tmp_path, experiment):
     aggregate(experiment, runs_csv, files, tmp_path / "t.csv")
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig1")
     section = {"models": ["models/tiny"], "modes": ["x0", "through_unet"]}
-    expected = plan.get(experiment).figures({"guidance": section, "guidance_methods": section})
+    expected = lookup(experiment).figures({"guidance": section, "guidance_methods": section})
     assert sorted(p.name for p in (tmp_path / "fig1").iterdir()) == sorted(expected)
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig2")
     for name in expected:
@@ -114,7 +115,7 @@ def test_tables_and_figures_take_labels_and_losses_from_the_metrics_job(tmp_path
     import subprocess
     import sys
 
-    from stylediff.report.tables import column_label, read_table
+    from stylediff.report.tables import read_table, recorded_label
 
     runs = [{"style": "s.jpg", "layers": ["relu1_1"], "loss": loss, "seed": 0} for loss in ("gram", "mean_std")]
     runs_csv, files = _fake_experiment(tmp_path, "texture", runs)
@@ -128,9 +129,9 @@ def test_tables_and_figures_take_labels_and_losses_from_the_metrics_job(tmp_path
     header = next(line for line in (tmp_path / "s.md").read_text().splitlines() if line.startswith("|"))
     assert "my_loss_mean" in header and header.index("my_loss_mean") < header.index("gram_mean")
     frame = read_table(tmp_path / "t.csv")
-    assert column_label(frame, "gram_dist_mean") == "Gram distance (label from the job)"
-    assert column_label(frame, "seconds_per_image") == "seconds per image"
-    assert column_label(frame, "unknown") == "unknown"
+    assert recorded_label(frame, "gram_dist_mean") == "Gram distance (label from the job)"
+    assert recorded_label(frame, "seconds_per_image") == "seconds per image"
+    assert recorded_label(frame, "unknown") == "unknown"
     code = ("import sys; from stylediff.cli import main; main(['figures', '--experiment', 'texture', '--table', "
             f"{str(tmp_path / 't.csv')!r}, '--out-dir', {str(tmp_path / 'fig')!r}]); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -332,40 +332,12 @@ _COPY_IGNORE = shutil.ignore_patterns(
 )
 
 
-def _tiny_ddpm(folder: Path) -> Path:
-    """A tiny randomly initialised diffusers DDPM pipeline (as in tests/test_diffusion.py):
-    tests/data/tiny.yaml names a placeholder model that each test replaces."""
-    diffusers = pytest.importorskip("diffusers")
-    import torch
-
-    torch.manual_seed(0)
-    unet = diffusers.UNet2DModel(
-        sample_size=16,
-        in_channels=3,
-        out_channels=3,
-        layers_per_block=1,
-        block_out_channels=(32, 32),
-        norm_num_groups=8,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
-    )
-    diffusers.DDPMPipeline(
-        unet=unet, scheduler=diffusers.DDPMScheduler(num_train_timesteps=1000)
-    ).save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.parametrize("configfile", ["tests/data/tiny.yaml"])
-def test_project_workflow_through_slurm_profile(tmp_path, configfile):
-    if not (REPO / "Snakefile").is_file():
-        pytest.skip("no Snakefile at the repository root yet")
-    if not (REPO / configfile).is_file():
-        pytest.skip(f"{configfile} does not exist yet")
-
+def test_project_workflow_through_slurm_profile(tmp_path, configfile, tiny_ddpm_dir):
     work = tmp_path / "repo"
     shutil.copytree(REPO, work, ignore=_COPY_IGNORE, symlinks=True)
     # the tiny config's guidance models are placeholders: point both experiments at a tiny UNet
-    model = _tiny_ddpm(tmp_path / "tiny-ddpm")
+    model = tiny_ddpm_dir
     override = tmp_path / "model.yaml"
     override.write_text("".join(f"{experiment}:\n  models: ['{model}']\n"
                                 for experiment in ("guidance", "guidance_methods")))

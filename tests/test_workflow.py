@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from stylediff import plan
+from stylediff.experiments import lookup
 
 from .conftest import preset_config
 
@@ -93,7 +94,7 @@ def expected_jobs(config: dict) -> dict[str, int]:
             expected["reference_set"] = expected.get("reference_set", 0) + len(built.reference_sets(experiment))
         expected[f"metrics_{experiment}"] = 1
         expected[f"figures_{experiment}"] = 1
-        for axis in plan.get(experiment).axes:
+        for axis in lookup(experiment).axes:
             if axis.kind == "image":
                 skimage |= {spec for spec in config[experiment][axis.key] if spec.startswith("skimage:")}
     expected["aggregate"] = expected["plan"] = len(config["experiments"])
@@ -164,17 +165,6 @@ def test_unknown_preset_and_missing_image_are_named(tmp_path):
 
 
 # ----------------------------------------------------------------------------- end to end
-def tiny_unet(folder: Path) -> Path:
-    import torch
-    from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
-
-    torch.manual_seed(0)
-    unet = UNet2DModel(sample_size=16, block_out_channels=(32, 32), layers_per_block=1, norm_num_groups=8,
-                       down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
-    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=100)).save_pretrained(folder)
-    return folder
-
-
 def check_outputs_readable(work: Path) -> int:
     """Every PNG and JSON under results/ is complete (opens / parses); returns the count."""
     from PIL import Image
@@ -253,12 +243,12 @@ def test_a_run_writes_only_its_results_and_publish_only_what_it_declares(tmp_pat
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end(tmp_path):
+def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
     import pandas as pd
 
     work = workdir(tmp_path)
     config = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
-    tiny = str(tiny_unet(work / "tiny-unet"))
+    tiny = str(tiny_ddpm_dir)
     config["guidance"]["models"] = config["guidance_methods"]["models"] = [tiny]
     # as on a fresh machine: no LPIPS backbones, no network (auto: skipped, and the summaries say so)
     (work / "torch-home").mkdir()
@@ -315,14 +305,15 @@ def test_tiny_end_to_end(tmp_path):
     process = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True, env=ENV)
     incomplete = work / ".snakemake" / "incomplete"
-    delay = random.Random().uniform(0.0, 3.0)
+    seed = int(os.environ.get("STYLEDIFF_KILL_SEED", "0"))  # another moment: STYLEDIFF_KILL_SEED=N
+    delay = random.Random(seed).uniform(0.0, 3.0)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         if incomplete.is_dir() and any(incomplete.iterdir()):
             time.sleep(delay)  # somewhere inside the jobs: start-up, optimisation or the write
             break
         time.sleep(0.05)
-    assert process.poll() is None, f"the run ended before it could be killed (delay {delay:.2f} s)"
+    assert process.poll() is None, f"the run ended before it could be killed (delay {delay:.2f} s, seed {seed})"
     os.killpg(process.pid, signal.SIGKILL)  # snakemake and its jobs
     process.wait()
     check_outputs_readable(work)  # nothing half-written
@@ -335,6 +326,7 @@ def test_tiny_end_to_end(tmp_path):
         assert (work / target).is_file(), target
     resumed = image_hashes(work)
     changed = sorted(name for name in uninterrupted if resumed.get(name) != uninterrupted[name])
-    assert not changed, f"killed after {delay:.2f} s, the resumed run differs from the uninterrupted one: {changed}"
+    assert not changed, (f"killed after {delay:.2f} s (STYLEDIFF_KILL_SEED={seed}), the resumed run differs from the "
+                         f"uninterrupted one: {changed}")
     result = snakemake(work, *args)
     assert "Nothing to be done" in result.stdout + result.stderr

@@ -14,12 +14,9 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..experiments import EXPERIMENTS, METRIC_KINDS
 from ..layers import POOLINGS, WEIGHT_SOURCES
-from ..plan import EXPERIMENTS
 from . import args as cli
-
-
-METRIC_KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
 
 
 def _paired(name: str, values: list[str] | None, count: int, required: bool) -> list[str | None]:
@@ -65,7 +62,9 @@ def run_plan(args) -> None:
 def run_metrics(args) -> None:
     from ..io import ensure_parent, write_json
     from ..losses import STYLE_LOSSES
-    from ..metrics import Scorer, column_label, image_metrics
+    from ..metrics import column_label
+    from ..metrics_document import image_metrics
+    from ..scorer import Scorer
     from ..provenance import peak_rss_mb, versions
 
     images = args.image

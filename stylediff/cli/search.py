@@ -18,7 +18,7 @@ def run_search(args) -> None:
     from ..io import ensure_parent, write_text
     from ..layers import check_layers, min_input_size
     from ..losses import style_objective
-    from ..metrics import METRIC_LAYERS, Scorer, gram_distances
+    from ..scorer import METRIC_LAYERS, Scorer, gram_distances
     from ..search import beam_search
     from ..vgg import load_vgg19
 

@@ -11,13 +11,14 @@ straight-through gradient (the loss sees a valid image, saturated pixels keep th
 to [0, 1] and resized to the guidance size.
 
 Seeds: each image has its own CPU generator (seed s), drawn per image exactly as diffusers draws from
-a list of generators; every other random draw (recurrence, Monte-Carlo variance) comes from streams
-derived from the image's seed, so image i is the same alone or in a batch.
+a list of generators; every other random draw (recurrence, Monte-Carlo variance, and the objective's
+own, such as sliced_wasserstein's projections) comes from streams derived from the image's seed
+(:mod:`stylediff.seeding`), restarted at every call, so image i is the same alone or in a batch and
+the same at every call with its seed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import warnings
@@ -29,6 +30,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, NumericalError, ResourceError
+from ..images import scaled_shape
+from ..seeding import ImageStreams, drawing_from, image_generators
 from .methods.base import GuidanceMethod, StepContext
 from .schedule import Schedule, check_supported, is_ddim
 
@@ -41,15 +44,6 @@ def default_guidance_size(sample_size: int, min_size: int = 1) -> int:
     """``max(sample_size, 4 * min_size)``: the deepest layer of the objective sees at least 4×4 pixels
     (a 32 px model's samples are upsampled to 64 px for a relu5_1 objective)."""
     return max(int(sample_size), 4 * int(min_size))
-
-
-def image_generators(seeds: Sequence[int]) -> list[torch.Generator]:
-    return [torch.Generator(device="cpu").manual_seed(int(seed)) for seed in seeds]
-
-
-def derived_seed(seed: int, purpose: str) -> int:
-    """A seed for one purpose (``recurrence``, ``variance0``…) of the image with ``seed``."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{purpose}".encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 @dataclass
@@ -137,8 +131,7 @@ class GuidedSampler:
     def guidance_shape(self) -> tuple[int, int]:
         h, w = self.sample_shape[1:]
         side = self.guidance_size or default_guidance_size(max(h, w), getattr(self.objective, "min_size", 1))
-        ratio = side / max(h, w)
-        return max(1, round(h * ratio)), max(1, round(w * ratio))
+        return scaled_shape((h, w), side)
 
     def to_objective_input(self, x0: torch.Tensor) -> torch.Tensor:
         """Model-space x̂0 in [-1, 1] -> [0, 1] at the guidance size (straight-through clamp)."""
@@ -162,9 +155,9 @@ class GuidedSampler:
             return out.float() if precision != "fp32" else out
         return call
 
-    def _loss(self, precision: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    def _loss(self, precision: str, streams: ImageStreams) -> Callable[[torch.Tensor], torch.Tensor]:
         def call(x0: torch.Tensor) -> torch.Tensor:
-            with self._autocast(precision):
+            with self._autocast(precision), drawing_from(streams):
                 return self.objective(self.to_objective_input(x0)).float()
         return call
 
@@ -217,8 +210,8 @@ class GuidedSampler:
         timesteps = self.scheduler.timesteps
         steps = len(timesteps)
         schedule = Schedule(self.scheduler, self.device)
-        unet, loss = self._unet(precision), self._loss(precision) if self.objective is not None else None
-        streams: dict[str, list[torch.Generator]] = {}
+        streams = ImageStreams(seeds)
+        unet, loss = self._unet(precision), self._loss(precision, streams) if self.objective is not None else None
         state: dict = {}
         step_kwargs = {"eta": eta} if is_ddim(self.scheduler) else {}
         if self.method is not None:
@@ -237,14 +230,9 @@ class GuidedSampler:
                     g.set_state(saved)
                 return self.scheduler.step(model_output, t, sample, generator=generator, **step_kwargs)
 
-            def noise(shape, purpose):
-                if purpose not in streams:
-                    streams[purpose] = image_generators([derived_seed(s, purpose) for s in seeds])
-                return torch.cat([torch.randn((1, *shape), generator=g) for g in streams[purpose]])
-
             ctx = StepContext(x=x, t=t, index=index, steps=steps, eta=eta, schedule=schedule,
                               unet=lambda sample, t=t: unet(sample, t), loss=loss, scheduler_step=scheduler_step,
-                              noise=noise, state=state)
+                              noise=streams.normal, state=state)
             guided = self.method is not None and self.method.active(index, steps)
             x = self.method.step(ctx) if self.method is not None else scheduler_step(unet(x, t), x).prev_sample
             step_seconds.append(time.perf_counter() - tick)
@@ -263,7 +251,8 @@ class GuidedSampler:
         images = (x.float() / 2 + 0.5).clamp(0, 1)
         losses = None
         if self.objective is not None:
-            losses = self.objective(self.to_objective_input(images * 2 - 1)).float().tolist()
+            with drawing_from(streams):
+                losses = self.objective(self.to_objective_input(images * 2 - 1)).float().tolist()
         return SampleOutput(images=images.cpu(), seeds=seeds, losses=losses, seconds=seconds,
                             step_seconds=step_seconds, history=recorder.records,
                             guidance_size=self.guidance_shape() if self.objective is not None else None,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..io import atomic_path
-from .tables import column_label, read_table, with_shared_baselines
+from .tables import read_table, recorded_label, with_shared_baselines
 
 DEFAULT_NORMALIZATION = "per_step"
 FIGURE_DPI = 100
@@ -94,7 +94,7 @@ def _errorbar_axes(ax, frame, x: str, y: str, line: str, xorder: list, xlabels: 
         ax.errorbar(xs, means, yerr=stds, marker="o", markersize=3, capsize=2, linewidth=1, label=str(name))
     ax.set_xticks(positions)
     ax.set_xticklabels(xlabels if xlabels is not None else [str(v) for v in xorder], rotation=30, ha="right")
-    ax.set_ylabel(column_label(frame, y))
+    ax.set_ylabel(recorded_label(frame, y))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, title=line, title_fontsize=6)
 
@@ -285,7 +285,7 @@ def guidance_methods_figures(frame, out_dir: Path) -> None:
                 ax.scatter([base[x].mean()], [base["gram_dist_mean"].mean()], color="black", marker="x", s=20,
                            label="unguided", zorder=3)
             ax.set_xlabel(label)
-            ax.set_ylabel(column_label(frame, "gram_dist_mean"))
+            ax.set_ylabel(recorded_label(frame, "gram_dist_mean"))
             ax.grid(alpha=0.3)
         axes[1].set_xscale("log")
         axes[1].xaxis.set_minor_formatter(plt.NullFormatter())  # the minor labels of a short log axis overlap

@@ -105,8 +105,10 @@ def read_table(table_path: str | os.PathLike):
     return frame
 
 
-def column_label(frame, column: str) -> str:
-    """The label the metrics job recorded for ``column`` (the column's name when there is none)."""
+def recorded_label(frame, column: str) -> str:
+    """The label the metrics job recorded for ``column`` in the table (from
+    :func:`stylediff.metrics.column_label`, which needs torch); a timing column's label, or the
+    column's name, when there is none."""
     return (frame.attrs.get("labels") or {}).get(column) or TIMING_LABELS.get(column, column)
 
 
@@ -120,9 +122,9 @@ def _fmt(value: float) -> str:
 
 def summary_markdown(experiment: str, frame, table_path: str | os.PathLike | None = None) -> str:
     """Markdown: mean ± std over seeds of the key metrics, one row per combination of the other axes."""
-    from ..plan import get
+    from ..experiments import lookup
 
-    spec = get(experiment)
+    spec = lookup(experiment)
     axes = [axis.name for axis in spec.axes if axis.name != "seed" and axis.name in frame]
     metrics = [m for m in summary_metrics(experiment, frame.attrs.get("style_losses", ())) if m in frame.columns]
     models = ", ".join(dict.fromkeys(frame["model"].astype(str))) if "model" in frame else "?"
