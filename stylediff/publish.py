@@ -3,9 +3,9 @@
 A run writes only under its results folder (figures, summaries and findings under ``RESULTS/report``).
 ``snakemake publish --cores 2`` (or ``stylediff publish``) copies the summaries and figures into the
 committed folder (``report/`` for the quick preset), and, for a preset with ``readme: true``, copies its
-tables into ``tables/`` there, writes the results page ``docs/results.md`` and splices the same results into
-README.md between its markers (both from :func:`stylediff.findings.findings_markdown` of the published
-tables, with figure links pointing at the published figures).
+tables into ``tables/`` there, writes the results page ``docs/results.md`` (:func:`stylediff.findings.findings_markdown`
+of the published tables, figure links pointing at the published figures) and splices a short table of its
+findings, one row per section heading and a link to the page, into README.md between its markers.
 Torch-free.
 """
 
@@ -55,7 +55,16 @@ def publish(files: list[str | os.PathLike], to: str | os.PathLike, tables: dict[
         written.append(page)
     if readme:
         readme = Path(readme)
-        text = findings_markdown(tables, _link(to, readme.parent), preset)
-        splice_readme(readme, text.replace("## Results\n", "", 1).lstrip())
+        target = os.path.relpath(Path(page).resolve(), readme.resolve().parent) if page else None
+        splice_readme(readme, readme_table(findings_markdown(tables, _link(to, readme.parent), preset), preset, target))
         written.append(readme)
     return written
+
+
+def readme_table(page: str, preset: str | None = None, link: str | None = None) -> str:
+    """The README's short results table: one row per finding (the page's ``###`` headings), pointing at the
+    results page (``link``, relative to the README) for the numbers."""
+    rows = [line[4:].strip() for line in page.splitlines() if line.startswith("### ")]
+    where = f" (preset `{preset}`)" if preset else ""
+    numbers = f"; numbers, figures and caveats: [{link}]({Path(link).as_posix()})" if link else ""
+    return "\n".join([f"| finding{where}{numbers} |", "|---|", *(f"| {row} |" for row in rows)]) + "\n"

@@ -48,7 +48,10 @@ def test_page_and_readme_link_the_published_figures(run):
     page = (run / "docs" / "results.md").read_text()
     readme = (run / "README.md").read_text()
     assert "](../report/findings/inversion_grid.png)" in page and "preset `findings`" in page
-    assert "](report/findings/inversion_grid.png)" in readme and "stale text" not in readme
+    assert "stale text" not in readme and "](docs/results.md)" in readme
+    headings = [line[4:] for line in page.splitlines() if line.startswith("### ")]
+    rows = readme[readme.index(README_BEGIN):readme.index(README_END)].splitlines()[3:]
+    assert headings and rows == [f"| {heading} |" for heading in headings]  # one row per finding of the page
     assert readme.startswith(f"# title\n\nbefore\n{README_BEGIN}\n") and readme.endswith(f"{README_END}\nafter\n")
 
 

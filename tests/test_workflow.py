@@ -239,7 +239,7 @@ def test_a_run_writes_only_its_results_and_publish_only_what_it_declares(tmp_pat
     text = (repo / "README.md").read_text()
     assert text[:text.index(README_BEGIN)] == readme[:readme.index(README_BEGIN)]
     assert text[text.index(README_END):] == readme[readme.index(README_END):]
-    assert "](report/tiny/" in text and "](../report/tiny/" in (repo / "docs" / "results.md").read_text()
+    assert "](docs/results.md)" in text and "](../report/tiny/" in (repo / "docs" / "results.md").read_text()
 
 
 @pytest.mark.slow
