@@ -67,9 +67,9 @@ def test_cli(run):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     files = [str(path) for path in sorted((run / "results" / "report").iterdir())]
     result = subprocess.run([sys.executable, "-m", "stylediff", "publish", "--files", *files, "--to", "report"],
-                            cwd=run, capture_output=True, text=True, env=env)
+                            cwd=run, capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["published report/inversion_grid.png", "published report/texture_summary.md"]
     result = subprocess.run([sys.executable, "-m", "stylediff", "publish", "--files", "x.png", "--to", "report"],
-                            cwd=run, capture_output=True, text=True, env=env)
+                            cwd=run, capture_output=True, text=True, env=env, check=False)
     assert result.returncode != 0 and result.stderr.count("\n") == 1 and "x.png does not exist" in result.stderr
