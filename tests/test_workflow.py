@@ -131,10 +131,10 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
             else:
                 assert not re.search(r"gpu=[1-9]", line), (rule, line)
     assert "sample" in resources and "invert" in resources
-    outputs = [path for line in output.splitlines() if line.strip().startswith("output:")
+    results = config.get("results_dir", "results") + "/"  # every output under the results folder
+    outputs = [path.strip() for line in output.splitlines() if line.strip().startswith("output:")
                for path in line.split("output:", 1)[1].split(", ")]
-    assert outputs and all(path.strip().startswith(config["results_dir"] + "/") for path in outputs), \
-        sorted(path for path in outputs if not path.strip().startswith(config["results_dir"] + "/"))[:5]
+    assert len(outputs) > 50 and not [path for path in outputs if not path.startswith(results)]
 
 
 @pytest.mark.parametrize("override, words", [
