@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -166,7 +165,7 @@ def main(argv=None):
     grid_dir = Path(args.grid_dir) if args.grid_dir else out.parent
     grid_dir.mkdir(parents=True, exist_ok=True)
 
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
     vgg = load_vgg19("caffe")
     data = np.load(args.data)
     refs = {"faces-train": data["train"]}
@@ -225,7 +224,7 @@ def main(argv=None):
         print(line)
     record = {
         "what": "unguided DDIM samples of the demo DDPMs vs real images, fixed VGG-19 features (not Inception KID)",
-        "features": "stylediff.vgg load_vgg19('caffe'), input bilinear-upsampled 32->64 px, per-channel mean+std "
+        "features": "stylediff.networks.vgg19 load_vgg19('caffe'), input bilinear-upsampled 32->64 px, per-channel mean+std "
                     "of relu3_1 and relu4_1 (1536-d); KID on features with each block divided by its RMS over faces-train",
         "kid": f"unbiased MMD^2, kernel (x.y/d+1)^3, {args.kid_subsets} subsets of min({args.kid_subset}, n) per set",
         "sampling": f"DDIM {args.steps} steps, eta 0, seeds {args.seed}+batch offset, batch {args.batch}, "
@@ -234,8 +233,8 @@ def main(argv=None):
         "results": results, "order": order, "seconds": round(time.time() - t_start, 1),
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": args.threads},
         "command": "python bench/demo_model_quality.py " + " ".join(
-            (["--models"] + args.models + ["--data", args.data, "--n", str(args.n), "--steps", str(args.steps),
-                                            "--batch", str(args.batch), "--seed", str(args.seed), "--out", args.out])),
+            ["--models"] + args.models + ["--data", args.data, "--n", str(args.n), "--steps", str(args.steps),
+                                            "--batch", str(args.batch), "--seed", str(args.seed), "--out", args.out]),
     }
     out.write_text(json.dumps(record, indent=1))
     print(f"\nwrote {out} and grids in {grid_dir} ({record['seconds']:.0f} s)")

@@ -21,11 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import mean_seconds, sync  # noqa: E402
+
+from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
 from stylediff.losses import style_objective  # noqa: E402
+from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
 from stylediff.optimize import OptimizeConfig, optimize_image  # noqa: E402
 from stylediff.provenance import peak_rss_mb  # noqa: E402
-from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
-from timing import mean_seconds, sync  # noqa: E402
 
 
 def bare_step(vgg, size, device, steps):
@@ -78,7 +80,7 @@ def main():
                   flush=True)
     print(f"peak RSS {peak_rss_mb():.0f} MiB" + (f", CUDA max allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
                                                 if device.type == "cuda" else ""))
-    print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {l} {r:.2f}" for s, l, r in ratios))
+    print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {loss} {r:.2f}" for s, loss, r in ratios))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,10 @@ sys.path.insert(0, str(ROOT))
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method  # noqa: E402
 from stylediff.errors import StylediffError  # noqa: E402
 from stylediff.images import load_image, save_image  # noqa: E402
+from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
 from stylediff.losses import style_objective  # noqa: E402
+from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
 from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
-from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
 
 STYLE = ROOT / "data" / "styles" / "starry_night.jpg"
 

@@ -1,9 +1,11 @@
 """Gram texture synthesis with pystiche, as a pystiche user writes it (the peer of bench/nst_vs_pastiche.py).
 
-pystiche 1.0.1 (``pip install pystiche==1.0.1``): a VGG-19 multi-layer encoder with Caffe preprocessing,
-``MultiLayerEncodingLoss`` of ``GramLoss`` over relu1_1…relu5_1 (layer weights: pystiche's default mean),
-``image_optimization`` with pystiche's default optimiser (L-BFGS, lr 1, one evaluation per step) from
-uniform noise. Two things this machine needs that a user online does not:
+pystiche 1.0.1 is not one of stylediff's extras (on its own it does not import with current
+torchvision); install it beside stylediff's torch with ``pip install --no-deps pystiche==1.0.1`` (it
+needs only torch, torchvision, pillow and tqdm, which stylediff installs). Used as a pystiche user
+would: a VGG-19 multi-layer encoder with Caffe preprocessing, ``MultiLayerEncodingLoss`` of ``GramLoss``
+over relu1_1…relu5_1 (layer weights: pystiche's default mean), ``image_optimization`` with pystiche's
+default optimiser (L-BFGS, lr 1, one evaluation per step) from uniform noise. Two things this machine needs that a user online does not:
 
 * pystiche 1.0.1 reads ``torchvision.models.vgg.model_urls`` and ``torchvision.models.alexnet.model_urls``
   at import, which torchvision removed in 0.15 (so it does not import with torchvision 0.29); both are
@@ -46,7 +48,7 @@ def _provide_model_urls() -> None:
 
 def write_caffe_weights(path: Path) -> None:
     """pastiche's VGG-19 Caffe weights (as stylediff loads them) in torchvision's ``features.<i>`` layout."""
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     vgg = load_vgg19("caffe", "max", "cpu")
     reference = torchvision.models.vgg19()  # the layout only: conv modules in order, no weights read
@@ -75,7 +77,6 @@ def main() -> None:
 
     _provide_model_urls()
     from PIL import Image
-
     from pystiche import enc, image, loss, optim
 
     from stylediff.images import scaled_shape

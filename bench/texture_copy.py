@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stylediff.images import load_image, save_image  # noqa: E402
+from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
 from stylediff.layout_copy import COPY_THRESHOLD, layout_copy  # noqa: E402
 from stylediff.losses import STYLE_LOSSES  # noqa: E402
-from stylediff.scorer import gram_distances  # noqa: E402
+from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
 from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
-from stylediff.vgg import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
+from stylediff.scorer import gram_distances  # noqa: E402
 
 SETTINGS = {  # name: (style read factor, square output, init)
     "read1x": (1.0, False, "mean"),

@@ -1,7 +1,7 @@
 """Where a workflow run's wall time went: compute, model loading, process start-up, scheduling.
 
 Reads what a finished run left behind: Snakemake's benchmark file of every job (its wall time and
-peak RSS), each run's sidecar (``load_seconds`` and ``optimise_seconds``/``sample_seconds``), the
+peak RSS), each run's sidecar (``load_seconds`` and ``optimize_seconds``/``sample_seconds``), the
 metrics files (``metric_timing``) and the Snakemake log (first and last timestamp = the run's wall
 time). Start-up is a job's wall time minus what its own process timed (Python, torch and package
 imports, argument parsing, writing); scheduling is the run's wall time times the cores minus
@@ -73,7 +73,7 @@ def job_rows(plan, results: Path) -> list[dict]:
                 batches.add(batch)
                 timing = doc.get("timing", {})
                 load += timing.get("load_seconds", 0.0)
-                compute += timing.get("optimise_seconds", timing.get("sample_seconds", 0.0))
+                compute += timing.get("optimize_seconds", timing.get("sample_seconds", 0.0))
         rows.append({"experiment": experiment, "wall": wall, "load": load, "compute": compute,
                      "startup": max(0.0, wall - load - compute), "rss": rss})
     return rows

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The fast tests against the lowest versions of torch, torchvision, diffusers and snakemake that
-# pyproject.toml declares (read from its `>=` bounds, pinned with `==`), in a throw-away venv under /tmp,
-# so that the lower bounds are tested rather than guessed. The other dependencies resolve as for a user.
-# Run by .ci/run; alone: bash ci/lowest.sh [pytest args]. Costs about 3 GB of downloads (torch's CUDA
+# pyproject.toml declares (read from its `>=` bounds, core or extras, pinned with `==`), in a
+# throw-away venv under /tmp, so that the lower bounds are tested rather than guessed. The other
+# dependencies resolve as for a user. Run by .ci/run; alone: bash ci/lowest.sh [pytest args]. Costs about 3 GB of downloads (torch's CUDA
 # build from PyPI) when pip's cache is cold.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,8 @@ source "$venv/bin/activate"
 
 python - > "$venv/lowest.txt" <<'EOF'
 import re, tomllib
-deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+deps = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
 for name in ("torch", "torchvision", "diffusers", "snakemake"):
     spec = next(dep for dep in deps if re.match(name + r"\s*[<>=!~]", dep))
     print(name + "==" + re.search(r">=\s*([0-9][0-9.]*)", spec).group(1))

@@ -1,8 +1,8 @@
-# Style-guided diffusion sampling: models x styles x losses x layer sets x windows x modes (guidance
-# methods) x normalisations x scales x seeds. One job per model, style, loss, layer set and window
-# samples every mode, normalisation and scale in one process (diffusers is imported and the model loaded
+# Style-guided diffusion sampling: models x styles x losses x layer sets x windows x methods (guidance
+# methods with a gradient normalisation) x normalisations x scales x seeds. One job per model, style, loss,
+# layer set and window samples every method, normalisation and scale in one process (diffusers is imported and the model loaded
 # once); each setting's seeds are one batch. Scale 0 is the unguided sample: the paired baseline (same
-# model, seed, mode) of every guided one, shared by all normalisations. Sampling is the GPU workload.
+# model, seed, method) of every guided one, shared by all normalisations. Sampling is the GPU workload.
 
 
 rule sample:

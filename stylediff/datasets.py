@@ -20,7 +20,6 @@ SKIMAGE_PREFIX = "skimage:"
 SKIMAGE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "brick", "grass", "gravel",
                   "camera", "cat", "hubble_deep_field", "retina", "text")
 """RGB or grey images that scikit-image bundles (``skimage.data.NAME()`` needs no network)."""
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 
 
 def image_slug(spec: str) -> str:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError
 from .runids import IMAGE, Axis, model_slug, run_id
@@ -45,7 +46,7 @@ class Experiment:
     """Whether its run jobs declare ``gpu=1`` even with ``device: cpu`` (sampling is the GPU workload)."""
     metrics_kind: str = ""
     """What ``stylediff metrics --kind`` scores its outputs as (default: its name)."""
-    combinations: Callable[[dict, "Experiment"], list[dict]] | None = None
+    combinations: Callable[[dict, Experiment], list[dict]] | None = None
     """The axes' combinations, when they are not the product of the axes' lists (default)."""
 
     @property
@@ -109,7 +110,7 @@ def _transfer(plan: Any, values: dict) -> list[str]:
 def _sample(plan: Any, values: dict) -> list[str]:
     section = plan.config["guidance"]
     return ["--model", quoted(values["model"]), "--style", quoted(plan.image(values["style"])),
-            "--scale", str(values["scale"]), "--method", values["mode"], "--normalize", values["normalization"],
+            "--scale", str(values["scale"]), "--method", values["method"], "--normalize", values["normalization"],
             "--loss", values["loss"], "--layers", ",".join(values["layers"]),
             "--scheduler", section.get("scheduler", "ddim"), "--steps", str(section["steps"]),
             "--eta", str(section.get("eta", 0.0)), "--window", ",".join(str(float(w)) for w in values["window"]),
@@ -123,7 +124,7 @@ def method_entries(section: dict) -> dict[str, dict]:
     return {entry["name"]: entry for entry in section["methods"]}
 
 
-def _method_combinations(config: dict, spec: "Experiment") -> list[dict]:
+def _method_combinations(config: dict, spec: Experiment) -> list[dict]:
     """guidance_methods: each method with its own scales, every other axis a product; scale 0 (the
     unguided sample) once per combination of the other axes."""
     section = config[spec.name]
@@ -159,7 +160,7 @@ def _guidance_figures(section: dict, name: str) -> list[str]:
     for model in section.get("models", []):
         slug = model_slug(model)
         if name == "guidance":
-            files += [f"guidance_{slug}_{mode}_grid.png" for mode in section.get("modes", [])]
+            files += [f"guidance_{slug}_{method}_grid.png" for method in section.get("methods", [])]
             files.append(f"guidance_{slug}_scale.png")
         else:
             files += [f"guidance_methods_{slug}_grid.png", f"guidance_methods_{slug}_pareto.png"]
@@ -208,9 +209,9 @@ EXPERIMENTS: dict[str, Experiment] = {spec.name: spec for spec in (
         name="guidance", title="Style-guided diffusion sampling", verb="sample",
         axes=(Axis("model", "models", "model"), Axis("style", "styles", IMAGE), Axis("loss", "losses"),
               Axis("layers", "layer_sets", "layers"), Axis("window", "windows", "window", default=None),
-              Axis("mode", "modes"), Axis("normalization", "normalizations", default="per_step"),
+              Axis("method", "methods"), Axis("normalization", "normalizations", default="per_step"),
               Axis("scale", "scales", "scale"), Axis("seed", "seeds", "seed")),
-        batched="mode", grouped="seed", command=_sample, reference="style", canonical=_unguided_canonical,
+        batched="method", grouped="seed", command=_sample, reference="style", canonical=_unguided_canonical,
         baseline=lambda plan, values: _unscaled(plan, "guidance", values), gpu_always=True,
         figures=lambda config: _guidance_figures(config.get("guidance", {}), "guidance")),
     Experiment(

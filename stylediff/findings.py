@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .errors import ConfigError
 from .io import write_text
@@ -244,14 +244,14 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
         windows = unique(sub["window"]) if "window" in sub else [None]
         norms = unique(sub["normalization"]) if "normalization" in sub else [None]
         scales = sorted(unique(sub["scale"]))
-        header = ["mode", "window"] + (["normalisation"] if len(norms) > 1 else []) + [f"{s:g}" for s in scales]
+        header = ["method", "window"] + (["normalisation"] if len(norms) > 1 else []) + [f"{s:g}" for s in scales]
         gram_rows, lpips_rows, claims = [], [], []
-        for mode in unique(sub["mode"]):
+        for method in unique(sub["method"]):
             for window in windows:
                 for norm in norms:
-                    part = sub[(sub["mode"] == mode) & ((sub["window"] == window) if window is not None else True)
+                    part = sub[(sub["method"] == method) & ((sub["window"] == window) if window is not None else True)
                                & ((sub["normalization"] == norm) if norm is not None else True)]
-                    label = [mode, window or "0-1"] + ([norm] if len(norms) > 1 else [])
+                    label = [method, window or "0-1"] + ([norm] if len(norms) > 1 else [])
                     gram_rows.append(label + [_mean_std(part[part["scale"] == s]["gram_dist_mean"]) for s in scales])
                     if "lpips_vgg" in part:
                         lpips_rows.append(label + [_mean_std(part[part["scale"] == s]["lpips_vgg"]) for s in scales])
@@ -259,7 +259,7 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
                     best_scale = by_scale.idxmin()
                     rho = spearman(part["scale"], part["gram_dist_mean"])
                     lp = part.groupby("scale")["lpips_vgg"].mean() if "lpips_vgg" in part else None
-                    what = f"`{mode}`, window {window or '0-1'}" + (f", `{norm}` normalisation" if len(norms) > 1 else "")
+                    what = f"`{method}`, window {window or '0-1'}" + (f", `{norm}` normalisation" if len(norms) > 1 else "")
                     claims.append(
                         f"{what}: Gram distance {_fmt(by_scale.get(0.0, float('nan')))} unguided "
                         f"→ {_fmt(by_scale[best_scale])} at scale {best_scale:g} (ρ(scale, distance) = {_fmt(rho, 2)})"
@@ -272,8 +272,8 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
         if lpips_rows:
             lines += ["LPIPS (VGG) to the unguided sample of the same seed:", ""]
             lines += _table(header, lpips_rows)
-        modes = unique(sub["mode"])
-        lines += [f"![guidance {mode}]({figure(f'guidance_{slug}_{mode}_grid.png')})" for mode in modes]
+        lines += [f"![guidance {method}]({figure(f'guidance_{slug}_{method}_grid.png')})"
+                  for method in unique(sub["method"])]
         lines += [f"![guidance vs scale]({figure(f'guidance_{slug}_scale.png')})", ""]
         lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(sub, 'style')}.*", ""]
     return lines

@@ -1,4 +1,4 @@
-"""Style and content losses on VGG-19 features.
+"""Style and content losses on the features of any feature network (:mod:`stylediff.networks`; VGG-19 by default).
 
 Each style loss is a small module with one job, split in two so that the style image is
 processed once: ``represent(features)`` turns a ``(N, C, H, W)`` activation into statistics and
@@ -20,10 +20,9 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, LossError
-from .layers import LAYER_INDEX, check_layers, min_input_size
+from .networks.base import FeatureNetwork
 from .registry import Registry
 from .seeding import active_streams
-from .vgg import VGG19
 
 Representation = Any
 STYLE_LOSSES = Registry("style loss", LossError, plural="losses")
@@ -245,7 +244,7 @@ class GaussianW2Loss(StyleLoss):
 
 def get_style_loss(name: str, **kwargs) -> StyleLoss:
     """Instantiate a registered style loss by name; LossError lists the valid names."""
-    return STYLE_LOSSES.get(name)(**kwargs)
+    return STYLE_LOSSES.lookup(name)(**kwargs)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -274,7 +273,7 @@ def _parse_weights(layers: list[str], weights) -> list[float]:
 
 
 class FeatureTerm(nn.Module):
-    """One loss term on VGG features; :class:`Objective` runs the network once for all its terms.
+    """One loss term on a feature network's features; :class:`Objective` runs the network once for all its terms.
 
     Targets and per-layer scales are buffers, so ``term.to(device or dtype)`` moves them with the module;
     the parts a loss keeps in float64 (:attr:`StyleLoss.float64_parts`) change device only.
@@ -326,7 +325,7 @@ class StyleTerm(FeatureTerm):
 
     def __init__(
         self,
-        vgg: VGG19,
+        network: FeatureNetwork,
         style: torch.Tensor,
         layers: list[str] | str,
         loss: str | StyleLoss = "gram",
@@ -334,13 +333,13 @@ class StyleTerm(FeatureTerm):
         normalize: bool = True,
     ):
         super().__init__()
-        self.layers = check_layers(layers)
+        self.layers = network.check_layers(layers)
         self.weights = _parse_weights(self.layers, layer_weights)
         self.loss = get_style_loss(loss) if isinstance(loss, str) else loss
         self.normalize = normalize
         self._target_shape: dict[str, int | None] = {}
         with torch.no_grad():
-            feats = vgg(style, self.layers)
+            feats = network(style, self.layers)
             for name in self.layers:
                 target = self.loss.prepare_target(feats[name])
                 scale = 1.0 / self.loss.magnitude(target).clamp_min(1e-12) if normalize else torch.tensor(1.0)
@@ -360,18 +359,18 @@ class ContentTerm(FeatureTerm):
 
     def __init__(
         self,
-        vgg: VGG19,
+        network: FeatureNetwork,
         content: torch.Tensor,
         layers: list[str] | str,
         layer_weights: list[float] | str | None = None,
         normalize: bool = True,
     ):
         super().__init__()
-        self.layers = check_layers(layers)
+        self.layers = network.check_layers(layers)
         self.weights = _parse_weights(self.layers, layer_weights)
         self._target_shape = {}
         with torch.no_grad():
-            feats = vgg(content, self.layers)
+            feats = network(content, self.layers)
             for name in self.layers:
                 scale = 1.0 / feats[name].pow(2).mean().clamp_min(1e-12) if normalize else torch.tensor(1.0)
                 self._set_target(name, feats[name], scale)
@@ -386,17 +385,17 @@ class ContentTerm(FeatureTerm):
 
 
 class Objective(nn.Module):
-    """Weighted sum of feature terms plus optional total variation, from one VGG forward pass.
+    """Weighted sum of feature terms plus optional total variation, from one forward pass of the network.
 
     ``objective(images)`` returns one loss per image, ``(N,)``, so it serves as an optimisation
     objective, as a diffusion guidance loss and as a metric. ``evaluate`` also returns each term.
 
     The network is not a submodule: ``objective.to(device or dtype)`` moves the terms' targets and
-    then uses the VGG-19 of the same weights on that device and dtype (:meth:`VGG19.variant`), so it
-    never converts the process-wide cached network that other objectives share.
+    then uses the network of the same weights on that device and dtype (:meth:`FeatureNetwork.variant`),
+    so it never converts the process-wide cached network that other objectives share.
     """
 
-    def __init__(self, vgg: VGG19, terms: dict[str, tuple[FeatureTerm, float]], tv_weight: float = 0.0):
+    def __init__(self, network: FeatureNetwork, terms: dict[str, tuple[FeatureTerm, float]], tv_weight: float = 0.0):
         super().__init__()
         if not terms:
             raise ConfigError("an objective needs at least one term")
@@ -405,28 +404,27 @@ class Objective(nn.Module):
                 raise ConfigError(f"weight of {name} must be finite and >= 0, got {weight}")
         if not math.isfinite(tv_weight) or tv_weight < 0:
             raise ConfigError(f"tv weight must be finite and >= 0, got {tv_weight}")
-        self._vgg = (vgg,)  # a tuple, so nn.Module does not adopt (and .to() does not convert) it
+        self._network = (network,)  # a tuple, so nn.Module does not adopt (and .to() does not convert) it
         self.terms = nn.ModuleDict({name: term for name, (term, _) in terms.items()})
         self.term_weights = {name: weight for name, (_, weight) in terms.items()}
         self.tv_weight = tv_weight
-        self.layers = sorted({layer for term in self.terms.values() for layer in term.layers},
-                             key=LAYER_INDEX.__getitem__)
-        self.min_size = min_input_size(self.layers)
+        self.layers = network.sort_layers([layer for term in self.terms.values() for layer in term.layers])
+        self.min_size = network.min_size(self.layers)
 
     @property
-    def vgg(self) -> VGG19:
-        return self._vgg[0]
+    def network(self) -> FeatureNetwork:
+        return self._network[0]
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
         # The per-layer scales carry the working device and dtype (gaussian_w2 keeps some targets in
         # float64 on purpose, so not every buffer does).
         scale = next(b for name, b in self.named_buffers() if name.rsplit(".", 1)[-1].startswith("scale_"))
-        self._vgg = (self.vgg.variant(scale.device, scale.dtype),)
+        self._network = (self.network.variant(scale.device, scale.dtype),)
         return self
 
     def evaluate(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        features = self.vgg(images, self.layers)
+        features = self.network(images, self.layers)
         parts = {name: term(features) for name, term in self.terms.items()}
         total = sum(self.term_weights[name] * value for name, value in parts.items())
         if self.tv_weight:
@@ -439,12 +437,12 @@ class Objective(nn.Module):
 
 
 def style_objective(
-    vgg: VGG19,
+    network: FeatureNetwork,
     style: torch.Tensor,
     layers: list[str] | str,
     loss: str = "gram",
     layer_weights: list[float] | str | None = None,
 ) -> Objective:
     """The style loss of ``style`` over ``layers`` as a callable ``images -> (N,)``."""
-    return Objective(vgg, {"style": (StyleTerm(vgg, style, layers, loss, layer_weights), 1.0)})
+    return Objective(network, {"style": (StyleTerm(network, style, layers, loss, layer_weights), 1.0)})
 

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 
 from .errors import ConfigError
 from .experiments import METRIC_KINDS
+from .heldout import COLUMNS as HELDOUT_COLUMNS
+from .heldout import HELDOUT
 from .images import load_image, resize
 from .layers import CONTENT_LAYER_GATYS
 from .layout_copy import layout_copy
@@ -131,6 +133,24 @@ class LayoutCopy(Metric):
 
 
 @METRICS.register
+class HeldOutStyle(Metric):
+    """The style distance on feature networks the run did not optimise (:mod:`stylediff.heldout`): VGG-16 and
+    AlexNet Gram, CLIP ViT-B/32 Gram, CSD cosine, each where its weights are present."""
+
+    name = "heldout"
+    label = "held-out style distance"
+    kinds = ("texture", "transfer", "guidance")
+
+    def columns(self) -> list[str]:
+        return [metric.column for metric in HELDOUT]
+
+    def compute(self, scorer, item):
+        style = item.style()
+        return scorer.held_out.distances(item.image, style, item.config.get("network"),
+                                         (item.reference_path, tuple(style.shape[-2:])))
+
+
+@METRICS.register
 class LPIPS(Metric):
     """LPIPS (VGG16 and AlexNet backbones) to the pixel target; for textures, to the style image: a
     copy indicator (lowest for a copy), not a measure of style."""
@@ -224,6 +244,8 @@ def column_label(column: str) -> str:
     """The label of a metric column (``lpips_vgg`` -> ``LPIPS (vgg)``), from the metric that writes it."""
     if column == "gram_dist_mean":
         return StyleDistances.label
+    if column in HELDOUT_COLUMNS:
+        return HELDOUT_COLUMNS[column].label
     for loss in STYLE_LOSSES:
         if column == f"{loss}_mean":
             return loss

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .experiments import METRIC_KINDS
 from .images import load_image
 from .io import read_json
-from .experiments import METRIC_KINDS
 from .metrics import METRICS, PIXEL_TARGET, Item
 from .scorer import Scorer
 

@@ -21,17 +21,17 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from .errors import ConfigError, NumericalError
-from .images import resize, scaled_shape  # noqa: F401  (resize is public here too)
+from .images import resize, scaled_shape
 from .losses import ContentTerm, Objective, StyleTerm
+from .networks.base import FeatureNetwork
 from .seeding import ImageStreams, drawing_from
-from .vgg import VGG19, check_layers
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "mean")
@@ -131,7 +131,7 @@ def _without_dynamo_import():
 
 
 def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimise") -> OptimizeResult:
+                   description: str = "optimize") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps.
 
     The loss is divided by its value at the start so that L-BFGS's fixed tolerances and
@@ -197,7 +197,7 @@ def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCo
 
 
 def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimise") -> OptimizeResult:
+                   description: str = "optimize") -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps (see
     :func:`_optimize_image`), without paying for an import of torch's compiler."""
     with _without_dynamo_import():
@@ -244,9 +244,9 @@ def _multiscale(build: Callable[[tuple[int, int]], Objective], shape: tuple[int,
     return OptimizeResult(image=image, history=history, seconds=seconds)
 
 
-def invert(vgg: VGG19, image: torch.Tensor, layer: str, config: OptimizeConfig) -> OptimizeResult:
+def invert(vgg: FeatureNetwork, image: torch.Tensor, layer: str, config: OptimizeConfig) -> OptimizeResult:
     """Feature inversion (Mahendran & Vedaldi): reconstruct ``image`` from its activations at ``layer``."""
-    check_layers([layer])
+    vgg.check_layers([layer])
     image = image.to(next(vgg.parameters()).device)
 
     def build(shape):
@@ -256,7 +256,7 @@ def invert(vgg: VGG19, image: torch.Tensor, layer: str, config: OptimizeConfig) 
     return _multiscale(build, tuple(image.shape[-2:]), config, image, image.device, f"invert {layer}")
 
 
-def synthesize_texture(vgg: VGG19, style: torch.Tensor, layers: list[str] | str, loss: str,
+def synthesize_texture(vgg: FeatureNetwork, style: torch.Tensor, layers: list[str] | str, loss: str,
                        shape: tuple[int, int], config: OptimizeConfig,
                        layer_weights: list[float] | None = None) -> OptimizeResult:
     """Texture synthesis (Gatys et al. 2015): match the style statistics of ``style`` from noise.
@@ -269,10 +269,12 @@ def synthesize_texture(vgg: VGG19, style: torch.Tensor, layers: list[str] | str,
     return _multiscale(lambda _shape: objective, shape, config, style, style.device, f"texture {loss}")
 
 
-def transfer_style(vgg: VGG19, content: torch.Tensor, style: torch.Tensor, layers: list[str] | str, loss: str,
-                   config: OptimizeConfig, content_layer: str = "relu4_2", style_weight: float = 10.0,
+def transfer_style(vgg: FeatureNetwork, content: torch.Tensor, style: torch.Tensor, layers: list[str] | str, loss: str,
+                   config: OptimizeConfig, content_layer: str | None = None, style_weight: float = 10.0,
                    content_weight: float = 1.0, layer_weights: list[float] | None = None) -> OptimizeResult:
-    """Neural style transfer (Gatys et al. 2016): content of ``content`` with the style of ``style``."""
+    """Neural style transfer (Gatys et al. 2016): content of ``content`` with the style of ``style``
+    (``content_layer`` None: the network's own content layer, relu4_2 for VGG-19)."""
+    content_layer = content_layer or vgg.content_layer
     device = next(vgg.parameters()).device
     content, style = content.to(device), style.to(device)
     style_term = StyleTerm(vgg, style, layers, loss, layer_weights)

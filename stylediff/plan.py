@@ -196,7 +196,7 @@ def build(config: dict) -> Plan:
                 raise ConfigError(f"{name}: two combinations of axes give the run id {run!r}; make the values distinct")
             runs[run] = values
         plan.values[name] = runs
-        for run, values in runs.items():
+        for run in runs:
             rows.append({"experiment": name, "run": run, **parse_run_id(spec, run),
                          "job": plan.job_of(name, run), "output": plan.output(name, run)})
     plan.runs = pd.DataFrame(rows)

@@ -16,7 +16,8 @@ T = TypeVar("T")
 
 
 class Registry(dict):
-    """``{name: class}`` for one kind of thing; ``get(name)`` fails in one line naming the valid names."""
+    """``{name: class}`` for one kind of thing; ``lookup(name)`` fails in one line naming the valid names
+    (``get`` keeps the meaning of :meth:`dict.get`)."""
 
     def __init__(self, kind: str, error: type[StylediffError], plural: str | None = None):
         super().__init__()
@@ -32,7 +33,8 @@ class Registry(dict):
         self[name] = cls
         return cls
 
-    def get(self, name: str):  # type: ignore[override]
+    def lookup(self, name: str):
+        """The class registered as ``name``; ``self.error`` (one line, the valid names) for an unknown one."""
         try:
             return self[name]
         except KeyError:

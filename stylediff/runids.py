@@ -14,8 +14,9 @@ figure name valid. Torch-free.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .datasets import image_slug
 from .errors import ConfigError

@@ -16,21 +16,23 @@ are upsampled to 64 px for LPIPS.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .backbones import backbone_path, ensure_backbone
 from .errors import ConfigError, WeightsError
+from .heldout import HeldOut
 from .images import load_image, resize
 from .io import read_json
 from .layers import STYLE_LAYERS_GATYS, check_layers
 from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
 from .lpips import LPIPS_NETS, lpips_metric
+from .networks.vgg19 import load_vgg19
 from .seeding import ImageStreams, drawing_from
-from .vgg import load_vgg19
 
 METRIC_LAYERS = STYLE_LAYERS_GATYS
 """The layers every style distance is reported at (and averaged over)."""
@@ -67,12 +69,14 @@ def realism_features(vgg, images: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Scorer:
-    """Holds the networks (VGG-19, LPIPS) for a batch of metric computations; load once, score many."""
+    """Holds the networks (VGG-19, LPIPS, the held-out ones) for a batch of metric computations; load once, score many."""
 
     weights: str = "caffe"
     pooling: str = "max"
     device: str = "cpu"
     lpips: str | bool = "auto"
+    heldout: str | bool = "auto"
+    """Held-out style networks (:mod:`stylediff.heldout`): auto (those present), true (all, or fail), false."""
 
     def __post_init__(self):
         self.lpips = {True: "true", False: "false"}.get(self.lpips, self.lpips)
@@ -95,6 +99,7 @@ class Scorer:
                 self.lpips_skipped = str(exc)
                 print(f"stylediff: LPIPS skipped: {exc}", file=sys.stderr)
         self._reference_features: dict[str, torch.Tensor] = {}
+        self.held_out = HeldOut(self.heldout, self.device)
 
     @torch.no_grad()
     def reference_features(self, batch_sidecar: str) -> torch.Tensor:
@@ -121,6 +126,7 @@ class Scorer:
         out: dict[str, Any] = {"vgg19": self.vgg.provenance()}
         out["lpips"] = ({net: str(backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
                         else {"skipped": self.lpips_skipped})
+        out["heldout"] = self.held_out.provenance()
         if self._reference_features:
             out["realism_reference_sets"] = {path: len(f) for path, f in self._reference_features.items()}
         return out
@@ -157,7 +163,7 @@ class Scorer:
         # the style (often at twice the output's size) goes through VGG once per job, not once per output
         out = gram_distances(features, self._cached(key, "features", lambda: self.vgg(style, layers)), layers)
         for loss in STYLE_LOSSES:
-            term = self._cached(key, loss, lambda: StyleTerm(self.vgg, style, layers, loss,
+            term = self._cached(key, loss, lambda loss=loss: StyleTerm(self.vgg, style, layers, loss,
                                                              layer_weights=[1.0] * len(layers)))
             with drawing_from(ImageStreams([METRIC_SEED])):  # the same random draws for every image
                 per_layer = term.layer_losses(features)[:, 0]

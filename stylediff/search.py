@@ -14,8 +14,9 @@ candidate samples the same seeds and every random draw of a sampling call follow
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 

@@ -29,8 +29,9 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from . import backbones
 from .backbones import BACKBONE_FILES, CONVERTED_FILES, DOWNLOAD_TIMEOUT_S

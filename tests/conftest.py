@@ -18,7 +18,7 @@ STYLES = ROOT / "data" / "styles"
 
 @pytest.fixture(scope="session")
 def vgg():
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     return load_vgg19("caffe", "max", "cpu")
 
@@ -61,11 +61,6 @@ def tiny_ddpm_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-ddpm")
     diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(folder)
     return folder
-
-
-@pytest.fixture(scope="session")
-def starry_night() -> Path:
-    return STYLES / "starry_night.jpg"
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -46,7 +46,7 @@ def test_verb_writes_png_and_sidecar_whose_config_round_trips(tmp_path, astronau
     assert meta["command"] == verb and meta["config"]["seed"] == 3 and meta["config"]["steps"] == 4
     assert meta["weights"]["vgg19"]["source"] == "caffe" and len(meta["weights"]["vgg19"]["sha256"]) == 64
     assert {"torch", "python", "stylediff"} <= set(meta["versions"])
-    assert meta["timing"]["optimise_seconds"] > 0 and len(meta["history"]) == 5
+    assert meta["timing"]["optimize_seconds"] > 0 and len(meta["history"]) == 5
     assert meta["final"]["loss"] == meta["history"][-1]["loss"]
     # the recorded config reruns to the same image
     rerun = tmp_path / verb / "rerun.png"

@@ -29,7 +29,7 @@ def sample(model_dir, out, *extra):
 
 def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
     out = tmp_path / "run" / "guided.png"
-    assert sample(model_dir, out, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--mode", "x0",
+    assert sample(model_dir, out, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--method", "x0",
                   "--window", "0.0,0.9") == 0
     paths = [tmp_path / "run" / f"guided__s{seed}.png" for seed in (4, 5, 6)]
     for seed, path in zip((4, 5, 6), paths):
@@ -54,7 +54,7 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
 
     # a CPU run is bit-reproducible: the same command writes the same pixels
     again = tmp_path / "again" / "guided.png"
-    assert sample(model_dir, again, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--mode", "x0",
+    assert sample(model_dir, again, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--method", "x0",
                   "--window", "0.0,0.9") == 0
     for seed in (4, 5, 6):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "run" / f"guided__s{seed}.png")),
@@ -64,7 +64,7 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
     # (1e-6 apart in the UNet's output, 1e-4 in VGG's relu1_1), which the 8-bit rounding can turn into ±1
     # on a pixel that lies at a rounding boundary (none here on the development machine)
     single = tmp_path / "single.png"
-    assert sample(model_dir, single, "--seed", "5", "--scale", "0.2", "--mode", "x0", "--window", "0.0,0.9") == 0
+    assert sample(model_dir, single, "--seed", "5", "--scale", "0.2", "--method", "x0", "--window", "0.0,0.9") == 0
     a = np.asarray(Image.open(single), dtype=np.int16)
     b = np.asarray(Image.open(paths[1]), dtype=np.int16)
     assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.05

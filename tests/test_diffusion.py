@@ -27,7 +27,7 @@ def model(tiny_ddpm_dir):
 def style_loss():
     from stylediff.images import load_image
     from stylediff.losses import style_objective
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     return style_objective(load_vgg19(), load_image(STYLE, 32), LAYERS)
 
@@ -176,7 +176,7 @@ def test_bf16_on_cpu_is_close_to_fp32(model):
     final style losses within 7 %. Tolerances: mean |Δ| < 0.02, losses within 12 %."""
     from stylediff.images import load_image
     from stylediff.losses import style_objective
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     demo = load_model(Path(__file__).resolve().parents[1] / "models" / "ddpm-emoji-faces-32")
     objective = style_objective(load_vgg19(), load_image(STYLE, 64), LAYERS)

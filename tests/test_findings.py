@@ -87,8 +87,8 @@ def test_loss_claims_count_copies_and_rank_only_textures(tmp_path):
 
 def test_guidance_claims_find_the_best_scale(tmp_path):
     rows = []
-    for style, mode, scale, seed in itertools.product(["s1", "s2"], ["x0"], [0.0, 0.1, 1.0], [0, 1]):
-        rows.append({"model_slug": "m", "model": "m", "style": style, "mode": mode, "window": "0-1",
+    for style, method, scale, seed in itertools.product(["s1", "s2"], ["x0"], [0.0, 0.1, 1.0], [0, 1]):
+        rows.append({"model_slug": "m", "model": "m", "style": style, "method": method, "window": "0-1",
                      "scale": scale, "seed": seed, "size": 32, "steps": 5,
                      "gram_dist_mean": {0.0: 0.8, 0.1: 0.3, 1.0: 0.5}[scale], "lpips_vgg": scale / 2})
     path = tmp_path / "g.csv"
@@ -103,7 +103,7 @@ def test_guidance_normalisations_share_the_unguided_baseline(tmp_path):
     for norm, scale, seed in itertools.product(["per_step", "first_step"], [0.0, 0.1], [0, 1]):
         if scale == 0 and norm == "first_step":
             continue  # one unguided run serves both, as in the workflow
-        rows.append({"model_slug": "m", "model": "m", "style": "s1", "mode": "x0", "window": "0-1",
+        rows.append({"model_slug": "m", "model": "m", "style": "s1", "method": "x0", "window": "0-1",
                      "normalization": norm, "scale": scale, "seed": seed, "size": 32, "steps": 5,
                      "gram_dist_mean": {0.0: 0.8, 0.1: 0.3 if norm == "per_step" else 0.6}[scale], "lpips_vgg": scale})
     path = tmp_path / "g.csv"

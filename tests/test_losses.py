@@ -2,9 +2,20 @@ import pytest
 import torch
 
 from stylediff.errors import ConfigError, LossError
-from stylediff.losses import (STYLE_LOSSES, ContentTerm, GaussianW2Loss, Objective, SlicedWassersteinLoss, StyleTerm,
-                              content_loss, get_style_loss, gram_matrix, sorted_rows, style_objective,
-                              total_variation)
+from stylediff.losses import (
+    STYLE_LOSSES,
+    ContentTerm,
+    GaussianW2Loss,
+    Objective,
+    SlicedWassersteinLoss,
+    StyleTerm,
+    content_loss,
+    get_style_loss,
+    gram_matrix,
+    sorted_rows,
+    style_objective,
+    total_variation,
+)
 from stylediff.seeding import ImageStreams, drawing_from
 
 LOSSES = sorted(STYLE_LOSSES)
@@ -197,7 +208,7 @@ def test_objective_moves_its_targets_and_never_the_shared_network(vgg, loss):
     """Targets and scales are buffers: `.to(float64)` moves every one; the process-wide VGG-19 stays
     float32 (the objective switches to the cached float64 copy), and converting the shared network
     itself is refused."""
-    from stylediff.vgg import load_vgg19
+    from stylediff.networks.vgg19 import load_vgg19
 
     style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     objective = style_objective(vgg, style, ["relu1_1", "relu2_1"], loss)
@@ -206,7 +217,7 @@ def test_objective_moves_its_targets_and_never_the_shared_network(vgg, loss):
     objective.to(torch.float64)
     assert all(b.dtype == torch.float64 for b in objective.buffers())
     assert load_vgg19().convs["conv1_1"].weight.dtype == torch.float32  # the shared one is untouched
-    assert objective.vgg.convs["conv1_1"].weight.dtype == torch.float64
+    assert objective.network.convs["conv1_1"].weight.dtype == torch.float64
     with pytest.raises(ConfigError, match="process-wide cached network"):
         vgg.to(torch.float64)
 

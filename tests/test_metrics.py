@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylediff.backbones import backbone_path, ensure_backbone
 from stylediff.errors import ConfigError, WeightsError
 from stylediff.images import load_image, save_image
 from stylediff.io import write_json
 from stylediff.losses import STYLE_LOSSES
-from stylediff.backbones import backbone_path, ensure_backbone
 from stylediff.lpips import LPIPS_NETS
 from stylediff.metrics_document import image_metrics
 from stylediff.scorer import METRIC_LAYERS, Scorer, gram_distances
@@ -78,7 +78,7 @@ def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, c
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(backbones, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
                                                         for net in backbones.TORCHVISION_URLS})
-    scorer = Scorer(lpips="auto")
+    scorer = Scorer(lpips="auto", heldout=False)
     err = capsys.readouterr().err
     assert not scorer.lpips_on and err.count("\n") == 1 and "LPIPS skipped" in err
     assert "skipped" in scorer.provenance()["lpips"]
@@ -87,7 +87,7 @@ def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, c
     assert "lpips_vgg" not in doc["metrics"] and "gram_dist_mean" in doc["metrics"]
     with pytest.raises(WeightsError):
         Scorer(lpips="true")
-    Scorer(lpips="false")
+    Scorer(lpips="false", heldout=False)
     assert capsys.readouterr().err == ""
 
 
@@ -95,7 +95,7 @@ def _run(folder: Path, name: str, image: torch.Tensor, config: dict) -> Path:
     path = folder / f"{name}.png"
     save_image(image, path)
     write_json(path.with_suffix(".json"), {"config": config, "timing": {"load_seconds": 1.0,
-               "optimise_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
+               "optimize_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
     return path
 
 

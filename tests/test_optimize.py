@@ -4,9 +4,16 @@ import pytest
 import torch
 
 from stylediff.errors import ConfigError, NumericalError
-from stylediff.images import load_image
+from stylediff.images import load_image, resize
 from stylediff.losses import STYLE_LOSSES, ContentTerm, Objective, style_objective
-from stylediff.optimize import OptimizeConfig, coarse_to_fine, invert, optimize_image, resize, synthesize_texture, transfer_style
+from stylediff.optimize import (
+    OptimizeConfig,
+    coarse_to_fine,
+    invert,
+    optimize_image,
+    synthesize_texture,
+    transfer_style,
+)
 
 from .conftest import STYLES, psnr
 
@@ -87,8 +94,10 @@ def test_texture_size_may_differ_from_the_style(vgg):
 
 def test_same_seed_same_image_different_seed_different(vgg):
     style = load_image(STYLES / "the_scream.jpg", 32)
-    run = lambda seed: synthesize_texture(vgg, style, ["relu1_1", "relu2_1"], "gram", (32, 32),
-                                          OptimizeConfig(steps=10, seed=seed, progress=False)).image
+    def run(seed):
+        return synthesize_texture(vgg, style, ["relu1_1", "relu2_1"], "gram", (32, 32),
+                                  OptimizeConfig(steps=10, seed=seed, progress=False)).image
+
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
 

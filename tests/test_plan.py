@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("scale", [0, 0.5, 1, 3, 1e-3, 1e6, 2.25])
 def test_run_id_round_trip(scale, normalization):
     values = {"model": "google/ddpm-cifar10-32", "style": "data/styles/starry night.jpg", "loss": "gram",
-              "layers": ["relu1_1", "relu2_1"], "window": [0.25, 1.0], "mode": "x0", "normalization": normalization,
+              "layers": ["relu1_1", "relu2_1"], "window": [0.25, 1.0], "method": "x0", "normalization": normalization,
               "scale": scale, "seed": 3}
     run = run_id(lookup("guidance"), values)
     assert "." not in run and "/" not in run and " " not in run
@@ -32,14 +32,14 @@ def test_run_id_round_trip(scale, normalization):
     # an unguided sample has nothing to normalise: it is the default-normalisation run for every one
     expected_norm = "per_step" if scale == 0 else normalization
     assert parsed == {"model": "ddpm-cifar10-32", "style": "starry_night", "loss": "gram",
-                      "layers": "relu1_1-relu2_1", "window": "0.25-1", "mode": "x0", "normalization": expected_norm,
+                      "layers": "relu1_1-relu2_1", "window": "0.25-1", "method": "x0", "normalization": expected_norm,
                       "scale": pytest.approx(scale), "seed": 3}
     assert run_id(lookup("guidance"), parsed) == run
 
 
 def test_default_normalisation_keeps_the_run_ids_of_older_grids():
     values = {"model": "m", "style": "s.png", "loss": "gram", "layers": ["relu1_1"], "window": [0, 1],
-              "mode": "x0", "scale": 0.1, "seed": 0}
+              "method": "x0", "scale": 0.1, "seed": 0}
     older = "m__s__gram__relu1_1__w0-1__x0__g0p1__s0"
     assert run_id(lookup("guidance"), values) == older == run_id(lookup("guidance"), {**values, "normalization": "per_step"})
     assert (run_id(lookup("guidance"), {**values, "normalization": "first_step"})
@@ -154,7 +154,7 @@ def test_sampling_jobs_run_every_setting_of_a_head_with_seeds_batched():
     assert len(jobs) == math.prod(len(guidance[k]) for k in ("models", "styles", "losses", "layer_sets", "windows"))
     job, runs = next(iter(jobs.items()))
     unguided = [run for run in runs if "__g0__" in run]
-    assert len(unguided) == len(guidance["modes"]) * len(guidance["seeds"])  # shared by the normalisations
+    assert len(unguided) == len(guidance["methods"]) * len(guidance["seeds"])  # shared by the normalisations
 
 
 def test_a_group_of_one_seed_writes_its_run_id():
@@ -172,3 +172,16 @@ def test_plan_imports_no_torch():
             "plan.build(yaml.safe_load(open('config.yaml'))); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("experiment", ["guidance", "guidance_methods"])
+def test_the_method_axis_is_named_as_the_sample_verbs_flag(experiment):
+    """The workflow's axis, config key and table column of the guidance rule are `method`/`methods`, as
+    `stylediff sample --method` names it."""
+    config = preset_config("findings")
+    built = plan.build(config)
+    assert lookup(experiment).axis("method").key == "methods" and "method" in built.runs.columns
+    guided = {values["method"] for values in built.values[experiment].values() if values["scale"]}
+    passed = {command.split("--method ")[1].split()[0] for job in built.jobs(experiment)
+              for command in built.commands(experiment, job) if " --scale 0 " not in command}
+    assert passed == guided and len(guided) > 1

@@ -9,11 +9,11 @@ from PIL import Image
 
 from stylediff.datasets import check_spec, image_slug, materialise, resolve_image
 from stylediff.errors import ConfigError, ImageError
-from stylediff.io import write_json
 from stylediff.experiments import lookup
-from stylediff.runids import parse_run_id, run_id
+from stylediff.io import write_json
 from stylediff.report.figures import make_figures
 from stylediff.report.tables import aggregate
+from stylediff.runids import parse_run_id, run_id
 
 
 def test_image_specs(tmp_path):
@@ -90,8 +90,8 @@ def test_figures_written_and_byte_identical(tmp_path, experiment):
         runs = [{"content": "c.png", "style": "s.jpg", "loss": loss, "seed": 0} for loss in ("gram", "mean_std")]
     elif experiment == "guidance":
         runs = [{"model": "models/tiny", "style": "s.jpg", "loss": "gram", "layers": ["relu1_1"], "window": window,
-                 "mode": mode, "scale": scale, "seed": seed} for mode in ("x0", "through_unet") for scale in (0, 0.3, 1)
-                for seed in (0, 1) for window in ([0, 1], [0, 0.5])]
+                 "method": method, "scale": scale, "seed": seed} for method in ("x0", "through_unet")
+                for scale in (0, 0.3, 1) for seed in (0, 1) for window in ([0, 1], [0, 0.5])]
     else:
         runs = [{"model": "models/tiny", "style": style, "loss": "gram", "layers": ["relu1_1"], "method": method,
                  "scale": scale, "seed": seed} for style in ("s.jpg", "t.jpg") for seed in (0, 1)
@@ -99,7 +99,7 @@ def test_figures_written_and_byte_identical(tmp_path, experiment):
     runs_csv, files = _fake_experiment(tmp_path, experiment, runs)
     aggregate(experiment, runs_csv, files, tmp_path / "t.csv")
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig1")
-    section = {"models": ["models/tiny"], "modes": ["x0", "through_unet"]}
+    section = {"models": ["models/tiny"], "methods": ["x0", "through_unet"]}
     expected = lookup(experiment).figures({"guidance": section, "guidance_methods": section})
     assert sorted(p.name for p in (tmp_path / "fig1").iterdir()) == sorted(expected)
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig2")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from stylediff.errors import ConfigError, LayerError, WeightsError
-from stylediff.vgg import (LAYERS, VGG19, caffe_weights_path, check_layers, dequantize_caffe, load_vgg19,
-                           min_input_size)
+from stylediff.layers import LAYERS, check_layers, min_input_size
+from stylediff.networks.vgg19 import VGG19, caffe_weights_path, dequantize_caffe, load_vgg19
 
 
 def test_layer_names_cover_vgg19():

@@ -108,9 +108,8 @@ def test_fetched_equals_the_reference_bit_for_bit(fetched, net):
 
 
 def _image(name: str) -> torch.Tensor:
-    from skimage import data
-
     import torch.nn.functional as F
+    from skimage import data
 
     x = torch.from_numpy(np.ascontiguousarray(getattr(data, name)())).permute(2, 0, 1)[None].float() / 255
     return F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)

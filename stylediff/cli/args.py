@@ -13,17 +13,19 @@ from ..layers import POOLINGS, STYLE_LAYERS_GATYS, WEIGHT_SOURCES
 
 
 def registered(registry: str):
-    """An argument type: a name of ``stylediff.losses.STYLE_LOSSES`` or of the guidance methods, checked
+    """An argument type: a name of ``stylediff.losses.STYLE_LOSSES``, of the feature networks or of the guidance methods, checked
     when parsing (the registry's one-line message lists the valid names); imports it only then."""
     def check(name: str) -> str:
         from ..errors import StylediffError
 
         if registry == "loss":
             from ..losses import STYLE_LOSSES as names
+        elif registry == "network":
+            from ..networks import NETWORKS as names
         else:
             from ..diffusion.methods import METHODS as names
         try:
-            names.get(name)
+            names.lookup(name)
         except StylediffError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return name
@@ -32,10 +34,38 @@ def registered(registry: str):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """Argument errors are one line (what is wrong, where to look), not a usage dump."""
+    """Argument errors are one line (what is wrong, where to look), not a usage dump.
+
+    :meth:`defer` adds arguments only when this parser is used (parsing, help): ``stylediff sample``'s
+    knob groups come from the guidance methods' classes, which import torch, and ``stylediff --help``
+    must not."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred: list = []
+
+    def defer(self, build) -> None:
+        """Call ``build(self)`` before this parser first parses or formats its help."""
+        self._deferred.append(build)
+
+    def _build(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._build()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._build()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._build()
+        return super().format_usage()
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def finite_float(text: str) -> float:
@@ -108,17 +138,50 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 def add_network(parser: argparse.ArgumentParser, device: str = "auto") -> None:
     parser.add_argument("--device", default=device, help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weight source")
+    parser.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe",
+                        help="VGG-19 weight source (when --network is not given)")
     parser.add_argument("--pooling", choices=POOLINGS, default="max", help="VGG-19 pooling")
+    parser.add_argument("--network", type=registered("network"), default=None, metavar="NETWORK",
+                        help="feature network of the losses: vgg19 (default, with --weights), vgg19-torchvision, "
+                             "vgg16, alexnet, clip-vit-b16, clip-vit-b32, csd; e.g. CLIP-Gram: --network clip-vit-b16")
+    parser.add_argument("--network-path", default=None,
+                        help="local weights (file, folder or hub id) of --network, instead of its default place")
 
 
 def add_style(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layers", default=",".join(STYLE_LAYERS_GATYS),
-                        help="comma-separated style layers (see `stylediff layers`)")
+    parser.add_argument("--layers", default=None,
+                        help="comma-separated style layers (default: the network's style layers, for VGG-19 "
+                             f"{','.join(STYLE_LAYERS_GATYS)}; see `stylediff layers`)")
     parser.add_argument("--layer-weights", type=float_list, default=None,
                         help="comma-separated weight per style layer (default: equal, summing to 1)")
     parser.add_argument("--loss", default="gram", type=registered("loss"), metavar="LOSS",
                         help="style loss: gram, mean_std, sliced_wasserstein, gaussian_w2 (any registered loss)")
+
+
+def feature_network(args: argparse.Namespace, device):
+    """The network ``--network`` names (VGG-19 of ``--weights`` and ``--pooling`` when it is not given)."""
+    from ..networks import load_network
+    from ..networks.vgg19 import load_vgg19
+
+    name = getattr(args, "network", None)
+    if name is None or name.startswith("vgg19"):
+        weights = args.weights if name is None else ("caffe" if name == "vgg19" else "torchvision")
+        return load_vgg19(weights, args.pooling, device)
+    if args.pooling != "max":
+        raise ConfigError(f"--pooling {args.pooling} applies to VGG-19 only, not to --network {name}")
+    return load_network(name, device, path=args.network_path)
+
+
+def style_layers(args: argparse.Namespace, network) -> list[str]:
+    """``--layers`` checked against the network, or the network's style layers; recorded back in ``args``."""
+    layers = network.check_layers(args.layers) if args.layers else list(network.style_layers)
+    args.layers = ",".join(layers)
+    return layers
+
+
+def network_weights(network) -> dict:
+    """The sidecar's ``weights`` entry of the feature network (``vgg19`` for VGG-19, as the tables read it)."""
+    return {"vgg19" if network.name.startswith("vgg19") else "network": network.provenance()}
 
 
 def resolve_device(name: str):
@@ -134,6 +197,12 @@ def resolve_device(name: str):
 def sidecar_path(out: str | os.PathLike) -> Path:
     """``OUT.png`` -> ``OUT.json``: the sidecar lives beside its image."""
     return Path(out).with_suffix(".json")
+
+
+def wrote(*paths: str | os.PathLike) -> str:
+    """What a verb prints when it succeeds: ``wrote A, B and C``."""
+    names = [str(path) for path in paths]
+    return "wrote " + (", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0])
 
 
 def rerun_config(args: argparse.Namespace) -> dict:

@@ -1,5 +1,5 @@
-"""Verbs that print what the package knows: ``layers`` (the VGG-19 layer names) and ``methods`` (the
-registered guidance methods). ``layers`` imports no torch."""
+"""Verbs that print what the package knows: ``layers`` (the VGG-19 layer names, or another feature
+network's) and ``methods`` (the registered guidance methods). ``layers`` of VGG-19 imports no torch."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import json
 
 
 def run_layers(args) -> None:
-    from ..layers import LAYERS
+    if args.network in (None, "vgg19", "vgg19-torchvision"):
+        from ..layers import LAYERS
 
-    print("\n".join(LAYERS))
+        print("\n".join(LAYERS))
+        return
+    from ..networks import load_network
+
+    print("\n".join(load_network(args.network, path=args.network_path).layers))
 
 
 def run_methods(args) -> None:
@@ -20,11 +25,11 @@ def run_methods(args) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    header = ["name", "paper", "through UNet", "evaluations per guided step", "scale range", "knobs (defaults)"]
+    header = ["name", "paper", "gradient through the UNet", "evaluations per guided step", "scale range", "knobs (defaults)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         evals = row["evaluations"]
-        cells = [row["name"], row["paper"], "yes" if row["through_unet"] else "no",
+        cells = [row["name"], row["paper"], "yes" if row["differentiates_unet"] else "no",
                  f"UNet {evals['unet_forward']}f+{evals['unet_backward']}b, "
                  f"objective {evals['objective_forward']}f+{evals['objective_backward']}b",
                  "–".join(f"{v:g}" for v in row["scale_range"]),
@@ -37,8 +42,16 @@ def run_methods(args) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("layers", help="list the VGG-19 layer names")
+    from .args import registered
+
+    p = sub.add_parser("layers", help="list the layer names of VGG-19 (or of --network)")
+    p.add_argument("--network", type=registered("network"), default=None, metavar="NETWORK",
+                   help="a feature network (`stylediff texture --help`); its weights must be present")
+    p.add_argument("--network-path", default=None, help="local weights of --network")
     p.set_defaults(func=run_layers)
-    p = sub.add_parser("methods", help="the registered guidance methods: paper, cost per step, knobs, scale range")
+    p = sub.add_parser("methods", help="list the guidance methods: paper, cost, knobs, scales",
+                       description="The registered guidance methods: paper, whether the gradient goes "
+                                   "through the UNet, network evaluations per step, knobs with their "
+                                   "defaults, and the measured scale range.")
     p.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
     p.set_defaults(func=run_methods)

@@ -1,4 +1,4 @@
-"""The workflow's verbs: ``plan``, ``metrics``, ``aggregate``, ``figures``, ``findings`` and ``publish``.
+"""The workflow's verbs: ``plan``, ``metrics``, ``aggregate``, ``figures`` and ``findings``.
 
 ``stylediff metrics`` scores one output, or a batch of outputs in one process (``--image``,
 ``--reference``, ``--baseline`` and ``--out`` take several paths, paired by position; one
@@ -31,7 +31,7 @@ def _paired(name: str, values: list[str] | None, count: int, required: bool) -> 
     return values
 
 
-def run_plan(args) -> None:
+def run_plan(args) -> str | None:
     from .. import plan
 
     if args.config_json:
@@ -53,19 +53,19 @@ def run_plan(args) -> None:
         from ..io import write_text
 
         write_text(args.out, runs.to_csv(index=False))
-        return
+        return f"{cli.wrote(args.out)} ({len(runs)} runs)"
     for name, group in runs.groupby("experiment", sort=False):
         jobs = len(built.jobs(name))
         print(f"{name}: {len(group)} runs in {jobs} jobs")
 
 
-def run_metrics(args) -> None:
+def run_metrics(args) -> str:
     from ..io import ensure_parent, write_json
     from ..losses import STYLE_LOSSES
     from ..metrics import column_label
     from ..metrics_document import image_metrics
-    from ..scorer import Scorer
     from ..provenance import peak_rss_mb, versions
+    from ..scorer import Scorer
 
     images = args.image
     if len(args.out) != len(images):
@@ -77,7 +77,8 @@ def run_metrics(args) -> None:
         ensure_parent(out)
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
-    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips)
+    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips,
+                    heldout=args.heldout)
     load = time.perf_counter() - start
     for image, reference, baseline, reference_set, out in zip(images, references, baselines, reference_sets, args.out):
         doc = image_metrics(scorer, args.kind, image, reference, baseline, args.reference_size, reference_set)
@@ -89,18 +90,28 @@ def run_metrics(args) -> None:
         doc["metric_timing"] = {"load_seconds": load, "seconds": doc.pop("metric_seconds"),
                                 "peak_rss_mb": peak_rss_mb()}
         write_json(out, doc)
+    return cli.wrote(*args.out) if len(args.out) <= 3 else f"wrote {len(args.out)} files, {args.out[0]} … {args.out[-1]}"
 
 
-def run_aggregate(args) -> None:
+def run_aggregate(args) -> str:
     from ..report.tables import aggregate
 
-    aggregate(args.experiment, args.plan, args.metrics, args.out, args.summary)
+    frame = aggregate(args.experiment, args.plan, args.metrics, args.out, args.summary)
+    return f"{cli.wrote(args.out, *([args.summary] if args.summary else []))} ({len(frame)} runs)"
 
 
-def run_figures(args) -> None:
+def run_figures(args) -> str:
+    from pathlib import Path
+
     from ..report.figures import make_figures
 
+    def pngs() -> dict[str, int]:
+        return {path.name: path.stat().st_mtime_ns for path in Path(args.out_dir).glob("*.png")}
+
+    before = pngs()
     make_figures(args.experiment, args.table, args.out_dir)
+    made = sorted(name for name, mtime in pngs().items() if before.get(name) != mtime)  # written: new mtime
+    return f"wrote {len(made)} figures to {args.out_dir}" + (f" ({', '.join(made)})" if len(made) <= 4 else "")
 
 
 def _tables(items: list[str]) -> dict[str, str]:
@@ -113,21 +124,24 @@ def _tables(items: list[str]) -> dict[str, str]:
     return tables
 
 
-def run_findings(args) -> None:
+def run_findings(args) -> str:
     from ..findings import write_findings
 
     write_findings(_tables(args.table), args.out, args.readme, args.preset)
+    return cli.wrote(args.out) + (f" and the results section of {args.readme}" if args.readme else "")
 
 
-def run_publish(args) -> None:
+def run_publish(args) -> str:
     from ..publish import publish
 
-    for path in publish(args.files, args.to, _tables(args.table or []), args.page, args.readme, args.preset):
-        print(f"published {path}")
+    written = publish(args.files, args.to, _tables(args.table or []), args.page, args.readme, args.preset)
+    return cli.wrote(*written) if written else f"{args.to} already up to date"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="the runs a workflow config asks for: counts, or one experiment's table")
+    p = sub.add_parser("plan", help="list the runs a workflow config asks for",
+                       description="The runs a workflow config asks for: counts per experiment, or one "
+                                   "experiment's table of runs (--out).")
     p.add_argument("--configfile", nargs="+", default=["config.yaml"],
                    help="workflow config files, each laid over the ones before as Snakemake's --configfile does "
                         "(default config.yaml; a preset: config.yaml config/full.yaml)")
@@ -136,7 +150,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="CSV of the runs, one row per run (default: print counts)")
     p.set_defaults(func=run_plan)
 
-    p = sub.add_parser("metrics", help="score outputs against their references (style distances, LPIPS, …)")
+    p = sub.add_parser("metrics", help="score outputs against their references",
+                       description="Score outputs against their references: style distances, layout copy, "
+                                   "LPIPS, PSNR, SSIM and realism, as the output's kind needs; one metrics "
+                                   "JSON per output.")
     p.add_argument("--kind", required=True, choices=METRIC_KINDS,
                    help="what the outputs are")
     p.add_argument("--image", required=True, nargs="+", help="output PNG(s); each one's sidecar is read too")
@@ -150,17 +167,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weights of the style metrics")
     p.add_argument("--pooling", choices=POOLINGS, default="max")
+    p.add_argument("--heldout", choices=("auto", "true", "false"), default="auto",
+                   help="held-out style metrics (VGG-16, AlexNet, CLIP-B/32 Gram, CSD): auto computes those whose "
+                        "weights are present and skips the others with one line; true fails without them")
     p.add_argument("--lpips", choices=("auto", "true", "false"), default="auto",
                    help="LPIPS: auto computes it when its backbone files are available (downloading them if "
                         "online) and skips it otherwise, saying so; true fails fast without them; false skips it")
     p.add_argument("--reference-set", nargs="+", default=None,
-                   help="guidance: the batch sidecar (OUT.json of `stylediff sample --seeds …`) of the model's own "
+                   help="guidance: the batch sidecar (OUT.json of stylediff sample --seeds …) of the model's own "
                         "unguided samples (other seeds), for the realism metric; one, or one per image")
     p.set_defaults(func=run_metrics)
 
-    p = sub.add_parser("aggregate", help="collect an experiment's metrics into a table and a markdown summary")
+    p = sub.add_parser("aggregate", help="collect an experiment's metrics into a table",
+                       description="Collect an experiment's metrics files into a tidy CSV (one row per "
+                                   "run) and optionally a markdown summary (mean and std over seeds).")
     p.add_argument("--experiment", required=True, choices=list(EXPERIMENTS))
-    p.add_argument("--plan", required=True, help="the experiment's runs (`stylediff plan --out`): axes per run")
+    p.add_argument("--plan", required=True, help="the experiment's runs (written by stylediff plan --out): axes per run")
     p.add_argument("--metrics", required=True, nargs="+", help="the runs' *.metrics.json files")
     p.add_argument("--out", required=True, help="tidy CSV, one row per run")
     p.add_argument("--summary", default=None, help="markdown summary (mean ± std over seeds)")
@@ -168,24 +190,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("figures", help="draw an experiment's image grids and curves from its table")
     p.add_argument("--experiment", required=True, choices=list(EXPERIMENTS))
-    p.add_argument("--table", required=True, help="the CSV written by `stylediff aggregate`")
+    p.add_argument("--table", required=True, help="the CSV written by stylediff aggregate")
     p.add_argument("--out-dir", required=True, help="folder for the PNGs")
     p.set_defaults(func=run_figures)
 
-    p = sub.add_parser("findings", help="the experiments' claims as statistics (results.md, README Results)")
+    p = sub.add_parser("findings", help="write the experiments' findings page from their tables",
+                       description="The experiments' claims as statistics, from their tables: the findings "
+                                   "page (docs/results.md when published) and optionally the README's "
+                                   "results section.")
     p.add_argument("--table", required=True, nargs="+", help="EXPERIMENT=CSV for each experiment's table")
     p.add_argument("--out", required=True, help="markdown page (figure links relative to its folder)")
     p.add_argument("--readme", default=None, help="also replace the README's results section (between its markers)")
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")
     p.set_defaults(func=run_findings)
 
-    p = sub.add_parser("publish", help="copy a run's figures and summaries into the committed report folder "
-                                       "(and the results page and README section)")
+    p = sub.add_parser("publish", help="copy a run's figures and summaries into the committed report folder",
+                       description="The one step that writes tracked files: copy a run's summaries and figures "
+                                   "into the committed folder (report/); with --table, also the tables, the "
+                                   "results page (--page docs/results.md) and the README's short results table "
+                                   "(--readme README.md). `snakemake publish --cores 2` runs it.")
     p.add_argument("--files", required=True, nargs="+", help="the run's summaries and figures (RESULTS/report/…)")
     p.add_argument("--to", required=True, help="committed folder to copy them into, e.g. report")
     p.add_argument("--table", nargs="+", default=None, help="EXPERIMENT=CSV for each experiment's table "
-                                                            "(needed for --page and --readme)")
+                                                            "(copied to TO/tables; needed for --page and --readme)")
     p.add_argument("--page", default=None, help="write the results page here, e.g. docs/results.md")
-    p.add_argument("--readme", default=None, help="splice the results into this README between its markers")
+    p.add_argument("--readme", default=None, help="splice the short results table into this README between its markers")
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")
     p.set_defaults(func=run_publish)

@@ -18,30 +18,69 @@ from pathlib import Path
 
 from . import args as cli
 
-KNOB_FLAGS = {
-    "window": dict(type=cli.window, help="guided part of the trajectory, START,END fractions from noise (0) to "
-                                          "image (1) (x0, through_unet, freedom, …)"),
-    "recurrence": dict(type=cli.positive_int, help="passes per guided step with re-noising between them "
-                                                   "(self-recurrence / time travel / N_recur)"),
-    "normalize": dict(choices=("per_step", "first_step", "none"),
-                      help="x0, through_unet: gradient rescaling to the noise prediction's norm at every step "
-                           "(per_step), by the first guided step's ratio (first_step), or none"),
-    "clip_grad": dict(type=cli.finite_float, help="x0, through_unet: zero non-finite gradients and cap each step "
-                                                  "entry at +-C instead of stopping"),
-    "travel_window": dict(type=cli.window, help="freedom: START,END of the time-travel part of the trajectory"),
-    "inner_steps": dict(type=cli.nonnegative_int, help="ugd: backward-guidance Adam steps; tfg: x0-space "
-                                                       "iterations N_iter"),
-    "inner_lr": dict(type=cli.finite_float, help="ugd: backward-guidance Adam rate"),
-    "step_schedule": dict(choices=("inv_sqrt_alpha_prev", "constant"), help="mpgd: the x0 step's schedule"),
-    "rho": dict(type=cli.nonnegative_float, help="tfg: mean guidance through the UNet (times --scale)"),
-    "mu": dict(type=cli.nonnegative_float, help="tfg: x0-space guidance (times --scale)"),
-    "variance": dict(type=cli.nonnegative_float, help="tfg: std of the Gaussian smoothing of the loss (gamma)"),
-    "mc_samples": dict(type=cli.positive_int, help="tfg: Monte-Carlo samples of the smoothed loss"),
-    "rho_schedule": dict(choices=("increase", "decrease", "constant"), help="tfg: schedule of rho over steps"),
-    "mu_schedule": dict(choices=("increase", "decrease", "constant"), help="tfg: schedule of mu over steps"),
-    "variance_schedule": dict(choices=("decrease", "constant"), help="tfg: schedule of gamma over steps"),
-}
-"""Every knob of every registered method, one flag each (tests check this equals the methods' fields)."""
+
+def knob_names() -> list[str]:
+    """Every knob of every registered method (each one ``stylediff sample`` flag), in registry order."""
+    from ..diffusion.methods import METHODS
+
+    return list(dict.fromkeys(knob for cls in METHODS.values() for knob in cls.knobs()))
+
+
+def knob_argument(classes: list, name: str) -> dict:
+    """``add_argument`` keywords of knob ``name`` shared by ``classes``: typed by the field's annotation
+    (START,END pair, integer, number, or the ``choices`` of its metadata); the help is each class's own
+    (prefixed by the method's name where two differ); default None keeps each method's default."""
+    import typing
+
+    meta = classes[0].knob_help(name)
+    hint = typing.get_type_hints(classes[0])[name]
+    helps = {cls.name: cls.knob_help(name)["help"] for cls in classes}
+    if len(set(helps.values())) > 1:
+        text = "; ".join(f"{method}: {text}" for method, text in helps.items())
+    else:
+        text = next(iter(helps.values()))
+    spec: dict = {"help": text, "default": None}
+    if "choices" in meta:
+        spec["choices"] = meta["choices"]
+    elif typing.get_origin(hint) is tuple:
+        spec.update(type=cli.window, metavar="START,END")
+    elif hint is int:
+        spec["type"] = cli.nonnegative_int
+    elif hint in (float, float | None):
+        spec["type"] = cli.finite_float
+    else:
+        raise TypeError(f"{classes[0].__name__}.{name}: no command-line type for {hint}; give it choices")
+    return spec
+
+
+def add_method_groups(parser: argparse.ArgumentParser) -> None:
+    """``--method``, ``--scale`` and the knobs every method has (window, recurrence) in one group; then
+    one group per registered method with its own knobs and its defaults. A knob two methods share is
+    one flag, in the first method's group (the other's group names it)."""
+    from ..diffusion.methods import METHODS, GuidanceMethod
+
+    classes = list(METHODS.values())
+    common = parser.add_argument_group("guidance (every method)")
+    common.add_argument("--method", default="x0", type=cli.registered("method"), metavar="METHOD",
+                        help=f"guidance rule (default x0): {', '.join(METHODS)} (stylediff methods describes them)")
+    common.add_argument("--scale", type=cli.nonnegative_float, default=None,
+                        help=GuidanceMethod.knob_help("scale")["help"] + " (default: the method's)")
+    shared = list(GuidanceMethod.knobs())
+    for name in shared:
+        common.add_argument("--" + name.replace("_", "-"), **knob_argument(classes, name))
+    placed = {name: "every method" for name in shared}
+    for name, cls in METHODS.items():
+        own = [knob for knob in cls.knobs() if knob not in shared]
+        defaults = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                             for k, v in {"scale": cls().scale, **cls.knobs()}.items())
+        elsewhere = [f"--{knob.replace('_', '-')} (under {placed[knob]})" for knob in own if knob in placed]
+        description = f"defaults: {defaults}" + (f"; also {', '.join(elsewhere)}" if elsewhere else "")
+        group = parser.add_argument_group(f"{name}: {cls.paper}", description)
+        for knob in own:
+            if knob not in placed:
+                having = [other for other in classes if knob in other.knobs()]
+                group.add_argument("--" + knob.replace("_", "-"), **knob_argument(having, knob))
+                placed[knob] = name
 
 
 def output_paths(out: str | Path, seeds: list[int]) -> list[Path]:
@@ -62,34 +101,32 @@ def seeds_of(args) -> list[int]:
     return [args.seed + i for i in range(args.num_images or 1)]
 
 
-def run_sample(args) -> None:
+def run_sample(args) -> str:
     from torchvision.utils import make_grid
 
     from ..diffusion import GuidedSampler, default_guidance_size, load_model, make_method
     from ..errors import ImageError
     from ..images import load_image, save_image
     from ..io import ensure_parent, write_json
-    from ..layers import check_layers, min_input_size
     from ..losses import get_style_loss, style_objective
     from ..provenance import peak_rss_mb, sidecar
-    from ..vgg import load_vgg19
 
     ensure_parent(args.out)
-    layers = check_layers(args.layers)
     get_style_loss(args.loss)  # unknown names fail before any loading
     seeds = seeds_of(args)
-    method = make_method(args.method, scale=args.scale, **{knob: getattr(args, knob) for knob in KNOB_FLAGS})
+    method = make_method(args.method, scale=args.scale, **{knob: getattr(args, knob) for knob in knob_names()})
     style_path = Path(args.style)
     if not style_path.is_file():
         raise ImageError(f"style image not found: {style_path}")
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
+    network = cli.feature_network(args, device)
+    layers = cli.style_layers(args, network)
     model = load_model(args.model, device, revision=args.revision, local_files_only=True if args.offline else None)
-    min_side = min_input_size(layers)
+    min_side = network.min_size(layers)
     guidance_size = args.guidance_size or default_guidance_size(max(model.sample_size), min_side)
     style = load_image(style_path, args.style_size or guidance_size, min_side)
-    vgg = load_vgg19(args.weights, args.pooling, device)
-    objective = style_objective(vgg, style.to(device), layers, args.loss, args.layer_weights)
+    objective = style_objective(network, style.to(device), layers, args.loss, args.layer_weights)
     sampler = GuidedSampler(model.unet, model.scheduler(args.scheduler), objective, method, args.guidance_size)
     load_seconds = time.perf_counter() - start
 
@@ -98,7 +135,7 @@ def run_sample(args) -> None:
     evaluations = {key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(args.steps))
                    for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")}
     common = {
-        "weights": {"diffusion": model.info, "vgg19": vgg.provenance()},
+        "weights": {"diffusion": model.info, **cli.network_weights(network)},
         "timing": {"load_seconds": load_seconds, "sample_seconds": result.seconds,
                    "seconds_per_image": result.seconds / len(seeds),
                    "seconds_per_step": result.seconds_per_step,
@@ -132,13 +169,19 @@ def run_sample(args) -> None:
             "history": result.history,
         },
     ))
+    if len(seeds) == 1:
+        return f"{cli.wrote(args.out, cli.sidecar_path(args.out))} ({args.method}, {result.seconds:.3g} s)"
+    return (f"wrote {args.out} (grid of {len(seeds)}), {cli.sidecar_path(args.out)} and {paths[0].name} … "
+            f"{paths[-1].name} with their sidecars ({args.method}, {result.seconds:.3g} s)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample a diffusion model guided by a style loss",
                        description="Sample a diffusers pixel-space model (hub id or local folder), steering each "
-                                   "denoising step with a VGG style loss of the predicted image against --style, "
-                                   "by one of the registered guidance methods (`stylediff methods`).")
+                                   "denoising step with a style loss (VGG-19, or another feature network with --network) of "
+                                   "the predicted image against --style, by one of the registered guidance methods "
+                                   "(stylediff methods describes them). Each method's knobs are listed under its name; a "
+                                   "knob left out keeps the method's default.")
     p.add_argument("--model", required=True,
                    help="hub id (google/ddpm-cifar10-32) or local diffusers folder (unet/ + scheduler/, or flat)")
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
@@ -147,17 +190,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", required=True, help="style image")
     p.add_argument("--style-size", type=cli.positive_int, default=None,
                    help="style image's longest side (default: the guidance size)")
-    p.add_argument("--method", default="x0", type=cli.registered("method"), metavar="METHOD",
-                   help="guidance rule (default x0): x0, through_unet, classifier, dps, freedom, ugd, mpgd, tfg "
-                        "(`stylediff methods` describes them)")
-    p.add_argument("--mode", dest="method", type=cli.registered("method"), metavar="METHOD",
-                   help=argparse.SUPPRESS)  # the name of --method before the method family existed
-    p.add_argument("--scale", type=cli.nonnegative_float, default=None,
-                   help="the method's strength; 0 = the unguided diffusers sample (default: the method's)")
-    for knob, spec in KNOB_FLAGS.items():
-        p.add_argument("--" + knob.replace("_", "-"), default=None, **spec)
     p.add_argument("--guidance-size", type=cli.positive_int, default=None,
-                   help="side at which x0-hat is fed to VGG (default max(model size, 4 x layers' minimum))")
+                   help="side at which x0-hat is fed to the feature network (default max(model size, 4 x layers' minimum))")
     p.add_argument("--scheduler", choices=("ddim", "ddpm"), default="ddim")
     p.add_argument("--steps", type=cli.positive_int, default=50, help="number of inference steps")
     p.add_argument("--eta", type=cli.nonnegative_float, default=0.0, help="DDIM eta (0 deterministic, 1 DDPM-like)")
@@ -167,4 +201,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="autocast: bf16 on CPU or CUDA, fp16 on CUDA")
     cli.add_style(p)
     cli.add_common(p)
+    p.defer(add_method_groups)
     p.set_defaults(func=run_sample)

@@ -10,29 +10,29 @@ import time
 from . import args as cli
 
 
-def run_search(args) -> None:
+def run_search(args) -> str:
     import torch
 
     from ..diffusion import METHODS, GuidedSampler, default_guidance_size, load_model, make_method
     from ..images import load_image
     from ..io import ensure_parent, write_text
-    from ..layers import check_layers, min_input_size
+    from ..layers import min_input_size
     from ..losses import style_objective
     from ..scorer import METRIC_LAYERS, Scorer, gram_distances
     from ..search import beam_search
-    from ..vgg import load_vgg19
 
     ensure_parent(args.out)
-    layers = check_layers(args.layers)
-    cls = METHODS.get(args.method)
+    cls = METHODS.lookup(args.method)
     device = cli.resolve_device(args.device)
+    network = cli.feature_network(args, device)
+    layers = cli.style_layers(args, network)
     model = load_model(args.model, device, local_files_only=True if args.offline else None)
-    min_side = min_input_size(layers)
+    min_side = network.min_size(layers)
     guidance_size = default_guidance_size(max(model.sample_size), min_side)
     style = load_image(args.style, guidance_size, min_side).to(device)
-    vgg_objective = style_objective(load_vgg19(args.weights, args.pooling, device), style, layers, args.loss,
-                                    args.layer_weights)
-    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips)
+    vgg_objective = style_objective(network, style, layers, args.loss, args.layer_weights)
+    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips,
+                    heldout=False)  # the search ranks by the VGG-19 Gram distance and LPIPS only
     metric_side = default_guidance_size(max(model.sample_size), min_input_size(list(METRIC_LAYERS)))
     metric_style = load_image(args.style, metric_side).to(device)
     style_features = scorer.vgg(metric_style, list(METRIC_LAYERS))
@@ -81,11 +81,15 @@ def run_search(args) -> None:
                + f"# score: Gram distance {best.style:.4g} at {fidelity} {best.fidelity:.3g} "
                + f"(budget {args.budget}); {len(candidates)} candidates in "
                + f"{cli.sidecar_path(args.out).with_suffix('.csv').name}\n" + yaml.safe_dump([entry], sort_keys=False))
-    print(f"best: {entry} (Gram distance {best.style:.4g}, {fidelity} {best.fidelity:.3g})")
+    return (f"{cli.wrote(args.out, cli.sidecar_path(args.out).with_suffix('.csv'))} (best of {len(candidates)}: "
+            f"{entry}, Gram distance {best.style:.4g}, {fidelity} {best.fidelity:.3g})")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("search", help="beam search over a guidance method's knobs (TFG's, for any method)")
+    p = sub.add_parser("search", help="beam search over a guidance method's knobs (as TFG tunes)",
+                       description="Beam search over one guidance method's knobs (TFG's search, for any method) "
+                                   "on a few seeds: the best Gram distance within a fidelity budget. Writes the "
+                                   "best setting as a workflow methods entry (YAML) and every candidate to a CSV.")
     p.add_argument("--method", required=True, type=cli.registered("method"), metavar="METHOD")
     p.add_argument("--model", required=True, help="hub id or local diffusers folder")
     p.add_argument("--offline", action="store_true")

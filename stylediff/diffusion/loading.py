@@ -102,7 +102,7 @@ def load_model(model: str | os.PathLike, device: str | torch.device = "cpu", *, 
         for subfolder in subfolders:
             try:
                 return _quietly(loader, source, subfolder=subfolder, **kwargs), subfolder
-            except (OSError, ValueError, EnvironmentError) as exc:  # diffusers' "not found" errors
+            except (OSError, ValueError) as exc:  # diffusers' "not found" errors
                 errors.append(exc)
         reason = str(errors[0]).splitlines()[0] if str(errors[0]) else type(errors[0]).__name__
         if local:

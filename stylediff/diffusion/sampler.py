@@ -22,8 +22,9 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +63,7 @@ class SampleOutput:
         return sum(self.step_seconds) / max(1, len(self.step_seconds))
 
     @classmethod
-    def concatenate(cls, parts: Sequence["SampleOutput"]) -> "SampleOutput":
+    def concatenate(cls, parts: Sequence[SampleOutput]) -> SampleOutput:
         """One output from batches sampled one after the other (per-image lists joined, times added)."""
         first = parts[0]
         history = []

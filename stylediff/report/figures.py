@@ -203,26 +203,26 @@ def guidance_figures(frame, out_dir: Path) -> None:
         styles = unique(sub["style"])
         scales = sorted(unique(sub["scale"]))
         labels = {s: ("unguided" if s == 0 else f"scale {s:g}") for s in scales}
-        for mode in unique(sub["mode"]):
+        for method in unique(sub["method"]):
             cells = {}
-            for _, row in grid[grid["mode"] == mode].iterrows():
+            for _, row in grid[grid["method"] == method].iterrows():
                 cells[(row["style"], "style")] = row["reference"]
                 cells[(row["style"], labels[row["scale"]])] = row["output"]
             window = "" if window0 is None or sub["window"].nunique() == 1 else f", window {window0}"
             image_grid(styles, ["style"] + [labels[s] for s in scales], cells,
-                       f"Guided samples, mode {mode}, loss {loss0} ({layer_set_label(layers0)}){window}\n{model}",
-                       out_dir / f"guidance_{slug}_{mode}_grid.png")
+                       f"Guided samples, method {method}, loss {loss0} ({layer_set_label(layers0)}){window}\n{model}",
+                       out_dir / f"guidance_{slug}_{method}_grid.png")
         curves = with_shared_baselines(sub).copy()
-        if "window" in curves and curves["window"].nunique() > 1:  # one line per mode, window, normalisation
-            curves["mode"] = curves["mode"] + ", window " + curves["window"].astype(str)
+        if "window" in curves and curves["window"].nunique() > 1:  # one line per method, window, normalisation
+            curves["method"] = curves["method"] + ", window " + curves["window"].astype(str)
         if "normalization" in curves and curves["normalization"].nunique() > 1:
-            curves["mode"] = curves["mode"] + ", " + curves["normalization"].astype(str)
-        many = curves["mode"].nunique() > 4  # then one legend beside both plots, not over the data
+            curves["method"] = curves["method"] + ", " + curves["normalization"].astype(str)
+        many = curves["method"].nunique() > 4  # then one legend beside both plots, not over the data
         fig, axes = plt.subplots(1, 2, figsize=(9.6 if many else 6.4, 2.8 if many else 2.6))
         positive = [s for s in scales if s > 0]
         for ax, metric in zip(axes, ("gram_dist_mean", "lpips_vgg")):
             if metric in curves:
-                _errorbar_axes(ax, curves, "scale", metric, "mode", scales, positions=list(scales),
+                _errorbar_axes(ax, curves, "scale", metric, "method", scales, positions=list(scales),
                                xlabels=[f"{s:g}" for s in scales])
             ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
             ax.set_xticks(scales)
@@ -235,7 +235,7 @@ def guidance_figures(frame, out_dir: Path) -> None:
             handles, labels = axes[0].get_legend_handles_labels()
             for ax in axes:
                 ax.get_legend().remove()
-            fig.legend(handles, labels, loc="center right", fontsize=6, title="mode", title_fontsize=6)
+            fig.legend(handles, labels, loc="center right", fontsize=6, title="method", title_fontsize=6)
             fig.tight_layout(pad=0.4, rect=(0, 0, 0.76, 1))
         else:
             fig.tight_layout(pad=0.4)

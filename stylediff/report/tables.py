@@ -14,30 +14,37 @@ from ..io import read_json, write_json, write_text
 
 SUMMARY_METRICS = {
     "inversion": ("feature_error", "psnr", "ssim", "lpips_vgg", "lpips_alex", "wall_seconds", "peak_rss_mb"),
-    "texture": ("gram_dist_mean", "{loss}_mean", "layout_copy", "lpips_vgg", "wall_seconds", "peak_rss_mb"),
-    "transfer": ("gram_dist_mean", "content_error", "layout_copy", "lpips_vgg", "ssim", "wall_seconds", "peak_rss_mb"),
-    "guidance": ("gram_dist_mean", "gram_mean", "sliced_wasserstein_mean", "lpips_vgg", "lpips_alex",
+    "texture": ("gram_dist_mean", "heldout_*", "{loss}_mean", "layout_copy", "lpips_vgg", "wall_seconds", "peak_rss_mb"),
+    "transfer": ("gram_dist_mean", "heldout_*", "content_error", "layout_copy", "lpips_vgg", "ssim", "wall_seconds", "peak_rss_mb"),
+    "guidance": ("gram_dist_mean", "heldout_*", "gram_mean", "sliced_wasserstein_mean", "lpips_vgg", "lpips_alex",
                  "wall_seconds", "peak_rss_mb"),
-    "guidance_methods": ("gram_dist_mean", "lpips_vgg", "ssim", "realism", "layout_copy", "seconds_per_image",
+    "guidance_methods": ("gram_dist_mean", "heldout_*", "lpips_vgg", "ssim", "realism", "layout_copy", "seconds_per_image",
                          "unet_evaluations", "objective_evaluations"),
 }
-"""Columns of each summary; ``{loss}_mean`` stands for every registered style loss."""
+"""Columns of each summary; ``{loss}_mean`` stands for every registered style loss, ``heldout_*`` for the
+held-out style metrics the runs report (:mod:`stylediff.heldout`)."""
 TIMING_LABELS = {"wall_seconds": "time (s)", "seconds_per_image": "seconds per image"}
 """Labels of the timing columns (from the runs' sidecars, not from a metric)."""
-RUN_COLUMNS = ("output", "reference", "baseline", "device", "final_loss")
 
 
-def summary_metrics(experiment: str, style_losses: Sequence[str]) -> list[str]:
+def summary_metrics(experiment: str, style_losses: Sequence[str], columns: Sequence[str] = ()) -> list[str]:
     """The summary's columns; ``style_losses`` as the metrics job recorded them (the registry is not
-    imported here: it needs torch, which would double this job's start-up)."""
+    imported here: it needs torch, which would double this job's start-up); ``heldout_*`` expands to the
+    table's ``columns`` of that prefix."""
     out = []
     for name in SUMMARY_METRICS[experiment]:
-        out += [name.format(loss=loss) for loss in style_losses] if "{loss}" in name else [name]
+        if name.endswith("*"):
+            out += [column for column in columns if column.startswith(name[:-1])]
+        else:
+            out += [name.format(loss=loss) for loss in style_losses] if "{loss}" in name else [name]
     return out
 
 
 def _model_label(doc: dict) -> str:
-    vgg = ((doc.get("run") or {}).get("weights") or {}).get("vgg19") or {}
+    weights = (doc.get("run") or {}).get("weights") or {}
+    if "network" in weights:  # a run on another feature network (`--network`)
+        return str(weights["network"].get("name"))
+    vgg = weights.get("vgg19") or {}
     return f"VGG-19 ({vgg.get('source', 'caffe')} weights)"
 
 
@@ -126,11 +133,11 @@ def summary_markdown(experiment: str, frame, table_path: str | os.PathLike | Non
 
     spec = lookup(experiment)
     axes = [axis.name for axis in spec.axes if axis.name != "seed" and axis.name in frame]
-    metrics = [m for m in summary_metrics(experiment, frame.attrs.get("style_losses", ())) if m in frame.columns]
+    metrics = [m for m in summary_metrics(experiment, frame.attrs.get("style_losses", ()), list(frame.columns)) if m in frame.columns]
     models = ", ".join(dict.fromkeys(frame["model"].astype(str))) if "model" in frame else "?"
     notes = []
     if "lpips_vgg" not in frame:
-        notes.append("LPIPS was skipped (no backbone files; see the README, LPIPS weights).")
+        notes.append("LPIPS was skipped (no backbone files; see docs/weights.md, LPIPS backbones).")
     grouped = frame.groupby(axes, sort=False, dropna=False)
     means = grouped[metrics].mean()
     stds = grouped[metrics].std(ddof=1)

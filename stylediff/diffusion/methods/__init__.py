@@ -29,7 +29,7 @@ __all__ = ["METHODS", "Evaluations", "GuidanceMethod", "StepContext", "describe"
 def make_method(name: str, **knobs: Any) -> GuidanceMethod:
     """The method ``name`` with ``knobs`` (its dataclass fields); None values keep the defaults, an
     unknown knob is a one-line ConfigError naming the method's knobs."""
-    cls = METHODS.get(name)
+    cls = METHODS.lookup(name)
     allowed = {"scale", *cls.knobs()}
     given = {key: value for key, value in knobs.items() if value is not None}
     unknown = sorted(set(given) - allowed)
@@ -50,7 +50,7 @@ def describe() -> list[dict[str, Any]]:
         for index in range(50):
             total = total + method.evaluations(index, 50)
         rows.append({
-            "name": name, "paper": cls.paper, "reference": cls.reference, "through_unet": cls.through_unet,
+            "name": name, "paper": cls.paper, "reference": cls.reference, "differentiates_unet": cls.differentiates_unet,
             "evaluations": method.pass_evaluations().to_dict(),
             "recurrence": method.recurrence,
             "evaluations_50_steps": total.to_dict(),

@@ -11,8 +11,9 @@ a method knows no sampler loop.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -29,10 +30,10 @@ class Evaluations:
     objective_forward: int = 0
     objective_backward: int = 0
 
-    def __add__(self, other: "Evaluations") -> "Evaluations":
+    def __add__(self, other: Evaluations) -> Evaluations:
         return Evaluations(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple())))
 
-    def __mul__(self, k: int) -> "Evaluations":
+    def __mul__(self, k: int) -> Evaluations:
         return Evaluations(*(a * k for a in self.as_tuple()))
 
     def as_tuple(self) -> tuple[int, int, int, int]:
@@ -119,6 +120,14 @@ class StepContext:
         return torch.nan_to_num(grad.float(), nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def knob(default: Any, help: str, **spec: Any) -> Any:
+    """A method's knob: a dataclass field with its ``stylediff sample`` help (and ``choices`` for a
+    string knob) in its metadata; the CLI makes the flag ``--NAME`` from it, typed by the field's
+    annotation, under the method's group. A subclass that only changes the default redeclares the
+    field plainly (``window: tuple[float, float] = (0.3, 0.7)``); the help is found up the class tree."""
+    return field(default=default, metadata={"help": help, **spec})
+
+
 def per_image_norm(x: torch.Tensor) -> torch.Tensor:
     """‖x_i‖ over each image's pixels, shaped to broadcast against x."""
     return x.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
@@ -166,7 +175,8 @@ class GuidanceMethod:
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     reference: ClassVar[str] = ""
-    through_unet: ClassVar[bool] = False
+    differentiates_unet: ClassVar[bool] = False
+    """Whether its guidance gradient is taken through the UNet (a UNet backward per guided pass)."""
     scale_range: ClassVar[tuple[float, float]] = (0.0, 0.0)
     """Range of ``scale`` in which the Gram style loss moves the faces demo model's samples without
     destroying them, measured with ``python bench/scale_range.py`` (30 DDIM steps, 2 styles × 2 seeds,
@@ -177,9 +187,11 @@ class GuidanceMethod:
     search_factors: ClassVar[dict[str, float]] = {"scale": 2.0}
     """Knobs ``stylediff search`` multiplies, each by its factor, one child per knob per round."""
 
-    scale: float = 0.0
-    window: tuple[float, float] = (0.0, 1.0)
-    recurrence: int = 1
+    scale: float = knob(0.0, "the method's strength; 0 = the unguided diffusers sample")
+    window: tuple[float, float] = knob((0.0, 1.0), "guided part of the trajectory, START,END fractions from noise "
+                                       "(0) to image (1)")
+    recurrence: int = knob(1, "passes per guided step with re-noising between them (self-recurrence, time "
+                           "travel, N_recur)")
 
     def __post_init__(self):
         if not math.isfinite(self.scale) or self.scale < 0:
@@ -193,6 +205,15 @@ class GuidanceMethod:
         self.recurrence = int(self.recurrence)
 
     # -- description ------------------------------------------------------------------------
+    @classmethod
+    def knob_help(cls, name: str) -> dict[str, Any]:
+        """The metadata (``help``, ``choices``) of knob ``name``, from the nearest class that declares it."""
+        for klass in cls.__mro__:
+            found = getattr(klass, "__dataclass_fields__", {}).get(name)
+            if found is not None and found.metadata:
+                return dict(found.metadata)
+        raise TypeError(f"{cls.__name__}.{name} has no help: declare it with knob(default, help)")
+
     @classmethod
     def knobs(cls) -> dict[str, Any]:
         """Every knob but ``scale`` with its default."""
@@ -235,10 +256,10 @@ class GuidanceMethod:
         if not self.active(ctx.index, ctx.steps):
             with torch.no_grad():
                 return ctx.scheduler_step(ctx.unet(ctx.x), ctx.x).prev_sample
-        x = ctx.x
-        for repeat in range(self.repeats(ctx.index, ctx.steps)):
-            if repeat:  # time travel: back to x_t by the forward process, with the recurrence's own noise
-                x = ctx.schedule.renoise(prev, ctx.t, ctx.index, ctx.noise(tuple(prev.shape[1:]), "recurrence"))
+        prev = self.guided_pass(ctx, ctx.x)
+        for _ in range(1, self.repeats(ctx.index, ctx.steps)):
+            # time travel: back to x_t by the forward process, with the recurrence's own noise
+            x = ctx.schedule.renoise(prev, ctx.t, ctx.index, ctx.noise(tuple(prev.shape[1:]), "recurrence"))
             prev = self.guided_pass(ctx, x)
         return prev
 

@@ -29,7 +29,7 @@ class ClassifierGuidance(GuidanceMethod):
     name = "classifier"
     paper = "Dhariwal & Nichol 2021, Diffusion Models Beat GANs on Image Synthesis"
     reference = "openai/guided-diffusion gaussian_diffusion.py condition_score / condition_mean"
-    through_unet = True
+    differentiates_unet = True
     scale_range = (9.0, 900.0)
     scale: float = 90.0
 

@@ -31,7 +31,7 @@ class DPSGuidance(GuidanceMethod):
     name = "dps"
     paper = "Chung et al. 2023, Diffusion Posterior Sampling for General Noisy Inverse Problems"
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
-    through_unet = True
+    differentiates_unet = True
     scale_range = (3.0, 90.0)
     scale: float = 15.0
     note = "the reference samples DDPM with 1000 steps; here the shared sampler (DDIM 50, eta 0 by default)"

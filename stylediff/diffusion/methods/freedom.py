@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import Evaluations, GuidanceMethod, StepContext, per_image_rms, unet_gradient
+from .base import Evaluations, GuidanceMethod, StepContext, knob, per_image_rms, unet_gradient
 
 
 @dataclass
@@ -34,13 +34,13 @@ class FreeDoMGuidance(GuidanceMethod):
     name = "freedom"
     paper = "Yu et al. 2023, FreeDoM: Training-Free Energy-Guided Conditional Diffusion Model"
     reference = "vvictoryuki/FreeDoM Face-GD/functions/denoising.py clip_ddim_diffusion; SD_style ddim.py"
-    through_unet = True
+    differentiates_unet = True
     scale_range = (0.03, 0.3)
     note = "the reference steps with the DDPM posterior (eta = 1); here the shared sampler's eta (0 by default)"
     scale: float = 0.1
     window: tuple[float, float] = (0.3, 0.7)
     recurrence: int = 3
-    travel_window: tuple[float, float] = (0.3, 0.6)
+    travel_window: tuple[float, float] = knob((0.3, 0.6), "START,END of the time-travel part of the trajectory")
 
     def __post_init__(self):
         super().__post_init__()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import Evaluations, GuidanceMethod, StepContext, x0_gradient
+from .base import Evaluations, GuidanceMethod, StepContext, knob, x0_gradient
 
 STEP_SCHEDULES = ("inv_sqrt_alpha_prev", "constant")
 
@@ -31,11 +31,12 @@ class MPGDGuidance(GuidanceMethod):
     name = "mpgd"
     paper = "He et al. 2024, Manifold Preserving Guided Diffusion"
     reference = "KellyYutongHe/mpgd_pytorch guided_gaussian_diffusion.py DDIMx0 + WoProjSampling.conditioning"
-    through_unet = False
+    differentiates_unet = False
     scale_range = (0.45, 15.0)
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
     scale: float = 3.0
-    step_schedule: str = "inv_sqrt_alpha_prev"
+    step_schedule: str = knob("inv_sqrt_alpha_prev", "the x0 step's schedule: s/sqrt(alpha_bar_prev) (the "
+                              "original's) or s (TFG's MPGD baseline)", choices=STEP_SCHEDULES)
 
     def __post_init__(self):
         super().__post_init__()

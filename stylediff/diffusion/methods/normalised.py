@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import GuidanceMethod, StepContext, per_image_norm
+from .base import GuidanceMethod, StepContext, knob, per_image_norm
 
 NORMALIZATIONS = ("per_step", "first_step", "none")
 
@@ -24,8 +24,10 @@ NORMALIZATIONS = ("per_step", "first_step", "none")
 class NormalisedGradient(GuidanceMethod):
     """A rule whose step is s·σ_t·ĝ, ĝ the (rescaled) gradient, optionally capped at ±clip_grad."""
 
-    normalize: str = "per_step"
-    clip_grad: float | None = None
+    normalize: str = knob("per_step", "gradient rescaling to the noise prediction's norm at every step (per_step), "
+                               "by the first guided step's ratio (first_step), or none", choices=NORMALIZATIONS)
+    clip_grad: float | None = knob(None, "zero non-finite gradients and cap each step entry at +-C instead of "
+                                         "stopping")
 
     def __post_init__(self):
         super().__post_init__()

@@ -32,9 +32,10 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import Evaluations, GuidanceMethod, StepContext
+from .base import Evaluations, GuidanceMethod, StepContext, knob
 
 SCHEDULES = ("increase", "decrease", "constant")
+VARIANCE_SCHEDULES = ("decrease", "constant")
 
 
 @dataclass
@@ -42,37 +43,37 @@ class TFGGuidance(GuidanceMethod):
     name = "tfg"
     paper = "Ye et al. 2024, TFG: Unified Training-Free Guidance for Diffusion Models"
     reference = "YWolfeee/Training-Free-Guidance methods/tfg.py TFGGuidance.guide_step"
-    through_unet = True
+    differentiates_unet = True
     scale_range = (0.3, 9.0)
     note = "the reference samples with DDIM eta = 1; here the shared sampler's eta (0 by default)"
     search_factors = {"rho": 2.0, "mu": 2.0, "variance": 10.0}  # TFG's searching.py factors
     scale: float = 1.5
-    rho: float = 1.0
-    mu: float = 0.25
-    variance: float = 0.001
-    inner_steps: int = 4
-    mc_samples: int = 1
-    rho_schedule: str = "increase"
-    mu_schedule: str = "increase"
-    variance_schedule: str = "decrease"
+    rho: float = knob(1.0, "mean guidance through the UNet (times --scale)")
+    mu: float = knob(0.25, "x0-space guidance (times --scale)")
+    variance: float = knob(0.001, "std of the Gaussian smoothing of the loss (gamma)")
+    inner_steps: int = knob(4, "x0-space iterations N_iter")
+    mc_samples: int = knob(1, "Monte-Carlo samples of the smoothed loss")
+    rho_schedule: str = knob("increase", "schedule of rho over the steps", choices=SCHEDULES)
+    mu_schedule: str = knob("increase", "schedule of mu over the steps", choices=SCHEDULES)
+    variance_schedule: str = knob("decrease", "schedule of gamma over the steps", choices=VARIANCE_SCHEDULES)
 
     def __post_init__(self):
         super().__post_init__()
-        for knob in ("rho", "mu", "variance"):
-            value = getattr(self, knob)
+        for name in ("rho", "mu", "variance"):
+            value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{knob} must be finite and >= 0, got {value}")
-        for knob in ("inner_steps", "mc_samples"):
-            value = getattr(self, knob)
-            if int(value) != value or value < (1 if knob == "mc_samples" else 0):
-                raise ConfigError(f"{knob.replace('_', ' ')} must be an integer >= "
-                                  f"{1 if knob == 'mc_samples' else 0}, got {value}")
-            setattr(self, knob, int(value))
-        for knob in ("rho_schedule", "mu_schedule"):
-            if getattr(self, knob) not in SCHEDULES:
-                raise ConfigError(f"unknown {knob.replace('_', ' ')} {getattr(self, knob)!r}; "
+                raise ConfigError(f"{name} must be finite and >= 0, got {value}")
+        for name in ("inner_steps", "mc_samples"):
+            value = getattr(self, name)
+            if int(value) != value or value < (1 if name == "mc_samples" else 0):
+                raise ConfigError(f"{name.replace('_', ' ')} must be an integer >= "
+                                  f"{1 if name == 'mc_samples' else 0}, got {value}")
+            setattr(self, name, int(value))
+        for name in ("rho_schedule", "mu_schedule"):
+            if getattr(self, name) not in SCHEDULES:
+                raise ConfigError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r}; "
                                   f"choose one of {', '.join(SCHEDULES)}")
-        if self.variance_schedule not in ("decrease", "constant"):
+        if self.variance_schedule not in VARIANCE_SCHEDULES:
             raise ConfigError(f"unknown variance schedule {self.variance_schedule!r}; choose decrease or constant")
 
     def pass_evaluations(self) -> Evaluations:

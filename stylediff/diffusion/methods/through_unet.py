@@ -24,7 +24,7 @@ class ThroughUNetGuidance(NormalisedGradient):
     name = "through_unet"
     paper = "stylediff's own rule (classifier guidance on L(x̂0(x_t)) with ‖ε̂‖/‖g‖ normalisation)"
     reference = "stylediff.diffusion.methods.through_unet"
-    through_unet = True
+    differentiates_unet = True
     scale_range = (0.03, 0.3)
     scale: float = 0.1
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import ConfigError
-from .base import Evaluations, GuidanceMethod, StepContext, unet_gradient
+from .base import Evaluations, GuidanceMethod, StepContext, knob, unet_gradient
 
 
 @dataclass
@@ -30,12 +30,12 @@ class UniversalGuidance(GuidanceMethod):
     name = "ugd"
     paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
-    through_unet = True
+    differentiates_unet = True
     scale_range = (30.0, 9000.0)
     scale: float = 500.0
     recurrence: int = 6
-    inner_steps: int = 0
-    inner_lr: float = 0.01
+    inner_steps: int = knob(0, "backward-guidance Adam steps in x0-space per pass")
+    inner_lr: float = knob(0.01, "backward-guidance Adam rate")
 
     def __post_init__(self):
         super().__post_init__()

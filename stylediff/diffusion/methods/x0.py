@@ -25,7 +25,7 @@ class X0Guidance(NormalisedGradient):
     name = "x0"
     paper = "stylediff's own rule (MPGD-like x̂0 step with ‖ε̂‖/‖g‖ normalisation)"
     reference = "stylediff.diffusion.methods.x0"
-    through_unet = False
+    differentiates_unet = False
     scale_range = (0.015, 0.05)
     scale: float = 0.03
 

@@ -23,10 +23,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError, WeightsError
-from .layers import (CONTENT_LAYER_GATYS, CONV_LAYERS, LAYER_INDEX, LAYERS, POOLINGS,  # noqa: F401
-                     STYLE_LAYERS_GATYS, WEIGHT_SOURCES, check_layers, min_input_size)
-from .provenance import file_sha256
+from ..errors import ConfigError, WeightsError
+from ..layers import (
+    CONTENT_LAYER_GATYS,
+    CONV_LAYERS,
+    LAYER_INDEX,
+    LAYERS,
+    POOLINGS,
+    STYLE_LAYERS_GATYS,
+    WEIGHT_SOURCES,
+    check_layers,
+    min_input_size,
+)
+from ..provenance import file_sha256
+from .base import FeatureNetwork
 
 AVG_POOL_SCALE = 2.0
 """Average pooling is multiplied by 2 so that activations after it keep roughly the magnitude
@@ -84,12 +94,19 @@ def dequantize_caffe(path: str | os.PathLike) -> dict[str, tuple[torch.Tensor, t
     return weights
 
 
+def torchvision_weights_file() -> Path:
+    """Where torch.hub keeps torchvision's VGG-19 file (``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth``)."""
+    from torchvision.models import VGG19_Weights
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
+
+
 def torchvision_weights() -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], Path]:
     """torchvision's IMAGENET1K_V1 conv weights from ``$TORCH_HOME/hub/checkpoints`` (downloaded if online)."""
     from torchvision.models import VGG19_Weights
 
     url = VGG19_Weights.IMAGENET1K_V1.url
-    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    path = torchvision_weights_file()
     if not path.is_file():
         try:
             torch.hub.load_state_dict_from_url(url, progress=True)
@@ -106,8 +123,9 @@ def torchvision_weights() -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]],
     return weights, path
 
 
-class VGG19(nn.Module):
-    """Frozen VGG-19 feature extractor; ``model(images, layers)`` returns ``{layer: activation}``.
+class VGG19(FeatureNetwork):
+    """Frozen VGG-19 feature extractor (the ``vgg19`` and ``vgg19-torchvision`` feature networks);
+    ``model(images, layers)`` returns ``{layer: activation}``.
 
     ``images`` are RGB in ``[0, 1]``, shape ``(N, 3, H, W)``. Only the layers up to the deepest
     requested one are run.
@@ -141,35 +159,34 @@ class VGG19(nn.Module):
             shift = torch.tensor(TORCHVISION_MEAN) / torch.tensor(TORCHVISION_STD)
         self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
-        self.requires_grad_(False)
-        self.eval()
+        self._freeze()
 
-    shared = False
-    """True for the process-wide cached networks of :func:`load_vgg19`: converting one would change
-    every objective that uses it, so ``.to()``/``.double()`` on it raise instead."""
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        """The registry name of these weights (``vgg19``: caffe, ``vgg19-torchvision``)."""
+        return "vgg19" if self.source == "caffe" else "vgg19-torchvision"
 
-    def _apply(self, fn, *args, **kwargs):
-        if self.shared:
-            raise ConfigError("this VGG-19 is the process-wide cached network that every objective shares; "
-                              "use load_vgg19(weights, pooling, device, dtype) or vgg.variant(device, dtype)")
-        return super()._apply(fn, *args, **kwargs)
+    layers = LAYERS
+    style_layers = STYLE_LAYERS_GATYS
+    content_layer = CONTENT_LAYER_GATYS
 
-    def variant(self, device: str | torch.device, dtype: torch.dtype) -> "VGG19":
-        """This network on ``device`` in ``dtype``: itself if it is already there, the cached copy of the
-        same weights for a cached network, else a converted copy."""
-        weight = self.convs["conv1_1"].weight
-        if weight.device == torch.device(device) and weight.dtype == dtype:
-            return self
-        if self.shared:
-            return load_vgg19(self.source, self.pooling, device, dtype)
-        import copy
+    def check_layers(self, layers) -> list[str]:
+        return check_layers(layers)
 
-        return copy.deepcopy(self).to(device=device, dtype=dtype)
+    def min_size(self, layers) -> int:
+        return min_input_size(check_layers(layers))
+
+    @property
+    def _probe(self) -> torch.Tensor:
+        return self.convs["conv1_1"].weight
+
+    def _cached_variant(self, device, dtype) -> VGG19:
+        return load_vgg19(self.source, self.pooling, device, dtype)
 
     def provenance(self) -> dict:
         """What every sidecar records of the network: weight source, pooling, file and its sha256."""
         info = self.info
-        return {"source": self.source, "pooling": self.pooling, "path": info.path if info else None,
+        return {"name": self.name, "source": self.source, "pooling": self.pooling, "path": info.path if info else None,
                 "sha256": info.sha256 if info else None}
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:

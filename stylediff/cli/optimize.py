@@ -33,8 +33,9 @@ def optimisation_config(args):
                           scales=args.scales, tv_weight=args.tv_weight, progress=not args.no_progress)
 
 
-def write_result(command: str, args, result, vgg, device, load_seconds: float, extra: dict | None = None) -> None:
-    """Write the image, then its sidecar (config, weights, versions, timing, losses and history)."""
+def write_result(command: str, args, result, vgg, device, load_seconds: float, extra: dict | None = None) -> str:
+    """Write the image, then its sidecar (config, weights, versions, timing, losses and history); return
+    the line the verb prints."""
     from ..images import save_image
     from ..io import write_json
     from ..provenance import peak_rss_mb, sidecar
@@ -42,41 +43,40 @@ def write_result(command: str, args, result, vgg, device, load_seconds: float, e
     final = {key: value for key, value in result.final.items() if key not in ("step", "scale")}
     save_image(result.image, args.out)
     write_json(cli.sidecar_path(args.out), sidecar(
-        command, cli.rerun_config(args), device=device, weights={"vgg19": vgg.provenance()},
-        timing={"load_seconds": load_seconds, "optimise_seconds": result.seconds,
+        command, cli.rerun_config(args), device=device, weights=cli.network_weights(vgg),
+        timing={"load_seconds": load_seconds, "optimize_seconds": result.seconds,
                 "seconds_per_step": result.seconds / max(1, len(result.history) - 1),
                 "peak_rss_mb": peak_rss_mb()},
         results={"final": final, "history": result.history, **(extra or {})},
     ))
+    height, width = result.image.shape[-2:]
+    return (f"{cli.wrote(args.out, cli.sidecar_path(args.out))} ({width}x{height}, {len(result.history) - 1} steps, "
+            f"{result.seconds:.3g} s)")
 
 
-def _prepare(args, layers: list[str]):
+def _prepare(args):
     """Check the output folder first (fail before any work), then load the network."""
     import torch
 
     from ..io import ensure_parent
-    from ..layers import min_input_size
-    from ..vgg import load_vgg19
 
     ensure_parent(args.out)
     start = time.perf_counter()
     torch.manual_seed(args.seed)
     device = cli.resolve_device(args.device)
-    vgg = load_vgg19(args.weights, args.pooling, device)
-    return vgg, device, min_input_size(layers), start
+    return cli.feature_network(args, device), device, start
 
 
-def run_invert(args) -> None:
+def run_invert(args) -> str:
     from ..images import load_image
-    from ..layers import check_layers
     from ..optimize import invert
 
-    layers = check_layers([args.layer])
-    vgg, device, min_side, start = _prepare(args, layers)
+    vgg, device, start = _prepare(args)
+    min_side = vgg.min_size(vgg.check_layers([args.layer]))
     image = load_image(args.image, args.size, min_side)
     load = time.perf_counter() - start
     result = invert(vgg, image.to(device), args.layer, optimisation_config(args))
-    write_result("invert", args, result, vgg, device, load)
+    return write_result("invert", args, result, vgg, device, load)
 
 
 STYLE_READ_FACTOR = 2
@@ -85,17 +85,17 @@ read at the output's own size, the deep layers have fewer positions than channel
 40 positions for 512 channels), matching their statistics pins the features, and the optimiser
 rebuilds the exemplar: at 64 px `gaussian_w2` gave layout_copy 0.81–0.86, `gram` 0.32–0.54. Read at
 twice the size, the output cannot hold the exemplar's layout at the scale its statistics describe,
-and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py and the README)."""
+and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py and docs/part1/texture-copy.md)."""
 
 
-def run_texture(args) -> None:
+def run_texture(args) -> str:
     from ..errors import ConfigError
     from ..images import load_image, scaled_shape
-    from ..layers import check_layers
     from ..optimize import synthesize_texture
 
-    layers = check_layers(args.layers)
-    vgg, device, min_side, start = _prepare(args, layers)
+    vgg, device, start = _prepare(args)
+    layers = cli.style_layers(args, vgg)
+    min_side = vgg.min_size(layers)
     if args.style_size is None:
         args.style_size = STYLE_READ_FACTOR * args.size  # recorded in the sidecar: the metrics read it there
     style = load_image(args.style, args.style_size, min_side)
@@ -108,23 +108,24 @@ def run_texture(args) -> None:
     load = time.perf_counter() - start
     result = synthesize_texture(vgg, style.to(device), layers, args.loss, shape, optimisation_config(args),
                                 args.layer_weights)
-    write_result("texture", args, result, vgg, device, load)
+    return write_result("texture", args, result, vgg, device, load)
 
 
-def run_transfer(args) -> None:
+def run_transfer(args) -> str:
     from ..images import load_image
-    from ..layers import check_layers
     from ..optimize import transfer_style
 
-    layers = check_layers(args.layers)
-    vgg, device, min_side, start = _prepare(args, layers + check_layers([args.content_layer]))
+    vgg, device, start = _prepare(args)
+    layers = cli.style_layers(args, vgg)
+    args.content_layer = args.content_layer or vgg.content_layer  # recorded in the sidecar
+    min_side = vgg.min_size(layers + vgg.check_layers([args.content_layer]))
     content = load_image(args.content, args.size, min_side)
     style = load_image(args.style, args.style_size or args.size, min_side)
     load = time.perf_counter() - start
     result = transfer_style(vgg, content.to(device), style.to(device), layers, args.loss, optimisation_config(args),
                             content_layer=args.content_layer, style_weight=args.style_weight,
                             content_weight=args.content_weight, layer_weights=args.layer_weights)
-    write_result("transfer", args, result, vgg, device, load)
+    return write_result("transfer", args, result, vgg, device, load)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -151,7 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", required=True)
     p.add_argument("--style-size", type=cli.positive_int, default=None,
                    help="style image's longest side (default --size)")
-    p.add_argument("--content-layer", default=CONTENT_LAYER_GATYS)
+    p.add_argument("--content-layer", default=None,
+                   help=f"content layer (default: the network's, {CONTENT_LAYER_GATYS} for VGG-19)")
     p.add_argument("--style-weight", type=cli.nonnegative_float, default=10.0,
                    help="weight of the (per-layer normalised) style loss against the content loss")
     p.add_argument("--content-weight", type=cli.nonnegative_float, default=1.0)

