@@ -1,11 +1,11 @@
 """Calibrate the held-out style metrics: what does each one score for images whose relation to the style
 is known?
 
-    python bench/heldout_calibration.py                      # data/styles, 96 px, textures at 48 px
+    python bench/heldout_calibration.py                      # data/styles, halves of 192-px paintings
     python bench/heldout_calibration.py --size 128 --steps 200 --json results/heldout_calibration.json
 
-Each painting of ``--styles`` is read with its longest side 2 × ``--size`` and cut in two halves along that
-side; the first half is the style image. Against it are scored: itself, its horizontal mirror, the other
+Each painting of ``--styles`` is read with its longest side 2 × ``--size`` and cut in two halves across
+that side (each ``--size`` px along it, the painting's other side across); the first half is the style image. Against it are scored: itself, its horizontal mirror, the other
 half of the same painting, the first halves of the other paintings, two unrelated photos (skimage's
 astronaut and coffee, longest side ``--size``), uniform noise of the style's shape, and two textures made
 from the style by the project's texture code (:func:`stylediff.optimize.synthesize_texture`, VGG-19
@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylediff.heldout import HeldOut, HeldOutMetric, distance  # noqa: E402
+from stylediff.heldout import HeldOut, HeldOutMetric, distance, features_of  # noqa: E402
 from stylediff.images import load_image, resize, save_image, scaled_shape  # noqa: E402
 from stylediff.networks.vgg19 import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
 from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
@@ -62,7 +62,7 @@ def photo(name: str, side: int) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--styles", default=str(ROOT / "data" / "styles"), help="folder of paintings")
-    parser.add_argument("--size", type=int, default=96, help="longest side of the style half")
+    parser.add_argument("--size", type=int, default=96, help="half the painting's longest side (the cut side)")
     parser.add_argument("--steps", type=int, default=100, help="L-BFGS steps of each texture")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="write the per-style numbers here")
@@ -99,7 +99,8 @@ def main() -> None:
                 save_image(texture, Path(args.images) / f"{path.stem}_{loss}.png")
         results[path.stem] = {}
         with torch.no_grad():
-            style_features = {column: net(style, list(net.style_layers)) for column, net in networks.items()}
+            style_features = {column: features_of(net, style, list(net.style_layers))
+                              for column, net in networks.items()}
             style_vgg = vgg(style, layers)
             for row, images in candidates.items():
                 values: dict[str, list[float]] = {}
@@ -111,7 +112,7 @@ def main() -> None:
                         gram_distances(vgg(image, layers), style_vgg, layers)["gram_dist_mean"])
                 results[path.stem][row] = {column: sum(v) / len(v) for column, v in values.items()}
     columns = [m.column for m in metrics] + ["gram_dist_mean"]
-    print(f"styles: {', '.join(results)}; style half {args.size} px (longest side); textures "
+    print(f"styles: {', '.join(results)}; halves of {2 * args.size}-px paintings; textures "
           f"{args.steps} L-BFGS steps; mean over styles [min–max]")
     if held.skipped:
         print("not measured (weights absent): " + ", ".join(held.skipped))

@@ -142,3 +142,13 @@ def test_sample_and_batch_say_in_one_line_what_they_wrote(capsys, tmp_path):
     lines = run_verb(capsys, ["batch", "texture", *(f"--style {STYLE} --size 16 --steps 1 --layers relu1_1 "
                                                      f"--out {tmp_path / name} --no-progress" for name in ("a.png", "b.png"))])
     assert lines == [f"stylediff batch: 2 texture runs: wrote {tmp_path / 'a.png'} and {tmp_path / 'b.png'}"]
+
+
+def test_plan_says_in_one_line_what_it_wrote_and_a_missing_config_is_one_line(capsys, tmp_path):
+    out = tmp_path / "runs.csv"
+    lines = run_verb(capsys, ["plan", "--configfile", str(ROOT / "config.yaml"), "--out", str(out)])
+    rows = out.read_text().strip().splitlines()[1:]
+    assert lines == [f"stylediff plan: wrote {out} ({len(rows)} runs)"] and rows
+    assert main(["plan", "--configfile", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config file not found" in err

@@ -88,7 +88,7 @@ def test_clip_gram_texture_through_the_cli(tiny_clip, tmp_path):
            "--out", str(out), "--no-progress"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "" and done.stderr == ""  # quiet
+    assert done.stdout.count("\n") == 1 and done.stderr == ""  # one line saying what it wrote
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["config"]["layers"] == "hidden2" and sidecar["config"]["network"] == "clip-vit-b16"
     assert sidecar["weights"]["network"]["name"] == "clip-vit-b16"
@@ -286,3 +286,26 @@ def test_transfer_on_clip_takes_the_networks_content_layer(tiny_clip, tmp_path):
                  "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
     config = json.loads(out.with_suffix(".json").read_text())["config"]
     assert config["content_layer"] == "hidden1" and config["layers"] == "hidden2"
+
+
+def test_metrics_documents_carry_the_heldout_columns_of_networks_the_run_did_not_use(tmp_path):
+    """`stylediff metrics`' document: VGG-16 and AlexNet Gram for a VGG-19 run; no VGG-16 column for a VGG-16 run."""
+    from stylediff.images import save_image
+    from stylediff.io import write_json
+    from stylediff.metrics_document import image_metrics
+    from stylediff.scorer import Scorer
+
+    present = [m.column for m in HELDOUT if m.network in ("vgg16", "alexnet") and network_available(m.network)]
+    if not present:
+        pytest.skip("no VGG-16 / AlexNet backbone files (stylediff weights fetch)")
+    scorer = Scorer(lpips=False)
+    style = STYLES[0]
+    docs = {}
+    for network in (None, "vgg16"):
+        path = tmp_path / f"{network}.png"
+        save_image(load_image(STYLES[1], 48), path)
+        write_json(path.with_suffix(".json"), {"config": {"size": 48, "network": network}})
+        docs[network] = image_metrics(scorer, "texture", path, style)["metrics"]
+    assert set(present) <= set(docs[None]) and all(0 < docs[None][c] < 1 for c in present)
+    assert "heldout_vgg16_gram" not in docs["vgg16"]
+    assert ("heldout_alexnet_gram" in docs["vgg16"]) == ("heldout_alexnet_gram" in present)

@@ -151,7 +151,7 @@ def add_network(parser: argparse.ArgumentParser, device: str = "auto") -> None:
 def add_style(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", default=None,
                         help="comma-separated style layers (default: the network's style layers, for VGG-19 "
-                             f"{','.join(STYLE_LAYERS_GATYS)}; see `stylediff layers`)")
+                             f"{','.join(STYLE_LAYERS_GATYS)}; stylediff layers lists them)")
     parser.add_argument("--layer-weights", type=float_list, default=None,
                         help="comma-separated weight per style layer (default: equal, summing to 1)")
     parser.add_argument("--loss", default="gram", type=registered("loss"), metavar="LOSS",

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("layers", help="list the layer names of VGG-19 (or of --network)")
     p.add_argument("--network", type=registered("network"), default=None, metavar="NETWORK",
-                   help="a feature network (`stylediff texture --help`); its weights must be present")
+                   help="a feature network (stylediff texture --help lists them); its weights must be present")
     p.add_argument("--network-path", default=None, help="local weights of --network")
     p.set_defaults(func=run_layers)
     p = sub.add_parser("methods", help="list the guidance methods: paper, cost, knobs, scales",

@@ -43,7 +43,7 @@ def run_plan(args) -> str | None:
         config = {}
         for path in map(Path, args.configfile):  # laid over each other as Snakemake's --configfile does
             if not path.is_file():
-                raise ConfigError(f"config file {path} not found")
+                raise ConfigError(f"config file not found: {path} (run from the repository root, or give --configfile)")
             update_config(config, yaml.safe_load(path.read_text()) or {})
     built = plan.build(config)
     runs = built.runs
@@ -204,11 +204,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")
     p.set_defaults(func=run_findings)
 
-    p = sub.add_parser("publish", help="copy a run's figures and summaries into the committed report folder",
+    p = sub.add_parser("publish", help="copy a run's figures into the committed report folder",
                        description="The one step that writes tracked files: copy a run's summaries and figures "
                                    "into the committed folder (report/); with --table, also the tables, the "
                                    "results page (--page docs/results.md) and the README's short results table "
-                                   "(--readme README.md). `snakemake publish --cores 2` runs it.")
+                                   "(--readme README.md). The workflow target: snakemake publish --cores 2.")
     p.add_argument("--files", required=True, nargs="+", help="the run's summaries and figures (RESULTS/report/…)")
     p.add_argument("--to", required=True, help="committed folder to copy them into, e.g. report")
     p.add_argument("--table", nargs="+", default=None, help="EXPERIMENT=CSV for each experiment's table "
