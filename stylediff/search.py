@@ -36,12 +36,13 @@ class Candidate:
 
 def beam_search(evaluate: Callable[[dict[str, Any]], dict[str, float]], start: dict[str, Any],
                 factors: dict[str, float], rounds: int = 4, beam: int = 2, budget: float = 0.3,
-                progress: bool = True) -> list[Candidate]:
+                progress: bool = True, caps: dict[str, float] | None = None) -> list[Candidate]:
     """Every candidate evaluated, in evaluation order; the best is ``min(..., key=lambda c: c.key(budget))``.
 
     ``evaluate(knobs)`` returns ``{"style": …, "fidelity": …, …}`` (``style`` lower is better, ``fidelity``
-    compared with ``budget``).
+    compared with ``budget``); a knob in ``caps`` is never multiplied past its cap (TFG's ``max_*``).
     """
+    caps = caps or {}
     seen: dict[tuple, Candidate] = {}
     bar = tqdm(total=1 + rounds * beam * len(factors), desc="search", disable=not progress, leave=False)
 
@@ -59,7 +60,7 @@ def beam_search(evaluate: Callable[[dict[str, Any]], dict[str, float]], start: d
     for round_ in range(1, rounds + 1):
         for member in list(members):
             for knob, factor in factors.items():
-                run({**member.knobs, knob: member.knobs[knob] * factor}, round_)
+                run({**member.knobs, knob: min(member.knobs[knob] * factor, caps.get(knob, math.inf))}, round_)
         members = sorted(seen.values(), key=lambda c: c.key(budget))[:beam]
     bar.close()
     return list(seen.values())

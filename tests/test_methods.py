@@ -181,19 +181,19 @@ def analytic(std=0.2):
 
 def test_tfg_with_mpgd_settings_gives_mpgd_s_sample():
     """TFG with ρ = 0, N_iter = 1, γ = 0 and a constant μ schedule is TFG's own MPGD baseline (mpgd with
-    step_schedule constant): the same sample, on the analytic model (whose x̂0 needs no clipping)."""
+    step_schedule constant, gradient squared): the same sample, on the analytic model (whose x̂0 needs no clipping)."""
     unet, scheduler = analytic()
     loss = QuadraticLoss(target=0.5)
     seeds = [0, 1, 2, 3]
     tfg = GuidedSampler(unet, scheduler, loss, make_method(
         "tfg", scale=1.0, rho=0.0, mu=0.3, inner_steps=1, variance=0.0, mu_schedule="constant"), guidance_size=4)
     mpgd = GuidedSampler(unet, make_scheduler("ddim", scheduler.config), loss,
-                         make_method("mpgd", scale=0.3, step_schedule="constant"), guidance_size=4)
+                         make_method("mpgd", scale=0.3, step_schedule="constant", gradient="squared"), guidance_size=4)
     a, b = tfg(seeds, num_inference_steps=10, progress=False), mpgd(seeds, num_inference_steps=10, progress=False)
     assert (a.images - a.images.mean()).abs().max() > 0.01  # not a constant image
     assert torch.allclose(a.images, b.images, atol=1e-6)
     reference = GuidedSampler(unet, make_scheduler("ddim", scheduler.config), loss,
-                              make_method("mpgd", scale=0.3))(seeds, num_inference_steps=10, progress=False)
+                              make_method("mpgd", scale=0.3, gradient="squared"))(seeds, num_inference_steps=10, progress=False)
     assert (reference.images - b.images).abs().max() > 1e-3  # the original 1/√ᾱ_prev schedule differs
 
 

@@ -28,6 +28,21 @@ def test_beam_search_climbs_to_the_best_setting_within_budget():
     assert min(two, key=lambda c: c.key(1.0)).knobs == {"a": 4.0, "b": 8.0}
 
 
+def test_beam_search_stops_a_knob_at_its_cap_and_tfg_starts_where_its_reference_does():
+    """A knob that keeps improving is held at its cap (TFG's max_rho 8), never past it; TFG's search
+    starts at searching.py's init values with the caps of its max_* arguments."""
+    from stylediff.diffusion import METHODS
+
+    seen = beam_search(lambda k: {"style": 1 / k["rho"], "fidelity": 0.0}, {"rho": 0.25}, {"rho": 2.0},
+                       rounds=8, beam=1, budget=1.0, progress=False, caps={"rho": 8.0})
+    assert max(c.knobs["rho"] for c in seen) == 8.0
+    assert min(seen, key=lambda c: c.key(1.0)).knobs == {"rho": 8.0}
+    tfg = METHODS["tfg"]
+    assert tfg.search_start == {"scale": 1.0, "rho": 0.25, "mu": 0.25, "variance": 0.001}
+    assert tfg.search_caps == {"rho": 8.0, "mu": 8.0, "variance": 1.0}
+    assert set(tfg.search_caps) == set(tfg.search_factors)
+
+
 def test_search_verb_writes_every_candidate_and_a_workflow_entry(tiny_ddpm_dir, tmp_path):
     out = tmp_path / "best.yaml"
     code = main(["search", "--method", "tfg", "--model", str(tiny_ddpm_dir), "--style", str(STYLE), "--seeds", "0,1",

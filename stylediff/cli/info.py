@@ -39,6 +39,8 @@ def run_methods(args) -> None:
     notes = [f"- {row['name']}: {row['note']}" for row in rows if row.get("note")]
     if notes:
         print("\n" + "\n".join(notes))
+    print("\nhow each method's loss reads x̂0 (and its reference's):\n"
+          + "\n".join(f"- {row['name']}: {row['clamp']}" for row in rows))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -61,12 +61,12 @@ def run_search(args) -> str:
         return {"style": style_distance, "fidelity": fidelity, "seconds_per_image": seconds}
 
     start = {"scale": cls.scale_range[0], **{k: v for k, v in cls.knobs().items()
-                                             if k in cls.search_factors}}
+                                             if k in cls.search_factors}, **cls.search_start}
     for item in args.start or []:
         key, _, value = item.partition("=")
         start[key.replace("-", "_")] = float(value)
     candidates = beam_search(evaluate, start, cls.search_factors, rounds=args.rounds, beam=args.beam,
-                             budget=args.budget, progress=not args.no_progress)
+                             budget=args.budget, progress=not args.no_progress, caps=cls.search_caps)
     best = min(candidates, key=lambda c: c.key(args.budget))
     import pandas as pd
     import yaml

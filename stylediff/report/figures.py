@@ -271,31 +271,51 @@ def guidance_methods_figures(frame, out_dir: Path) -> None:
                    f"Guidance methods, style {style0}, seed {seed0}\n(rows: method and its scales, low to high)\n{model}",
                    out_dir / f"guidance_methods_{slug}_grid.png")
 
-        fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.0))
-        base = sub[sub["method"] == "unguided"]
-        for method in methods:
-            part = sub[sub["method"] == method].groupby("scale")
-            style = part["gram_dist_mean"].mean()
-            for ax, x in zip(axes, ("lpips_vgg", "seconds_per_image")):
-                if x in sub:
-                    ax.plot(part[x].mean(), style, marker="o", markersize=3, linewidth=1, label=method)
-        for ax, x, label in zip(axes, ("lpips_vgg", "seconds_per_image"),
-                                ("LPIPS (vgg) to the unguided sample of the same seed", "seconds per image")):
-            if len(base) and x in base:
-                ax.scatter([base[x].mean()], [base["gram_dist_mean"].mean()], color="black", marker="x", s=20,
-                           label="unguided", zorder=3)
-            ax.set_xlabel(label)
-            ax.set_ylabel(recorded_label(frame, "gram_dist_mean"))
-            ax.grid(alpha=0.3)
-        axes[1].set_xscale("log")
-        axes[1].xaxis.set_minor_formatter(plt.NullFormatter())  # the minor labels of a short log axis overlap
-        axes[0].set_title("style distance against fidelity to the unguided sample (points: scales)")
-        axes[1].set_title("style distance against compute")
-        handles, names = axes[0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="center right", fontsize=6, title="method", title_fontsize=6)
-        fig.suptitle(f"Guidance methods compared (mean over styles and seeds) — {model}")
-        fig.tight_layout(pad=0.4, rect=(0, 0, 0.86, 1))
-        _save(fig, out_dir / f"guidance_methods_{slug}_pareto.png")
+        _save(pareto_figure(sub, methods, model), out_dir / f"guidance_methods_{slug}_pareto.png")
+
+
+def pareto_figure(sub, methods: list[str], model: str):
+    """One panel per style metric (the guidance loss, then each held-out one) against LPIPS to the
+    unguided sample, and the guidance loss against compute; every point a method × scale cell with its
+    95 % crossed-bootstrap interval over styles × seeds on both axes."""
+    from .comparison import GUIDANCE_METRIC, UNGUIDED, cell_matrix, style_metrics
+    from .statistics import mean_interval
+
+    plt = _pyplot()
+    metrics = style_metrics(sub)
+    styles, seeds = unique(sub["style"]), sorted(sub["seed"].unique())
+    panels = [(m, "lpips_vgg") for m in metrics] + [(GUIDANCE_METRIC, "seconds_per_image")]
+    panels = [(y, x) for y, x in panels if x in sub]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1.2, 3.0), squeeze=False)
+    for ax, (y, x) in zip(axes[0], panels):
+        for method in [*methods, UNGUIDED]:
+            part = sub[sub["method"] == method]
+            points = []
+            for scale in sorted(part["scale"].unique()):
+                runs = part[part["scale"] == scale]
+                points.append((mean_interval(cell_matrix(runs, x, styles, seeds)),
+                               mean_interval(cell_matrix(runs, y, styles, seeds))))
+            if not points:
+                continue
+            xs, ys = [p[0].value for p in points], [p[1].value for p in points]
+            xerr, yerr = ([[max(0.0, p[k].value - p[k].low) for p in points],
+                           [max(0.0, p[k].high - p[k].value) for p in points]] for k in (0, 1))
+            style = dict(color="black", marker="x", linestyle="none") if method == UNGUIDED else dict(marker="o")
+            ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, markersize=3, capsize=1.5, linewidth=0.8, elinewidth=0.6,
+                        label=method, **style)
+        ax.set_xlabel(recorded_label(sub, x) if x != "seconds_per_image" else "seconds per image")
+        ax.set_ylabel(recorded_label(sub, y))
+        ax.set_title("the guidance loss" if y == GUIDANCE_METRIC else f"held out: {y}")
+        if x == "seconds_per_image":
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.grid(alpha=0.3)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="center right", fontsize=6, title="method", title_fontsize=6)
+    fig.suptitle(f"Guidance methods: style distance against fidelity and compute (points: scales; bars: 95 % "
+                 f"bootstrap intervals over {len(styles)} styles × {len(seeds)} seeds) — {model}")
+    fig.tight_layout(pad=0.4, rect=(0, 0, 1 - 1.1 / (3.4 * len(panels) + 1.2), 1))
+    return fig
 
 
 def make_figures(experiment: str, table: str | os.PathLike, out_dir: str | os.PathLike) -> None:

@@ -42,7 +42,8 @@ def make_method(name: str, **knobs: Any) -> GuidanceMethod:
 def describe() -> list[dict[str, Any]]:
     """What ``stylediff methods`` prints: one dict per method (name, paper, reference code, whether the
     gradient goes through the UNet, evaluations of one guided pass and of a 50-step run at the
-    defaults, passes per guided step, knobs, scale range)."""
+    defaults, passes per guided step, knobs, scale range, how the loss reads x̂0 here and in the
+    reference)."""
     rows = []
     for name, cls in METHODS.items():
         method = cls()
@@ -57,5 +58,6 @@ def describe() -> list[dict[str, Any]]:
             "defaults": {"scale": method.scale, **cls.knobs()},
             "scale_range": list(cls.scale_range),
             "note": cls.note,
+            "clamp": cls.clamp,
         })
     return rows

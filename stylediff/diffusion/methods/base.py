@@ -86,11 +86,21 @@ class StepContext:
     def split(self, model_output: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.schedule.split(model_output, x, self.t)
 
-    def base_step(self, model_output: torch.Tensor, x: torch.Tensor) -> BaseStep:
+    def base_step(self, model_output: torch.Tensor, x: torch.Tensor, rederive_eps: bool = False) -> BaseStep:
+        """The scheduler's step (diffusers calls DDIM with ``use_clipped_model_output=False``: the model's
+        ε̂ beside the clipped x̂0). ``rederive_eps``: ε̂ re-derived from x_t and the clipped x̂0 instead,
+        ε̂ = (x_t − √ᾱ_t·x̂0)/√(1 − ᾱ_t), as guided-diffusion's ``ddim_sample`` and the DDIM samplers
+        of DPS/MPGD do (equal to the model's ε̂ when nothing is clipped; DDPM's update has no ε̂ term)."""
         with torch.no_grad():
             out = self.scheduler_step(model_output.detach(), x.detach())
             eps, _ = self.split(model_output.detach(), x.detach())
-        return BaseStep(prev=out.prev_sample, x0=out.pred_original_sample, eps=eps)
+            base = BaseStep(prev=out.prev_sample, x0=out.pred_original_sample, eps=eps)
+            if rederive_eps:
+                ab = self.schedule.alpha_bar(self.t)
+                rederived = (x.detach() - ab.sqrt() * base.x0) / (1 - ab).sqrt()
+                coefficient = self.schedule.eps_coefficient(self.t, self.index, self.eta)
+                base = BaseStep(prev=base.prev + coefficient * (rederived - eps), x0=base.x0, eps=rederived)
+        return base
 
     def finish(self, base: BaseStep, d_x0: torch.Tensor | None = None, d_eps: torch.Tensor | None = None,
                d_prev: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,8 +194,16 @@ class GuidanceMethod:
     high = the last whose realism distance is ≤ 30 % of the way to noise's (faces still visible by eye).
     The default ``scale`` is the range's geometric middle, rounded."""
     note: ClassVar[str] = ""
+    clamp: ClassVar[str] = "straight-through (the project's own rule)"
+    """How the loss reads x̂0 here and in the reference: ``straight-through`` = the sampler's clamp to
+    [-1, 1] whose gradient passes saturated pixels; ``in-graph`` = a plain clamp (no gradient there)."""
     search_factors: ClassVar[dict[str, float]] = {"scale": 2.0}
     """Knobs ``stylediff search`` multiplies, each by its factor, one child per knob per round."""
+    search_start: ClassVar[dict[str, float]] = {}
+    """Where ``stylediff search`` starts a knob (default: ``scale`` at its range's low end, others at
+    their defaults)."""
+    search_caps: ClassVar[dict[str, float]] = {}
+    """The largest value ``stylediff search`` gives a knob (default: uncapped)."""
 
     scale: float = knob(0.0, "the method's strength; 0 = the unguided diffusers sample")
     window: tuple[float, float] = knob((0.0, 1.0), "guided part of the trajectory, START,END fractions from noise "

@@ -11,7 +11,10 @@ The paper writes ζ_t = ζ′/‖r‖ with ∇‖r‖² (Alg. 1), which is the c
 followed. Deviations: the norm is taken per image and summed (the reference's single norm over its
 batch of 1 would couple images); the reference samples DDPM with 1000 steps, here the sampler's
 scheduler and steps are shared by every method (DDIM 50 by default); x̂0 is clamped with a
-straight-through gradient instead of DPS's clamp (whose gradient is zero on clipped pixels).
+straight-through gradient instead of DPS's clamp (whose gradient is zero on clipped pixels); with DDIM
+and a clipped x̂0 the step keeps the model's ε̂ (diffusers' ``use_clipped_model_output=False``) where
+the repository's DDIM sampler re-derives ε̂ from the clipped x̂0 (its configs sample DDPM, where the two
+agree).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class DPSGuidance(GuidanceMethod):
     paper = "Chung et al. 2023, Diffusion Posterior Sampling for General Noisy Inverse Problems"
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
     differentiates_unet = True
+    clamp = "straight-through; reference: in-graph (clip_denoised in p_mean_variance)"
     scale_range = (3.0, 90.0)
     scale: float = 15.0
     note = "the reference samples DDPM with 1000 steps; here the shared sampler (DDIM 50, eta 0 by default)"

@@ -17,6 +17,18 @@ Follows vvictoryuki/FreeDoM's pixel-space rule, ``Face-GD/functions/denoising.py
 Deviations: rms is per image (the reference's batch is one image); the reference's E is the unsquared
 Gram-residual norm, and with the RMS ratio E = L gives the same step; the reference always steps with
 the DDPM posterior (DDIM η = 1), here the sampler's η is used (0 by default).
+
+Clamp: the reference feeds the unclipped x̂0 to its energy (no clamp anywhere in ``clip_ddim_diffusion``)
+and steps with the unclipped x̂0; here the loss reads x̂0 through the sampler's straight-through clamp,
+and the scheduler's step clips x̂0 when its config says ``clip_sample`` (a deviation only then).
+
+Default scale 0.1 vs the reference's 0.02: the reference's constant multiplies an RMS ratio tuned for a
+CLIP/ArcFace energy of 256 px faces, 100 DDIM steps with η = 1 and up to 10 time-travel passes
+(ImageNet window 500–800); here the energy is a Gram distance, 50 steps with η = 0 and 3 passes, and
+``scale_range`` is measured on the demo model by ``bench/scale_range.py`` (see ``GuidanceMethod``):
+0.02 lies below its low end 0.03 (the Gram distance falls by less than 10 %), the default is the
+range's geometric middle. (The style sampler ``SD_style`` normalises differently again:
+rms(CFG correction)·0.2/rms(g).)
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ class FreeDoMGuidance(GuidanceMethod):
     paper = "Yu et al. 2023, FreeDoM: Training-Free Energy-Guided Conditional Diffusion Model"
     reference = "vvictoryuki/FreeDoM Face-GD/functions/denoising.py clip_ddim_diffusion; SD_style ddim.py"
     differentiates_unet = True
+    clamp = "straight-through; reference: none (unclipped x̂0 to the energy and the update)"
     scale_range = (0.03, 0.3)
     note = "the reference steps with the DDPM posterior (eta = 1); here the shared sampler's eta (0 by default)"
     scale: float = 0.1

@@ -1,17 +1,28 @@
 """``mpgd``: Manifold Preserving Guided Diffusion (He et al., ICLR 2024), without projection.
 
 Follows KellyYutongHe/mpgd_pytorch ``linear_inv/guided_diffusion/guided_gaussian_diffusion.py``
-``DDIMx0.p_sample_loop`` with ``condition_methods.py`` ``WoProjSampling.conditioning``: one UNet
-forward with no graph, x̂0′ = x̂0 − c_t·∇_{x̂0}L(x̂0) (x̂0 clipped as the scheduler clips it), then the
-DDIM step from x̂0′ with the model's own ε̂, at every step. ``step_schedule``:
+``DDIMx0.p_sample_loop`` with ``condition_methods.py`` ``WoProjSampling.conditioning`` (and its
+``ConditioningMethod.grad_and_value``): one UNet forward with no graph; x̂0 clipped as the scheduler
+clips it (``clip_denoised``) and ε̂ re-derived from x_t and that x̂0 (``predict_eps_from_x_start``);
+x̂0′ = x̂0 − c_t·∇_{x̂0}‖r‖ with the *unsquared* residual norm ‖r‖ = √L (``torch.linalg.norm`` then
+``autograd.grad``, as the ``dps`` port), then the DDIM step from x̂0′ and the re-derived ε̂, at every
+step. Knobs:
 
-* ``inv_sqrt_alpha_prev`` (default, the reference): c_t = s/√ᾱ_prev, so x_{t−1} moves by the constant
-  −s·∇L (``x_0_hat -= norm_grad * self.scale / at.sqrt()``, at = ᾱ_prev);
-* ``constant``: c_t = s, the MPGD baseline of TFG's code (YWolfeee/Training-Free-Guidance
-  ``methods/mpgd.py``), which equals TFG with ρ = 0, N_iter = 1, γ = 0 and a constant μ schedule.
+* ``gradient``: ``norm`` (default, the reference): ∇√L = ∇L/(2√L); ``squared``: ∇L, whose step is
+  2√L times the reference's and so drifts with the loss's magnitude (the rule of TFG's MPGD baseline,
+  whose ``get_guidance`` differentiates the guider's log p = −L);
+* ``step_schedule``: ``inv_sqrt_alpha_prev`` (default, the reference): c_t = s/√ᾱ_prev, so x_{t−1}
+  moves by the constant −s·∇‖r‖ (``x_0_hat -= norm_grad * self.scale / at.sqrt()``, at = ᾱ_prev);
+  ``constant``: c_t = s, the MPGD baseline of TFG's code (YWolfeee/Training-Free-Guidance
+  ``methods/mpgd.py``), which equals TFG with ρ = 0, N_iter = 1, γ = 0 and a constant μ schedule
+  (with ``gradient squared``).
 
-Out of scope for pixel models: the autoencoder projections (MPGD-AE/-Z) need a VAE. Deviation: the
-reference's eta is 0.5; here the sampler's η is shared by every method (0 by default).
+Clamp: the reference's gradient is taken at the already clipped x̂0 with no clamp in its graph; the
+sampler's straight-through clamp is then the identity, so the two agree. Out of scope for pixel
+models: the autoencoder projections (MPGD-AE/-Z) need a VAE. Deviations: the norm is taken per image
+and summed (the reference's single norm over its batch would couple images); the reference's eta is
+0.5, here the sampler's η is shared by every method (0 by default); the reference samples DDIM only,
+with DDPM the same x̂0 step enters the DDPM posterior mean.
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ import torch
 
 from ...errors import ConfigError
 from .base import Evaluations, GuidanceMethod, StepContext, knob, x0_gradient
+from .dps import NORM_FLOOR
 
 STEP_SCHEDULES = ("inv_sqrt_alpha_prev", "constant")
+GRADIENTS = ("norm", "squared")
 
 
 @dataclass
@@ -32,16 +45,25 @@ class MPGDGuidance(GuidanceMethod):
     paper = "He et al. 2024, Manifold Preserving Guided Diffusion"
     reference = "KellyYutongHe/mpgd_pytorch guided_gaussian_diffusion.py DDIMx0 + WoProjSampling.conditioning"
     differentiates_unet = False
-    scale_range = (0.45, 15.0)
+    clamp = "gradient at the clipped x̂0, as the reference (clip_denoised, then the gradient)"
+    scale_range = (5.0, 15.0)
+    """Re-measured for the unsquared-norm step with report/scale_range/README.md's command
+    (``--methods mpgd --factors 0.03,0.1,0.3,1,3,10``, log_mpgd_norm.txt): 1.5 gives Gram 1.76, just
+    above 0.9 × 1.94 unguided; 15 realism 0.036, 50 0.088 (destroyed). The squared rule's was 0.45–15."""
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
-    scale: float = 3.0
+    scale: float = 9.0
     step_schedule: str = knob("inv_sqrt_alpha_prev", "the x0 step's schedule: s/sqrt(alpha_bar_prev) (the "
                               "original's) or s (TFG's MPGD baseline)", choices=STEP_SCHEDULES)
+    gradient: str = knob("norm", "step along the gradient of the residual norm sqrt(L) (norm, the "
+                         "reference's) or of L (squared, TFG's MPGD baseline)", choices=GRADIENTS)
 
     def __post_init__(self):
         super().__post_init__()
         if self.step_schedule not in STEP_SCHEDULES:
-            raise ConfigError(f"unknown step schedule {self.step_schedule!r}; choose one of {', '.join(STEP_SCHEDULES)}")
+            raise ConfigError(f"unknown step schedule {self.step_schedule!r}; "
+                              f"choose one of {', '.join(STEP_SCHEDULES)}")
+        if self.gradient not in GRADIENTS:
+            raise ConfigError(f"unknown mpgd gradient {self.gradient!r}; choose one of {', '.join(GRADIENTS)}")
 
     def pass_evaluations(self) -> Evaluations:
         return Evaluations(unet_forward=1, objective_forward=1, objective_backward=1)
@@ -49,9 +71,11 @@ class MPGDGuidance(GuidanceMethod):
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             out = ctx.unet(x)
-        base = ctx.base_step(out, x)
+        base = ctx.base_step(out, x, rederive_eps=True)
         loss, grad = x0_gradient(ctx, base.x0)
         grad = ctx.check_finite(loss, grad, self.scale)
+        if self.gradient == "norm":  # ∇√L = ∇L/(2√L), per image
+            grad = grad / (2 * loss.float().clamp_min(NORM_FLOOR).sqrt()).view(-1, *([1] * (grad.dim() - 1)))
         step = self.scale
         if self.step_schedule == "inv_sqrt_alpha_prev":
             step = step / ctx.schedule.alpha_bar_prev(ctx.t, ctx.index).sqrt()

@@ -22,6 +22,17 @@ Follows YWolfeee/Training-Free-Guidance ``methods/tfg.py`` ``TFGGuidance.guide_s
 ``step_schedule constant`` (tested); the original MPGD's x̂0 step s/√ᾱ_prev is not one of TFG's
 schedules, so "MPGD is a special case of TFG" holds up to the step size's schedule. Deviation: TFG
 samples with DDIM η = 1 in all its scripts; here the sampler's η (0 by default).
+
+Clamp: as the reference (``methods/base.py`` ``BaseGuidance._predict_x0`` with its default
+``clip_x0=True``, ``clip_sample_range=1``), x̂0 is clamped to [-1, 1] *inside* the graph of the mean
+guidance, so pixels saturated in x̂0 get no gradient (every other method reads x̂0 through the
+sampler's straight-through clamp), and the x̂0 iterations and the DDIM step start from the clamped
+x̂0 with ε̂ re-derived from it (``_predict_x_prev_from_zero``). The x̂0 iterates may leave [-1, 1]; the
+loss reads them through the straight-through clamp (the reference's guider reads them as they are).
+
+Search (``stylediff search``): ``search_factors`` are ``searching.py``'s factors (ρ ×2, μ ×2, γ ×10);
+its starting values (ρ 0.25, μ 0.25, γ 0.001) and caps (8, 8, 1) are ``search_start`` and
+``search_caps`` here, with ``scale`` held at 1 (not searched), so the searched ρ, μ, γ are TFG's.
 """
 
 from __future__ import annotations
@@ -44,9 +55,12 @@ class TFGGuidance(GuidanceMethod):
     paper = "Ye et al. 2024, TFG: Unified Training-Free Guidance for Diffusion Models"
     reference = "YWolfeee/Training-Free-Guidance methods/tfg.py TFGGuidance.guide_step"
     differentiates_unet = True
+    clamp = "in-graph [-1, 1], as the reference (_predict_x0 with clip_x0=True)"
     scale_range = (0.3, 9.0)
     note = "the reference samples with DDIM eta = 1; here the shared sampler's eta (0 by default)"
-    search_factors = {"rho": 2.0, "mu": 2.0, "variance": 10.0}  # TFG's searching.py factors
+    search_factors = {"rho": 2.0, "mu": 2.0, "variance": 10.0}  # TFG's searching.py: factors,
+    search_start = {"scale": 1.0, "rho": 0.25, "mu": 0.25, "variance": 0.001}  # init_* values,
+    search_caps = {"rho": 8.0, "mu": 8.0, "variance": 1.0}  # and max_* caps
     scale: float = 1.5
     rho: float = knob(1.0, "mean guidance through the UNet (times --scale)")
     mu: float = knob(0.25, "x0-space guidance (times --scale)")
@@ -118,12 +132,12 @@ class TFGGuidance(GuidanceMethod):
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(rho > 0)
             out = ctx.unet(x_in)
-            _, x0 = ctx.split(out, x_in)
+            x0 = ctx.split(out, x_in)[1].clamp(-1, 1)  # in the graph: _predict_x0 with clip_x0
             if rho > 0:
                 loss = self._smoothed(ctx, x0, offsets)
                 grad = ctx.check_finite(loss.detach(), torch.autograd.grad(loss.sum(), x_in)[0], self.scale)
                 d_prev = -rho * grad / (ab / ab_prev).sqrt()
-        out, x0 = out.detach(), x0.detach().clamp(-1, 1)
+        out, x0 = out.detach(), x0.detach()
         moved = x0
         for _ in range(self.inner_steps if mu > 0 else 0):
             with torch.enable_grad():

@@ -31,6 +31,8 @@ class UniversalGuidance(GuidanceMethod):
     paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
     differentiates_unet = True
+    clamp = ("straight-through; reference: none in the forward guidance (its clamp result is discarded), x̂0"
+             " clamped before the update")
     scale_range = (30.0, 9000.0)
     scale: float = 500.0
     recurrence: int = 6
