@@ -10,7 +10,7 @@ docs/results.md and the README is a separate, explicit target.
     snakemake --report results/report.html                       # HTML report of figures and tables
     snakemake publish --cores 2                                  # copy the figures into report/ (tracked)
 
-See the README, "The experiment workflow".
+See docs/workflow/index.md.
 """
 
 from pathlib import Path
