@@ -144,8 +144,8 @@ def _sample_methods(plan: Any, values: dict) -> list[str]:
     entry = entries.get(values["method"]) or {}
     knobs = entry.get("knobs") or {}
     method = values["method"] if values["scale"] else next(iter(entries))
-    args = ["--model", quoted(values["model"]), "--style", quoted(plan.image(values["style"])),
-            "--scale", str(values["scale"]), "--method", method,
+    args = ["--model", quoted(values["model"]), *_text_args(section, values.get("prompt", "")),
+            "--style", quoted(plan.image(values["style"])), "--scale", str(values["scale"]), "--method", method,
             "--loss", values["loss"], "--layers", ",".join(values["layers"]),
             "--scheduler", section.get("scheduler", "ddim"), "--steps", str(section["steps"]),
             "--eta", str(section.get("eta", 0.0)), "--seeds", ",".join(str(s) for s in values["seeds"])]
@@ -153,6 +153,19 @@ def _sample_methods(plan: Any, values: dict) -> list[str]:
         flag = "--" + knob.replace("_", "-")
         args += [flag, ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)]
     return args + [*_vgg_args(plan.config), "--no-progress"]
+
+
+def _text_args(section: dict, prompt: str) -> list[str]:
+    """A text-conditioned model's prompt, negative prompt and CFG scale, and a latent model's decoder
+    options (none for a pixel model: the config leaves them out)."""
+    args = ["--prompt", quoted(prompt)] if prompt else []
+    if prompt and section.get("negative_prompt"):
+        args += ["--negative-prompt", quoted(section["negative_prompt"])]
+    if prompt and section.get("cfg_scale") is not None:
+        args += ["--cfg-scale", str(section["cfg_scale"])]
+    if section.get("decoder", "vae") != "vae":
+        args += ["--decoder", quoted(section["decoder"])]
+    return args + (["--vae-checkpointing"] if section.get("vae_checkpointing") else [])
 
 
 def _guidance_figures(section: dict, name: str) -> list[str]:
@@ -216,9 +229,9 @@ EXPERIMENTS: dict[str, Experiment] = {spec.name: spec for spec in (
         figures=lambda config: _guidance_figures(config.get("guidance", {}), "guidance")),
     Experiment(
         name="guidance_methods", title="Guidance methods compared", verb="sample",
-        axes=(Axis("model", "models", "model"), Axis("style", "styles", IMAGE), Axis("loss", "losses"),
-              Axis("layers", "layer_sets", "layers"), Axis("method", "methods"), Axis("scale", "scales", "scale"),
-              Axis("seed", "seeds", "seed")),
+        axes=(Axis("model", "models", "model"), Axis("prompt", "prompts", "prompt", default=""),
+              Axis("style", "styles", IMAGE), Axis("loss", "losses"), Axis("layers", "layer_sets", "layers"),
+              Axis("method", "methods"), Axis("scale", "scales", "scale"), Axis("seed", "seeds", "seed")),
         batched="method", grouped="seed", command=_sample_methods, reference="style", canonical=_methods_canonical,
         baseline=lambda plan, values: _unscaled(plan, "guidance_methods", values), gpu_always=True,
         metrics_kind="guidance", combinations=_method_combinations,

@@ -155,7 +155,8 @@ class Plan:
         reads it)."""
         entry = self.reference_sets(experiment)[slug]
         section = self.config[experiment]
-        return {"model": entry["model"], "style": section["styles"][0], "loss": section["losses"][0],
+        return {"model": entry["model"], "prompt": (section.get("prompts") or [""])[0],
+                "style": section["styles"][0], "loss": section["losses"][0],
                 "layers": section["layer_sets"][0], "method": "unguided", "scale": 0, "seeds": entry["seeds"]}
 
     def reference_set_inputs(self, experiment: str, slug: str) -> list[str]:

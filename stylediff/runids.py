@@ -13,6 +13,7 @@ figure name valid. Torch-free.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ class Axis:
     """One axis of an experiment: a plan column, a config key and how a value is written in a run id.
 
     ``kind``: ``image`` (a file or ``skimage:NAME``, written as its slug), ``model``, ``layers`` (a
-    list), ``window`` (two fractions), ``seed`` (``s3``), ``scale`` (``g0p1``) or ``name`` (as is).
+    list), ``window`` (two fractions), ``seed`` (``s3``), ``scale`` (``g0p1``), ``prompt`` (its first
+    words and a short hash of the whole text: ``p-a_cat_on_a-3f2a1c``) or ``name`` (as is).
     ``default``: a value left out of run ids (ids written before the axis existed stay valid).
     ``fallback``: config key whose value is the axis' only value when its own key is absent.
     """
@@ -69,6 +71,11 @@ class Axis:
             return _clean(image_slug(str(value)))
         if self.kind == "model":
             return _clean(model_slug(value))
+        if self.kind == "prompt":  # a prompt, or the slug a table shows
+            if re.fullmatch(r"p-\w*-[0-9a-f]{6}", str(value)):
+                return str(value)
+            words = re.sub(r"[^A-Za-z0-9]+", "_", str(value)).strip("_")[:24].strip("_")
+            return f"p-{words}-{hashlib.sha256(str(value).encode()).hexdigest()[:6]}"
         return _clean(re.sub(r"[^A-Za-z0-9_-]+", "_", str(value)))
 
     def decode(self, text: str) -> Any:

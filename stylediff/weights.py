@@ -372,6 +372,8 @@ def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLik
             if layout and not (weights_dir / _HUB_WEIGHTS[0]).is_file():
                 rel = "unet/" if layout == "pipeline" else ""
                 folder = Path(snapshot_download(model_id, allow_patterns=[rel + _HUB_WEIGHTS[1]], **kwargs))
+            from .diffusion.loading import fetch_latent_parts  # a latent pipeline's VAE, text encoders...
+            fetch_latent_parts(model_id, folder, kwargs)
         except Exception as exc:  # offline (LocalEntryNotFoundError), connection errors, unknown repo…
             try:
                 from huggingface_hub import constants

@@ -41,6 +41,10 @@ def run_methods(args) -> None:
         print("\n" + "\n".join(notes))
     print("\nhow each method's loss reads x̂0 (and its reference's):\n"
           + "\n".join(f"- {row['name']}: {row['clamp']}" for row in rows))
+    print("\nOn latent models (Stable Diffusion, LDM) x̂0 is a latent: the objective is L(decode(x̂0)), one objective "
+          "evaluation is a VAE decode plus the loss; with classifier-free guidance one UNet evaluation is one call on "
+          "the doubled (CFG) batch.")
+    print("\n".join(f"- {row['name']}: {row['latent']}" for row in rows if row.get("latent")))
 
 
 def register(sub: argparse._SubParsersAction) -> None:

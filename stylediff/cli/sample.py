@@ -1,4 +1,5 @@
-"""``stylediff sample``: style-guided sampling of a diffusers pixel-space model by any registered
+"""``stylediff sample``: style-guided sampling of a diffusers model, pixel-space or latent (Stable
+Diffusion 1.x/2.x/XL with ``--prompt``, or an unconditional ``LDMPipeline``), by any registered
 guidance method.
 
 ``--seeds 0,1,2`` (or ``--seed S --num-images K``) samples the seeds as one batch, one generator per
@@ -105,6 +106,7 @@ def run_sample(args) -> str:
     from torchvision.utils import make_grid
 
     from ..diffusion import GuidedSampler, default_guidance_size, load_model, make_method
+    from ..diffusion.loading import load_decoder
     from ..errors import ImageError
     from ..images import load_image, save_image
     from ..io import ensure_parent, write_json
@@ -122,12 +124,18 @@ def run_sample(args) -> str:
     device = cli.resolve_device(args.device)
     network = cli.feature_network(args, device)
     layers = cli.style_layers(args, network)
-    model = load_model(args.model, device, revision=args.revision, local_files_only=True if args.offline else None)
+    offline = True if args.offline else None
+    model = load_model(args.model, device, revision=args.revision, local_files_only=offline)
+    scheduler = model.scheduler(args.scheduler)
+    decoder, decoder_info = (None, None) if args.decoder == "vae" else load_decoder(
+        args.decoder, model, device, local_files_only=offline)
+    adapter = model.adapter(scheduler, prompt=args.prompt, negative_prompt=args.negative_prompt,
+                            cfg_scale=args.cfg_scale, decoder=decoder, vae_checkpointing=args.vae_checkpointing)
     min_side = network.min_size(layers)
     guidance_size = args.guidance_size or default_guidance_size(max(model.sample_size), min_side)
     style = load_image(style_path, args.style_size or guidance_size, min_side)
     objective = style_objective(network, style.to(device), layers, args.loss, args.layer_weights)
-    sampler = GuidedSampler(model.unet, model.scheduler(args.scheduler), objective, method, args.guidance_size)
+    sampler = GuidedSampler(adapter, scheduler, objective, method, args.guidance_size)
     load_seconds = time.perf_counter() - start
 
     result = sampler(seeds, num_inference_steps=args.steps, eta=args.eta, precision=args.precision,
@@ -135,7 +143,8 @@ def run_sample(args) -> str:
     evaluations = {key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(args.steps))
                    for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")}
     common = {
-        "weights": {"diffusion": model.info, **cli.network_weights(network)},
+        "weights": {"diffusion": model.info, **cli.network_weights(network),
+                    **({"decoder": decoder_info} if decoder_info else {})},
         "timing": {"load_seconds": load_seconds, "sample_seconds": result.seconds,
                    "seconds_per_image": result.seconds / len(seeds),
                    "seconds_per_step": result.seconds_per_step,
@@ -145,7 +154,10 @@ def run_sample(args) -> str:
     guidance = {"method": args.method, **method.settings(), "guidance_shape": list(result.guidance_size or ()),
                 "style_shape": list(style.shape[-2:]), "scheduler": args.scheduler, "steps": args.steps,
                 "eta": args.eta, "precision": args.precision, "batches": result.batches,
-                "evaluations": evaluations}
+                "evaluations": evaluations, "latent": adapter.latent, "cfg_batch": adapter.cfg_batch,
+                **({"prompt": args.prompt or "", "negative_prompt": args.negative_prompt,
+                    "cfg_scale": adapter.cfg_scale} if getattr(adapter, "conditioning", None) else {}),
+                **({"decoder": args.decoder, "vae_checkpointing": args.vae_checkpointing} if adapter.latent else {})}
     paths = output_paths(args.out, seeds)
     for index, (image, path, seed, loss) in enumerate(zip(result.images, paths, seeds, result.losses)):
         save_image(image.unsqueeze(0), path)
@@ -177,16 +189,28 @@ def run_sample(args) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample a diffusion model guided by a style loss",
-                       description="Sample a diffusers pixel-space model (hub id or local folder), steering each "
-                                   "denoising step with a style loss (VGG-19, or another feature network with --network) of "
-                                   "the predicted image against --style, by one of the registered guidance methods "
+                       description="Sample a diffusers model (hub id or local folder; pixel-space, or latent: Stable "
+                                   "Diffusion 1.x/2.x/XL, LDM), steering each denoising step with a style loss (VGG-19, "
+                                   "or another feature network with --network) of the predicted image (decoded by the "
+                                   "VAE for latent models) against --style, by one of the registered guidance methods "
                                    "(stylediff methods describes them). Each method's knobs are listed under its name; a "
                                    "knob left out keeps the method's default.")
     p.add_argument("--model", required=True,
-                   help="hub id (google/ddpm-cifar10-32) or local diffusers folder (unet/ + scheduler/, or flat)")
+                   help="hub id (google/ddpm-cifar10-32, stable-diffusion-v1-5/stable-diffusion-v1-5) or local "
+                        "diffusers folder (unet/ + scheduler/ [+ vae/, text_encoder/, tokenizer/], or flat)")
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     p.add_argument("--offline", action="store_true",
                    help="read hub models from the Hugging Face cache only (as HF_HUB_OFFLINE=1)")
+    latent = p.add_argument_group("latent models (Stable Diffusion 1.x/2.x/XL, LDM)")
+    latent.add_argument("--prompt", default=None, help="text prompt of a text-conditioned latent model (SD)")
+    latent.add_argument("--negative-prompt", default=None, help="negative prompt (the unconditional half of CFG)")
+    latent.add_argument("--cfg-scale", type=cli.nonnegative_float, default=None,
+                        help="classifier-free guidance scale w of a text model (default 7.5; w <= 1: no CFG batch)")
+    latent.add_argument("--decoder", default="vae",
+                        help="latent models: the differentiable decoder guidance goes through: vae (default), tiny "
+                             "(TAESD, an AutoencoderTiny from the hub), or an AutoencoderTiny folder or hub id")
+    latent.add_argument("--vae-checkpointing", action="store_true",
+                        help="latent models: gradient checkpointing in the decoder (less memory, one more decoder forward)")
     p.add_argument("--style", required=True, help="style image")
     p.add_argument("--style-size", type=cli.positive_int, default=None,
                    help="style image's longest side (default: the guidance size)")

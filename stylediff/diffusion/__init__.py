@@ -1,6 +1,9 @@
-"""Style-guided sampling of pixel-space diffusion models, around diffusers.
+"""Style-guided sampling of diffusion models, pixel-space and latent, around diffusers.
 
-* :mod:`.loading`: :func:`load_model` (a local folder or a hub id, either layout, offline errors);
+* :mod:`.loading`: :func:`load_model` (a local folder or a hub id, either layout, pixel UNets and latent
+  pipelines: SD 1.x/2.x/XL, LDM; offline errors; per-component provenance);
+* :mod:`.models`: the model adapter (:class:`PixelModel`, :class:`LatentModel`): sample shape, the
+  denoiser with conditioning and classifier-free guidance inside, ``to_image(x̂0)``;
 * :mod:`.schedule`: ᾱ, the ε/x̂0 split, the update's coefficients, re-noising; :func:`make_scheduler`;
 * :mod:`.methods`: the guidance rules, one file each, registered in :data:`METHODS`;
 * :mod:`.sampler`: :class:`GuidedSampler`, the loop (numbered steps, a callback per step);
@@ -9,9 +12,10 @@
 
 from .loading import DiffusionModel, load_model
 from .methods import METHODS, Evaluations, GuidanceMethod, describe, make_method
+from .models import LatentModel, PixelModel
 from .sampler import GuidedSampler, HistoryRecorder, SampleOutput, default_guidance_size
 from .schedule import Schedule, make_scheduler
 
 __all__ = ["METHODS", "DiffusionModel", "Evaluations", "GuidanceMethod", "GuidedSampler", "HistoryRecorder",
-           "SampleOutput", "Schedule", "default_guidance_size", "describe", "load_model", "make_method",
+           "LatentModel", "PixelModel", "SampleOutput", "Schedule", "default_guidance_size", "describe", "load_model", "make_method",
            "make_scheduler"]

@@ -1,10 +1,13 @@
-"""A pixel-space ``UNet2DModel`` and its scheduler config from a local folder or a hub id, with offline
+"""A diffusion model's parts and its scheduler config from a local folder or a hub id, with offline
 errors that say what to run, and the provenance every sidecar records (id, revision, weights sha256).
 
-Both layouts load, locally and from the Hugging Face cache: the pipeline layout (``unet/`` and
-``scheduler/``, as ``DDPMPipeline.save_pretrained`` writes and ``google/ddpm-*`` repositories have)
-and the flat layout (``config.json``, ``scheduler_config.json`` and the weights at the root, as
-``UNet2DModel.from_pretrained(id)`` caches a flat repository). Weights are never initialised at random.
+Pixel-space ``UNet2DModel`` models load in both layouts, locally and from the Hugging Face cache: the
+pipeline layout (``unet/`` and ``scheduler/``, as ``DDPMPipeline.save_pretrained`` writes and
+``google/ddpm-*`` repositories have) and the flat layout (``config.json``, ``scheduler_config.json``
+and the weights at the root, as ``UNet2DModel.from_pretrained(id)`` caches a flat repository).
+Latent models are pipeline folders whose ``model_index.json`` names a ``vae``/``vqvae``
+(Stable Diffusion 1.x/2.x/XL, ``LDMPipeline``; :func:`load_latent`). Weights are never initialised
+at random. What a loaded model is to the sampler is :mod:`.models`' business (:meth:`DiffusionModel.adapter`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..errors import WeightsError
+from ..errors import ConfigError, WeightsError
 from ..provenance import file_sha256
 from .schedule import make_scheduler
 
@@ -30,19 +33,31 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass
 class DiffusionModel:
-    """A loaded UNet with its scheduler config and where they came from (for the sidecar)."""
+    """A loaded UNet with its scheduler config, the other parts of a latent pipeline (``vae``,
+    ``text_encoder``, ``tokenizer``…; empty for a pixel model) and where they came from (the sidecar)."""
 
-    unet: Any  # diffusers.UNet2DModel
+    unet: Any  # diffusers.UNet2DModel or UNet2DConditionModel
     scheduler_config: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
+    components: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sample_size(self) -> tuple[int, int]:
+        """The side of the images it makes (latent side × the VAE's factor for latent models)."""
         size = self.unet.config.sample_size
-        return (size, size) if isinstance(size, int) else tuple(size)
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        vae = self.components.get("vae")
+        factor = 2 ** (len(vae.config.block_out_channels) - 1) if vae is not None else 1
+        return tuple(side * factor for side in size)
 
     def scheduler(self, name: str = "ddim"):
         return make_scheduler(name, self.scheduler_config)
+
+    def adapter(self, scheduler, **options):
+        """The sampler's view of this model (:func:`.models.make_adapter`; prompts need ``scheduler``)."""
+        from .models import make_adapter
+
+        return make_adapter(self, scheduler, **options)
 
 
 def _offline() -> bool:
@@ -62,17 +77,28 @@ def _not_found(model: str, reason: str, offline: bool) -> WeightsError:
 
 
 def _quietly(load, *args, **kwargs):
-    """Call a diffusers loader without the notices that are not the user's business: the
-    ``low_cpu_mem_usage``/accelerate hint (we pass ``low_cpu_mem_usage=False``: these models are small)
-    and huggingface_hub's deprecation of an argument diffusers still passes."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
-        return load(*args, **kwargs)
+    """Call a diffusers/transformers loader without the notices that are not the user's business: the
+    ``low_cpu_mem_usage``/accelerate hint (we pass ``low_cpu_mem_usage=False``: these models are small),
+    huggingface_hub's deprecation of an argument diffusers still passes, and transformers' progress bar."""
+    try:  # transformers is optional: only text-conditioned (latent) models need it
+        from transformers.utils import logging as transformers_logging
+    except ImportError:
+        transformers_logging = None
+    bar = transformers_logging is not None and transformers_logging.is_progress_bar_enabled()
+    if bar:
+        transformers_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            return load(*args, **kwargs)
+    finally:
+        if bar:
+            transformers_logging.enable_progress_bar()
 
 
 def load_model(model: str | os.PathLike, device: str | torch.device = "cpu", *, revision: str | None = None,
                cache_dir: str | os.PathLike | None = None, local_files_only: bool | None = None) -> DiffusionModel:
-    """Load a pixel-space ``UNet2DModel`` and its scheduler config from a local folder or a hub id."""
+    """Load a diffusion model (pixel ``UNet2DModel``, or a latent pipeline) from a local folder or a hub id."""
     from diffusers import DDPMScheduler, UNet2DModel
 
     text = str(model)
@@ -94,6 +120,9 @@ def load_model(model: str | os.PathLike, device: str | torch.device = "cpu", *, 
     kwargs: dict[str, Any] = {"revision": revision, "cache_dir": cache_dir}
     if local_files_only is not None:
         kwargs["local_files_only"] = local_files_only
+    index = latent_index(text, path if local else None, kwargs)
+    if index is not None:
+        return load_latent(text, path if local else None, index, device, kwargs, offline)
 
     def attempt(loader, subfolders):
         """Try every layout; the first error does not stop the search (offline, a missing pipeline
@@ -147,3 +176,184 @@ def _provenance(text, path, local, unet, unet_sub, config, revision, cache_dir) 
         "sample_size": unet.config.sample_size,
         "scheduler_class": config.get("_class_name"),
     }
+
+
+# -- latent pipelines -----------------------------------------------------------------------------
+PARTS = {
+    "unet": ("diffusers", ("UNet2DConditionModel", "UNet2DModel")),
+    "vae": ("diffusers", ("AutoencoderKL",)),
+    "vqvae": ("diffusers", ("VQModel",)),
+    "text_encoder": ("transformers", ("CLIPTextModel",)),
+    "tokenizer": ("transformers", ("CLIPTokenizer", "CLIPTokenizerFast")),
+    "text_encoder_2": ("transformers", ("CLIPTextModelWithProjection",)),
+    "tokenizer_2": ("transformers", ("CLIPTokenizer", "CLIPTokenizerFast")),
+}
+"""The parts of a latent pipeline that load, with the classes each may be. The safety checker, feature
+extractor and image encoders a ``model_index.json`` may name are never loaded."""
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
+
+
+def latent_index(text: str, path: Path | None, kwargs: dict) -> dict | None:
+    """The ``model_index.json`` of a latent pipeline (one that names a ``vae`` or ``vqvae``), else None."""
+    import json
+
+    if path is not None:
+        file = path / "model_index.json"
+        if not file.is_file():
+            return None
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            file = Path(hf_hub_download(text, "model_index.json", revision=kwargs.get("revision"),
+                                        cache_dir=kwargs.get("cache_dir"),
+                                        local_files_only=bool(kwargs.get("local_files_only")) or _offline()))
+        except Exception:  # noqa: BLE001 - not cached / not a pipeline: the pixel loader says why
+            return None
+    index = json.loads(file.read_text())
+    return index if any(index.get(name, [None])[0] for name in ("vae", "vqvae")) else None
+
+
+def hub_patterns(index: dict) -> list[list[str]]:
+    """What :func:`load_latent` reads of a hub repository with ``index`` (its model_index.json), as
+    ``snapshot_download`` pattern lists: the safetensors weights of every loaded part first, then the
+    ``.bin`` fallbacks (fetched only where a part has no safetensors); fp16 variants, the safety
+    checker and image encoders are left out."""
+    parts = [name for name in PARTS if index.get(name, [None])[0]]
+    configs = ["scheduler/*.json", *(f"{part}/{name}" for part in parts for name in ("*.json", "*.txt"))]
+    return [configs + [f"{part}/{name}" for part in parts
+                       for name in ("diffusion_pytorch_model.safetensors", "model.safetensors")],
+            [f"{part}/{name}" for part in parts for name in ("diffusion_pytorch_model.bin", "pytorch_model.bin")]]
+
+
+def fetch_latent_parts(model_id: str, folder: Path, kwargs: dict) -> None:
+    """Download the rest of a latent pipeline whose configs are in ``folder`` (``stylediff weights fetch``)."""
+    from huggingface_hub import snapshot_download
+
+    index = latent_index(model_id, folder, kwargs)
+    if index is not None:
+        safetensors, bins = hub_patterns(index)
+        snapshot_download(model_id, allow_patterns=safetensors, **kwargs)
+        missing = [p for p in bins if not any((folder / p).parent.glob("*.safetensors"))]
+        if missing:
+            snapshot_download(model_id, allow_patterns=missing, **kwargs)
+
+
+def _part_class(name: str, spec) -> Any:
+    library, allowed = PARTS[name]
+    declared = spec[1] if isinstance(spec, (list, tuple)) and len(spec) == 2 else None
+    if declared not in allowed:
+        raise WeightsError(f"{name} is a {declared}; stylediff loads a {name} of class {' or '.join(allowed)}")
+    try:
+        module = __import__(library)
+    except ImportError:
+        raise WeightsError(f"the {name} of this model needs the {library} package: pip install {library}") from None
+    return getattr(module, declared)
+
+
+def load_latent(text: str, path: Path | None, index: dict, device, kwargs: dict, offline: bool) -> DiffusionModel:
+    """The parts of a latent pipeline, each ``from_pretrained`` from its subfolder, frozen on ``device``.
+    A ``vqvae`` (``LDMPipeline``) is the model's ``vae`` to the rest of stylediff."""
+    from diffusers import DDPMScheduler
+
+    subfolders = {("vae" if name == "vqvae" else name): name for name in PARTS if index.get(name, [None])[0]}
+    if "text_encoder" in subfolders and "tokenizer" not in subfolders:
+        raise WeightsError(f"{text} has a text encoder but no tokenizer in its model_index.json")
+    source = str(path) if path is not None else text
+    loaded: dict[str, Any] = {}
+    for name, subfolder in subfolders.items():
+        spec = index[subfolder]
+        cls = _part_class(subfolder, spec)
+        if path is not None and not (path / subfolder).is_dir():
+            raise WeightsError(f"{text} names a {subfolder} ({spec[1]}) in model_index.json but has no {subfolder}/ "
+                               "folder: copy the whole pipeline folder")
+        extra = {"low_cpu_mem_usage": False} if spec[0] == "diffusers" else {}
+        try:
+            part = _quietly(cls.from_pretrained, source, subfolder=subfolder, **extra, **kwargs)
+        except (OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if path is not None:
+                raise WeightsError(f"cannot load {subfolder} of {text}: {reason}") from None
+            raise _not_found(text, reason, offline) from None
+        if isinstance(part, torch.nn.Module):
+            part = part.to(device).eval().requires_grad_(False)
+        loaded[name] = part
+    if "text_encoder" not in loaded and type(loaded["unet"]).__name__ == "UNet2DConditionModel":
+        raise WeightsError(f"{text} has a text-conditioned UNet but no text encoder (text_encoder/ in "
+                           "model_index.json): copy the whole pipeline folder")
+    try:
+        config = _quietly(DDPMScheduler.load_config, source, subfolder="scheduler", **kwargs)
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"cannot load the scheduler config of {text}: {str(exc).splitlines()[0]}") from None
+    info = {"id": text, "source": "local" if path is not None else "hub",
+            "path": str(path.resolve()) if path is not None else None, "layout": "pipeline",
+            "pipeline_class": index.get("_class_name"), "revision": kwargs.get("revision"),
+            "sample_size": loaded["unet"].config.sample_size, "scheduler_class": config.get("_class_name"),
+            "components": {}}
+    for name, part in loaded.items():
+        folder, commit = _part_folder(text, path, subfolders[name], kwargs)
+        info["revision"] = commit or info["revision"]
+        info["components"][name] = {
+            "class": type(part).__name__, "subfolder": subfolders[name],
+            "parameters": sum(p.numel() for p in part.parameters()) if isinstance(part, torch.nn.Module) else None,
+            "files": {file.name: file_sha256(file) for file in sorted(folder.iterdir())
+                      if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)} if folder else {},
+        }
+    options = {"force_zeros_for_empty_prompt": index.get("force_zeros_for_empty_prompt", True)}
+    return DiffusionModel(unet=loaded["unet"], scheduler_config=dict(config), info=info,
+                          components={**loaded, "options": options})
+
+
+def _part_folder(text: str, path: Path | None, subfolder: str, kwargs: dict) -> tuple[Path | None, str | None]:
+    """Where a part's files are on disk (a local subfolder, or its hub-cache snapshot) and the commit."""
+    if path is not None:
+        return (path / subfolder if subfolder else path), None
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in ("config.json", "tokenizer_config.json", "vocab.json"):
+        found = try_to_load_from_cache(text, f"{subfolder}/{name}" if subfolder else name, cache_dir=kwargs.get("cache_dir"),
+                                       revision=kwargs.get("revision"))
+        if isinstance(found, str):
+            parts = Path(found).parts
+            commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
+            return Path(found).parent, commit
+    return None, None
+
+
+TINY_DECODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
+"""``--decoder tiny``: TAESD, the ``AutoencoderTiny`` of the model's latent space (hub ids)."""
+
+
+def load_decoder(spec: str, model: DiffusionModel, device: str | torch.device = "cpu", *,
+                 local_files_only: bool | None = None, cache_dir: str | os.PathLike | None = None
+                 ) -> tuple[Any, dict[str, Any]]:
+    """An ``AutoencoderTiny`` for guidance (``tiny``: TAESD for the model's family; else a folder or hub
+    id), frozen on ``device``, and its provenance. Its latents must be the model's."""
+    from diffusers import AutoencoderTiny
+
+    if "vae" not in model.components:
+        raise ConfigError("--decoder needs a latent model (a VAE); this is a pixel model")
+    text = TINY_DECODERS["sdxl" if "text_encoder_2" in model.components else "sd"] if spec == "tiny" else spec
+    path = Path(text).expanduser()
+    local = path.is_dir()
+    if not local and not (_HUB_ID.match(text) and not text.startswith((".", "~"))):
+        raise WeightsError(f"decoder {text} not found: pass tiny, an AutoencoderTiny folder or a hub id")
+    kwargs: dict[str, Any] = {"cache_dir": cache_dir}
+    if local_files_only is not None:
+        kwargs["local_files_only"] = local_files_only
+    try:
+        decoder = _quietly(AutoencoderTiny.from_pretrained, str(path) if local else text, low_cpu_mem_usage=False,
+                           **kwargs)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if local:
+            raise WeightsError(f"cannot load the decoder {text}: {reason}") from None
+        raise _not_found(text, reason, bool(local_files_only) or _offline()) from None
+    if decoder.config.latent_channels != model.unet.config.in_channels:
+        raise ConfigError(f"decoder {text} decodes {decoder.config.latent_channels}-channel latents; the model's "
+                          f"have {model.unet.config.in_channels}")
+    folder, commit = _part_folder(text, path if local else None, "", kwargs)
+    info = {"id": text, "source": "local" if local else "hub", "revision": commit, "class": "AutoencoderTiny",
+            "files": {file.name: file_sha256(file) for file in sorted(folder.iterdir())
+                      if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)} if folder else {}}
+    return decoder.to(device).eval().requires_grad_(False), info

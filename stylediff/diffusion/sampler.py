@@ -1,14 +1,16 @@
-"""The sampling loop around a diffusers ``UNet2DModel`` and scheduler (not a fork of diffusers): a
-short loop of numbered steps that knows no guidance rule. Each step hands a
+"""The sampling loop around a model adapter (:mod:`.models`: pixel or latent, conditioning and
+classifier-free guidance inside) and a diffusers scheduler (not a fork of diffusers): a short loop of
+numbered steps that knows no guidance rule and no kind of model. Each step hands a
 :class:`~.methods.base.StepContext` to the guidance method, which returns x_{t−1}; without a method
 (or at scale 0, or outside its window) a step is exactly the pipeline's ``scheduler.step``, so scale 0
-reproduces ``DDIMPipeline``/``DDPMPipeline``. A ``callback(dict)`` is called after every step (as
-k-diffusion's samplers do); :class:`HistoryRecorder` is one such callback.
+reproduces ``DDIMPipeline``/``DDPMPipeline``/``LDMPipeline``/``StableDiffusionPipeline``. A
+``callback(dict)`` is called after every step (as k-diffusion's samplers do); :class:`HistoryRecorder`
+is one such callback.
 
 The objective is any differentiable callable ``images (N, 3, H, W) in [0, 1] -> (N,)``, e.g.
-:func:`stylediff.losses.style_objective`. The sampler feeds it x̂0 clamped to [-1, 1] with a
-straight-through gradient (the loss sees a valid image, saturated pixels keep their gradient), mapped
-to [0, 1] and resized to the guidance size.
+:func:`stylediff.losses.style_objective`. The sampler feeds it the model's ``to_image(x̂0)`` (pixels
+clamped to [-1, 1] with a straight-through gradient, or the VAE's decoding of a latent x̂0, with
+gradient), resized to the guidance size.
 
 Seeds: each image has its own CPU generator (seed s), drawn per image exactly as diffusers draws from
 a list of generators; every other random draw (recurrence, Monte-Carlo variance, and the objective's
@@ -34,6 +36,7 @@ from ..errors import ConfigError, NumericalError, ResourceError
 from ..images import scaled_shape
 from ..seeding import ImageStreams, drawing_from, image_generators
 from .methods.base import GuidanceMethod, StepContext
+from .models import PixelModel
 from .schedule import Schedule, check_supported, is_ddim
 
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -82,6 +85,15 @@ class SampleOutput:
                    batches=[size for part in parts for size in (part.batches or [len(part.seeds)])])
 
 
+def _recording(ctx: StepContext, denoiser, t) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``ctx.unet``: the denoiser at t, keeping its classifier-free-guidance correction in ``ctx.correction``."""
+    def call(sample: torch.Tensor) -> torch.Tensor:
+        out, correction = denoiser(sample, t)
+        ctx.correction = None if correction is None else correction.detach()
+        return out
+    return call
+
+
 class HistoryRecorder:
     """A step callback that keeps what each step reported (timestep, guided, loss, step size)."""
 
@@ -93,16 +105,17 @@ class HistoryRecorder:
 
 
 class GuidedSampler:
-    """Sample ``unet`` with ``scheduler``, each step guided by ``method`` on ``objective``.
+    """Sample ``model`` (a :mod:`.models` adapter, or a bare pixel UNet) with ``scheduler``, each step
+    guided by ``method`` on ``objective``.
 
     ``sampler(seeds, num_inference_steps=50, eta=0.0)`` returns a :class:`SampleOutput`. Scheduler,
     steps and η belong to the sampler and are shared by every method, so a comparison of methods
     changes only the guidance rule.
     """
 
-    def __init__(self, unet, scheduler, objective: GuidanceLoss | None = None, method: GuidanceMethod | None = None,
+    def __init__(self, model, scheduler, objective: GuidanceLoss | None = None, method: GuidanceMethod | None = None,
                  guidance_size: int | None = None):
-        self.unet = unet
+        self.model = model if isinstance(model, PixelModel) else PixelModel(model)
         self.scheduler = scheduler
         self.objective = objective
         self.method = method
@@ -121,23 +134,22 @@ class GuidedSampler:
     # -- geometry ---------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return self.unet.device
+        return self.model.device
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
-        size = self.unet.config.sample_size
-        size = (size, size) if isinstance(size, int) else tuple(size)
-        return (self.unet.config.in_channels, *size)
+        return self.model.sample_shape
 
     def guidance_shape(self) -> tuple[int, int]:
-        h, w = self.sample_shape[1:]
+        h, w = self.model.image_shape
         side = self.guidance_size or default_guidance_size(max(h, w), getattr(self.objective, "min_size", 1))
         return scaled_shape((h, w), side)
 
     def to_objective_input(self, x0: torch.Tensor) -> torch.Tensor:
-        """Model-space x̂0 in [-1, 1] -> [0, 1] at the guidance size (straight-through clamp)."""
-        clamped = x0 + (x0.clamp(-1, 1) - x0).detach()
-        images = (clamped + 1) / 2
+        """Model-space x̂0 -> the model's image in [0, 1] at the guidance size."""
+        return self.resized(self.model.to_image(x0))
+
+    def resized(self, images: torch.Tensor) -> torch.Tensor:
         shape = self.guidance_shape()
         if tuple(images.shape[-2:]) != shape:
             images = F.interpolate(images, size=shape, mode="bilinear", align_corners=False,
@@ -149,11 +161,13 @@ class GuidedSampler:
         return torch.autocast(self.device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
                               enabled=precision != "fp32")
 
-    def _unet(self, precision: str) -> Callable[[torch.Tensor, Any], torch.Tensor]:
-        def call(x: torch.Tensor, t) -> torch.Tensor:
+    def _denoiser(self, precision: str) -> Callable[[torch.Tensor, Any], tuple]:
+        def call(x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor | None]:
             with self._autocast(precision):
-                out = self.unet(x, t).sample
-            return out.float() if precision != "fp32" else out
+                out, correction = self.model.denoise(x, t)
+            if precision != "fp32":
+                out, correction = out.float(), None if correction is None else correction.float()
+            return out, correction
         return call
 
     def _loss(self, precision: str, streams: ImageStreams) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -205,14 +219,15 @@ class GuidedSampler:
         generators = image_generators(seeds)
         generator = generators[0] if len(generators) == 1 else generators
         x = randn_tensor((len(seeds), *self.sample_shape), generator=generator, device=self.device,
-                         dtype=self.unet.dtype)
+                         dtype=self.model.dtype) * self.scheduler.init_noise_sigma
         # 2. the trajectory
         self.scheduler.set_timesteps(num_inference_steps)
         timesteps = self.scheduler.timesteps
         steps = len(timesteps)
         schedule = Schedule(self.scheduler, self.device)
         streams = ImageStreams(seeds)
-        unet, loss = self._unet(precision), self._loss(precision, streams) if self.objective is not None else None
+        denoiser = self._denoiser(precision)
+        loss = self._loss(precision, streams) if self.objective is not None else None
         state: dict = {}
         step_kwargs = {"eta": eta} if is_ddim(self.scheduler) else {}
         if self.method is not None:
@@ -231,11 +246,12 @@ class GuidedSampler:
                     g.set_state(saved)
                 return self.scheduler.step(model_output, t, sample, generator=generator, **step_kwargs)
 
-            ctx = StepContext(x=x, t=t, index=index, steps=steps, eta=eta, schedule=schedule,
-                              unet=lambda sample, t=t: unet(sample, t), loss=loss, scheduler_step=scheduler_step,
-                              noise=streams.normal, state=state)
+            ctx = StepContext(x=x, t=t, index=index, steps=steps, eta=eta, schedule=schedule, unet=None, loss=loss,
+                              scheduler_step=scheduler_step, noise=streams.normal, clamp=self.model.clamp,
+                              autoencode=self.model.autoencode, state=state)
+            ctx.unet = _recording(ctx, denoiser, t)
             guided = self.method is not None and self.method.active(index, steps)
-            x = self.method.step(ctx) if self.method is not None else scheduler_step(unet(x, t), x).prev_sample
+            x = self.method.step(ctx) if self.method is not None else scheduler_step(ctx.unet(x), x).prev_sample
             step_seconds.append(time.perf_counter() - tick)
             # 4. report the step
             info = {"step": index + 1, "t": int(t), "guided": guided, **ctx.record}
@@ -249,11 +265,11 @@ class GuidedSampler:
         if not torch.isfinite(x).all():
             raise NumericalError("sampling produced non-finite pixels: lower the guidance scale or set clip_grad")
         # 5. the images and their final loss
-        images = (x.float() / 2 + 0.5).clamp(0, 1)
+        images = self.model.final_images(x)
         losses = None
         if self.objective is not None:
             with drawing_from(streams):
-                losses = self.objective(self.to_objective_input(images * 2 - 1)).float().tolist()
+                losses = self.objective(self.resized(images)).float().tolist()
         return SampleOutput(images=images.cpu(), seeds=seeds, losses=losses, seconds=seconds,
                             step_seconds=step_seconds, history=recorder.records,
                             guidance_size=self.guidance_shape() if self.objective is not None else None,

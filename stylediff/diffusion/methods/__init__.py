@@ -43,7 +43,9 @@ def describe() -> list[dict[str, Any]]:
     """What ``stylediff methods`` prints: one dict per method (name, paper, reference code, whether the
     gradient goes through the UNet, evaluations of one guided pass and of a 50-step run at the
     defaults, passes per guided step, knobs, scale range, how the loss reads x̂0 here and in the
-    reference)."""
+    reference, what it does on latent models). On a model with classifier-free guidance a UNet
+    evaluation is one call on the doubled (CFG) batch; on a latent model an objective evaluation is
+    a VAE decode plus the loss (backward: through both)."""
     rows = []
     for name, cls in METHODS.items():
         method = cls()
@@ -59,5 +61,6 @@ def describe() -> list[dict[str, Any]]:
             "scale_range": list(cls.scale_range),
             "note": cls.note,
             "clamp": cls.clamp,
+            "latent": cls.latent_note,
         })
     return rows

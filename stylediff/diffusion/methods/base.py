@@ -66,13 +66,21 @@ class StepContext:
     eta: float
     schedule: Schedule
     unet: Callable[[torch.Tensor], torch.Tensor]
-    """x_t -> model output (autocast as configured); differentiable when x_t requires grad."""
+    """x_t -> model output, conditioning and classifier-free guidance folded in (autocast as configured);
+    differentiable when x_t requires grad."""
     loss: Callable[[torch.Tensor], torch.Tensor]
-    """model-space x̂0 in [-1, 1] -> objective per image ``(N,)`` (straight-through clamp, resize, [0, 1])."""
+    """model-space x̂0 -> objective per image ``(N,)`` of the model's image of it (``to_image``: pixels
+    clamped straight-through, or latents decoded with gradient), resized to the guidance size."""
     scheduler_step: Callable[[torch.Tensor, torch.Tensor], Any]
     """(model output, x_t) -> the scheduler's output, always drawing the unguided run's step noise."""
     noise: Callable[[tuple, str], torch.Tensor]
     """(shape of one image, purpose) -> one standard normal draw per image from its own stream."""
+    clamp: Callable[[torch.Tensor], torch.Tensor] = lambda x0: x0.clamp(-1, 1)
+    """A model-space x̂0 clamped to the model's valid range ([-1, 1] for pixels; latents are not clamped)."""
+    autoencode: Callable[[torch.Tensor], torch.Tensor] | None = None
+    """x̂0 -> encode(decode(x̂0)) through the model's autoencoder (latent models; MPGD's projection)."""
+    correction: torch.Tensor | None = None
+    """w·(ε_c − ε_u) of the last ``unet`` call's classifier-free guidance (None without CFG)."""
     state: dict = field(default_factory=dict)
     """Kept across the steps of one sampling call (e.g. a first step's normalisation ratio)."""
     record: dict = field(default_factory=dict)
@@ -161,11 +169,12 @@ def unet_gradient(ctx: StepContext, x: torch.Tensor, loss_of: Callable[[torch.Te
     return out.detach(), eps.detach(), x0.detach(), loss.detach(), grad
 
 
-def x0_gradient(ctx: StepContext, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss at x̂0 and ∇_{x̂0} (no UNet in the graph)."""
+def x0_gradient(ctx: StepContext, x0: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss at x̂0 (or at ``project(x̂0)``) and ∇_{x̂0} (no UNet in the graph)."""
     with torch.enable_grad():
         x0_in = x0.detach().requires_grad_(True)
-        loss = ctx.loss(x0_in)
+        loss = ctx.loss(x0_in if project is None else project(x0_in))
         grad = torch.autograd.grad(loss.sum(), x0_in)[0]
     return loss.detach(), grad
 
@@ -197,6 +206,8 @@ class GuidanceMethod:
     clamp: ClassVar[str] = "straight-through (the project's own rule)"
     """How the loss reads x̂0 here and in the reference: ``straight-through`` = the sampler's clamp to
     [-1, 1] whose gradient passes saturated pixels; ``in-graph`` = a plain clamp (no gradient there)."""
+    latent_note: ClassVar[str] = ""
+    """What the rule does on a latent model (ctx.loss decodes x̂0 with gradient) and how its reference does it."""
     search_factors: ClassVar[dict[str, float]] = {"scale": 2.0}
     """Knobs ``stylediff search`` multiplies, each by its factor, one child per knob per round."""
     search_start: ClassVar[dict[str, float]] = {}

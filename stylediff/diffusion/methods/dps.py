@@ -36,6 +36,7 @@ class DPSGuidance(GuidanceMethod):
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
     differentiates_unet = True
     clamp = "straight-through; reference: in-graph (clip_denoised in p_mean_variance)"
+    latent_note = "∇_{x_t}√L(decode(x̂0)) through decoder and UNet; the reference is pixel-space only"
     scale_range = (3.0, 90.0)
     scale: float = 15.0
     note = "the reference samples DDPM with 1000 steps; here the shared sampler (DDIM 50, eta 0 by default)"

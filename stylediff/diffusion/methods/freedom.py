@@ -14,6 +14,11 @@ Follows vvictoryuki/FreeDoM's pixel-space rule, ``Face-GD/functions/denoising.py
 * guidance only inside ``window``. Defaults are the style sampler's: guidance for t ∈ [300, 700]
   (window 0.3–0.7 of the trajectory), r = 3 for t ∈ [400, 700] (travel window 0.3–0.6).
 
+On a model with classifier-free guidance (Stable Diffusion) the step size is the reference's
+``SD_style`` rule: ρ_t = s·rms(w·(ε_c − ε_u))/rms(g), the size of the CFG correction of this step
+(``ctx.correction``; s = 0.2 there: pass ``--scale 0.2``), with g back through the VAE decoder, the
+UNet (on the CFG batch) and x_t (``decode_first_stage`` with gradient).
+
 Deviations: rms is per image (the reference's batch is one image); the reference's E is the unsquared
 Gram-residual norm, and with the RMS ratio E = L gives the same step; the reference always steps with
 the DDPM posterior (DDIM η = 1), here the sampler's η is used (0 by default).
@@ -48,6 +53,7 @@ class FreeDoMGuidance(GuidanceMethod):
     reference = "vvictoryuki/FreeDoM Face-GD/functions/denoising.py clip_ddim_diffusion; SD_style ddim.py"
     differentiates_unet = True
     clamp = "straight-through; reference: none (unclipped x̂0 to the energy and the update)"
+    latent_note = "SD_style: g through decoder, UNet (CFG batch) and x_t; with CFG ρ = s·rms(w(ε_c − ε_u))/rms(g), the reference's s = 0.2"
     scale_range = (0.03, 0.3)
     note = "the reference steps with the DDPM posterior (eta = 1); here the shared sampler's eta (0 by default)"
     scale: float = 0.1
@@ -75,5 +81,7 @@ class FreeDoMGuidance(GuidanceMethod):
         ab, ab_prev = schedule.alpha_bar(ctx.t), schedule.alpha_bar_prev(ctx.t, ctx.index)
         c1 = ab_prev.sqrt() * (1 - ab / ab_prev) / (1 - ab)
         target = self.scale * per_image_rms(eps.float()) * ((1 - ab) / ab).sqrt() * c1
+        if ctx.correction is not None:  # SD_style: the size of this step's CFG correction
+            target = self.scale * per_image_rms(ctx.correction.float())
         rho = target / per_image_rms(grad).clamp_min(1e-20)
         return ctx.finish(ctx.base_step(out, x), d_prev=-rho * grad)

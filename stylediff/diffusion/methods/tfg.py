@@ -15,6 +15,12 @@ Follows YWolfeee/Training-Free-Guidance ``methods/tfg.py`` ``TFGGuidance.guide_s
 * schedules over the n inference steps: s_i = α_i (increase), 1 − α_i (decrease) or 1 (constant), and
   ρ_i = ρ·s_i·n/Σ s (likewise μ_i), so that their mean over the trajectory is ρ (μ).
 
+On latent models: as the reference's Stable Diffusion tasks (``tasks/base.py``: the guider's processor
+is ``vae.decode(z / scaling_factor)``), both terms see L(decode(·)): ρ back through the decoder and the
+UNet, μ's iterations on z0 through the decoder only, γ's perturbations in latent space; x̂0 is not
+clamped (its ``clip_x0=False``; ``ctx.clamp`` is the identity for latents). Its SD style script uses
+ρ = 0.25, μ = 2, γ = 0.1, N_iter = 4, 100 steps, η = 1.
+
 ``scale`` multiplies ρ and μ (the strength one sweeps; the beam search of ``stylediff search`` tunes
 ρ, μ and γ themselves). Defaults: the repository's 32 px CIFAR-10 setting (ρ = 1, μ = 0.25,
 γ = 0.001, N_iter = 4, N_recur = 1, K = 1; increase/increase/decrease). With ρ = 0, N_iter = 1,
@@ -56,6 +62,7 @@ class TFGGuidance(GuidanceMethod):
     reference = "YWolfeee/Training-Free-Guidance methods/tfg.py TFGGuidance.guide_step"
     differentiates_unet = True
     clamp = "in-graph [-1, 1], as the reference (_predict_x0 with clip_x0=True)"
+    latent_note = "tasks/base.py decodes inside the guider: ρ through decoder and UNet, μ iterations on z0 through the decoder; latent x̂0 not clamped (its clip_x0=False)"
     scale_range = (0.3, 9.0)
     note = "the reference samples with DDIM eta = 1; here the shared sampler's eta (0 by default)"
     search_factors = {"rho": 2.0, "mu": 2.0, "variance": 10.0}  # TFG's searching.py: factors,
@@ -132,7 +139,7 @@ class TFGGuidance(GuidanceMethod):
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(rho > 0)
             out = ctx.unet(x_in)
-            x0 = ctx.split(out, x_in)[1].clamp(-1, 1)  # in the graph: _predict_x0 with clip_x0
+            x0 = ctx.clamp(ctx.split(out, x_in)[1])  # in the graph: _predict_x0 with clip_x0
             if rho > 0:
                 loss = self._smoothed(ctx, x0, offsets)
                 grad = ctx.check_finite(loss.detach(), torch.autograd.grad(loss.sum(), x_in)[0], self.scale)

@@ -25,6 +25,7 @@ class ThroughUNetGuidance(NormalisedGradient):
     paper = "stylediff's own rule (classifier guidance on L(x̂0(x_t)) with ‖ε̂‖/‖g‖ normalisation)"
     reference = "stylediff.diffusion.methods.through_unet"
     differentiates_unet = True
+    latent_note = "∇_{x_t} back through the decoder and the UNet (on the CFG batch), as on pixels"
     scale_range = (0.03, 0.3)
     scale: float = 0.1
 

@@ -10,6 +10,11 @@ gaussian_diffusion.py`` ``ddim_sample_operation`` (pixel space):
 * x_{t−1} = DDIM(x̂0*, ε̃), then self-recurrence: ``recurrence`` k passes, re-noising
   x_t = √(ᾱ_t/ᾱ_prev)·x_{t−1} + √(1 − ᾱ_t/ᾱ_prev)·z between them.
 
+On latent models: the reference's Stable Diffusion sampler (``stable-diffusion-guided/ldm/models/
+diffusion/ddim_with_grad.py`` ``DDIMSamplerWithGrad.sample``, ``guidance_3``) takes the same forward
+guidance through ``decode_first_stage_with_grad`` and the UNet on the CFG batch, and does not clamp
+the latent x̂0; here ``ctx.clamp`` is the identity for latents, so the rule is unchanged.
+
 Defaults: the style preset of its README (k = 6, no backward guidance, DDIM η = 0); the inner Adam's
 rate 0.01 is the scripts' ``--optim_lr``. Not ported: the per-image loss cutoff (1e-5, never reached
 by a style loss) and the warm start (off in the scripts).
@@ -33,6 +38,7 @@ class UniversalGuidance(GuidanceMethod):
     differentiates_unet = True
     clamp = ("straight-through; reference: none in the forward guidance (its clamp result is discarded), x̂0"
              " clamped before the update")
+    latent_note = "stable-diffusion-guided ddim_with_grad.py: forward guidance through decode_first_stage_with_grad and the UNet (CFG batch); latent x̂0 not clamped"
     scale_range = (30.0, 9000.0)
     scale: float = 500.0
     recurrence: int = 6
@@ -57,7 +63,7 @@ class UniversalGuidance(GuidanceMethod):
         grad = ctx.check_finite(loss, grad, self.scale)
         schedule = ctx.schedule
         eps_forward = eps + self.scale * schedule.sigma(ctx.t) * grad
-        x0 = schedule.x0_from_eps(x, eps_forward, ctx.t).clamp(-1, 1)
+        x0 = ctx.clamp(schedule.x0_from_eps(x, eps_forward, ctx.t))
         if self.inner_steps:
             x0 = self._backward_guidance(ctx, x0)
         ab = schedule.alpha_bar(ctx.t)
@@ -72,8 +78,8 @@ class UniversalGuidance(GuidanceMethod):
             optimiser = torch.optim.Adam([leaf], lr=self.inner_lr)
             for _ in range(self.inner_steps):
                 with torch.no_grad():
-                    leaf.clamp_(-1, 1)
+                    leaf.copy_(ctx.clamp(leaf))
                 optimiser.zero_grad(set_to_none=True)
                 ctx.loss(leaf).sum().backward()
                 optimiser.step()
-        return leaf.detach().clamp(-1, 1)
+        return ctx.clamp(leaf.detach())
