@@ -24,7 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylediff.plan import build, load_config  # noqa: E402
+import yaml  # noqa: E402
+from snakemake.utils import update_config  # noqa: E402
+
+from stylediff.plan import build  # noqa: E402
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
@@ -85,7 +88,10 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
     log = args.log or max(Path(".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
-    plan = build(load_config("config.yaml", args.preset))
+    config = yaml.safe_load(Path("config.yaml").read_text())
+    if args.preset and args.preset != config["preset"]:  # as the Snakefile's `configfile:` lays the preset over it
+        update_config(config, yaml.safe_load(Path("config", f"{args.preset}.yaml").read_text()))
+    plan = build(config)
     results = args.results or Path(plan.results)
     rows = job_rows(plan, results)
     experiments = sorted({row["experiment"] for row in rows})

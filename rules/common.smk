@@ -8,7 +8,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The checkout's package, whether or not it is installed (also with --directory elsewhere).
+# The checkout's package plans the runs, whether or not it is installed (also with --directory elsewhere);
+# the jobs run the installed `stylediff` command (the conda environment's with --sdm conda).
 BASEDIR = str(Path(workflow.basedir).resolve())
 if BASEDIR not in sys.path:
     sys.path.insert(0, BASEDIR)
@@ -79,17 +80,11 @@ except StylediffError as exc:
     config_error(str(exc))
 EXPERIMENTS = list(config["experiments"])
 RESULTS, REPORT = PLAN.results, PLAN.report
+PUBLISH = str(config.get("publish_dir", "report")).rstrip("/")
 THREADS = config["threads"]
-PYTHON = shlex.quote(sys.executable)
-def python_entry(module):
-    """Shell command running ``module.main`` of this checkout with Snakemake's Python."""
-    code = f"import sys; sys.path.insert(0, {BASEDIR!r}); from {module} import main; sys.exit(main())"
-    return f"{PYTHON} -c {shlex.quote(code)}"
-
-
-STYLEDIFF = config.get("stylediff") or python_entry("stylediff.cli")
-"""The CLI of this checkout, run with Snakemake's Python (or the configured command)."""
-DATASETS = python_entry("stylediff.datasets")
+STYLEDIFF = config.get("stylediff") or "stylediff"
+"""The command running the CLI: the installed `stylediff` (or the configured command)."""
+DATASETS = "python -m stylediff.datasets"
 THREAD_ENV = f"OMP_NUM_THREADS={THREADS} MKL_NUM_THREADS={THREADS}"
 LPIPS_ENV = f"TORCH_HOME={shlex.quote(str(config['lpips_torch_home']))}" if config.get("lpips_torch_home") else ""
 CATEGORIES = {"inversion": "Feature inversion", "texture": "Texture synthesis", "transfer": "Style transfer",
@@ -157,13 +152,16 @@ def figure_outputs(experiment):
                    category=CATEGORIES[experiment]) for name in PLAN.figures(experiment)]
 
 
+REPORT_FILES = [
+    f"{REPORT}/{name}" for experiment in EXPERIMENTS for name in [f"{experiment}_summary.md"] + PLAN.figures(experiment)
+]
+"""What `snakemake publish` copies into PUBLISH: every summary and figure."""
 ALL_TARGETS = [
     target
     for experiment in EXPERIMENTS
     for target in PLAN.outputs(experiment) + PLAN.outputs(experiment, ".metrics.json")
-    + [f"{RESULTS}/tables/{experiment}.csv", f"{REPORT}/{experiment}_summary.md"]
-    + [f"{REPORT}/{name}" for name in PLAN.figures(experiment)]
-] + ([f"{REPORT}/results.md"] if config.get("findings") else [])
+    + [f"{RESULTS}/tables/{experiment}.csv"]
+] + REPORT_FILES + ([f"{REPORT}/findings.md"] if config.get("findings") else [])
 """Every run's image and metrics (so a deleted one is made again), every table, summary and figure."""
 
 

@@ -63,20 +63,39 @@ for experiment in EXPERIMENTS:
 if config.get("findings"):
 
     rule findings:
-        """The claims as statistics from every table: REPORT/results.md (and the README's Results)."""
+        """The claims as statistics from every table: REPORT/findings.md (figure links relative to it)."""
         input:
             tables=[f"{RESULTS}/tables/{experiment}.csv" for experiment in EXPERIMENTS],
             figures=[f"{REPORT}/{name}" for experiment in EXPERIMENTS for name in PLAN.figures(experiment)],
         output:
-            f"{REPORT}/results.md",
+            f"{REPORT}/findings.md",
         params:
             tables=" ".join(f"{experiment}={RESULTS}/tables/{experiment}.csv" for experiment in EXPERIMENTS),
-            readme="--readme README.md" if config.get("readme") else "",
             preset=config["preset"],
         conda:
             "../envs/stylediff.yaml"
         log:
             f"{RESULTS}/logs/findings.log",
         shell:
-            f"{STYLEDIFF} findings --table {{params.tables}} --out {{output}} {{params.readme}} "
-            "--preset {params.preset} > {log} 2>&1"
+            f"{STYLEDIFF} findings --table {{params.tables}} --out {{output}} --preset {{params.preset}} "
+            "> {log} 2>&1"
+
+
+rule publish:
+    """The one step that writes tracked files, run on purpose (`snakemake publish --cores 2`): copies the
+    summaries and figures into PUBLISH (report/ for the quick preset); with `readme: true`, also writes
+    docs/results.md and splices the results into README.md between its markers. No declared output: the
+    target is always run when named, and never by the default target."""
+    input:
+        files=REPORT_FILES,
+        tables=[f"{RESULTS}/tables/{experiment}.csv" for experiment in EXPERIMENTS],
+    params:
+        findings=(" --table " + " ".join(f"{experiment}={RESULTS}/tables/{experiment}.csv" for experiment in EXPERIMENTS)
+                  + f" --page docs/results.md --readme README.md --preset {config['preset']}")
+        if config.get("readme") else "",
+    conda:
+        "../envs/stylediff.yaml"
+    log:
+        f"{RESULTS}/logs/publish.log",
+    shell:
+        f"{STYLEDIFF} publish --files {{input.files}} --to {PUBLISH}{{params.findings}} > {{log}} 2>&1"

@@ -30,7 +30,8 @@ class Plan:
     config: dict
     runs: Any = None  # pandas.DataFrame
     results: str = "results"
-    report: str = "report"
+    report: str = "results/report"
+    """Where the run's summaries, figures and findings go (under ``results``; `snakemake publish` copies them)."""
     values: dict[str, dict[str, dict]] = field(default_factory=dict)
     """{experiment: {run id: {axis: config value}}} (lists and paths as in the config)."""
 
@@ -181,8 +182,8 @@ def build(config: dict) -> Plan:
     """The plan of ``config`` (a merged, validated workflow config)."""
     import pandas as pd
 
-    plan = Plan(config=config, results=str(config.get("results_dir", "results")).rstrip("/"),
-                report=str(config.get("report_dir", "report")).rstrip("/"))
+    results = str(config.get("results_dir", "results")).rstrip("/")
+    plan = Plan(config=config, results=results, report=f"{results}/report")
     rows = []
     for name in config["experiments"]:
         spec = lookup(name)
@@ -201,26 +202,3 @@ def build(config: dict) -> Plan:
                          "job": plan.job_of(name, run), "output": plan.output(name, run)})
     plan.runs = pd.DataFrame(rows)
     return plan
-
-
-def load_config(path: str | Path = "config.yaml", preset: str | None = None) -> dict:
-    """config.yaml with ``config/<preset>.yaml`` laid over it, as the Snakefile merges them."""
-    import yaml
-
-    path = Path(path)
-    config = yaml.safe_load(path.read_text())
-    preset = preset or config.get("preset", "quick")
-    preset_file = path.parent / "config" / f"{preset}.yaml"
-    if preset_file.is_file():
-        config = _merged(config, yaml.safe_load(preset_file.read_text()))
-    elif preset != config.get("preset"):
-        raise ConfigError(f"unknown preset {preset!r}: no {preset_file}")
-    return config
-
-
-def _merged(base: dict, over: dict) -> dict:
-    """Snakemake's ``update_config``: nested dicts merge, everything else is replaced."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out

@@ -7,9 +7,9 @@ relu1_1 … relu5_1 by every loss, not only the one it was optimised with (norma
 fixed seed restarted before each image, so the distance is deterministic). The plain Gram distance
 ‖G(x) − G(s)‖_F / ‖G(s)‖_F is reported too.
 
-LPIPS (torchmetrics, with the backbones of :mod:`stylediff.lpips`): ``lpips="auto"`` computes it when
-the backbone files are there (downloading them when online) and otherwise skips it with one line saying
-so; ``"true"`` fails fast without them; never random weights. Images whose shorter side is below 64 px
+LPIPS (torchmetrics, through :mod:`stylediff.lpips`, on the backbones :mod:`stylediff.backbones` finds):
+``lpips="auto"`` computes it when the backbone files are there (downloading them when online, with a
+timeout) and otherwise skips it with one line saying so; ``"true"`` fails fast without them; never random weights. Images whose shorter side is below 64 px
 are upsampled to 64 px for LPIPS.
 """
 
@@ -23,13 +23,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .backbones import backbone_path, ensure_backbone
 from .errors import ConfigError, WeightsError
 from .heldout import HeldOut
 from .images import load_image, resize
 from .io import read_json
 from .layers import STYLE_LAYERS_GATYS, check_layers
 from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
-from .lpips import LPIPS_NETS, check_lpips_backbone, lpips_backbone_path
+from .lpips import LPIPS_NETS, lpips_metric
 from .networks.vgg19 import load_vgg19
 from .seeding import ImageStreams, drawing_from
 
@@ -91,7 +92,7 @@ class Scorer:
         else:
             try:
                 for net in LPIPS_NETS:  # fail (or decide to skip) before any work
-                    check_lpips_backbone(net)
+                    ensure_backbone(net)
             except WeightsError as exc:
                 if self.lpips == "true":
                     raise
@@ -118,17 +119,12 @@ class Scorer:
 
     def lpips_net(self, net: str):
         if net not in self._lpips:
-            check_lpips_backbone(net)
-            from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-            metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).to(self.device)
-            metric.eval()
-            self._lpips[net] = metric
+            self._lpips[net] = lpips_metric(net, self.device)
         return self._lpips[net]
 
     def provenance(self) -> dict[str, Any]:
         out: dict[str, Any] = {"vgg19": self.vgg.provenance()}
-        out["lpips"] = ({net: str(lpips_backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
+        out["lpips"] = ({net: str(backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
                         else {"skipped": self.lpips_skipped})
         out["heldout"] = self.held_out.provenance()
         if self._reference_features:

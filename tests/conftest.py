@@ -66,3 +66,16 @@ def tiny_ddpm_dir(tmp_path_factory) -> Path:
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = (a - b).pow(2).mean().item()
     return 10 * np.log10(1.0 / mse)
+
+
+def preset_config(preset: str = "quick") -> dict:
+    """config.yaml with config/<preset>.yaml laid over it by Snakemake's own merge (what the Snakefile's
+    ``configfile:`` directives do)."""
+    import yaml
+    from snakemake.utils import update_config
+
+    root = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    if preset != "quick":
+        update_config(config, yaml.safe_load((root / "config" / f"{preset}.yaml").read_text()))
+    return config

@@ -1,4 +1,4 @@
-"""The metrics (stylediff.metrics, .scorer, .lpips, .metrics_document) and the `stylediff metrics` verb."""
+"""The metrics (stylediff.metrics, .scorer, .lpips, .backbones, .metrics_document) and the `stylediff metrics` verb."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylediff.backbones import backbone_path, ensure_backbone
 from stylediff.errors import ConfigError, WeightsError
 from stylediff.images import load_image, save_image
 from stylediff.io import write_json
 from stylediff.losses import STYLE_LOSSES
-from stylediff.lpips import LPIPS_NETS, check_lpips_backbone, lpips_backbone_path
+from stylediff.lpips import LPIPS_NETS
 from stylediff.metrics_document import image_metrics
 from stylediff.scorer import METRIC_LAYERS, Scorer, gram_distances
 
 ROOT = Path(__file__).resolve().parents[1]
-HAVE_LPIPS = all(lpips_backbone_path(net).is_file() for net in LPIPS_NETS)
+HAVE_LPIPS = all(backbone_path(net).is_file() for net in LPIPS_NETS)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_gram_distance_is_relative_frobenius(scorer):
 def test_missing_lpips_backbone_is_a_one_line_weights_error(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(WeightsError) as info:
-        check_lpips_backbone("vgg")
+        ensure_backbone("vgg", download=False)
     message = str(info.value)
     assert "\n" not in message and "vgg16-397923af.pth" in message and str(tmp_path) in message
     assert "stylediff weights fetch" in message
@@ -72,11 +73,11 @@ def test_missing_lpips_backbone_is_a_one_line_weights_error(monkeypatch, tmp_pat
 def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, capsys):
     """No backbone files and no download (torchvision's URL pointed nowhere): `auto` scores everything
     else, says once why LPIPS is missing and records it; `true` fails; `false` is silent."""
-    import stylediff.lpips as lpips
+    from stylediff import backbones
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(lpips, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
-                                                      for net in lpips.TORCHVISION_URLS})
+    monkeypatch.setattr(backbones, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
+                                                        for net in backbones.TORCHVISION_URLS})
     scorer = Scorer(lpips="auto", heldout=False)
     err = capsys.readouterr().err
     assert not scorer.lpips_on and err.count("\n") == 1 and "LPIPS skipped" in err

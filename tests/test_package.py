@@ -124,7 +124,7 @@ def test_build_parser_in_a_fresh_interpreter_lists_every_verb():
     code = "from stylediff.cli import build_parser; print(sorted(build_parser()._subparsers._group_actions[0].choices))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert eval(out) == sorted(["invert", "texture", "transfer", "sample", "search", "plan", "metrics", "aggregate",
-                                "figures", "findings", "layers", "methods", "weights", "batch"])
+                                "figures", "findings", "publish", "layers", "methods", "weights", "batch"])
 
 
 def test_registry_lookup_fails_in_one_line_and_get_is_dicts():

