@@ -32,10 +32,13 @@ LITERAL = {"classifier", "ugd", "mpgd", "tfg"}
 """Rules whose scale 1 is the log-likelihood gradient taken literally (the others normalise it away)."""
 
 
-def sample(method: str, scale: float, seeds: list[int], steps: int, data_std: float, loss: QuadraticLoss,
-           knobs: dict) -> torch.Tensor:
-    scheduler = make_scheduler("ddim", {"num_train_timesteps": 1000, "beta_schedule": "linear",
-                                        "clip_sample": False, "prediction_type": "epsilon"})
+def sample(
+    method: str, scale: float, seeds: list[int], steps: int, data_std: float, loss: QuadraticLoss, knobs: dict
+) -> torch.Tensor:
+    scheduler = make_scheduler(
+        "ddim",
+        {"num_train_timesteps": 1000, "beta_schedule": "linear", "clip_sample": False, "prediction_type": "epsilon"},
+    )
     unet = GaussianDenoiser(scheduler.alphas_cumprod, mean=0.0, std=data_std)
     guidance = None if method == "unguided" else make_method(method, scale=scale, **knobs)
     out = GuidedSampler(unet, scheduler, loss, guidance, guidance_size=4)(seeds, steps, progress=False)
@@ -57,9 +60,11 @@ def main() -> None:
     mean_star, std_star = tilted_moments(0.0, args.std, args.target, args.weight)
     scales = [float(s) for s in args.scales.split(",")]
     base = sample("unguided", 0, seeds, args.steps, args.std, loss, {})
-    print(f"exact tilted target: mean {mean_star:.4f}, std {std_star:.4f}; unguided samples: mean "
-          f"{base.mean():.4f}, std {base.std():.4f} (data: 0, {args.std}; {args.images} images, DDIM "
-          f"{args.steps} steps, η = 0)\n")
+    print(
+        f"exact tilted target: mean {mean_star:.4f}, std {std_star:.4f}; unguided samples: mean "
+        f"{base.mean():.4f}, std {base.std():.4f} (data: 0, {args.std}; {args.images} images, DDIM "
+        f"{args.steps} steps, η = 0)\n"
+    )
     print("| method | at scale 1: mean (bias), std | closest to the tilted mean: scale, mean (bias), std |")
     print("|---|---|---|")
     for name in METHODS:

@@ -25,6 +25,7 @@ Usage (about 15 CPU minutes for two models at N=512 on one thread):
       --models models/ddpm-emoji-32 models/ddpm-emoji-faces-32 --data /work/demo-model/faces32.npz \
       --n 512 --out bench/results/demo_model_quality.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,7 @@ def sample_model(path: str, n: int, steps: int, batch: int, seed: int) -> tuple[
     loop and decodes them with ``decode(z / scaling_factor)``, as diffusers' ``LDMPipeline`` does."""
     import diffusers
     from diffusers import DDIMScheduler, DDPMPipeline, UNet2DModel
+
     vae = None
     if _is_latent(path):
         index = json.loads((Path(path) / "model_index.json").read_text())
@@ -77,13 +79,22 @@ def sample_model(path: str, n: int, steps: int, batch: int, seed: int) -> tuple[
                 x = vae.decode(x / vae.config.scaling_factor).sample
         out.append(((x.clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy())
     images = (np.concatenate(out) * 255).round().astype(np.uint8)
-    info = {"path": str(path), "params": sum(p.numel() for p in unet.parameters()),
-            "prediction_type": ddim.config.prediction_type,
-            "beta_schedule": ddim.config.beta_schedule, "sampling_seconds": round(time.time() - t0, 1)}
+    info = {
+        "path": str(path),
+        "params": sum(p.numel() for p in unet.parameters()),
+        "prediction_type": ddim.config.prediction_type,
+        "beta_schedule": ddim.config.beta_schedule,
+        "sampling_seconds": round(time.time() - t0, 1),
+    }
     if vae is not None:
-        info.update({"latent_shape": [unet.config.in_channels, size, size], "vae_class": type(vae).__name__,
-                     "vae_params": sum(p.numel() for p in vae.parameters()),
-                     "scaling_factor": vae.config.scaling_factor})
+        info.update(
+            {
+                "latent_shape": [unet.config.in_channels, size, size],
+                "vae_class": type(vae).__name__,
+                "vae_params": sum(p.numel() for p in vae.parameters()),
+                "scaling_factor": vae.config.scaling_factor,
+            }
+        )
         info["vae"] = vae
     return images, info
 
@@ -97,7 +108,7 @@ def reconstruction_psnr(vae, images: np.ndarray) -> float:
         rec = vae.decode(z).sample
     rec = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(0, 2, 3, 1).numpy()
     mse = ((rec - images.astype(np.float64)) ** 2).reshape(len(images), -1).mean(1)
-    return float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
+    return float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
 
 
 def noto_glyphs(size: int = 32) -> np.ndarray:
@@ -105,6 +116,7 @@ def noto_glyphs(size: int = 32) -> np.ndarray:
     crop 4 px each side horizontally, Lanczos to 32 px), kept when drawn and when the corners are white."""
     from fontTools.ttLib import TTFont
     from PIL import Image, ImageDraw, ImageFont
+
     font = ImageFont.truetype(NOTO_FONT, 109)
     keep = []
     for cp in sorted(TTFont(NOTO_FONT).getBestCmap()):
@@ -125,7 +137,7 @@ def features(vgg, images: np.ndarray, batch: int = 64) -> torch.Tensor:
     """uint8 (N,H,W,3) -> (N, 1536) float64: per-channel mean and std of relu3_1, relu4_1 at 64 px."""
     out = []
     for b in range(0, len(images), batch):
-        x = torch.from_numpy(images[b:b + batch]).permute(0, 3, 1, 2).float() / 255
+        x = torch.from_numpy(images[b : b + batch]).permute(0, 3, 1, 2).float() / 255
         x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False)
         with torch.no_grad():
             acts = vgg(x, list(LAYERS))
@@ -149,8 +161,11 @@ def kid(fx: torch.Tensor, fy: torch.Tensor, subset: int, n_subsets: int, seed: i
         kxx = (x @ x.T / d + 1) ** 3
         kyy = (y @ y.T / d + 1) ** 3
         kxy = (x @ y.T / d + 1) ** 3
-        mmd = ((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
-               + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean())
+        mmd = (
+            (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+            + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+            - 2 * kxy.mean()
+        )
         vals.append(mmd.item())
     return float(np.mean(vals)), float(np.std(vals))
 
@@ -175,15 +190,18 @@ def nn_rmse(x: np.ndarray, y: np.ndarray, same: bool = False) -> float:
 
 def save_grid(images: np.ndarray, path: Path, cols: int = 8):
     from PIL import Image
-    images = images[:cols * cols]
-    rows = [np.concatenate(list(images[r * cols:(r + 1) * cols]), axis=1) for r in range(len(images) // cols)]
+
+    images = images[: cols * cols]
+    rows = [np.concatenate(list(images[r * cols : (r + 1) * cols]), axis=1) for r in range(len(images) // cols)]
     grid = np.concatenate(rows, axis=0)
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", required=True, help="DDPMPipeline folders, or LDMPipeline-style latent folders")
+    p.add_argument(
+        "--models", nargs="+", required=True, help="DDPMPipeline folders, or LDMPipeline-style latent folders"
+    )
     p.add_argument("--data", required=True, help="faces32.npz from tools/train_demo_ddpm.py prepare")
     p.add_argument("--n", type=int, default=512, help="samples per model (and noise images)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps (eta 0)")
@@ -204,6 +222,7 @@ def main(argv=None):
     grid_dir.mkdir(parents=True, exist_ok=True)
 
     from stylediff.networks.vgg19 import load_vgg19
+
     vgg = load_vgg19("caffe")
     data = np.load(args.data)
     refs = {"faces-train": data["train"]}
@@ -240,12 +259,22 @@ def main(argv=None):
         results[row] = {"n": len(rows[row])}
         for ref, fref in ref_feats.items():
             k_mean, k_std = kid(z(fr), z(fref), args.kid_subset, args.kid_subsets, args.seed)
-            results[row][ref] = {"kid": k_mean, "kid_std": k_std, "nn_cos": nn_cosine(fr, fref),
-                                 "nn_rmse": nn_rmse(rows[row], refs[ref])}
+            results[row][ref] = {
+                "kid": k_mean,
+                "kid_std": k_std,
+                "nn_cos": nn_cosine(fr, fref),
+                "nn_rmse": nn_rmse(rows[row], refs[ref]),
+            }
     # leave-one-out baselines: each training image against the other training images
-    results["faces-train (leave-one-out)"] = {"n": len(refs["faces-train"]), "faces-train": {
-        "kid": None, "kid_std": None, "nn_cos": nn_cosine(ref_feats["faces-train"], ref_feats["faces-train"], same=True),
-        "nn_rmse": nn_rmse(refs["faces-train"], refs["faces-train"], same=True)}}
+    results["faces-train (leave-one-out)"] = {
+        "n": len(refs["faces-train"]),
+        "faces-train": {
+            "kid": None,
+            "kid_std": None,
+            "nn_cos": nn_cosine(ref_feats["faces-train"], ref_feats["faces-train"], same=True),
+            "nn_rmse": nn_rmse(refs["faces-train"], refs["faces-train"], same=True),
+        },
+    }
     order.append("faces-train (leave-one-out)")
 
     head = f"{'set':<30}{'n':>5}"
@@ -266,16 +295,36 @@ def main(argv=None):
     record = {
         "what": "unguided DDIM samples of the demo diffusion models vs real images, fixed VGG-19 features (not Inception KID)",
         "features": "stylediff.networks.vgg19 load_vgg19('caffe'), input bilinear-upsampled 32->64 px, per-channel mean+std "
-                    "of relu3_1 and relu4_1 (1536-d); KID on features with each block divided by its RMS over faces-train",
+        "of relu3_1 and relu4_1 (1536-d); KID on features with each block divided by its RMS over faces-train",
         "kid": f"unbiased MMD^2, kernel (x.y/d+1)^3, {args.kid_subsets} subsets of min({args.kid_subset}, n) per set",
         "sampling": f"DDIM {args.steps} steps, eta 0, seeds {args.seed}+batch offset, batch {args.batch}, "
-                    f"{args.threads} thread(s)",
-        "references": {k: len(v) for k, v in refs.items()}, "data": str(args.data), "models": model_info,
-        "results": results, "order": order, "seconds": round(time.time() - t_start, 1),
+        f"{args.threads} thread(s)",
+        "references": {k: len(v) for k, v in refs.items()},
+        "data": str(args.data),
+        "models": model_info,
+        "results": results,
+        "order": order,
+        "seconds": round(time.time() - t_start, 1),
         "machine": {"platform": platform.platform(), "torch": torch.__version__, "threads": args.threads},
-        "command": "python bench/demo_model_quality.py " + " ".join(
-            ["--models"] + args.models + ["--data", args.data, "--n", str(args.n), "--steps", str(args.steps),
-                                            "--batch", str(args.batch), "--seed", str(args.seed), "--out", args.out]),
+        "command": "python bench/demo_model_quality.py "
+        + " ".join(
+            ["--models"]
+            + args.models
+            + [
+                "--data",
+                args.data,
+                "--n",
+                str(args.n),
+                "--steps",
+                str(args.steps),
+                "--batch",
+                str(args.batch),
+                "--seed",
+                str(args.seed),
+                "--out",
+                args.out,
+            ]
+        ),
     }
     out.write_text(json.dumps(record, indent=1))
     print(f"\nwrote {out} and grids in {grid_dir} ({record['seconds']:.0f} s)")

@@ -46,7 +46,8 @@ def engine_step(vgg, size, device, steps, loss):
     objective = style_objective(vgg, style, list(STYLE_LAYERS_GATYS), loss)
     short = max(1, steps // 4)
     return (engine_seconds(objective, size, device, steps) - engine_seconds(objective, size, device, short)) / (
-        steps - short)
+        steps - short
+    )
 
 
 def main():
@@ -76,10 +77,13 @@ def main():
             b, e, r = statistics.median(bare), statistics.median(engine), statistics.median(paired)
             low, high = min(paired), max(paired)
             ratios.append((size, loss, r))
-            print(f"| {size} px | {loss} | {b * 1e3:.1f} | {e * 1e3:.1f} | {r:.2f} ({low:.2f}–{high:.2f}) |",
-                  flush=True)
-    print(f"peak RSS {peak_rss_mb():.0f} MiB" + (f", CUDA max allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
-                                                if device.type == "cuda" else ""))
+            print(
+                f"| {size} px | {loss} | {b * 1e3:.1f} | {e * 1e3:.1f} | {r:.2f} ({low:.2f}–{high:.2f}) |", flush=True
+            )
+    print(
+        f"peak RSS {peak_rss_mb():.0f} MiB"
+        + (f", CUDA max allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if device.type == "cuda" else "")
+    )
     print("engine step / bare VGG fwd+bwd: " + ", ".join(f"{s} px {loss} {r:.2f}" for s, loss, r in ratios))
 
 

@@ -43,10 +43,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     vgg = load_vgg19()
     layers = list(STYLE_LAYERS_GATYS)
-    settings = {"one scale": OptimizeConfig(steps=args.one_scale_steps, init="mean", progress=False),
-                "coarse to fine": OptimizeConfig(steps=args.steps, init="mean", progress=False,
-                                                 scales=coarse_to_fine(args.size))}
-    print("| style | setting | optimisation s | Gram distance to the style as read | layout_copy |\n|---|---|---|---|---|")
+    settings = {
+        "one scale": OptimizeConfig(steps=args.one_scale_steps, init="mean", progress=False),
+        "coarse to fine": OptimizeConfig(
+            steps=args.steps, init="mean", progress=False, scales=coarse_to_fine(args.size)
+        ),
+    }
+    print(
+        "| style | setting | optimisation s | Gram distance to the style as read | layout_copy |\n|---|---|---|---|---|"
+    )
     for name in args.styles.split(","):
         path = ROOT / "data" / "styles" / f"{name}.jpg"
         at_output = load_image(path, args.size)
@@ -59,8 +64,11 @@ def main() -> None:
             gram = gram_distances(vgg(result.image, layers), style_features, layers)["gram_dist_mean"]
             copy = layout_copy(result.image, at_output)
             save_image(result.image, out / f"{name}_{setting.replace(' ', '_')}.png")
-            print(f"| {name} | {setting} ({json.dumps(list(config.scales) + [args.size])} px) | {seconds:.1f} | "
-                  f"{gram:.3f} | {copy:.2f} |", flush=True)
+            print(
+                f"| {name} | {setting} ({json.dumps(list(config.scales) + [args.size])} px) | {seconds:.1f} | "
+                f"{gram:.3f} | {copy:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

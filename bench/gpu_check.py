@@ -40,13 +40,22 @@ def church_like(sample_size: int, smoke: bool):
     from diffusers import DDPMScheduler, UNet2DModel
 
     if smoke:
-        unet = UNet2DModel(sample_size=sample_size, block_out_channels=(32, 32), layers_per_block=1, norm_num_groups=8,
-                           down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+        unet = UNet2DModel(
+            sample_size=sample_size,
+            block_out_channels=(32, 32),
+            layers_per_block=1,
+            norm_num_groups=8,
+            down_block_types=("DownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "UpBlock2D"),
+        )
     else:
-        unet = UNet2DModel(sample_size=sample_size, block_out_channels=(128, 128, 256, 256, 512, 512),
-                           layers_per_block=2,
-                           down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
-                           up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4)
+        unet = UNet2DModel(
+            sample_size=sample_size,
+            block_out_channels=(128, 128, 256, 256, 512, 512),
+            layers_per_block=2,
+            down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4,
+        )
     return unet.eval().requires_grad_(False), dict(DDPMScheduler(num_train_timesteps=1000).config)
 
 
@@ -65,8 +74,13 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
-    report: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-                    "torch": torch.__version__, "smoke": args.smoke, "sampling": [], "texture": None}
+    report: dict = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "torch": torch.__version__,
+        "smoke": args.smoke,
+        "sampling": [],
+        "texture": None,
+    }
     size, steps, batches = (16, 2, (1, 2)) if args.smoke else (256, 50, (1, 4, 8))
     precisions = ("fp32", "bf16")
     try:
@@ -75,8 +89,10 @@ def main() -> None:
     except StylediffError as exc:
         unet, scheduler_config = church_like(size, args.smoke)
         unet = unet.to(device)
-        source = {"id": "random weights, google/ddpm-ema-church-256's architecture" if not args.smoke
-                  else "tiny random UNet", "reason": str(exc)}
+        source = {
+            "id": "random weights, google/ddpm-ema-church-256's architecture" if not args.smoke else "tiny random UNet",
+            "reason": str(exc),
+        }
     report["model"] = source
     from stylediff.diffusion.schedule import make_scheduler
 
@@ -98,9 +114,16 @@ def main() -> None:
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds = time.perf_counter() - tick
-                report["sampling"].append({"method": name, "precision": precision, "batch": batch,
-                                           "seconds_per_image": seconds / batch, "peak_cuda_mb": peak_mb(device),
-                                           "batches_run": result.batches})
+                report["sampling"].append(
+                    {
+                        "method": name,
+                        "precision": precision,
+                        "batch": batch,
+                        "seconds_per_image": seconds / batch,
+                        "peak_cuda_mb": peak_mb(device),
+                        "batches_run": result.batches,
+                    }
+                )
                 print(f"sample {name:13s} {precision} batch {batch}: {seconds / batch:.2f} s/image", flush=True)
                 if batch == batches[-1] and precision == "fp32":
                     save_image(result.images[:1], out / f"sample_{name}.png")
@@ -110,10 +133,21 @@ def main() -> None:
         side = 64 if args.smoke else 512
         style = load_image(STYLE, side).to(device)
         tick = time.perf_counter()
-        result = synthesize_texture(vgg, style, list(STYLE_LAYERS_GATYS), "gram", tuple(style.shape[-2:]),
-                                    OptimizeConfig(steps=5 if args.smoke else 100, init="mean", progress=False))
-        report["texture"] = {"side": side, "steps": len(result.history) - 1, "seconds": time.perf_counter() - tick,
-                             "final_loss": result.final.get("loss"), "peak_cuda_mb": peak_mb(device)}
+        result = synthesize_texture(
+            vgg,
+            style,
+            list(STYLE_LAYERS_GATYS),
+            "gram",
+            tuple(style.shape[-2:]),
+            OptimizeConfig(steps=5 if args.smoke else 100, init="mean", progress=False),
+        )
+        report["texture"] = {
+            "side": side,
+            "steps": len(result.history) - 1,
+            "seconds": time.perf_counter() - tick,
+            "final_loss": result.final.get("loss"),
+            "peak_cuda_mb": peak_mb(device),
+        }
         save_image(result.image, out / "texture.png")
         print(f"texture {side} px: {report['texture']['seconds']:.1f} s", flush=True)
 

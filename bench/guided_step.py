@@ -46,8 +46,9 @@ def main() -> None:
     model = load_model(args.model, device)
     unet = model.unet
     side = default_guidance_size(max(model.sample_size), min_input_size(STYLE_LAYERS_GATYS))
-    objective = style_objective(load_vgg19(device=device), load_image(args.style, side).to(device),
-                                list(STYLE_LAYERS_GATYS))
+    objective = style_objective(
+        load_vgg19(device=device), load_image(args.style, side).to(device), list(STYLE_LAYERS_GATYS)
+    )
     scheduler = model.scheduler("ddim")
     scheduler.set_timesteps(50)
     t = scheduler.timesteps[10]
@@ -67,28 +68,42 @@ def main() -> None:
         im = images.detach().requires_grad_(True)
         torch.autograd.grad(objective(im).sum(), im)
 
-    parts = {"UNet forward": unet_forward, "UNet forward+backward": unet_forward_backward,
-             "VGG forward+backward": vgg_forward_backward}
+    parts = {
+        "UNet forward": unet_forward,
+        "UNet forward+backward": unet_forward_backward,
+        "VGG forward+backward": vgg_forward_backward,
+    }
     times = {name: median_seconds(fn, args.repeats, device) for name, fn in parts.items()}
     unit = times["UNet forward+backward"] + times["VGG forward+backward"]
     seeds = list(range(args.batch))
-    print(f"device {device}, batch {args.batch}, sample {model.sample_size}, VGG input {side} px, "
-          f"{sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M UNet parameters, medians of {args.repeats}")
+    print(
+        f"device {device}, batch {args.batch}, sample {model.sample_size}, VGG input {side} px, "
+        f"{sum(p.numel() for p in unet.parameters()) / 1e6:.2f} M UNet parameters, medians of {args.repeats}"
+    )
     for name, seconds in times.items():
         print(f"{name:24s} {seconds * 1e3:9.1f} ms")
-    print("\n| method | ms per guided step | / (UNet f+b + VGG f+b) | predicted from its evaluations | measured / predicted |")
+    print(
+        "\n| method | ms per guided step | / (UNet f+b + VGG f+b) | predicted from its evaluations | measured / predicted |"
+    )
     print("|---|---|---|---|---|")
     for name in METHODS:
         method = make_method(name, **OPEN.get(name, {}))
         sampler = GuidedSampler(unet, model.scheduler("ddim"), objective, method)
-        seconds = median_seconds(lambda: sampler(seeds, args.steps, progress=False), args.repeats, device,
-                                 warmup=1) / args.steps
+        seconds = (
+            median_seconds(lambda: sampler(seeds, args.steps, progress=False), args.repeats, device, warmup=1)
+            / args.steps
+        )
         e = method.evaluations(args.steps // 2, args.steps)
-        predicted = (e.unet_backward * times["UNet forward+backward"]
-                     + (e.unet_forward - e.unet_backward) * times["UNet forward"]
-                     + e.objective_backward * times["VGG forward+backward"])
-        print(f"| {name} | {seconds * 1e3:.0f} | {seconds / unit:.2f} | {predicted * 1e3:.0f} ms | "
-              f"{seconds / predicted:.2f} |", flush=True)
+        predicted = (
+            e.unet_backward * times["UNet forward+backward"]
+            + (e.unet_forward - e.unet_backward) * times["UNet forward"]
+            + e.objective_backward * times["VGG forward+backward"]
+        )
+        print(
+            f"| {name} | {seconds * 1e3:.0f} | {seconds / unit:.2f} | {predicted * 1e3:.0f} ms | "
+            f"{seconds / predicted:.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -39,16 +39,25 @@ from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
 from stylediff.scorer import gram_distances  # noqa: E402
 
 VGG19_BOUNDED = HeldOutMetric("vgg19_gram", "vgg19", "gram", "Gram distance, VGG-19 (optimised)")
-ROWS = ("self", "mirror", "same painting, other half", "other paintings", "photo: astronaut", "photo: coffee",
-        "uniform noise", "texture (gram loss)", "texture (mean_std loss)")
+ROWS = (
+    "self",
+    "mirror",
+    "same painting, other half",
+    "other paintings",
+    "photo: astronaut",
+    "photo: coffee",
+    "uniform noise",
+    "texture (gram loss)",
+    "texture (mean_std loss)",
+)
 
 
 def halves(path: Path, side: int) -> tuple[torch.Tensor, torch.Tensor]:
     image = load_image(path, 2 * side)
     h, w = image.shape[-2:]
     if w >= h:
-        return image[..., :, : w // 2], image[..., :, w // 2: 2 * (w // 2)]
-    return image[..., : h // 2, :], image[..., h // 2: 2 * (h // 2), :]
+        return image[..., :, : w // 2], image[..., :, w // 2 : 2 * (w // 2)]
+    return image[..., : h // 2, :], image[..., h // 2 : 2 * (h // 2), :]
 
 
 def photo(name: str, side: int) -> torch.Tensor:
@@ -85,7 +94,9 @@ def main() -> None:
         style, other_half = cut[path.stem]
         generator = torch.Generator().manual_seed(0)
         candidates: dict[str, list[torch.Tensor]] = {
-            "self": [style], "mirror": [style.flip(-1)], "same painting, other half": [other_half],
+            "self": [style],
+            "mirror": [style.flip(-1)],
+            "same painting, other half": [other_half],
             "other paintings": [cut[other.stem][0] for other in paintings if other != path],
             **{name: [image] for name, image in photos.items()},
             "uniform noise": [torch.rand(style.shape, generator=generator)],
@@ -99,21 +110,26 @@ def main() -> None:
                 save_image(texture, Path(args.images) / f"{path.stem}_{loss}.png")
         results[path.stem] = {}
         with torch.no_grad():
-            style_features = {column: features_of(net, style, list(net.style_layers))
-                              for column, net in networks.items()}
+            style_features = {
+                column: features_of(net, style, list(net.style_layers)) for column, net in networks.items()
+            }
             style_vgg = vgg(style, layers)
             for row, images in candidates.items():
                 values: dict[str, list[float]] = {}
                 for image in images:
                     for m in metrics:
                         values.setdefault(m.column, []).append(
-                            distance(m, networks[m.column], image, style_features[m.column]).item())
+                            distance(m, networks[m.column], image, style_features[m.column]).item()
+                        )
                     values.setdefault("gram_dist_mean", []).append(
-                        gram_distances(vgg(image, layers), style_vgg, layers)["gram_dist_mean"])
+                        gram_distances(vgg(image, layers), style_vgg, layers)["gram_dist_mean"]
+                    )
                 results[path.stem][row] = {column: sum(v) / len(v) for column, v in values.items()}
     columns = [m.column for m in metrics] + ["gram_dist_mean"]
-    print(f"styles: {', '.join(results)}; halves of {2 * args.size}-px paintings; textures "
-          f"{args.steps} L-BFGS steps; mean over styles [min–max]")
+    print(
+        f"styles: {', '.join(results)}; halves of {2 * args.size}-px paintings; textures "
+        f"{args.steps} L-BFGS steps; mean over styles [min–max]"
+    )
     if held.skipped:
         print("not measured (weights absent): " + ", ".join(held.skipped))
     print("| compared with the style | " + " | ".join(columns) + " |")
@@ -127,8 +143,9 @@ def main() -> None:
     print(f"({time.perf_counter() - start:.0f} s)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"args": vars(args), "skipped": held.skipped, "results": results},
-                                              indent=1))
+        Path(args.json).write_text(
+            json.dumps({"args": vars(args), "skipped": held.skipped, "results": results}, indent=1)
+        )
 
 
 if __name__ == "__main__":

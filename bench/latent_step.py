@@ -63,8 +63,15 @@ def cost_seconds(fn, repeats: int, warmup: int = 1) -> float:
 
 WIDTHS = {"sd": 1, "small": 4}
 PASS = {"freedom": {"window": (0.0, 1.0), "recurrence": 1}, "ugd": {"recurrence": 1}}
-SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
-             "set_alpha_to_one": False, "steps_offset": 1, "num_train_timesteps": 1000}
+SCHEDULER = {
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "num_train_timesteps": 1000,
+}
 
 
 def components(config: str, latent: int = 64):
@@ -73,12 +80,22 @@ def components(config: str, latent: int = 64):
 
     k = WIDTHS[config]
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(block_out_channels=tuple(c // k for c in (320, 640, 1280, 1280)),
-                                cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32 // k,
-                                sample_size=latent)
-    vae = AutoencoderKL(block_out_channels=[c // k for c in (128, 256, 512, 512)], layers_per_block=2,
-                        down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
-                        latent_channels=4, norm_num_groups=32 // k, scaling_factor=0.18215)
+    unet = UNet2DConditionModel(
+        block_out_channels=tuple(c // k for c in (320, 640, 1280, 1280)),
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        norm_num_groups=32 // k,
+        sample_size=latent,
+    )
+    vae = AutoencoderKL(
+        block_out_channels=[c // k for c in (128, 256, 512, 512)],
+        layers_per_block=2,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        latent_channels=4,
+        norm_num_groups=32 // k,
+        scaling_factor=0.18215,
+    )
     return unet.eval().requires_grad_(False), vae.eval().requires_grad_(False)
 
 
@@ -111,8 +128,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--memory-sizes", default="256")
-    parser.add_argument("--decoder", choices=("vae", "tiny"), default="vae",
-                        help="guidance decoder: the VAE, or a random AutoencoderTiny of TAESD's architecture")
+    parser.add_argument(
+        "--decoder",
+        choices=("vae", "tiny"),
+        default="vae",
+        help="guidance decoder: the VAE, or a random AutoencoderTiny of TAESD's architecture",
+    )
     parser.add_argument("--style", default=str(ROOT / "data" / "styles" / "starry_night.jpg"))
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,8 +151,13 @@ def main() -> None:
         from diffusers import AutoencoderTiny
 
         decoder = AutoencoderTiny().eval().requires_grad_(False)  # TAESD's architecture (random weights)
-    model = LatentModel(unet, vae, decoder, conditioning=({"encoder_hidden_states": embeddings[:1]},
-                                                  {"encoder_hidden_states": embeddings[1:]}), cfg_scale=7.5)
+    model = LatentModel(
+        unet,
+        vae,
+        decoder,
+        conditioning=({"encoder_hidden_states": embeddings[:1]}, {"encoder_hidden_states": embeddings[1:]}),
+        cfg_scale=7.5,
+    )
     objective = style_objective(load_vgg19(), load_image(args.style, side), list(STYLE_LAYERS_GATYS))
     scheduler = make_scheduler("ddim", SCHEDULER)
     scheduler.set_timesteps(50)
@@ -162,18 +188,23 @@ def main() -> None:
         im = images.detach().requires_grad_(True)
         torch.autograd.grad(objective(im).sum(), im)
 
-    parts = {"UNet forward (CFG batch)": unet_forward, "UNet forward+backward (CFG batch)": unet_forward_backward,
-             "VAE decoder forward+backward": decoder_forward_backward,
-             "VAE decoder f+b, --vae-checkpointing": checkpointed_decoder_forward_backward,
-             "VGG-19 loss forward+backward": loss_forward_backward}
+    parts = {
+        "UNet forward (CFG batch)": unet_forward,
+        "UNet forward+backward (CFG batch)": unet_forward_backward,
+        "VAE decoder forward+backward": decoder_forward_backward,
+        "VAE decoder f+b, --vae-checkpointing": checkpointed_decoder_forward_backward,
+        "VGG-19 loss forward+backward": loss_forward_backward,
+    }
     times = {name: cost_seconds(fn, args.repeats) for name, fn in parts.items()}
     f_unet, fb_unet, fb_dec, _, fb_loss = times.values()
     unit = fb_unet + fb_dec + fb_loss
-    print(f"config {args.config}: UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M, VAE "
-          f"{sum(p.numel() for p in vae.parameters()) / 1e6:.0f} M parameters, guidance decoder {args.decoder} "
-          f"({sum(p.numel() for p in model.decoder.parameters()) / 1e6:.1f} M); latents {args.latent}² -> images "
-          f"{side}², batch {args.batch} (CFG batch {2 * args.batch}), {torch.get_num_threads()} thread(s), "
-          f"medians of {args.repeats}")
+    print(
+        f"config {args.config}: UNet {sum(p.numel() for p in unet.parameters()) / 1e6:.0f} M, VAE "
+        f"{sum(p.numel() for p in vae.parameters()) / 1e6:.0f} M parameters, guidance decoder {args.decoder} "
+        f"({sum(p.numel() for p in model.decoder.parameters()) / 1e6:.1f} M); latents {args.latent}² -> images "
+        f"{side}², batch {args.batch} (CFG batch {2 * args.batch}), {torch.get_num_threads()} thread(s), "
+        f"medians of {args.repeats}"
+    )
     for name, seconds in times.items():
         print(f"{name:36s} {seconds:8.2f} CPU s")
     seeds = list(range(args.batch))
@@ -183,25 +214,41 @@ def main() -> None:
         return cost_seconds(lambda: sampler(seeds, args.steps, progress=False), args.repeats, warmup=0)
 
     unguided = run(None)
-    print("\n| method | CPU s per guided pass | / (UNet f+b + decoder f+b + loss f+b) | goal | predicted from its "
-          "evaluations | measured / predicted |")
+    print(
+        "\n| method | CPU s per guided pass | / (UNet f+b + decoder f+b + loss f+b) | goal | predicted from its "
+        "evaluations | measured / predicted |"
+    )
     print("|---|---|---|---|---|---|")
     for name in args.methods.split(","):
         method = make_method(name, **PASS.get(name, {}))
         seconds = (run(method) - unguided) / args.steps + f_unet
         e = method.pass_evaluations()
-        predicted = (e.unet_backward * fb_unet + (e.unet_forward - e.unet_backward) * f_unet
-                     + e.objective_backward * (fb_dec + fb_loss))
+        predicted = (
+            e.unet_backward * fb_unet
+            + (e.unet_forward - e.unet_backward) * f_unet
+            + e.objective_backward * (fb_dec + fb_loss)
+        )
         goal = "≤ 1.10" if METHODS.lookup(name).differentiates_unet else "≤ 0.6"
-        print(f"| {name} | {seconds:.2f} | {seconds / unit:.2f} | {goal} | {predicted:.2f} s | "
-              f"{seconds / predicted:.2f} |", flush=True)
+        print(
+            f"| {name} | {seconds:.2f} | {seconds / unit:.2f} | {goal} | {predicted:.2f} s | "
+            f"{seconds / predicted:.2f} |",
+            flush=True,
+        )
 
     print("\n| decoded size | peak RSS added by decoder f+b, MiB | with --vae-checkpointing | ratio |")
     print("|---|---|---|---|")
     for size in (int(s) for s in args.memory_sizes.split(",") if s.strip()):
-        peaks = [json.loads(subprocess.run(
-            [sys.executable, __file__, "--config", args.config, "--memory-child", f"{size}:{flag}"],
-            check=True, capture_output=True, text=True).stdout) for flag in (0, 1)]
+        peaks = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, __file__, "--config", args.config, "--memory-child", f"{size}:{flag}"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
+            for flag in (0, 1)
+        ]
         print(f"| {size} px | {peaks[0]:.0f} | {peaks[1]:.0f} | {peaks[1] / max(peaks[0], 1e-9):.2f} |", flush=True)
 
 

@@ -29,7 +29,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "brick", "gravel")
 def tile_shuffle(image: torch.Tensor, tiles: int = 4, seed: int = 0) -> torch.Tensor:
     """The image cut into tiles × tiles pieces, put back in a random order: its statistics, not its layout."""
     h, w = image.shape[-2] // tiles, image.shape[-1] // tiles
-    pieces = [image[..., i * h:(i + 1) * h, j * w:(j + 1) * w] for i in range(tiles) for j in range(tiles)]
+    pieces = [image[..., i * h : (i + 1) * h, j * w : (j + 1) * w] for i in range(tiles) for j in range(tiles)]
     order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(seed))
     rows = [torch.cat([pieces[order[i * tiles + j]] for j in range(tiles)], -1) for i in range(tiles)]
     return torch.cat(rows, -2)
@@ -46,12 +46,15 @@ def main() -> None:
         "itself": [layout_copy(images[n], images[n]) for n in images],
         "shifted 6-8 %": [layout_copy(torch.roll(images[n], (6, 8), (-2, -1)), images[n]) for n in images],
         "mirrored": [layout_copy(images[n].flip(-1), images[n]) for n in images],
-        "read at half size": [layout_copy(load_image(ROOT / "data" / "styles" / f"{n}.jpg", 64), images[n])
-                              for n in paintings],
+        "read at half size": [
+            layout_copy(load_image(ROOT / "data" / "styles" / f"{n}.jpg", 64), images[n]) for n in paintings
+        ],
         "4x4 tiles shuffled": [layout_copy(tile_shuffle(images[n], 4, s), images[n]) for n in images for s in (0, 1)],
         "unrelated pairs": [layout_copy(images[a], images[b]) for a, b in itertools.permutations(images, 2)],
-        "uniform noise": [layout_copy(torch.rand(images[n].shape, generator=torch.Generator().manual_seed(0)),
-                                      images[n]) for n in images],
+        "uniform noise": [
+            layout_copy(torch.rand(images[n].shape, generator=torch.Generator().manual_seed(0)), images[n])
+            for n in images
+        ],
     }
     print(f"layout_copy calibration (copy threshold {COPY_THRESHOLD}); {len(images)} images at 128 px")
     print("| case | n | min | mean | max |\n|---|---|---|---|---|")

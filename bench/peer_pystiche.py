@@ -39,9 +39,10 @@ def _provide_model_urls() -> None:
     models = torchvision.models
     vgg, alexnet = (importlib.import_module(f"torchvision.models.{name}") for name in ("vgg", "alexnet"))
     if not hasattr(vgg, "model_urls"):
-        vgg.model_urls = {name: getattr(models, f"{name.upper()}_Weights").IMAGENET1K_V1.url
-                          for name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
-                                       "vgg19_bn")}
+        vgg.model_urls = {
+            name: getattr(models, f"{name.upper()}_Weights").IMAGENET1K_V1.url
+            for name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn")
+        }
     if not hasattr(alexnet, "model_urls"):
         alexnet.model_urls = {"alexnet": models.AlexNet_Weights.IMAGENET1K_V1.url}
 
@@ -87,8 +88,9 @@ def main() -> None:
     torch.manual_seed(args.seed)
     mle = enc.vgg19_multi_layer_encoder(framework="caffe", pretrained=False)
     mle.load_state_dict(torch.load(args.weights, weights_only=True))
-    criterion = loss.MultiLayerEncodingLoss(mle, LAYERS, lambda encoder, weight: loss.GramLoss(
-        encoder, score_weight=weight))
+    criterion = loss.MultiLayerEncodingLoss(
+        mle, LAYERS, lambda encoder, weight: loss.GramLoss(encoder, score_weight=weight)
+    )
     criterion.set_target_image(image.read_image(args.style, size=style_shape))
     start = torch.rand(1, 3, *scaled_shape(style_shape, args.size))
     output = optim.image_optimization(start, criterion, num_steps=args.steps, quiet=True)

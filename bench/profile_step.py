@@ -67,8 +67,10 @@ def main() -> None:
     engine = {name: value / args.steps for name, value in self_times(engine_prof).items()}
     bare_total, engine_total = sum(bare.values()), sum(engine.values())
     print(f"size {args.size} px, loss {args.loss}, {args.steps} steps, threads {torch.get_num_threads()}")
-    print(f"self CPU per step: bare VGG fwd+bwd {bare_total:.1f} ms, engine step {engine_total:.1f} ms "
-          f"(ratio {engine_total / bare_total:.2f}; profiler overhead included in both)")
+    print(
+        f"self CPU per step: bare VGG fwd+bwd {bare_total:.1f} ms, engine step {engine_total:.1f} ms "
+        f"(ratio {engine_total / bare_total:.2f}; profiler overhead included in both)"
+    )
     print("\n| operator | bare ms/step | engine ms/step | engine − bare |")
     print("|---|---|---|---|")
     names = sorted(set(bare) | set(engine), key=lambda n: -engine.get(n, 0.0))

@@ -63,13 +63,15 @@ def main() -> None:
     vgg = load_vgg19()
     seeds = [int(s) for s in args.seeds.split(",")]
     styles = {name: load_image(ROOT / "data" / "styles" / f"{name}.jpg", 64) for name in args.styles.split(",")}
-    metric_styles = {name: load_image(ROOT / "data" / "styles" / f"{name}.jpg", max(model.sample_size))
-                     for name in styles}
+    metric_styles = {
+        name: load_image(ROOT / "data" / "styles" / f"{name}.jpg", max(model.sample_size)) for name in styles
+    }
     layers = list(STYLE_LAYERS_GATYS)
 
     with torch.no_grad():
         reference = GuidedSampler(model.unet, model.scheduler("ddim"))(
-            list(range(1000, 1000 + args.reference)), num_inference_steps=args.steps, progress=False).images
+            list(range(1000, 1000 + args.reference)), num_inference_steps=args.steps, progress=False
+        ).images
         ref_features = torch.nn.functional.normalize(realism_features(vgg, reference), dim=1)
 
         def realism(images):
@@ -79,8 +81,12 @@ def main() -> None:
         def gram(images, name):
             """The metrics' Gram distance: the sample at its own size against the style read at that size."""
             sf = vgg(metric_styles[name], layers)
-            return torch.tensor([gram_distances(vgg(images[i: i + 1], layers), sf, layers)["gram_dist_mean"]
-                                 for i in range(len(images))])
+            return torch.tensor(
+                [
+                    gram_distances(vgg(images[i : i + 1], layers), sf, layers)["gram_dist_mean"]
+                    for i in range(len(images))
+                ]
+            )
 
         noise = torch.rand(16, 3, *model.sample_size, generator=torch.Generator().manual_seed(0))
         calibration = {"unguided_other_seeds": None, "uniform_noise": realism(noise).mean().item()}
@@ -93,12 +99,16 @@ def main() -> None:
         unguided[name] = out.images
     all_unguided = torch.cat(list(unguided.values()))
     calibration["unguided_other_seeds"] = realism(all_unguided).mean().item()
-    max_realism = args.max_realism or (calibration["unguided_other_seeds"]
-                                       + 0.3 * (calibration["uniform_noise"] - calibration["unguided_other_seeds"]))
+    max_realism = args.max_realism or (
+        calibration["unguided_other_seeds"] + 0.3 * (calibration["uniform_noise"] - calibration["unguided_other_seeds"])
+    )
     base_gram = torch.cat([gram(unguided[n], n) for n in styles]).mean().item()
-    print(f"calibration: realism of unguided samples {calibration['unguided_other_seeds']:.4f}, of uniform noise "
-          f"{calibration['uniform_noise']:.4f}; destroyed above {max_realism:.4f}; unguided Gram distance "
-          f"{base_gram:.4f}", flush=True)
+    print(
+        f"calibration: realism of unguided samples {calibration['unguided_other_seeds']:.4f}, of uniform noise "
+        f"{calibration['uniform_noise']:.4f}; destroyed above {max_realism:.4f}; unguided Gram distance "
+        f"{base_gram:.4f}",
+        flush=True,
+    )
 
     factors = [float(f) for f in args.factors.split(",")]
     for method_name in args.methods.split(","):
@@ -110,8 +120,9 @@ def main() -> None:
             grams, reals, images = [], [], []
             for name, style in styles.items():
                 objective = style_objective(vgg, style, layers)
-                sampler = GuidedSampler(model.unet, model.scheduler("ddim"), objective,
-                                        make_method(method_name, scale=scale))
+                sampler = GuidedSampler(
+                    model.unet, model.scheduler("ddim"), objective, make_method(method_name, scale=scale)
+                )
                 try:
                     out = sampler(seeds, args.steps, progress=False)
                 except Exception as exc:  # a numerical failure is a destroyed sample
@@ -123,12 +134,19 @@ def main() -> None:
                 grams.append(gram(out.images, name))
                 reals.append(realism(out.images))
                 images.append(out.images)
-            row = {"scale": scale, "gram": torch.cat(grams).mean().item(), "realism": torch.cat(reals).mean().item(),
-                   "seconds": time.perf_counter() - start}
+            row = {
+                "scale": scale,
+                "gram": torch.cat(grams).mean().item(),
+                "realism": torch.cat(reals).mean().item(),
+                "seconds": time.perf_counter() - start,
+            }
             rows.append(row)
             tiles.append(torch.cat(images))
-            print(f"{method_name:13s} scale {scale:<10.4g} gram {row['gram']:.4f} realism {row['realism']:.4f} "
-                  f"({row['seconds']:.0f} s)", flush=True)
+            print(
+                f"{method_name:13s} scale {scale:<10.4g} gram {row['gram']:.4f} realism {row['realism']:.4f} "
+                f"({row['seconds']:.0f} s)",
+                flush=True,
+            )
         low = next((r["scale"] for r in rows if r["gram"] <= 0.9 * base_gram), None)
         high, best = None, math.inf
         for r in rows:
@@ -152,8 +170,10 @@ def main() -> None:
         if low is None or high is None:
             print(f"| {name} | {entry['default']:g} | none | – | – |")
             continue
-        print(f"| {name} | {entry['default']:g} | {low:.3g}–{high:.3g} | {rows[low]['gram']:.3f} / "
-              f"{rows[high]['gram']:.3f} | {rows[high]['realism']:.3f} |")
+        print(
+            f"| {name} | {entry['default']:g} | {low:.3g}–{high:.3g} | {rows[low]['gram']:.3f} / "
+            f"{rows[high]['gram']:.3f} | {rows[high]['realism']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

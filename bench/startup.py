@@ -28,9 +28,21 @@ def commands(out: Path) -> dict[str, list[str]]:
         'python -c "import torch"': [sys.executable, "-c", "import torch"],
         "stylediff layers": cli + ["layers"],
         "stylediff --help": cli + ["--help"],
-        "stylediff texture (1 step, 32 px)": cli + ["texture", "--style", str(STYLE), "--size", "32", "--steps", "1",
-                                                   "--layers", "relu1_1,relu2_1", "--no-progress",
-                                                   "--out", str(out / "t.png")],
+        "stylediff texture (1 step, 32 px)": cli
+        + [
+            "texture",
+            "--style",
+            str(STYLE),
+            "--size",
+            "32",
+            "--steps",
+            "1",
+            "--layers",
+            "relu1_1,relu2_1",
+            "--no-progress",
+            "--out",
+            str(out / "t.png"),
+        ],
     }
 
 

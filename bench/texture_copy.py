@@ -72,28 +72,38 @@ def main() -> None:
                     shape = (side, side)
                 for loss in args.losses.split(","):
                     start = time.perf_counter()
-                    result = synthesize_texture(vgg, style, layers, loss, shape,
-                                                OptimizeConfig(steps=args.steps, init=init, progress=False))
+                    result = synthesize_texture(
+                        vgg, style, layers, loss, shape, OptimizeConfig(steps=args.steps, init=init, progress=False)
+                    )
                     features = vgg(result.image, layers)
-                    row = {"size": size, "style": style_name, "setting": setting, "loss": loss,
-                           "layout_copy": layout_copy(result.image, at_output),
-                           "gram_to_read": gram_distances(features, style_features, layers)["gram_dist_mean"],
-                           "gram_to_output_size": gram_distances(features, at_output_features, layers)["gram_dist_mean"],
-                           "seconds": time.perf_counter() - start}
+                    row = {
+                        "size": size,
+                        "style": style_name,
+                        "setting": setting,
+                        "loss": loss,
+                        "layout_copy": layout_copy(result.image, at_output),
+                        "gram_to_read": gram_distances(features, style_features, layers)["gram_dist_mean"],
+                        "gram_to_output_size": gram_distances(features, at_output_features, layers)["gram_dist_mean"],
+                        "seconds": time.perf_counter() - start,
+                    }
                     rows.append(row)
                     save_image(result.image, out / f"{style_name}_{size}_{setting}_{loss}.png")
                     print(json.dumps(row), flush=True)
     (out / "texture_copy.json").write_text(json.dumps(rows, indent=2))
-    print(f"\n| size | setting | loss | layout_copy (per style) | copies (> {COPY_THRESHOLD}) | Gram distance to the "
-          "style as read | to the style at the output's size |\n|---|---|---|---|---|---|---|")
+    print(
+        f"\n| size | setting | loss | layout_copy (per style) | copies (> {COPY_THRESHOLD}) | Gram distance to the "
+        "style as read | to the style at the output's size |\n|---|---|---|---|---|---|---|"
+    )
     keys = dict.fromkeys((r["size"], r["setting"], r["loss"]) for r in rows)
     for size, setting, loss in keys:
         part = [r for r in rows if (r["size"], r["setting"], r["loss"]) == (size, setting, loss)]
         copies = sum(r["layout_copy"] > COPY_THRESHOLD for r in part)
         mean = lambda key: sum(r[key] for r in part) / len(part)  # noqa: E731
         scores = " / ".join(f"{r['layout_copy']:.2f}" for r in part)
-        print(f"| {size} | {setting} | {loss} | {scores} | "
-              f"{copies} of {len(part)} | {mean('gram_to_read'):.3f} | {mean('gram_to_output_size'):.3f} |")
+        print(
+            f"| {size} | {setting} | {loss} | {scores} | "
+            f"{copies} of {len(part)} | {mean('gram_to_read'):.3f} | {mean('gram_to_output_size'):.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def make_step(objective, channels_last: bool):
         loss = objective(x.contiguous(memory_format=torch.channels_last) if channels_last else x).sum()
         (grad,) = torch.autograd.grad(loss, x)
         return grad
+
     return step
 
 
@@ -48,8 +49,10 @@ def main() -> None:
     device = torch.device(args.device)
     vgg = load_vgg19("caffe", "max", device)
     print(f"device: {device}, threads: {torch.get_num_threads()}, torch {torch.__version__}")
-    print(f"{'size':>5} {'eager ms':>9} {'channels-last ms':>17} {'compiled ms':>12} {'compile s':>10} "
-          f"{'CL/eager':>9} {'compiled/eager':>15}")
+    print(
+        f"{'size':>5} {'eager ms':>9} {'channels-last ms':>17} {'compiled ms':>12} {'compile s':>10} "
+        f"{'CL/eager':>9} {'compiled/eager':>15}"
+    )
     summary = []
     for size in [int(s) for s in args.sizes.split(",")]:
         style = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
@@ -72,11 +75,14 @@ def main() -> None:
                 times[name].append(mean_seconds(lambda: step(x), args.steps, device))
         med = {name: statistics.median(values) for name, values in times.items()}
         compiled_ms = med.get("compiled", float("nan")) * 1e3
-        print(f"{size:>5} {med['eager'] * 1e3:>9.1f} {med['channels_last'] * 1e3:>17.1f} {compiled_ms:>12.1f} "
-              f"{compile_seconds:>10.1f} {med['channels_last'] / med['eager']:>9.2f} "
-              f"{compiled_ms / 1e3 / med['eager']:>15.2f}")
-        summary.append(f"{size} px CL {med['channels_last'] / med['eager']:.2f}, "
-                       f"compiled {compiled_ms / 1e3 / med['eager']:.2f}")
+        print(
+            f"{size:>5} {med['eager'] * 1e3:>9.1f} {med['channels_last'] * 1e3:>17.1f} {compiled_ms:>12.1f} "
+            f"{compile_seconds:>10.1f} {med['channels_last'] / med['eager']:>9.2f} "
+            f"{compiled_ms / 1e3 / med['eager']:>15.2f}"
+        )
+        summary.append(
+            f"{size} px CL {med['channels_last'] / med['eager']:.2f}, compiled {compiled_ms / 1e3 / med['eager']:.2f}"
+        )
     print(f"peak RSS {peak_rss_mb():.0f} MiB")
     print("time / eager: " + "; ".join(summary))
 

@@ -33,8 +33,11 @@ STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 
 
 def run_wall_seconds(log: Path) -> float:
-    stamps = [datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
-              for line in log.read_text().splitlines() if (m := STAMP.match(line.strip()))]
+    stamps = [
+        datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
+        for line in log.read_text().splitlines()
+        if (m := STAMP.match(line.strip()))
+    ]
     return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else float("nan")
 
 
@@ -74,8 +77,16 @@ def job_rows(plan, results: Path) -> list[dict]:
                 timing = doc.get("timing", {})
                 load += timing.get("load_seconds", 0.0)
                 compute += timing.get("optimize_seconds", timing.get("sample_seconds", 0.0))
-        rows.append({"experiment": experiment, "wall": wall, "load": load, "compute": compute,
-                     "startup": max(0.0, wall - load - compute), "rss": rss})
+        rows.append(
+            {
+                "experiment": experiment,
+                "wall": wall,
+                "load": load,
+                "compute": compute,
+                "startup": max(0.0, wall - load - compute),
+                "rss": rss,
+            }
+        )
     return rows
 
 
@@ -83,8 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default=None, help="the run's preset (default: config.yaml's)")
     parser.add_argument("--results", type=Path, default=None, help="default: the preset's results_dir")
-    parser.add_argument("--log", type=Path, default=None,
-                        help="Snakemake log of the run (default: the newest in .snakemake/log)")
+    parser.add_argument(
+        "--log", type=Path, default=None, help="Snakemake log of the run (default: the newest in .snakemake/log)"
+    )
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
     log = args.log or max(Path(".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
@@ -95,26 +107,40 @@ def main() -> None:
     results = args.results or Path(plan.results)
     rows = job_rows(plan, results)
     experiments = sorted({row["experiment"] for row in rows})
-    print(f"{'experiment':<22} {'jobs':>5} {'job wall s':>10} {'compute':>8} {'loading':>8} {'start-up':>8} "
-          f"{'peak RSS MiB':>12}")
+    print(
+        f"{'experiment':<22} {'jobs':>5} {'job wall s':>10} {'compute':>8} {'loading':>8} {'start-up':>8} "
+        f"{'peak RSS MiB':>12}"
+    )
     totals = {"wall": 0.0, "compute": 0.0, "load": 0.0, "startup": 0.0}
     for experiment in experiments:
         sub = [row for row in rows if row["experiment"] == experiment]
         sums = {key: sum(row[key] for row in sub) for key in totals}
         for key in totals:
             totals[key] += sums[key]
-        print(f"{experiment:<22} {len(sub):>5} {sums['wall']:>10.0f} {sums['compute']:>8.0f} {sums['load']:>8.0f} "
-              f"{sums['startup']:>8.0f} {max(row['rss'] for row in sub):>12.0f}")
+        print(
+            f"{experiment:<22} {len(sub):>5} {sums['wall']:>10.0f} {sums['compute']:>8.0f} {sums['load']:>8.0f} "
+            f"{sums['startup']:>8.0f} {max(row['rss'] for row in sub):>12.0f}"
+        )
     wall = run_wall_seconds(log)
     idle = max(0.0, wall * args.cores - totals["wall"])
     core_seconds = wall * args.cores
-    print(f"{'all jobs':<22} {len(rows):>5} {totals['wall']:>10.0f} {totals['compute']:>8.0f} {totals['load']:>8.0f} "
-          f"{totals['startup']:>8.0f} {max(row['rss'] for row in rows):>12.0f}")
+    print(
+        f"{'all jobs':<22} {len(rows):>5} {totals['wall']:>10.0f} {totals['compute']:>8.0f} {totals['load']:>8.0f} "
+        f"{totals['startup']:>8.0f} {max(row['rss'] for row in rows):>12.0f}"
+    )
     print(f"run wall time {wall:.0f} s ({wall / 60:.1f} min) on {args.cores} cores = {core_seconds:.0f} core-seconds")
-    print("share of core-seconds: " + ", ".join(
-        f"{name} {value / core_seconds:.0%}" for name, value in
-        (("compute", totals["compute"]), ("model loading", totals["load"]), ("process start-up", totals["startup"]),
-         ("scheduling/idle", idle))))
+    print(
+        "share of core-seconds: "
+        + ", ".join(
+            f"{name} {value / core_seconds:.0%}"
+            for name, value in (
+                ("compute", totals["compute"]),
+                ("model loading", totals["load"]),
+                ("process start-up", totals["startup"]),
+                ("scheduling/idle", idle),
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

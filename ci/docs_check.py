@@ -31,8 +31,15 @@ from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"home.png": "", "method.png": "part2/methods/tfg/"}
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--no-first-run", "--hide-scrollbars", "--window-size=1280,1000"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--hide-scrollbars",
+    "--window-size=1280,1000",
+]
 
 
 class Links(HTMLParser):
@@ -131,16 +138,29 @@ def main() -> int:
     site = out / "site"
     out.mkdir(parents=True, exist_ok=True)
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "NO_MKDOCS_2_WARNING": "1"}
-    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-                           cwd=ROOT, env=env, capture_output=True, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "NO_MKDOCS_2_WARNING": "1",
+    }
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if build.returncode != 0:
         print("docs_check: mkdocs build --strict failed:", file=sys.stderr)
-        print("\n".join(line for line in build.stderr.splitlines() if "WARNING" in line or "ERROR" in line)
-              or build.stderr[-2000:], file=sys.stderr)
+        print(
+            "\n".join(line for line in build.stderr.splitlines() if "WARNING" in line or "ERROR" in line)
+            or build.stderr[-2000:],
+            file=sys.stderr,
+        )
         return 1
-    print(f"docs_check: strict build ok ({len(list(site.rglob('*.html')))} pages) in {time.perf_counter() - start:.0f} s")
+    print(
+        f"docs_check: strict build ok ({len(list(site.rglob('*.html')))} pages) in {time.perf_counter() - start:.0f} s"
+    )
 
     problems, checked = check_links(site)
     print(f"docs_check: {checked} internal links checked, {len(problems)} broken")

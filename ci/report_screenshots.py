@@ -18,11 +18,15 @@ from selenium.webdriver.common.by import By
 
 def browser(width: int, height: int) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                 f"--window-size={width},{height}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(flag)
-    return webdriver.Chrome(service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"),
-                            options=options)
+    return webdriver.Chrome(service=webdriver.ChromeService(executable_path="/usr/bin/chromedriver"), options=options)
 
 
 def main() -> None:
@@ -54,8 +58,11 @@ def main() -> None:
                 eyes[index].click()
                 time.sleep(1.5)
                 images = driver.find_elements(By.TAG_NAME, "img")
-                shown = [img for img in images if driver.execute_script(
-                    "return arguments[0].complete && arguments[0].naturalWidth > 0", img)]
+                shown = [
+                    img
+                    for img in images
+                    if driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+                ]
                 shots += 1
                 target = args.out / f"{shots:02d}_{Path(name).stem}.png"
                 driver.save_screenshot(str(target))

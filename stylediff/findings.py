@@ -46,7 +46,7 @@ def _layer_depth(layer: str) -> int:
 
 
 def _trend(interval: Interval, noun: str = "") -> str:
-    """"falls (ρ = −0.98 [−1, −0.95])": the direction word the interval supports, and the statistic."""
+    """ "falls (ρ = −0.98 [−1, −0.95])": the direction word the interval supports, and the statistic."""
     return f"{trend_word(interval)} ({noun}ρ = {with_interval(interval, 2)})"
 
 
@@ -72,24 +72,37 @@ def inversion_section(frame, figure: Callable[[str], str]) -> list[str]:
             per_image.append((image, spearman([depth[layer] for layer in means.index], means.values)))
         falling = sum(rho <= -0.999 for _, rho in per_image)
         rising = sum(rho >= 0.999 for _, rho in per_image)
-        lines += [f"Per image{label}, ρ(depth, PSNR averaged over seeds): "
-                  + ", ".join(f"{image} {_fmt(rho, 2)}" for image, rho in per_image) + ".", ""]
+        lines += [
+            f"Per image{label}, ρ(depth, PSNR averaged over seeds): "
+            + ", ".join(f"{image} {_fmt(rho, 2)}" for image, rho in per_image)
+            + ".",
+            "",
+        ]
         words[pooling] = trend_word(rhos["psnr"])
-        lpips = (f" and LPIPS {_trend(rhos['lpips_vgg'])}" if "lpips_vgg" in rhos else "")
+        lpips = f" and LPIPS {_trend(rhos['lpips_vgg'])}" if "lpips_vgg" in rhos else ""
         claims.append(
             f"With {pooling or 'the configured'} pooling, PSNR {_trend(rhos['psnr'])} with depth over {len(sub)} runs "
             f"({_fmt(sub[sub['layer'] == layers[0]]['psnr'].mean())} dB at {layers[0]} → "
             f"{_fmt(sub[sub['layer'] == layers[-1]]['psnr'].mean())} dB at {layers[-1]}){lpips}; per image, PSNR "
-            f"falls strictly with depth for {falling} and rises strictly for {rising} of {len(per_image)} images.")
+            f"falls strictly with depth for {falling} and rises strictly for {rising} of {len(per_image)} images."
+        )
     if len(poolings) == 2 and None not in poolings:
         means = frame.groupby(["pooling", "layer"])["psnr"].mean()
         deltas = [means[(poolings[1], layer)] - means[(poolings[0], layer)] for layer in layers]
-        same = ("the depth trend is the same" if words[poolings[0]] == words[poolings[1]] else
-                f"the depth trend differs ({poolings[0]}: {words[poolings[0]]}, {poolings[1]}: {words[poolings[1]]})")
-        claims.append(f"{poolings[1]} instead of {poolings[0]} pooling changes the mean PSNR by "
-                      f"{min(deltas):+.2f} to {max(deltas):+.2f} dB across layers; {same}.")
-    lines += [f"![inversion grid]({figure('inversion_grid.png')})",
-              f"![inversion error vs depth]({figure('inversion_error.png')})", ""]
+        same = (
+            "the depth trend is the same"
+            if words[poolings[0]] == words[poolings[1]]
+            else f"the depth trend differs ({poolings[0]}: {words[poolings[0]]}, {poolings[1]}: {words[poolings[1]]})"
+        )
+        claims.append(
+            f"{poolings[1]} instead of {poolings[0]} pooling changes the mean PSNR by "
+            f"{min(deltas):+.2f} to {max(deltas):+.2f} dB across layers; {same}."
+        )
+    lines += [
+        f"![inversion grid]({figure('inversion_grid.png')})",
+        f"![inversion error vs depth]({figure('inversion_error.png')})",
+        "",
+    ]
     lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(frame, 'image')}.* ", ""]
     return lines
 
@@ -100,7 +113,7 @@ def _set_label(layers: str) -> str:
 
 
 def _copy_rate(frame) -> str:
-    """"k of n (p %)" of runs whose ``layout_copy`` is above the copy threshold."""
+    """ "k of n (p %)" of runs whose ``layout_copy`` is above the copy threshold."""
     from .layout_copy import COPY_THRESHOLD
 
     copies = int((frame["layout_copy"] > COPY_THRESHOLD).sum())
@@ -115,19 +128,32 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
     sets = sorted(unique(sub["layers"]), key=lambda s: len(str(s).split("-")))
     columns = [f"gram_dist_{layer}" for layer in DEPTH_LAYERS if f"gram_dist_{layer}" in sub]
     extra = [m for m in ("sliced_wasserstein_mean", "layout_copy") if m in sub]
-    rows = [[_set_label(s)] + [_mean_std(sub[sub["layers"] == s][c]) for c in columns + extra]
-            + ([_copy_rate(sub[sub["layers"] == s])] if "layout_copy" in sub else []) for s in sets]
-    lines = ["### Texture synthesis: style distance by layer set", "",
-             f"Loss `{loss0}`, nested layer sets (Gatys et al. 2015). Gram distance ‖G(x) − G(s)‖/‖G(s)‖ to the "
-             "style at every layer, whether optimised or not, and `layout_copy` (how much of the style image's "
-             f"layout the texture reproduces; above {COPY_THRESHOLD} it is a copy); mean ± std over styles and seeds:",
-             ""]
-    lines += _table(["layer set"] + [c.replace("gram_dist_", "") for c in columns]
-                    + [_label(m) for m in extra] + (["copies"] if "layout_copy" in sub else []), rows)
+    rows = [
+        [_set_label(s)]
+        + [_mean_std(sub[sub["layers"] == s][c]) for c in columns + extra]
+        + ([_copy_rate(sub[sub["layers"] == s])] if "layout_copy" in sub else [])
+        for s in sets
+    ]
+    lines = [
+        "### Texture synthesis: style distance by layer set",
+        "",
+        f"Loss `{loss0}`, nested layer sets (Gatys et al. 2015). Gram distance ‖G(x) − G(s)‖/‖G(s)‖ to the "
+        "style at every layer, whether optimised or not, and `layout_copy` (how much of the style image's "
+        f"layout the texture reproduces; above {COPY_THRESHOLD} it is a copy); mean ± std over styles and seeds:",
+        "",
+    ]
+    lines += _table(
+        ["layer set"]
+        + [c.replace("gram_dist_", "") for c in columns]
+        + [_label(m) for m in extra]
+        + (["copies"] if "layout_copy" in sub else []),
+        rows,
+    )
     set_rank = {s: rank for rank, s in enumerate(sets)}
     textures = sub[sub["layout_copy"] <= COPY_THRESHOLD] if "layout_copy" in sub else sub
-    rho_deep = {c: spearman_interval(textures["layers"].map(set_rank), textures[c], groups=textures["style"])
-                for c in columns}
+    rho_deep = {
+        c: spearman_interval(textures["layers"].map(set_rank), textures[c], groups=textures["style"]) for c in columns
+    }
     first, last = sets[0], sets[-1]
     deepest = columns[-1]
     means = sub.groupby(["style", "layers"])[deepest].mean()
@@ -135,24 +161,35 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
     lower = sum(means[(style, last)] < means[(style, first)] for style in styles)
     higher = sum(means[(style, last)] > means[(style, first)] for style in styles)
     shallow = sub.groupby("layers")[columns[0]].mean()
-    only = (f" among the {len(textures)} of {len(sub)} runs that are not copies" if "layout_copy" in sub else "")
+    only = f" among the {len(textures)} of {len(sub)} runs that are not copies" if "layout_copy" in sub else ""
     claims = [
         f"The Gram distance at {deepest.replace('gram_dist_', '')} {trend_word(rho_deep[deepest])} as the set deepens"
         f"{only} (ρ(set depth, distance) = {with_interval(rho_deep[deepest], 2)}, styles resampled; "
         f"{_fmt(sub[sub['layers'] == first][deepest].mean())} for {_set_label(first)} → "
         f"{_fmt(sub[sub['layers'] == last][deepest].mean())} for {_set_label(last)}; lower for {lower} and higher "
         f"for {higher} of {len(styles)} styles), while the mean distance at {columns[0].replace('gram_dist_', '')} "
-        f"stays between {_fmt(shallow.min())} and {_fmt(shallow.max())} for every set."]
+        f"stays between {_fmt(shallow.min())} and {_fmt(shallow.max())} for every set."
+    ]
     if len(columns) > 2:
-        claims.append("ρ at the other layers: " + ", ".join(
-            f"{c.replace('gram_dist_', '')} {with_interval(rho_deep[c], 2)} ({trend_word(rho_deep[c])})"
-            for c in columns[:-1]) + ".")
+        claims.append(
+            "ρ at the other layers: "
+            + ", ".join(
+                f"{c.replace('gram_dist_', '')} {with_interval(rho_deep[c], 2)} ({trend_word(rho_deep[c])})"
+                for c in columns[:-1]
+            )
+            + "."
+        )
     if "layout_copy" in sub:
-        claims.append(f"Copies of the style's layout: {_copy_rate(sub[sub['layers'] == last])} runs for "
-                      f"{_set_label(last)} (mean layout_copy {_fmt(sub[sub['layers'] == last]['layout_copy'].mean())}"
-                      f"), {_copy_rate(sub)} over all sets.")
-    lines += [f"![texture by layer set]({figure('texture_layers_grid.png')})",
-              f"![Gram distance vs layer set]({figure('texture_gram_vs_layers.png')})", ""]
+        claims.append(
+            f"Copies of the style's layout: {_copy_rate(sub[sub['layers'] == last])} runs for "
+            f"{_set_label(last)} (mean layout_copy {_fmt(sub[sub['layers'] == last]['layout_copy'].mean())}"
+            f"), {_copy_rate(sub)} over all sets."
+        )
+    lines += [
+        f"![texture by layer set]({figure('texture_layers_grid.png')})",
+        f"![Gram distance vs layer set]({figure('texture_gram_vs_layers.png')})",
+        "",
+    ]
     lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(frame, 'style')}.*", ""]
     return lines
 
@@ -181,24 +218,38 @@ def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
         if "lpips_vgg" in sub:
             cells.append(_mean_std(sub[sub["loss"] == loss]["lpips_vgg"]))
         rows.append(cells)
-    where = (f"the outputs that are not copies (layout_copy ≤ {COPY_THRESHOLD}; {len(textures)} of {len(sub)})"
-             if has_copy else "all outputs")
-    lines = ["### Style losses compared", "",
-             f"Textures optimised with each loss on {_set_label(deepest)}, graded by every loss's own normalised "
-             f"distance (columns; mean ± std over {where}, best of each column in bold), the job's wall time, "
-             "layout_copy and the copy rate over all outputs, and LPIPS to the style image as a second copy "
-             "indicator (lowest for a copy: not a measure of style):", ""]
-    lines += _table(["optimised with"] + [_label(m) for m in metrics]
-                    + (["layout copy", "copies"] if has_copy else [])
-                    + (["LPIPS to the style (copy indicator)"] if "lpips_vgg" in sub else []), rows)
+    where = (
+        f"the outputs that are not copies (layout_copy ≤ {COPY_THRESHOLD}; {len(textures)} of {len(sub)})"
+        if has_copy
+        else "all outputs"
+    )
+    lines = [
+        "### Style losses compared",
+        "",
+        f"Textures optimised with each loss on {_set_label(deepest)}, graded by every loss's own normalised "
+        f"distance (columns; mean ± std over {where}, best of each column in bold), the job's wall time, "
+        "layout_copy and the copy rate over all outputs, and LPIPS to the style image as a second copy "
+        "indicator (lowest for a copy: not a measure of style):",
+        "",
+    ]
+    lines += _table(
+        ["optimised with"]
+        + [_label(m) for m in metrics]
+        + (["layout copy", "copies"] if has_copy else [])
+        + (["LPIPS to the style (copy indicator)"] if "lpips_vgg" in sub else []),
+        rows,
+    )
     graded = [m for m in STYLE_METRICS if m in best]
     own = [m for m in graded if best[m] == m.replace("_mean", "")]
     wins = {loss: [_label(m) for m in graded if best[m] == loss] for loss in losses}
     sentence = "; ".join(f"`{loss}` is best on {', '.join(won)}" for loss, won in wins.items() if won)
     claims = [f"Among {where}, {sentence}. {len(own)} of {len(graded)} losses are best on their own metric."]
     if has_copy:
-        claims.append("Copy rate per loss: " + ", ".join(
-            f"`{loss}` {_copy_rate(sub[sub['loss'] == loss])}" for loss in losses) + ".")
+        claims.append(
+            "Copy rate per loss: "
+            + ", ".join(f"`{loss}` {_copy_rate(sub[sub['loss'] == loss])}" for loss in losses)
+            + "."
+        )
     lines += [f"![texture by loss]({figure('texture_losses_grid.png')})", ""]
     lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(sub, 'style')}.*", ""]
     return lines
@@ -217,8 +268,11 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
         for method in unique(sub["method"]):
             for window in windows:
                 for norm in norms:
-                    part = sub[(sub["method"] == method) & ((sub["window"] == window) if window is not None else True)
-                               & ((sub["normalization"] == norm) if norm is not None else True)]
+                    part = sub[
+                        (sub["method"] == method)
+                        & ((sub["window"] == window) if window is not None else True)
+                        & ((sub["normalization"] == norm) if norm is not None else True)
+                    ]
                     label = [method, window or "0-1"] + ([norm] if len(norms) > 1 else [])
                     gram_rows.append(label + [_mean_std(part[part["scale"] == s]["gram_dist_mean"]) for s in scales])
                     if "lpips_vgg" in part:
@@ -227,40 +281,59 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
                     best_scale = by_scale.idxmin()
                     rho = spearman_interval(part["scale"], part["gram_dist_mean"], groups=part["style"])
                     lp = part.groupby("scale")["lpips_vgg"].mean() if "lpips_vgg" in part else None
-                    what = f"`{method}`, window {window or '0-1'}" + (f", `{norm}` normalisation" if len(norms) > 1 else "")
+                    what = f"`{method}`, window {window or '0-1'}" + (
+                        f", `{norm}` normalisation" if len(norms) > 1 else ""
+                    )
                     claims.append(
                         f"{what}: Gram distance {_fmt(by_scale.get(0.0, float('nan')))} unguided "
                         f"→ {_fmt(by_scale[best_scale])} at scale {best_scale:g}; "
                         f"it {_trend(rho, 'styles resampled, ')} with the scale"
                         + (f", LPIPS to the unguided sample {_fmt(lp[best_scale])} there" if lp is not None else "")
-                        + (f"; at the largest scale {scales[-1]:g} the distance is {_fmt(by_scale[scales[-1]])}"
-                           if best_scale != scales[-1] else "") + ".")
-        lines += [f"Model `{slug}`. Gram distance to the style (mean over relu1_1…relu5_1), by guidance scale; "
-                  "mean ± std over styles and seeds:", ""]
+                        + (
+                            f"; at the largest scale {scales[-1]:g} the distance is {_fmt(by_scale[scales[-1]])}"
+                            if best_scale != scales[-1]
+                            else ""
+                        )
+                        + "."
+                    )
+        lines += [
+            f"Model `{slug}`. Gram distance to the style (mean over relu1_1…relu5_1), by guidance scale; "
+            "mean ± std over styles and seeds:",
+            "",
+        ]
         lines += _table(header, gram_rows)
         if lpips_rows:
             lines += ["LPIPS (VGG) to the unguided sample of the same seed:", ""]
             lines += _table(header, lpips_rows)
-        lines += [f"![guidance {method}]({figure(f'guidance_{slug}_{method}_grid.png')})"
-                  for method in unique(sub["method"])]
+        lines += [
+            f"![guidance {method}]({figure(f'guidance_{slug}_{method}_grid.png')})" for method in unique(sub["method"])
+        ]
         lines += [f"![guidance vs scale]({figure(f'guidance_{slug}_scale.png')})", ""]
         lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(sub, 'style')}.*", ""]
     return lines
 
 
-SECTIONS = {"inversion": [inversion_section], "texture": [texture_section, losses_section],
-            "guidance": [guidance_section], "guidance_methods": [guidance_methods_section]}
+SECTIONS = {
+    "inversion": [inversion_section],
+    "texture": [texture_section, losses_section],
+    "guidance": [guidance_section],
+    "guidance_methods": [guidance_methods_section],
+}
 
 
-def findings_markdown(tables: dict[str, str | os.PathLike], figure: Callable[[str], str] = lambda name: name,
-                      preset: str | None = None) -> str:
+def findings_markdown(
+    tables: dict[str, str | os.PathLike], figure: Callable[[str], str] = lambda name: name, preset: str | None = None
+) -> str:
     """The results page for the experiments in ``tables`` (name -> CSV); ``figure`` maps a figure's
     file name to the link written into the page."""
     import pandas as pd
 
     lines = ["## Results", ""]
-    intro = ("Every number below is computed by `stylediff findings` from the workflow's tables"
-             + (f" (preset `{preset}`)" if preset else "") + "; the figures are the workflow's.")
+    intro = (
+        "Every number below is computed by `stylediff findings` from the workflow's tables"
+        + (f" (preset `{preset}`)" if preset else "")
+        + "; the figures are the workflow's."
+    )
     lines += [intro, ""]
     written = 0
     for experiment, sections in SECTIONS.items():
@@ -285,13 +358,18 @@ def splice_readme(readme: str | os.PathLike, text: str) -> None:
     content = readme.read_text()
     begin, end = content.find(README_BEGIN), content.find(README_END)
     if begin < 0 or end < begin:
-        raise ConfigError(f"{readme} has no results markers; put the lines\n{README_BEGIN}\n{README_END}\n"
-                          "where the results should go")
+        raise ConfigError(
+            f"{readme} has no results markers; put the lines\n{README_BEGIN}\n{README_END}\nwhere the results should go"
+        )
     write_text(readme, content[: begin + len(README_BEGIN)] + "\n" + text + content[end:])
 
 
-def write_findings(tables: dict[str, str | os.PathLike], out: str | os.PathLike,
-                   readme: str | os.PathLike | None = None, preset: str | None = None) -> str:
+def write_findings(
+    tables: dict[str, str | os.PathLike],
+    out: str | os.PathLike,
+    readme: str | os.PathLike | None = None,
+    preset: str | None = None,
+) -> str:
     """Write ``out`` (figure links relative to it) and, if given, the README section (links relative
     to the README)."""
     out = Path(out)

@@ -58,8 +58,13 @@ class HeldOutMetric:
 HELDOUT = (
     HeldOutMetric("heldout_vgg16_gram", "vgg16", "gram", "Gram distance, VGG-16 (held out)"),
     HeldOutMetric("heldout_alexnet_gram", "alexnet", "gram", "Gram distance, AlexNet (held out)"),
-    HeldOutMetric("heldout_clip_b32_gram", "clip-vit-b32", "gram", "Gram distance, CLIP ViT-B/32 hidden2 (held out)",
-                  optional=True),
+    HeldOutMetric(
+        "heldout_clip_b32_gram",
+        "clip-vit-b32",
+        "gram",
+        "Gram distance, CLIP ViT-B/32 hidden2 (held out)",
+        optional=True,
+    ),
     HeldOutMetric("heldout_csd", "csd", "cosine", "1 − CSD cosine (held out)", optional=True),
 )
 """Every held-out metric, in the order of the tables' columns."""
@@ -80,8 +85,9 @@ def features_of(network, images: torch.Tensor, layers) -> dict[str, torch.Tensor
     need, side = network.min_size(layers), min(images.shape[-2:])
     if side < need:
         h, w = images.shape[-2:]
-        images = F.interpolate(images, size=(ceil(h * need / side), ceil(w * need / side)), mode="bilinear",
-                               align_corners=False)
+        images = F.interpolate(
+            images, size=(ceil(h * need / side), ceil(w * need / side)), mode="bilinear", align_corners=False
+        )
     return network(images, layers)
 
 
@@ -113,16 +119,20 @@ class HeldOut:
             self.skipped[metric.column] = reason
         said = {m.column: self.skipped[m.column] for m in metrics if m.column in self.skipped and not m.optional}
         if said:  # one line for all of them; optional ones (CLIP, CSD) only in the provenance
-            print("stylediff: held-out style metrics skipped: "
-                  + "; ".join(f"{column} ({reason})" for column, reason in said.items()), file=sys.stderr)
+            print(
+                "stylediff: held-out style metrics skipped: "
+                + "; ".join(f"{column} ({reason})" for column, reason in said.items()),
+                file=sys.stderr,
+            )
         self._style: dict[tuple, dict] = {}
 
     def network(self, name: str):
         return load_network(name, self.device)
 
     @torch.no_grad()
-    def distances(self, image: torch.Tensor, style: torch.Tensor, optimised: str | None,
-                  key: tuple | None = None) -> dict[str, float]:
+    def distances(
+        self, image: torch.Tensor, style: torch.Tensor, optimised: str | None, key: tuple | None = None
+    ) -> dict[str, float]:
         """``{column: distance}`` for every present metric whose network is not ``optimised`` (the run's
         ``--network``; None means VGG-19, which no held-out metric uses)."""
         out = {}

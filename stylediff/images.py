@@ -24,8 +24,9 @@ def resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """(N, C, H, W) to ``shape`` (bilinear, antialiased when shrinking); unchanged when already that shape."""
     if tuple(image.shape[-2:]) == tuple(shape):
         return image
-    return torch.nn.functional.interpolate(image, size=tuple(shape), mode="bilinear", align_corners=False,
-                                           antialias=True)
+    return torch.nn.functional.interpolate(
+        image, size=tuple(shape), mode="bilinear", align_corners=False, antialias=True
+    )
 
 
 def scaled_shape(shape: tuple[int, int], longest: int, minimum: int = 1) -> tuple[int, int]:
@@ -76,7 +77,8 @@ def load_image(path: str | os.PathLike, size: int | None = None, min_side: int =
                 raise ImageError(
                     f"image {path} is {img.size[0]}x{img.size[1]} px; the requested layers need at least "
                     f"{max(min_side, MIN_SOURCE_SIDE)} px on the shorter side of the file itself (upsampling "
-                    "adds no detail): use a larger image or shallower layers")
+                    "adds no detail): use a larger image or shallower layers"
+                )
             width, height = img.size if size is None else scaled_shape(img.size, size)
             if img.format == "JPEG":
                 img.draft("RGB", (width, height))  # decode at a reduced scale when possible

@@ -40,9 +40,7 @@ def check_layers(layers: str | list[str] | tuple[str, ...]) -> list[str]:
         raise LayerError("no layer given: name at least one VGG-19 layer, e.g. relu3_1 (see `stylediff layers`)")
     unknown = [name for name in layers if name not in LAYER_INDEX]
     if unknown:
-        raise LayerError(
-            f"unknown VGG-19 layer {', '.join(map(repr, unknown))}; valid layers: {', '.join(LAYERS)}"
-        )
+        raise LayerError(f"unknown VGG-19 layer {', '.join(map(repr, unknown))}; valid layers: {', '.join(LAYERS)}")
     return layers
 
 

@@ -49,11 +49,13 @@ COPY_THRESHOLD = 0.5
 BAND = (1 / 64, 1 / 8)
 """Band-pass Gaussian σs as fractions of ``GRID``: 2 px and 16 px on the 128-px grid."""
 
-_OPPONENT = torch.tensor([
-    [0.299, 0.587, 0.114],             # luma
-    [0.5, -0.5, 0.0],                  # red – green
-    [0.25, 0.25, -0.5],                # yellow – blue
-])
+_OPPONENT = torch.tensor(
+    [
+        [0.299, 0.587, 0.114],  # luma
+        [0.5, -0.5, 0.0],  # red – green
+        [0.25, 0.25, -0.5],  # yellow – blue
+    ]
+)
 
 
 def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -97,8 +99,8 @@ def _best_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     sum_a, sum_b = correlate(fa, mask_b), correlate(mask_a, fb)
     safe_n = n.clamp_min(1.0)
     covariance = (correlate(fa, fb) - sum_a * sum_b / safe_n).sum(0)
-    var_a = (correlate(spectrum(a * a), mask_b) - sum_a ** 2 / safe_n).sum(0)
-    var_b = (correlate(mask_a, spectrum(b * b)) - sum_b ** 2 / safe_n).sum(0)
+    var_a = (correlate(spectrum(a * a), mask_b) - sum_a**2 / safe_n).sum(0)
+    var_b = (correlate(mask_a, spectrum(b * b)) - sum_b**2 / safe_n).sum(0)
     denominator = (var_a.clamp_min(0) * var_b.clamp_min(0)).sqrt()
     valid = (n >= MIN_OVERLAP * h * w - 0.5) & (denominator > 1e-12)
     r = covariance / denominator.clamp_min(1e-12)

@@ -134,8 +134,11 @@ def sorted_rows(values: torch.Tensor) -> torch.Tensor:
     read at twice the size. Sorted values do not depend on the algorithm, so nothing changes. Where
     a gradient flows ``torch.sort`` stays: the backward follows its order of exactly tied values
     (they occur), and numpy's argsort orders them differently, which changed the trajectories."""
-    if values.device.type == "cpu" and values.dtype in _NUMPY_SORTS and not (
-            values.requires_grad and torch.is_grad_enabled()):
+    if (
+        values.device.type == "cpu"
+        and values.dtype in _NUMPY_SORTS
+        and not (values.requires_grad and torch.is_grad_enabled())
+    ):
         return torch.from_numpy(np.sort(values.detach().numpy(), axis=-1))
     return values.sort(dim=-1).values
 
@@ -289,15 +292,17 @@ class FeatureTerm(nn.Module):
         """Weighted loss per layer, shape ``(L, N)``."""
         raise NotImplementedError
 
-    def _set_target(self, layer: str, target: Representation, scale: torch.Tensor,
-                    float64_parts: tuple[int, ...] = ()) -> None:
+    def _set_target(
+        self, layer: str, target: Representation, scale: torch.Tensor, float64_parts: tuple[int, ...] = ()
+    ) -> None:
         """Keep ``target`` (a tensor or a tuple of tensors) and ``scale`` of ``layer`` as buffers."""
         parts = target if isinstance(target, tuple) else (target,)
         for i, part in enumerate(parts):
             self.register_buffer(f"target_{layer}_{i}", part.detach(), persistent=False)
         self._float64 = self._float64 | {f"target_{layer}_{i}" for i in float64_parts}
-        self.register_buffer(f"scale_{layer}", torch.as_tensor(scale, dtype=parts[0].dtype, device=parts[0].device),
-                             persistent=False)
+        self.register_buffer(
+            f"scale_{layer}", torch.as_tensor(scale, dtype=parts[0].dtype, device=parts[0].device), persistent=False
+        )
         self._target_shape[layer] = len(parts) if isinstance(target, tuple) else None
 
     def _apply(self, fn, *args, **kwargs):
@@ -445,4 +450,3 @@ def style_objective(
 ) -> Objective:
     """The style loss of ``style`` over ``layers`` as a callable ``images -> (N,)``."""
     return Objective(network, {"style": (StyleTerm(network, style, layers, loss, layer_weights), 1.0)})
-

@@ -146,8 +146,9 @@ class HeldOutStyle(Metric):
 
     def compute(self, scorer, item):
         style = item.style()
-        return scorer.held_out.distances(item.image, style, item.config.get("network"),
-                                         (item.reference_path, tuple(style.shape[-2:])))
+        return scorer.held_out.distances(
+            item.image, style, item.config.get("network"), (item.reference_path, tuple(style.shape[-2:]))
+        )
 
 
 @METRICS.register

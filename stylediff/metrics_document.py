@@ -21,32 +21,46 @@ def _timing(sidecar: dict) -> dict[str, float]:
     seconds = [v for k, v in timing.items() if k.endswith("_seconds")]
     if seconds:
         timing["wall_seconds"] = float(sum(seconds))
-    evaluations = ((sidecar.get("guidance") or {}).get("evaluations") or {})
+    evaluations = (sidecar.get("guidance") or {}).get("evaluations") or {}
     if evaluations:
         timing["unet_evaluations"] = evaluations.get("unet_forward", 0) + evaluations.get("unet_backward", 0)
-        timing["objective_evaluations"] = (evaluations.get("objective_forward", 0)
-                                           + evaluations.get("objective_backward", 0))
+        timing["objective_evaluations"] = evaluations.get("objective_forward", 0) + evaluations.get(
+            "objective_backward", 0
+        )
     return timing
 
 
-def image_metrics(scorer: Scorer, kind: str, image_path: str | os.PathLike, reference_path: str | os.PathLike,
-                  baseline_path: str | os.PathLike | None = None, reference_size: int | None = None,
-                  reference_set: str | os.PathLike | None = None) -> dict[str, Any]:
+def image_metrics(
+    scorer: Scorer,
+    kind: str,
+    image_path: str | os.PathLike,
+    reference_path: str | os.PathLike,
+    baseline_path: str | os.PathLike | None = None,
+    reference_size: int | None = None,
+    reference_set: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Every registered metric of ``kind`` for one output; returns the document ``stylediff metrics`` writes."""
     if kind not in METRIC_KINDS:
         raise ConfigError(f"unknown metrics kind {kind!r}; choose one of {', '.join(METRIC_KINDS)}")
     if PIXEL_TARGET[kind] == "baseline" and baseline_path is None:
-        raise ConfigError(f"--kind {kind} needs --baseline (the "
-                          f"{'content image' if kind == 'transfer' else 'unguided sample'})")
+        raise ConfigError(
+            f"--kind {kind} needs --baseline (the {'content image' if kind == 'transfer' else 'unguided sample'})"
+        )
     start = time.perf_counter()
     image_path = Path(image_path)
     sidecar_file = image_path.with_suffix(".json")
     sidecar = read_json(sidecar_file) if sidecar_file.is_file() else {}
     config = sidecar.get("config") or {}
     device = next(scorer.vgg.parameters()).device
-    item = Item(kind=kind, image=load_image(image_path).to(device), config=config,
-                reference_path=str(reference_path), baseline_path=None if baseline_path is None else str(baseline_path),
-                reference_size=reference_size, reference_set=None if reference_set is None else str(reference_set))
+    item = Item(
+        kind=kind,
+        image=load_image(image_path).to(device),
+        config=config,
+        reference_path=str(reference_path),
+        baseline_path=None if baseline_path is None else str(baseline_path),
+        reference_size=reference_size,
+        reference_set=None if reference_set is None else str(reference_set),
+    )
     metrics: dict[str, float] = {}
     for metric in METRICS.values():
         if kind in metric.kinds:
@@ -67,7 +81,11 @@ def image_metrics(scorer: Scorer, kind: str, image_path: str | os.PathLike, refe
         "metrics": metrics,
         "timing": _timing(sidecar),
         "final_loss": final_loss,
-        "run": {"command": sidecar.get("command"), "config": config, "device": sidecar.get("device"),
-                "weights": sidecar.get("weights")},
+        "run": {
+            "command": sidecar.get("command"),
+            "config": config,
+            "device": sidecar.get("device"),
+            "weights": sidecar.get("weights"),
+        },
         "metric_seconds": time.perf_counter() - start,
     }

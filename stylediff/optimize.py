@@ -82,8 +82,9 @@ class OptimizeResult:
         return self.history[-1] if self.history else {}
 
 
-def initial_image(shape: tuple[int, int], init: str, seed: int, reference: torch.Tensor | None,
-                  device: torch.device) -> torch.Tensor:
+def initial_image(
+    shape: tuple[int, int], init: str, seed: int, reference: torch.Tensor | None, device: torch.device
+) -> torch.Tensor:
     """Uniform white noise, the (resized) reference image, or the reference's mean colour plus
     uniform noise of amplitude 0.1. Full-amplitude white noise leaves high-frequency residue that
     a style loss barely constrains, so texture synthesis starts from ``mean``."""
@@ -130,8 +131,9 @@ def _without_dynamo_import():
                 del function.__dynamo_disable
 
 
-def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimize") -> OptimizeResult:
+def _optimize_image(
+    objective: Objective, init: torch.Tensor, config: OptimizeConfig, description: str = "optimize"
+) -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps.
 
     The loss is divided by its value at the start so that L-BFGS's fixed tolerances and
@@ -140,8 +142,14 @@ def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCo
     """
     image = init.detach().clone().requires_grad_(True)
     if config.optimizer == "lbfgs":
-        optimizer = torch.optim.LBFGS([image], lr=config.lr or 1.0, max_iter=1, history_size=config.history_size,
-                                      tolerance_grad=0.0, tolerance_change=0.0)
+        optimizer = torch.optim.LBFGS(
+            [image],
+            lr=config.lr or 1.0,
+            max_iter=1,
+            history_size=config.history_size,
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
     else:
         optimizer = torch.optim.Adam([image], lr=config.lr or 0.02)
     history: list[dict[str, float]] = []
@@ -165,15 +173,17 @@ def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCo
         scaled.backward()
         if not torch.isfinite(image.grad).all():
             raise NumericalError(f"{description}: gradient became non-finite at step {len(history) + 1}")
-        history.append({"step": len(history) + 1, "loss": value,
-                        **{name: part.sum().item() for name, part in parts.items()}})
+        history.append(
+            {"step": len(history) + 1, "loss": value, **{name: part.sum().item() for name, part in parts.items()}}
+        )
         if value < best["loss"]:
             best.update(loss=value, image=image.detach().clone(), step=len(history))
         return scaled.detach()
 
     start = time.perf_counter()
-    with tqdm(total=config.steps, desc=description, disable=not config.progress, leave=False,
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=config.steps, desc=description, disable=not config.progress, leave=False, dynamic_ncols=True
+    ) as bar:
         for _ in range(config.steps):
             optimizer.step(closure)
             if config.clamp:
@@ -189,15 +199,20 @@ def _optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeCo
         if best["loss"] < final_total.sum().item():
             output = best["image"].clamp(0, 1)
             final_total, final_parts = objective.evaluate(output)
-    history.append({"step": len(history) + 1, "loss": final_total.sum().item(), "best_step": best["step"],
-                    **{name: part.sum().item() for name, part in final_parts.items()}})
-    return OptimizeResult(image=output, history=history,
-                          seconds=time.perf_counter() - start)
+    history.append(
+        {
+            "step": len(history) + 1,
+            "loss": final_total.sum().item(),
+            "best_step": best["step"],
+            **{name: part.sum().item() for name, part in final_parts.items()},
+        }
+    )
+    return OptimizeResult(image=output, history=history, seconds=time.perf_counter() - start)
 
 
-
-def optimize_image(objective: Objective, init: torch.Tensor, config: OptimizeConfig,
-                   description: str = "optimize") -> OptimizeResult:
+def optimize_image(
+    objective: Objective, init: torch.Tensor, config: OptimizeConfig, description: str = "optimize"
+) -> OptimizeResult:
     """Minimise ``objective`` over the pixels of ``init`` for ``config.steps`` steps (see
     :func:`_optimize_image`), without paying for an import of torch's compiler."""
     with _without_dynamo_import():
@@ -227,8 +242,14 @@ def coarse_to_fine(size: int) -> tuple[int, ...]:
     return tuple(reversed(scales))
 
 
-def _multiscale(build: Callable[[tuple[int, int]], Objective], shape: tuple[int, int], config: OptimizeConfig,
-                reference: torch.Tensor | None, device: torch.device, description: str) -> OptimizeResult:
+def _multiscale(
+    build: Callable[[tuple[int, int]], Objective],
+    shape: tuple[int, int],
+    config: OptimizeConfig,
+    reference: torch.Tensor | None,
+    device: torch.device,
+    description: str,
+) -> OptimizeResult:
     """Run the passes of ``config.scales`` (coarse to fine) then the final size, chaining the images."""
     shapes = [scaled_shape(shape, s) for s in config.scales if s < max(shape)] + [tuple(shape)]
     image = initial_image(shapes[0], config.init, config.seed, reference, device)
@@ -256,9 +277,15 @@ def invert(vgg: FeatureNetwork, image: torch.Tensor, layer: str, config: Optimiz
     return _multiscale(build, tuple(image.shape[-2:]), config, image, image.device, f"invert {layer}")
 
 
-def synthesize_texture(vgg: FeatureNetwork, style: torch.Tensor, layers: list[str] | str, loss: str,
-                       shape: tuple[int, int], config: OptimizeConfig,
-                       layer_weights: list[float] | None = None) -> OptimizeResult:
+def synthesize_texture(
+    vgg: FeatureNetwork,
+    style: torch.Tensor,
+    layers: list[str] | str,
+    loss: str,
+    shape: tuple[int, int],
+    config: OptimizeConfig,
+    layer_weights: list[float] | None = None,
+) -> OptimizeResult:
     """Texture synthesis (Gatys et al. 2015): match the style statistics of ``style`` from noise.
 
     The style statistics are computed once; ``shape`` (the output size) may differ from the style's.
@@ -269,9 +296,18 @@ def synthesize_texture(vgg: FeatureNetwork, style: torch.Tensor, layers: list[st
     return _multiscale(lambda _shape: objective, shape, config, style, style.device, f"texture {loss}")
 
 
-def transfer_style(vgg: FeatureNetwork, content: torch.Tensor, style: torch.Tensor, layers: list[str] | str, loss: str,
-                   config: OptimizeConfig, content_layer: str | None = None, style_weight: float = 10.0,
-                   content_weight: float = 1.0, layer_weights: list[float] | None = None) -> OptimizeResult:
+def transfer_style(
+    vgg: FeatureNetwork,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    layers: list[str] | str,
+    loss: str,
+    config: OptimizeConfig,
+    content_layer: str | None = None,
+    style_weight: float = 10.0,
+    content_weight: float = 1.0,
+    layer_weights: list[float] | None = None,
+) -> OptimizeResult:
     """Neural style transfer (Gatys et al. 2016): content of ``content`` with the style of ``style``
     (``content_layer`` None: the network's own content layer, relu4_2 for VGG-19)."""
     content_layer = content_layer or vgg.content_layer
@@ -281,7 +317,10 @@ def transfer_style(vgg: FeatureNetwork, content: torch.Tensor, style: torch.Tens
 
     def build(shape):
         content_term = ContentTerm(vgg, resize(content, shape), [content_layer])
-        return Objective(vgg, {"content": (content_term, content_weight), "style": (style_term, style_weight)},
-                         tv_weight=config.tv_weight)
+        return Objective(
+            vgg,
+            {"content": (content_term, content_weight), "style": (style_term, style_weight)},
+            tv_weight=config.tv_weight,
+        )
 
     return _multiscale(build, tuple(content.shape[-2:]), config, content, device, f"transfer {loss}")

@@ -140,9 +140,14 @@ class Plan:
         count = int(section.get("reference_samples") or 0)
         if not count:
             return {}
-        return {model_slug(model): {"model": model, "seeds": list(range(REFERENCE_SEED, REFERENCE_SEED + count)),
-                                    "out": f"{self.results}/{experiment}/reference/{model_slug(model)}.png"}
-                for model in section["models"]}
+        return {
+            model_slug(model): {
+                "model": model,
+                "seeds": list(range(REFERENCE_SEED, REFERENCE_SEED + count)),
+                "out": f"{self.results}/{experiment}/reference/{model_slug(model)}.png",
+            }
+            for model in section["models"]
+        }
 
     def reference_set_of(self, experiment: str, values: dict) -> str | None:
         """The batch sidecar of the reference set a run's realism is measured against (None without one)."""
@@ -155,9 +160,16 @@ class Plan:
         reads it)."""
         entry = self.reference_sets(experiment)[slug]
         section = self.config[experiment]
-        return {"model": entry["model"], "prompt": (section.get("prompts") or [""])[0],
-                "style": section["styles"][0], "loss": section["losses"][0],
-                "layers": section["layer_sets"][0], "method": "unguided", "scale": 0, "seeds": entry["seeds"]}
+        return {
+            "model": entry["model"],
+            "prompt": (section.get("prompts") or [""])[0],
+            "style": section["styles"][0],
+            "loss": section["losses"][0],
+            "layers": section["layer_sets"][0],
+            "method": "unguided",
+            "scale": 0,
+            "seeds": entry["seeds"],
+        }
 
     def reference_set_inputs(self, experiment: str, slug: str) -> list[str]:
         """The style image the reference set's command reads, and its model folder when it is local."""
@@ -198,7 +210,14 @@ def build(config: dict) -> Plan:
             runs[run] = values
         plan.values[name] = runs
         for run in runs:
-            rows.append({"experiment": name, "run": run, **parse_run_id(spec, run),
-                         "job": plan.job_of(name, run), "output": plan.output(name, run)})
+            rows.append(
+                {
+                    "experiment": name,
+                    "run": run,
+                    **parse_run_id(spec, run),
+                    "job": plan.job_of(name, run),
+                    "output": plan.output(name, run),
+                }
+            )
     plan.runs = pd.DataFrame(rows)
     return plan

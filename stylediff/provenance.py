@@ -44,8 +44,15 @@ def device_name(device: torch.device | str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def sidecar(command: str, config: dict[str, Any], *, weights: dict | None = None, timing: dict | None = None,
-            results: dict | None = None, device: torch.device | str = "cpu") -> dict[str, Any]:
+def sidecar(
+    command: str,
+    config: dict[str, Any],
+    *,
+    weights: dict | None = None,
+    timing: dict | None = None,
+    results: dict | None = None,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
     """The JSON document written beside an output: rerunnable config plus provenance and results."""
     return {
         "command": command,

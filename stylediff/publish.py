@@ -35,9 +35,14 @@ def _copy(source: Path, target: Path, written: list[Path]) -> Path:
     return target
 
 
-def publish(files: list[str | os.PathLike], to: str | os.PathLike, tables: dict[str, str] | None = None,
-            page: str | os.PathLike | None = None, readme: str | os.PathLike | None = None,
-            preset: str | None = None) -> list[Path]:
+def publish(
+    files: list[str | os.PathLike],
+    to: str | os.PathLike,
+    tables: dict[str, str] | None = None,
+    page: str | os.PathLike | None = None,
+    readme: str | os.PathLike | None = None,
+    preset: str | None = None,
+) -> list[Path]:
     """Copy ``files`` into the folder ``to`` and ``tables`` ({experiment: csv}) into ``to/tables`` (atomically;
     a file whose bytes are unchanged is left alone, so its modification time stays); from the copied tables,
     write the results ``page`` and/or splice them into ``readme``, their figure links pointing into ``to``.
@@ -46,7 +51,9 @@ def publish(files: list[str | os.PathLike], to: str | os.PathLike, tables: dict[
     written: list[Path] = []
     for file in map(Path, files):
         _copy(file, to / file.name, written)
-    tables = {name: str(_copy(Path(csv), to / "tables" / Path(csv).name, written)) for name, csv in (tables or {}).items()}
+    tables = {
+        name: str(_copy(Path(csv), to / "tables" / Path(csv).name, written)) for name, csv in (tables or {}).items()
+    }
     if (page or readme) and not tables:
         raise ConfigError("a results page or README needs the experiments' tables (--table EXPERIMENT=CSV)")
     if page:

@@ -106,8 +106,11 @@ def defaults(spec: Spec) -> dict[str, Any]:
 def run_id(spec: Spec, values: dict[str, Any]) -> str:
     """The run id of one combination of ``spec``'s axes (default-valued axes may be missing)."""
     values = spec.canonical({**defaults(spec), **values})
-    return SEPARATOR.join(axis.encode(values[axis.name]) for axis in spec.axes
-                          if not (axis.default is not None and values[axis.name] == axis.default))
+    return SEPARATOR.join(
+        axis.encode(values[axis.name])
+        for axis in spec.axes
+        if not (axis.default is not None and values[axis.name] == axis.default)
+    )
 
 
 def parse_run_id(spec: Spec, run: str) -> dict[str, Any]:
@@ -116,11 +119,15 @@ def parse_run_id(spec: Spec, run: str) -> dict[str, Any]:
     optional = [axis for axis in spec.axes if axis.default is not None]
     if len(parts) == len(spec.axes) - len(optional):
         present = [axis for axis in spec.axes if axis.default is None]
-        return {**{axis.name: axis.decode(part) for axis, part in zip(present, parts)},
-                **{axis.name: axis.default for axis in optional}}
+        return {
+            **{axis.name: axis.decode(part) for axis, part in zip(present, parts)},
+            **{axis.name: axis.default for axis in optional},
+        }
     if len(parts) != len(spec.axes):
-        raise ConfigError(f"run id {run!r} does not have the {len(spec.axes)} parts of a {spec.name} run "
-                          f"({SEPARATOR.join(axis.name for axis in spec.axes)})")
+        raise ConfigError(
+            f"run id {run!r} does not have the {len(spec.axes)} parts of a {spec.name} run "
+            f"({SEPARATOR.join(axis.name for axis in spec.axes)})"
+        )
     return {axis.name: axis.decode(part) for axis, part in zip(spec.axes, parts)}
 
 
@@ -134,5 +141,4 @@ def split_run(spec: Spec, run: str) -> tuple[str, str, str]:
     position, end = names.index(batched[0]), names.index(batched[-1]) + 1
     if any(axis.default is not None for axis in spec.axes[:position]):
         position, end = len(parts) - (len(names) - position), len(parts) - (len(names) - end)
-    return (SEPARATOR.join(parts[:position]), SEPARATOR.join(parts[position:end]),
-            SEPARATOR.join(parts[end:]))
+    return (SEPARATOR.join(parts[:position]), SEPARATOR.join(parts[position:end]), SEPARATOR.join(parts[end:]))

@@ -47,11 +47,14 @@ def relative_error(x: torch.Tensor, target: torch.Tensor) -> float:
     return ((x - target).norm() / target.norm().clamp_min(1e-12)).item()
 
 
-def gram_distances(features: dict[str, torch.Tensor], style_features: dict[str, torch.Tensor],
-                   layers=METRIC_LAYERS) -> dict[str, float]:
+def gram_distances(
+    features: dict[str, torch.Tensor], style_features: dict[str, torch.Tensor], layers=METRIC_LAYERS
+) -> dict[str, float]:
     """Relative Frobenius distance of Gram matrices per layer, plus their mean."""
-    out = {f"gram_dist_{name}": relative_error(gram_matrix(features[name]), gram_matrix(style_features[name]))
-           for name in layers}
+    out = {
+        f"gram_dist_{name}": relative_error(gram_matrix(features[name]), gram_matrix(style_features[name]))
+        for name in layers
+    }
     out["gram_dist_mean"] = sum(out.values()) / len(layers)
     return out
 
@@ -107,8 +110,10 @@ class Scorer:
         if batch_sidecar not in self._reference_features:
             paths = [entry["path"] for entry in read_json(batch_sidecar).get("images") or []]
             if len(paths) < 2:
-                raise ConfigError(f"{batch_sidecar} lists {len(paths)} images: a reference set needs several "
-                                  "(`stylediff sample --seeds …` writes one)")
+                raise ConfigError(
+                    f"{batch_sidecar} lists {len(paths)} images: a reference set needs several "
+                    "(`stylediff sample --seeds …` writes one)"
+                )
             images = torch.cat([load_image(path) for path in paths]).to(self.device)
             self._reference_features[batch_sidecar] = F.normalize(realism_features(self.vgg, images), dim=1)
         return self._reference_features[batch_sidecar]
@@ -124,8 +129,9 @@ class Scorer:
 
     def provenance(self) -> dict[str, Any]:
         out: dict[str, Any] = {"vgg19": self.vgg.provenance()}
-        out["lpips"] = ({net: str(backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on
-                        else {"skipped": self.lpips_skipped})
+        out["lpips"] = (
+            {net: str(backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on else {"skipped": self.lpips_skipped}
+        )
         out["heldout"] = self.held_out.provenance()
         if self._reference_features:
             out["realism_reference_sets"] = {path: len(f) for path, f in self._reference_features.items()}
@@ -140,12 +146,14 @@ class Scorer:
             shape = (round(image.shape[-2] * factor), round(image.shape[-1] * factor))
             image = F.interpolate(image, size=shape, mode="bilinear", align_corners=False)
             reference = F.interpolate(reference, size=shape, mode="bilinear", align_corners=False)
-        return {f"lpips_{net}": self.lpips_net(net)(image.clamp(0, 1), reference.clamp(0, 1)).item()
-                for net in LPIPS_NETS}
+        return {
+            f"lpips_{net}": self.lpips_net(net)(image.clamp(0, 1), reference.clamp(0, 1)).item() for net in LPIPS_NETS
+        }
 
     @torch.no_grad()
-    def feature_error(self, image: torch.Tensor, reference: torch.Tensor, layer: str,
-                      pooling: str | None = None) -> float:
+    def feature_error(
+        self, image: torch.Tensor, reference: torch.Tensor, layer: str, pooling: str | None = None
+    ) -> float:
         """``‖Φ(x) − Φ(x₀)‖ / ‖Φ(x₀)‖`` at ``layer`` (reference resized to the image's shape), with
         the scorer's network or the same weights with another ``pooling`` (the one that was inverted)."""
         layer = check_layers([layer])[0]
@@ -163,8 +171,9 @@ class Scorer:
         # the style (often at twice the output's size) goes through VGG once per job, not once per output
         out = gram_distances(features, self._cached(key, "features", lambda: self.vgg(style, layers)), layers)
         for loss in STYLE_LOSSES:
-            term = self._cached(key, loss, lambda loss=loss: StyleTerm(self.vgg, style, layers, loss,
-                                                             layer_weights=[1.0] * len(layers)))
+            term = self._cached(
+                key, loss, lambda loss=loss: StyleTerm(self.vgg, style, layers, loss, layer_weights=[1.0] * len(layers))
+            )
             with drawing_from(ImageStreams([METRIC_SEED])):  # the same random draws for every image
                 per_layer = term.layer_losses(features)[:, 0]
             for name, value in zip(layers, per_layer.tolist()):

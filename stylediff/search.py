@@ -34,9 +34,16 @@ class Candidate:
         return (0 if self.fidelity <= budget else 1, self.style)
 
 
-def beam_search(evaluate: Callable[[dict[str, Any]], dict[str, float]], start: dict[str, Any],
-                factors: dict[str, float], rounds: int = 4, beam: int = 2, budget: float = 0.3,
-                progress: bool = True, caps: dict[str, float] | None = None) -> list[Candidate]:
+def beam_search(
+    evaluate: Callable[[dict[str, Any]], dict[str, float]],
+    start: dict[str, Any],
+    factors: dict[str, float],
+    rounds: int = 4,
+    beam: int = 2,
+    budget: float = 0.3,
+    progress: bool = True,
+    caps: dict[str, float] | None = None,
+) -> list[Candidate]:
     """Every candidate evaluated, in evaluation order; the best is ``min(..., key=lambda c: c.key(budget))``.
 
     ``evaluate(knobs)`` returns ``{"style": …, "fidelity": …, …}`` (``style`` lower is better, ``fidelity``
@@ -50,8 +57,13 @@ def beam_search(evaluate: Callable[[dict[str, Any]], dict[str, float]], start: d
         key = tuple(sorted((k, round(float(v), 12)) for k, v in knobs.items()))
         if key not in seen:
             result = evaluate(knobs)
-            seen[key] = Candidate(knobs=dict(knobs), style=result["style"], fidelity=result["fidelity"],
-                                  round=round_, extra={k: v for k, v in result.items() if k not in ("style", "fidelity")})
+            seen[key] = Candidate(
+                knobs=dict(knobs),
+                style=result["style"],
+                fidelity=result["fidelity"],
+                round=round_,
+                extra={k: v for k, v in result.items() if k not in ("style", "fidelity")},
+            )
             bar.set_postfix(style=f"{result['style']:.3g}", refresh=False)
         bar.update(1)
         return seen[key]

@@ -50,8 +50,10 @@ class ImageStreams:
         """A ConfigError unless a batch of ``rows`` is k tiles of the N images (row j is image j mod N,
         as a method's Monte-Carlo copies are laid out), each row drawing what its image draws."""
         if rows % len(self.seeds):
-            raise ConfigError(f"a batch of {rows} rows is not whole tiles of the {len(self.seeds)} images "
-                              "whose random streams are active")
+            raise ConfigError(
+                f"a batch of {rows} rows is not whole tiles of the {len(self.seeds)} images "
+                "whose random streams are active"
+            )
 
 
 _ACTIVE: contextvars.ContextVar[ImageStreams | None] = contextvars.ContextVar("stylediff_streams", default=None)

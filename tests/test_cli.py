@@ -13,8 +13,12 @@ from .conftest import STYLES
 
 
 def stylediff(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "stylediff.cli", *map(str, args)], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONHASHSEED": "0"})
+    result = subprocess.run(
+        [sys.executable, "-m", "stylediff.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
     if check and result.returncode != 0:
         raise AssertionError(result.stderr)
     return result
@@ -29,13 +33,44 @@ def test_layers_lists_every_layer():
     assert names[0] == "conv1_1" and names[-1] == "pool5" and len(names) == 37
 
 
-@pytest.mark.parametrize("verb, args", [
-    ("invert", ["--image", "{astronaut}", "--layer", "relu2_1", "--size", "32"]),
-    ("texture", ["--style", str(STYLES / "the_scream.jpg"), "--layers", "relu1_1,relu2_1,relu3_1", "--loss",
-                 "mean_std", "--size", "32", "--out-size", "24"]),
-    ("transfer", ["--content", "{astronaut}", "--style", str(STYLES / "starry_night.jpg"), "--layers",
-                  "relu1_1,relu2_1", "--content-layer", "relu2_2", "--size", "32", "--style-weight", "5"]),
-])
+@pytest.mark.parametrize(
+    "verb, args",
+    [
+        ("invert", ["--image", "{astronaut}", "--layer", "relu2_1", "--size", "32"]),
+        (
+            "texture",
+            [
+                "--style",
+                str(STYLES / "the_scream.jpg"),
+                "--layers",
+                "relu1_1,relu2_1,relu3_1",
+                "--loss",
+                "mean_std",
+                "--size",
+                "32",
+                "--out-size",
+                "24",
+            ],
+        ),
+        (
+            "transfer",
+            [
+                "--content",
+                "{astronaut}",
+                "--style",
+                str(STYLES / "starry_night.jpg"),
+                "--layers",
+                "relu1_1,relu2_1",
+                "--content-layer",
+                "relu2_2",
+                "--size",
+                "32",
+                "--style-weight",
+                "5",
+            ],
+        ),
+    ],
+)
 def test_verb_writes_png_and_sidecar_whose_config_round_trips(tmp_path, astronaut_png, verb, args):
     out = tmp_path / verb / "out.png"
     args = [a.format(astronaut=astronaut_png) for a in args]
@@ -62,7 +97,7 @@ def test_verb_writes_png_and_sidecar_whose_config_round_trips(tmp_path, astronau
     if verb != "transfer":  # transfer starts from the content image: nothing random to seed
         other = tmp_path / verb / "seed4.png"
         seed = flags.index("--seed")
-        stylediff(verb, *flags[:seed + 1], "4", *flags[seed + 2:], "--out", other)
+        stylediff(verb, *flags[: seed + 1], "4", *flags[seed + 2 :], "--out", other)
         assert other.read_bytes() != out.read_bytes()  # another seed, another image
 
 
@@ -70,22 +105,54 @@ def test_verb_writes_png_and_sidecar_whose_config_round_trips(tmp_path, astronau
 def test_texture_runs_coarse_to_fine_by_default_and_records_the_sizes(tmp_path, scales, recorded):
     out = tmp_path / "t.png"
     flags = ["--scales", scales] if scales else []
-    stylediff("texture", "--style", STYLES / "the_scream.jpg", "--layers", "relu1_1", "--size", "128", "--steps", "2",
-              *flags, "--no-progress", "--out", out)
+    stylediff(
+        "texture",
+        "--style",
+        STYLES / "the_scream.jpg",
+        "--layers",
+        "relu1_1",
+        "--size",
+        "128",
+        "--steps",
+        "2",
+        *flags,
+        "--no-progress",
+        "--out",
+        out,
+    )
     meta = read_sidecar(out)
     assert meta["config"]["scales"] == recorded
     assert sorted({entry["scale"] for entry in meta["history"]}) == recorded + [128]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["invert", "--image", "missing.png"], "image not found: missing.png"),
-    (["texture", "--style", str(STYLES / "starry_night.jpg"), "--layers", "relu1_1,conv9_9"], "unknown VGG-19 layer 'conv9_9'"),
-    (["texture", "--style", str(STYLES / "starry_night.jpg"), "--loss", "perceptual"], "unknown style loss 'perceptual'"),
-    (["texture", "--style", str(STYLES / "starry_night.jpg"), "--size", "8"], "need at least 16 px"),
-    (["invert", "--image", str(STYLES / "starry_night.jpg"), "--steps", "0"], "must be a positive integer"),
-    (["transfer", "--content", str(STYLES / "shipwreck.jpg"), "--style", str(STYLES / "starry_night.jpg"),
-      "--style-weight", "nan"], "must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["invert", "--image", "missing.png"], "image not found: missing.png"),
+        (
+            ["texture", "--style", str(STYLES / "starry_night.jpg"), "--layers", "relu1_1,conv9_9"],
+            "unknown VGG-19 layer 'conv9_9'",
+        ),
+        (
+            ["texture", "--style", str(STYLES / "starry_night.jpg"), "--loss", "perceptual"],
+            "unknown style loss 'perceptual'",
+        ),
+        (["texture", "--style", str(STYLES / "starry_night.jpg"), "--size", "8"], "need at least 16 px"),
+        (["invert", "--image", str(STYLES / "starry_night.jpg"), "--steps", "0"], "must be a positive integer"),
+        (
+            [
+                "transfer",
+                "--content",
+                str(STYLES / "shipwreck.jpg"),
+                "--style",
+                str(STYLES / "starry_night.jpg"),
+                "--style-weight",
+                "nan",
+            ],
+            "must be a finite number",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_no_output(tmp_path, args, message):
     out = tmp_path / "out.png"
     result = stylediff(*args, "--out", out, check=False)
@@ -107,7 +174,9 @@ def test_not_an_image_and_unwritable_output(tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = stylediff("--debug", "invert", "--image", tmp_path / "missing.png", "--out", tmp_path / "o.png", check=False)
+    result = stylediff(
+        "--debug", "invert", "--image", tmp_path / "missing.png", "--out", tmp_path / "o.png", check=False
+    )
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
@@ -119,24 +188,31 @@ def test_batch_gives_each_run_the_image_it_gives_alone(tmp_path, astronaut_png):
         "invert": ("invert", f"--image {astronaut_png} --layer relu2_1 --size 32 --steps 4"),
     }
     for verb in ("texture", "invert"):
-        items = [f"{args} --no-progress --out {tmp_path / 'batch' / name}.png" for name, (v, args) in runs.items()
-                 if v == verb]
+        items = [
+            f"{args} --no-progress --out {tmp_path / 'batch' / name}.png"
+            for name, (v, args) in runs.items()
+            if v == verb
+        ]
         stylediff("batch", verb, *items)
     for name, (verb, args) in runs.items():
         stylediff(verb, *args.split(), "--no-progress", "--out", tmp_path / "alone" / f"{name}.png")
         assert (tmp_path / "batch" / f"{name}.png").read_bytes() == (tmp_path / "alone" / f"{name}.png").read_bytes()
-        assert read_sidecar(tmp_path / "batch" / f"{name}.png")["final"] == read_sidecar(
-            tmp_path / "alone" / f"{name}.png")["final"]
+        assert (
+            read_sidecar(tmp_path / "batch" / f"{name}.png")["final"]
+            == read_sidecar(tmp_path / "alone" / f"{name}.png")["final"]
+        )
 
 
 def test_batch_checks_every_line_before_running_any(tmp_path):
     good = f"--style {STYLES / 'shipwreck.jpg'} --size 32 --steps 2 --no-progress --out {tmp_path / 'a.png'}"
-    result = stylediff("batch", "texture", good, f"--style {STYLES / 'shipwreck.jpg'} --steps zero --out x.png",
-                       check=False)
+    result = stylediff(
+        "batch", "texture", good, f"--style {STYLES / 'shipwreck.jpg'} --steps zero --out x.png", check=False
+    )
     assert result.returncode == 2 and "--steps" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "a.png").exists()
-    result = stylediff("batch", "texture", good, f"--style {tmp_path / 'missing.png'} --out {tmp_path / 'b.png'}",
-                       check=False)
+    result = stylediff(
+        "batch", "texture", good, f"--style {tmp_path / 'missing.png'} --out {tmp_path / 'b.png'}", check=False
+    )
     assert result.returncode == 2 and "item 2 of 2: image not found" in result.stderr
     assert (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
     result = stylediff("batch", "batch", good, check=False)
@@ -146,22 +222,41 @@ def test_batch_checks_every_line_before_running_any(tmp_path):
 HEAVY = ("diffusers", "pandas", "matplotlib", "torchmetrics", "scipy", "skimage", "huggingface_hub")
 
 
-@pytest.mark.parametrize("argv, forbidden", [
-    (["--help"], HEAVY + ("torch",)),
-    (["layers"], HEAVY + ("torch",)),
-    # torch._dynamo: torch's optimiser imports its compiler on first use (2.4 s) unless the engine stops it
-    (["texture", "--style", str(STYLES / "the_scream.jpg"), "--size", "16", "--steps", "1", "--layers", "relu1_1"],
-     HEAVY + ("torch._dynamo",)),
-    (["invert", "--image", str(STYLES / "the_scream.jpg"), "--size", "16", "--steps", "1", "--layer", "relu1_1"],
-     HEAVY + ("torch._dynamo",)),
-])
+@pytest.mark.parametrize(
+    "argv, forbidden",
+    [
+        (["--help"], HEAVY + ("torch",)),
+        (["layers"], HEAVY + ("torch",)),
+        # torch._dynamo: torch's optimiser imports its compiler on first use (2.4 s) unless the engine stops it
+        (
+            [
+                "texture",
+                "--style",
+                str(STYLES / "the_scream.jpg"),
+                "--size",
+                "16",
+                "--steps",
+                "1",
+                "--layers",
+                "relu1_1",
+            ],
+            HEAVY + ("torch._dynamo",),
+        ),
+        (
+            ["invert", "--image", str(STYLES / "the_scream.jpg"), "--size", "16", "--steps", "1", "--layer", "relu1_1"],
+            HEAVY + ("torch._dynamo",),
+        ),
+    ],
+)
 def test_verbs_import_only_what_they_need(tmp_path, argv, forbidden):
     """Start-up: the optimisation verbs load torch and the package's torch parts, nothing of the workflow
     or diffusion stack; --help and layers load no torch at all."""
     out = ["--no-progress", "--out", str(tmp_path / "x.png")] if argv[0] in ("texture", "invert") else []
-    code = ("import sys; from stylediff.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            f"print(sorted(m for m in {forbidden!r} if m in sys.modules))")
+    code = (
+        "import sys; from stylediff.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {forbidden!r} if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code, *argv, *out], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout[-500:]
 
@@ -178,8 +273,22 @@ def test_default_texture_is_a_texture_not_the_exemplar(tmp_path, loss):
     from stylediff.layout_copy import COPY_THRESHOLD, layout_copy
 
     out = tmp_path / "t.png"
-    stylediff("texture", "--style", STYLES / "starry_night.jpg", "--loss", loss, "--size", 96, "--steps", 100,
-              "--layers", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1", "--no-progress", "--out", out)
+    stylediff(
+        "texture",
+        "--style",
+        STYLES / "starry_night.jpg",
+        "--loss",
+        loss,
+        "--size",
+        96,
+        "--steps",
+        100,
+        "--layers",
+        "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
+        "--no-progress",
+        "--out",
+        out,
+    )
     sidecar = read_sidecar(out)
     assert sidecar["config"]["style_size"] == 192
     texture = load_image(out)

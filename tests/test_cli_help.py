@@ -106,8 +106,25 @@ def test_a_new_method_needs_only_its_class_and_registry_line():
 
 def check_fake_method():
     parser = build_parser()
-    args = parser.parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--method", "fake",
-                              "--strength", "3", "--shape", "square", "--span", "0.2,0.5"])
+    args = parser.parse_args(
+        [
+            "sample",
+            "--model",
+            "m",
+            "--style",
+            "s",
+            "--out",
+            "o",
+            "--method",
+            "fake",
+            "--strength",
+            "3",
+            "--shape",
+            "square",
+            "--span",
+            "0.2,0.5",
+        ]
+    )
     assert (args.method, args.strength, args.shape, args.span) == ("fake", 3.0, "square", (0.2, 0.5))
     groups = groups_of(verbs(parser)["sample"])
     assert groups["fake: Nobody 2026, a method made up for this test"] == ["strength", "shape", "span"]
@@ -126,8 +143,23 @@ def run_verb(capsys, argv: list[str]) -> list[str]:
 
 def test_texture_says_in_one_line_what_it_wrote(capsys, tmp_path):
     out = tmp_path / "t.png"
-    lines = run_verb(capsys, ["texture", "--style", str(STYLE), "--size", "16", "--steps", "2", "--layers", "relu1_1",
-                              "--out", str(out), "--no-progress"])
+    lines = run_verb(
+        capsys,
+        [
+            "texture",
+            "--style",
+            str(STYLE),
+            "--size",
+            "16",
+            "--steps",
+            "2",
+            "--layers",
+            "relu1_1",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
     assert len(lines) == 1 and lines[0].startswith(f"stylediff texture: wrote {out} and {out.with_suffix('.json')}")
     assert out.is_file() and out.with_suffix(".json").is_file()
 
@@ -137,10 +169,21 @@ def test_sample_and_batch_say_in_one_line_what_they_wrote(capsys, tmp_path):
     out = tmp_path / "s.png"
     common = ["--model", str(MODEL), "--style", str(STYLE), "--steps", "2", "--layers", "relu1_1", "--no-progress"]
     lines = run_verb(capsys, ["sample", *common, "--seeds", "0,1", "--out", str(out)])
-    assert len(lines) == 1 and lines[0].startswith(f"stylediff sample: wrote {out} (grid of 2), {out.with_suffix('.json')}")
+    assert len(lines) == 1 and lines[0].startswith(
+        f"stylediff sample: wrote {out} (grid of 2), {out.with_suffix('.json')}"
+    )
     assert all((tmp_path / f"s__s{seed}{suffix}").is_file() for seed in (0, 1) for suffix in (".png", ".json"))
-    lines = run_verb(capsys, ["batch", "texture", *(f"--style {STYLE} --size 16 --steps 1 --layers relu1_1 "
-                                                     f"--out {tmp_path / name} --no-progress" for name in ("a.png", "b.png"))])
+    lines = run_verb(
+        capsys,
+        [
+            "batch",
+            "texture",
+            *(
+                f"--style {STYLE} --size 16 --steps 1 --layers relu1_1 --out {tmp_path / name} --no-progress"
+                for name in ("a.png", "b.png")
+            ),
+        ],
+    )
     assert lines == [f"stylediff batch: 2 texture runs: wrote {tmp_path / 'a.png'} and {tmp_path / 'b.png'}"]
 
 

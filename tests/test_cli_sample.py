@@ -23,14 +23,46 @@ def model_dir(tiny_ddpm_dir) -> Path:
 
 
 def sample(model_dir, out, *extra):
-    return main(["sample", "--model", str(model_dir), "--style", str(STYLE), "--out", str(out),
-                 "--layers", "relu1_1,relu2_1", "--steps", "3", "--device", "cpu", "--no-progress", *extra])
+    return main(
+        [
+            "sample",
+            "--model",
+            str(model_dir),
+            "--style",
+            str(STYLE),
+            "--out",
+            str(out),
+            "--layers",
+            "relu1_1,relu2_1",
+            "--steps",
+            "3",
+            "--device",
+            "cpu",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
     out = tmp_path / "run" / "guided.png"
-    assert sample(model_dir, out, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--method", "x0",
-                  "--window", "0.0,0.9") == 0
+    assert (
+        sample(
+            model_dir,
+            out,
+            "--num-images",
+            "3",
+            "--seed",
+            "4",
+            "--scale",
+            "0.2",
+            "--method",
+            "x0",
+            "--window",
+            "0.0,0.9",
+        )
+        == 0
+    )
     paths = [tmp_path / "run" / f"guided__s{seed}.png" for seed in (4, 5, 6)]
     for seed, path in zip((4, 5, 6), paths):
         assert Image.open(path).size == (16, 16)
@@ -41,8 +73,12 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
     assert meta["command"] == "sample"
     assert meta["config"]["scale"] == 0.2 and meta["config"]["window"] == [0.0, 0.9]
     assert meta["guidance"]["method"] == "x0" and meta["guidance"]["window"] == [0.0, 0.9]
-    assert meta["guidance"]["evaluations"] == {"unet_forward": 3, "unet_backward": 0, "objective_forward": 3,
-                                               "objective_backward": 3}
+    assert meta["guidance"]["evaluations"] == {
+        "unet_forward": 3,
+        "unet_backward": 0,
+        "objective_forward": 3,
+        "objective_backward": 3,
+    }
     weights = meta["weights"]["diffusion"]
     file = model_dir / weights["weights_file"]
     assert weights["sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
@@ -54,11 +90,28 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
 
     # a CPU run is bit-reproducible: the same command writes the same pixels
     again = tmp_path / "again" / "guided.png"
-    assert sample(model_dir, again, "--num-images", "3", "--seed", "4", "--scale", "0.2", "--method", "x0",
-                  "--window", "0.0,0.9") == 0
+    assert (
+        sample(
+            model_dir,
+            again,
+            "--num-images",
+            "3",
+            "--seed",
+            "4",
+            "--scale",
+            "0.2",
+            "--method",
+            "x0",
+            "--window",
+            "0.0,0.9",
+        )
+        == 0
+    )
     for seed in (4, 5, 6):
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "run" / f"guided__s{seed}.png")),
-                              np.asarray(Image.open(tmp_path / "again" / f"guided__s{seed}.png")))
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / "run" / f"guided__s{seed}.png")),
+            np.asarray(Image.open(tmp_path / "again" / f"guided__s{seed}.png")),
+        )
     # image i of a batch is the single-image run with seed SEED+i, up to the CPU kernels' rounding: oneDNN's
     # convolutions and the UNet's time-embedding matmul take other code paths for a batch of 3 than of 1
     # (1e-6 apart in the UNet's output, 1e-4 in VGG's relu1_1), which the 8-bit rounding can turn into ±1
@@ -70,11 +123,26 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
     assert np.abs(a - b).max() <= 1 and (a != b).mean() < 0.05
 
 
-@pytest.mark.parametrize("model,expected", [("{tmp}/missing-model", "not found"),
-                                            ("stylediff-test/no-such-model", "stylediff weights fetch --models")])
+@pytest.mark.parametrize(
+    "model,expected",
+    [("{tmp}/missing-model", "not found"), ("stylediff-test/no-such-model", "stylediff weights fetch --models")],
+)
 def test_missing_model_is_one_line_and_exit_2(tmp_path, capsys, model, expected):
-    code = main(["sample", "--model", model.format(tmp=tmp_path), "--style", str(STYLE), "--offline",
-                 "--out", str(tmp_path / "x.png"), "--device", "cpu", "--no-progress"])
+    code = main(
+        [
+            "sample",
+            "--model",
+            model.format(tmp=tmp_path),
+            "--style",
+            str(STYLE),
+            "--offline",
+            "--out",
+            str(tmp_path / "x.png"),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and expected in err
@@ -100,8 +168,26 @@ def test_a_normal_sample_run_prints_nothing_that_is_not_the_users_business(tmp_p
     import sys
 
     model = Path(__file__).resolve().parents[1] / "models" / "ddpm-emoji-faces-32"
-    result = subprocess.run([sys.executable, "-m", "stylediff.cli", "sample", "--model", str(model), "--style",
-                             str(STYLE), "--steps", "2", "--layers", "relu1_1", "--no-progress",
-                             "--out", str(tmp_path / "s.png")], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stylediff.cli",
+            "sample",
+            "--model",
+            str(model),
+            "--style",
+            str(STYLE),
+            "--steps",
+            "2",
+            "--layers",
+            "relu1_1",
+            "--no-progress",
+            "--out",
+            str(tmp_path / "s.png"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert not any(word in result.stderr.lower() for word in ("accelerate", "warning", "deprecat")), result.stderr

@@ -13,7 +13,7 @@ MODEL = Path(__file__).resolve().parents[1] / "models" / "ldm-emoji-faces-32"
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
-    return float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
+    return float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,9 @@ def test_loads_as_ldm_pipeline_within_10_mb(pipe):
     assert type(vae).__name__ == "AutoencoderKL" and factor == 4
     assert unet.config.sample_size * factor == 32 and unet.config.in_channels == vae.config.latent_channels
     assert not pipe.scheduler.config.clip_sample  # latents are not clipped to [-1, 1]
-    images = pipe(batch_size=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0),
-                  output_type="np").images
+    images = pipe(
+        batch_size=2, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="np"
+    ).images
     assert images.shape == (2, 32, 32, 3) and np.isfinite(images).all()
 
 
@@ -43,7 +44,7 @@ def test_autoencoder_reconstructs_the_held_out_faces(pipe):
     from PIL import Image
 
     grid = np.asarray(Image.open(MODEL / "reconstructions.png").convert("RGB"))[::2, ::2]
-    rows = [grid[r * 32:(r + 1) * 32].reshape(32, 21, 32, 3).transpose(1, 0, 2, 3) for r in range(4)]
+    rows = [grid[r * 32 : (r + 1) * 32].reshape(32, 21, 32, 3).transpose(1, 0, 2, 3) for r in range(4)]
     faces, shown = np.concatenate([rows[0], rows[2]]), np.concatenate([rows[1], rows[3]])
     x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():

@@ -74,8 +74,10 @@ def test_schedule_coefficients_are_the_derivatives_of_the_scheduler_step(model, 
     step = lambda e: scheduler.step(e, t, x, generator=torch.Generator().manual_seed(9), **kwargs).prev_sample  # noqa: E731
     moved = step(eps + d_eps) - step(eps)  # x_t held, so x̂0 follows ε̂
     assert torch.allclose(moved, schedule.shift_for_eps(t, index, eta) * d_eps, atol=1e-5)
-    predicted = (schedule.x0_coefficient(t, index) * (-(1 - schedule.alpha_bar(t)).sqrt() / schedule.alpha_bar(t).sqrt())
-                 + schedule.eps_coefficient(t, index, eta)) * d_eps
+    predicted = (
+        schedule.x0_coefficient(t, index) * (-(1 - schedule.alpha_bar(t)).sqrt() / schedule.alpha_bar(t).sqrt())
+        + schedule.eps_coefficient(t, index, eta)
+    ) * d_eps
     assert torch.allclose(moved, predicted, atol=1e-5)
 
 
@@ -85,9 +87,9 @@ def test_x0_step_is_the_ddim_update_from_the_corrected_x0(model):
     steps, scale = 10, 0.2
     objective = lambda images: images.sum(dim=(1, 2, 3))  # noqa: E731  d/dx0 = 0.5 per pixel (of [-1,1] x0)
     records = []
-    out = GuidedSampler(model.unet, scheduler, objective, make_method("x0", scale=scale, normalize="none"),
-                        guidance_size=16)(
-        [2], num_inference_steps=steps, progress=False, callback=lambda info: records.append(info["x"]))
+    out = GuidedSampler(
+        model.unet, scheduler, objective, make_method("x0", scale=scale, normalize="none"), guidance_size=16
+    )([2], num_inference_steps=steps, progress=False, callback=lambda info: records.append(info["x"]))
     scheduler.set_timesteps(steps)
     index = 4
     t = scheduler.timesteps[index]
@@ -126,8 +128,10 @@ def test_out_of_memory_splits_the_batch_and_gives_the_same_images(model, style_l
     monkeypatch.setattr(split_sampler, "_sample", fits_one_image)
     with pytest.warns(UserWarning) as warned:
         split = split_sampler([3, 4, 5], num_inference_steps=4, progress=False)
-    assert [str(w.message).split(";")[0] for w in warned] == ["out of memory at batch size 3",
-                                                             "out of memory at batch size 2"]
+    assert [str(w.message).split(";")[0] for w in warned] == [
+        "out of memory at batch size 3",
+        "out of memory at batch size 2",
+    ]
     assert tried == [3, 2, 1, 1, 1] and split.batches == [1, 1, 1] and split.seeds == [3, 4, 5]
     assert (split.images - whole.images).abs().max().item() < 1e-3
     assert split.losses == pytest.approx(whole.losses, rel=1e-3)
@@ -141,7 +145,8 @@ def test_out_of_memory_splits_the_batch_and_gives_the_same_images(model, style_l
 def test_callback_sees_every_step_and_history_records_it(model, style_loss):
     seen = []
     out = sampler(model, "ddim", style_loss, make_method("x0", scale=0.1, window=(0.5, 1.0)))(
-        [1], num_inference_steps=4, progress=False, callback=seen.append)
+        [1], num_inference_steps=4, progress=False, callback=seen.append
+    )
     assert [info["step"] for info in seen] == [1, 2, 3, 4]
     assert [info["guided"] for info in seen] == [False, False, True, True]
     assert all(info["x"].shape == (1, 3, 16, 16) for info in seen)
@@ -155,8 +160,12 @@ def test_user_objective_mean_colour(model):
     def redness(images):  # any differentiable callable (N,3,H,W) in [0,1] -> (N,)
         return (images.mean(dim=(2, 3), keepdim=True) - target).pow(2).sum(dim=(1, 2, 3))
 
-    losses = [sampler(model, "ddim", redness, make_method("x0", scale=scale))(
-        [0], num_inference_steps=6, progress=False).losses[0] for scale in (0.0, 1.0)]
+    losses = [
+        sampler(model, "ddim", redness, make_method("x0", scale=scale))(
+            [0], num_inference_steps=6, progress=False
+        ).losses[0]
+        for scale in (0.0, 1.0)
+    ]
     assert losses[1] < 0.5 * losses[0]
 
 
@@ -181,8 +190,12 @@ def test_bf16_on_cpu_is_close_to_fp32(model):
     demo = load_model(Path(__file__).resolve().parents[1] / "models" / "ddpm-emoji-faces-32")
     objective = style_objective(load_vgg19(), load_image(STYLE, 64), LAYERS)
     for name, scale in (("x0", 0.05), ("through_unet", 0.1)):
-        runs = {precision: GuidedSampler(demo.unet, demo.scheduler("ddim"), objective, make_method(name, scale=scale))(
-            [0, 1, 2, 3], num_inference_steps=20, precision=precision, progress=False) for precision in ("fp32", "bf16")}
+        runs = {
+            precision: GuidedSampler(demo.unet, demo.scheduler("ddim"), objective, make_method(name, scale=scale))(
+                [0, 1, 2, 3], num_inference_steps=20, precision=precision, progress=False
+            )
+            for precision in ("fp32", "bf16")
+        }
         difference = (runs["fp32"].images - runs["bf16"].images).abs()
         assert 0 < difference.mean().item() < 0.02, name
         assert runs["bf16"].losses == pytest.approx(runs["fp32"].losses, rel=0.12), name
@@ -224,18 +237,25 @@ def test_hub_models_load_offline_in_either_layout(tmp_path, layout, monkeypatch)
     import hashlib
 
     torch.manual_seed(0)
-    unet = diffusers.UNet2DModel(sample_size=32, block_out_channels=(128, 256, 256, 256), layers_per_block=2,
-                                 down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
-                                 up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
+    unet = diffusers.UNet2DModel(
+        sample_size=32,
+        block_out_channels=(128, 256, 256, 256),
+        layers_per_block=2,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+    )
     saved = tmp_path / "saved"
     unet.save_pretrained(saved)
     scheduler = diffusers.DDPMScheduler(num_train_timesteps=1000)
     scheduler.save_pretrained(saved)
     prefix = "unet/" if layout == "pipeline" else ""
-    files = {f"{prefix}config.json": (saved / "config.json").read_bytes(),
-             f"{prefix}diffusion_pytorch_model.safetensors": (saved / "diffusion_pytorch_model.safetensors").read_bytes(),
-             ("scheduler/" if layout == "pipeline" else "") + "scheduler_config.json":
-                 (saved / "scheduler_config.json").read_bytes()}
+    files = {
+        f"{prefix}config.json": (saved / "config.json").read_bytes(),
+        f"{prefix}diffusion_pytorch_model.safetensors": (saved / "diffusion_pytorch_model.safetensors").read_bytes(),
+        ("scheduler/" if layout == "pipeline" else "") + "scheduler_config.json": (
+            saved / "scheduler_config.json"
+        ).read_bytes(),
+    }
     cache = tmp_path / "hub"
     commit = _fill_cache(cache, "google/ddpm-cifar10-32", files)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

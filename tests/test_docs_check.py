@@ -25,11 +25,14 @@ def test_check_links_finds_a_missing_page_and_a_missing_anchor(tmp_path):
     (tmp_path / "a" / "index.html").write_text('<h2 id="here">x</h2><a href="../#top">up</a>')
     (tmp_path / "index.html").write_text(
         '<p id="top"></p><a href="a/#here">ok</a><img src="img.png"><a href="https://example.org/x">ext</a>'
-        '<a href="b/">missing page</a><a href="a/#nowhere">missing anchor</a><a href="#top">self</a>')
+        '<a href="b/">missing page</a><a href="a/#nowhere">missing anchor</a><a href="#top">self</a>'
+    )
     problems, checked = docs_check.check_links(tmp_path)
     assert checked == 6
-    assert sorted(p.split("link ")[1] for p in problems) == ["'a/#nowhere' names a missing anchor",
-                                                             "'b/' points to a missing file"]
+    assert sorted(p.split("link ")[1] for p in problems) == [
+        "'a/#nowhere' names a missing anchor",
+        "'b/' points to a missing file",
+    ]
 
 
 def test_check_links_passes_a_consistent_site(tmp_path):

@@ -33,9 +33,21 @@ def inversion_table(path, flip_image: str | None = None):
         depth = LAYERS.index(layer)
         if image == flip_image and depth >= 3:
             depth = 7 - depth
-        rows.append({"image": image, "layer": layer, "pooling": "max", "seed": seed, "model": "VGG-19",
-                     "size": 64, "steps": 10, "psnr": 30 - 4 * depth + 0.1 * seed, "ssim": 0.9 - 0.1 * depth,
-                     "lpips_vgg": 0.1 * depth, "feature_error": 0.05})
+        rows.append(
+            {
+                "image": image,
+                "layer": layer,
+                "pooling": "max",
+                "seed": seed,
+                "model": "VGG-19",
+                "size": 64,
+                "steps": 10,
+                "psnr": 30 - 4 * depth + 0.1 * seed,
+                "ssim": 0.9 - 0.1 * depth,
+                "lpips_vgg": 0.1 * depth,
+                "feature_error": 0.05,
+            }
+        )
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -55,9 +67,18 @@ def texture_table(path, copying_loss: str | None = None):
     sets = ["-".join(LAYERS[: k + 1]) for k in range(5)]
     for style, layers, loss, seed in itertools.product(["s1", "s2"], sets, ["gram", "mean_std"], [0, 1]):
         k = layers.count("-")
-        row = {"style": style, "layers": layers, "loss": loss, "seed": seed, "model": "VGG-19", "size": 64,
-               "steps": 10, "lpips_vgg": 0.5 - (loss == "mean_std") * 0.1, "wall_seconds": 3.0,
-               "layout_copy": 0.8 if loss == copying_loss else 0.2}
+        row = {
+            "style": style,
+            "layers": layers,
+            "loss": loss,
+            "seed": seed,
+            "model": "VGG-19",
+            "size": 64,
+            "steps": 10,
+            "lpips_vgg": 0.5 - (loss == "mean_std") * 0.1,
+            "wall_seconds": 3.0,
+            "layout_copy": 0.8 if loss == copying_loss else 0.2,
+        }
         for i, layer in enumerate(LAYERS):
             row[f"gram_dist_{layer}"] = 0.1 if i <= k else 1.0 - 0.1 * k
         for metric in ("gram_mean", "mean_std_mean", "sliced_wasserstein_mean", "gaussian_w2_mean"):
@@ -88,9 +109,21 @@ def test_loss_claims_count_copies_and_rank_only_textures(tmp_path):
 def test_guidance_claims_find_the_best_scale(tmp_path):
     rows = []
     for style, method, scale, seed in itertools.product(["s1", "s2"], ["x0"], [0.0, 0.1, 1.0], [0, 1]):
-        rows.append({"model_slug": "m", "model": "m", "style": style, "method": method, "window": "0-1",
-                     "scale": scale, "seed": seed, "size": 32, "steps": 5,
-                     "gram_dist_mean": {0.0: 0.8, 0.1: 0.3, 1.0: 0.5}[scale], "lpips_vgg": scale / 2})
+        rows.append(
+            {
+                "model_slug": "m",
+                "model": "m",
+                "style": style,
+                "method": method,
+                "window": "0-1",
+                "scale": scale,
+                "seed": seed,
+                "size": 32,
+                "steps": 5,
+                "gram_dist_mean": {0.0: 0.8, 0.1: 0.3, 1.0: 0.5}[scale],
+                "lpips_vgg": scale / 2,
+            }
+        )
     path = tmp_path / "g.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     text = findings_markdown({"guidance": path})
@@ -103,9 +136,22 @@ def test_guidance_normalisations_share_the_unguided_baseline(tmp_path):
     for norm, scale, seed in itertools.product(["per_step", "first_step"], [0.0, 0.1], [0, 1]):
         if scale == 0 and norm == "first_step":
             continue  # one unguided run serves both, as in the workflow
-        rows.append({"model_slug": "m", "model": "m", "style": "s1", "method": "x0", "window": "0-1",
-                     "normalization": norm, "scale": scale, "seed": seed, "size": 32, "steps": 5,
-                     "gram_dist_mean": {0.0: 0.8, 0.1: 0.3 if norm == "per_step" else 0.6}[scale], "lpips_vgg": scale})
+        rows.append(
+            {
+                "model_slug": "m",
+                "model": "m",
+                "style": "s1",
+                "method": "x0",
+                "window": "0-1",
+                "normalization": norm,
+                "scale": scale,
+                "seed": seed,
+                "size": 32,
+                "steps": 5,
+                "gram_dist_mean": {0.0: 0.8, 0.1: 0.3 if norm == "per_step" else 0.6}[scale],
+                "lpips_vgg": scale,
+            }
+        )
     path = tmp_path / "g.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     text = findings_markdown({"guidance": path})
@@ -138,14 +184,41 @@ def test_guidance_methods_choose_within_the_budget_on_the_selection_seeds(tmp_pa
     rows = []
     for style, seed in itertools.product(["s1", "s2"], [0, 1]):
         common = {"model_slug": "m", "model": "m", "style": style, "seed": seed, "steps": 10, "size": 32}
-        rows.append({**common, "method": "unguided", "scale": 0.0, "gram_dist_mean": 2.0, "ssim": 1.0,
-                     "realism": 0.01, "seconds_per_image": 1.0})
+        rows.append(
+            {
+                **common,
+                "method": "unguided",
+                "scale": 0.0,
+                "gram_dist_mean": 2.0,
+                "ssim": 1.0,
+                "realism": 0.01,
+                "seconds_per_image": 1.0,
+            }
+        )
         for scale, gram, realism in ((0.1, 1.5, 0.02), (1.0, 0.5, 0.2)):  # a: its large scale destroys
-            rows.append({**common, "method": "a", "scale": scale, "gram_dist_mean": gram, "ssim": 0.8,
-                         "realism": realism, "seconds_per_image": 2.0})
+            rows.append(
+                {
+                    **common,
+                    "method": "a",
+                    "scale": scale,
+                    "gram_dist_mean": gram,
+                    "ssim": 0.8,
+                    "realism": realism,
+                    "seconds_per_image": 2.0,
+                }
+            )
         for scale, gram in ((1.0, 1.2), (3.0, 1.0)):  # b: steers less far, stays realistic
-            rows.append({**common, "method": "b", "scale": scale, "gram_dist_mean": gram, "ssim": 0.7,
-                         "realism": 0.05, "seconds_per_image": 4.0})
+            rows.append(
+                {
+                    **common,
+                    "method": "b",
+                    "scale": scale,
+                    "gram_dist_mean": gram,
+                    "ssim": 0.7,
+                    "realism": 0.05,
+                    "seconds_per_image": 4.0,
+                }
+            )
     path = tmp_path / "gm.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     text = findings_markdown({"guidance_methods": path})

@@ -32,14 +32,23 @@ def inversion(tmp_path, direction):
     for image, layer, seed in itertools.product(["a", "b", "c"], LAYERS, [0, 1]):
         d = LAYERS.index(layer)
         jitter = 0.01 * seed  # level across layers: ρ = 0 exactly when flat
-        rows.append({"image": image, "layer": layer, "pooling": "max", "seed": seed,
-                     "psnr": 30 - trend(direction, 4 * d, jitter),
-                     "lpips_vgg": 0.5 + trend(direction, 0.1 * d, 0.01 * jitter)})
+        rows.append(
+            {
+                "image": image,
+                "layer": layer,
+                "pooling": "max",
+                "seed": seed,
+                "psnr": 30 - trend(direction, 4 * d, jitter),
+                "lpips_vgg": 0.5 + trend(direction, 0.1 * d, 0.01 * jitter),
+            }
+        )
     return write(tmp_path, f"inv{direction}", rows)
 
 
-@pytest.mark.parametrize("direction,psnr,lpips", [(1, "falls", "rises"), (-1, "rises", "falls"),
-                                                  (0, "shows no clear trend", "shows no clear trend")])
+@pytest.mark.parametrize(
+    "direction,psnr,lpips",
+    [(1, "falls", "rises"), (-1, "rises", "falls"), (0, "shows no clear trend", "shows no clear trend")],
+)
 def test_inversion_sentence_follows_the_data(tmp_path, direction, psnr, lpips):
     text = findings_markdown({"inversion": inversion(tmp_path, direction)})
     assert f"PSNR {psnr} (ρ = " in text and f"LPIPS {lpips} (ρ = " in text
@@ -62,8 +71,9 @@ def texture(tmp_path, direction):
     return write(tmp_path, f"tex{direction}", rows)
 
 
-@pytest.mark.parametrize("direction,word,best", [(1, "falls", "mean_std"), (-1, "rises", "gram"),
-                                                 (0, "shows no clear trend", None)])
+@pytest.mark.parametrize(
+    "direction,word,best", [(1, "falls", "mean_std"), (-1, "rises", "gram"), (0, "shows no clear trend", None)]
+)
 def test_texture_and_losses_sentences_follow_the_data(tmp_path, direction, word, best):
     text = findings_markdown({"texture": texture(tmp_path, direction)})
     assert f"The Gram distance at relu5_1 {word} as the set deepens" in text
@@ -76,9 +86,19 @@ def guidance(tmp_path, direction):
     rows = []
     for style, scale, seed in itertools.product(["s1", "s2", "s3"], [0.0, 0.1, 0.3, 1.0], [0, 1, 2]):
         jitter = 0.002 * seed
-        rows.append({"model_slug": "m", "model": "m", "style": style, "method": "x0", "window": "0-1", "scale": scale,
-                     "seed": seed, "gram_dist_mean": 0.8 - trend(direction, 0.2 * scale, jitter),
-                     "lpips_vgg": scale / 2})
+        rows.append(
+            {
+                "model_slug": "m",
+                "model": "m",
+                "style": style,
+                "method": "x0",
+                "window": "0-1",
+                "scale": scale,
+                "seed": seed,
+                "gram_dist_mean": 0.8 - trend(direction, 0.2 * scale, jitter),
+                "lpips_vgg": scale / 2,
+            }
+        )
     return write(tmp_path, f"g{direction}", rows)
 
 
@@ -96,14 +116,30 @@ def methods(tmp_path, direction):
     for style, seed in itertools.product(["s1", "s2", "s3", "s4", "s5"], [0, 1, 2, 3]):
         common = {"model_slug": "m", "model": "m", "style": style, "seed": seed}
         noise = 0.05 * float(noise_of.normal())
-        rows.append({**common, "method": "unguided", "scale": 0.0, "gram_dist_mean": 2.0 + noise, "lpips_vgg": 0.0,
-                     "heldout_vgg16_gram": 2.0})
+        rows.append(
+            {
+                **common,
+                "method": "unguided",
+                "scale": 0.0,
+                "gram_dist_mean": 2.0 + noise,
+                "lpips_vgg": 0.0,
+                "heldout_vgg16_gram": 2.0,
+            }
+        )
         for method, scale in itertools.product(["a", "b"], [1.0, 2.0]):
             gap = {1: 0.5, -1: -0.5, 0: 0.0}[direction] * (method == "a")
             jitter = (0.01 if direction else 0.2) * float(noise_of.normal())
             gram = 1.5 - 0.1 * scale - gap + jitter
-            rows.append({**common, "method": method, "scale": scale, "gram_dist_mean": gram,
-                         "lpips_vgg": 0.1 * scale, "heldout_vgg16_gram": 1.0 + gap + 0.1 * jitter})
+            rows.append(
+                {
+                    **common,
+                    "method": method,
+                    "scale": scale,
+                    "gram_dist_mean": gram,
+                    "lpips_vgg": 0.1 * scale,
+                    "heldout_vgg16_gram": 1.0 + gap + 0.1 * jitter,
+                }
+            )
     return write(tmp_path, f"gm{direction}", rows)
 
 
@@ -114,8 +150,10 @@ def test_guidance_methods_sentences_follow_the_data(tmp_path):
     assert "ranking changes with `heldout_vgg16_gram` for 1 pair(s): `a` ahead of `b` by the guidance loss" in ahead
     assert re.search(r"`heldout_vgg16_gram` over 4 method × scale cells: -?[\d.]+ \(\d+ of 6 cell pairs", ahead)
     behind = findings_markdown({"guidance_methods": methods(tmp_path, -1)})
-    assert "By the guidance loss (Gram distance (mean relu1–5_1)), the method chosen best on the selection seeds is `b`" \
+    assert (
+        "By the guidance loss (Gram distance (mean relu1–5_1)), the method chosen best on the selection seeds is `b`"
         in behind
+    )
     assert "support a difference from it for `a` higher (+0.5" in behind
     flat = findings_markdown({"guidance_methods": methods(tmp_path, 0)})
     assert "the intervals support a difference from it for no method; they do not for `" in flat

@@ -33,7 +33,7 @@ def test_size_is_the_longest_side(tmp_path):
 def test_other_modes_are_converted(tmp_path, mode):
     base = Image.fromarray(rgb_array())
     if mode == "I;16":
-        grey = (np.asarray(base.convert("L")).astype(np.uint16) * 257)
+        grey = np.asarray(base.convert("L")).astype(np.uint16) * 257
         img, suffix = Image.fromarray(grey), ".png"
         assert img.mode.startswith("I;16")
     elif mode == "CMYK":

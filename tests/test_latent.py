@@ -24,15 +24,46 @@ STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "starry_night.
 PROMPT = "lower newer"
 FAST = {"ugd": {"recurrence": 2}, "freedom": {"window": (0.0, 1.0), "travel_window": (0.3, 0.7)}}
 """Knobs that keep the tests fast (UGD's 6 recurrences, FreeDoM's window on a 4-step run)."""
-SCALES = {"x0": (0.03, 0.3), "through_unet": (0.1, 1.0), "classifier": (1e2, 1e4), "dps": (10.0, 100.0),
-          "freedom": (0.2, 1.0), "ugd": (1e2, 1e4), "mpgd": (1.0, 10.0), "tfg": (1.0, 30.0)}
+SCALES = {
+    "x0": (0.03, 0.3),
+    "through_unet": (0.1, 1.0),
+    "classifier": (1e2, 1e4),
+    "dps": (10.0, 100.0),
+    "freedom": (0.2, 1.0),
+    "ugd": (1e2, 1e4),
+    "mpgd": (1.0, 10.0),
+    "tfg": (1.0, 30.0),
+}
 """Scales tried per method on the random tiny SD (its losses and CFG corrections are not a real model's)."""
 
 
 def clip_tokenizer(folder: Path):
     """transformers' CLIP tokenizer test vocabulary (23 tokens), written to ``folder``."""
-    vocab = ["l", "o", "w", "e", "r", "s", "t", "i", "d", "n", "lo", "l</w>", "w</w>", "r</w>", "t</w>", "low</w>",
-             "er</w>", "lowest</w>", "newer</w>", "wider", "<unk>", "<|startoftext|>", "<|endoftext|>"]
+    vocab = [
+        "l",
+        "o",
+        "w",
+        "e",
+        "r",
+        "s",
+        "t",
+        "i",
+        "d",
+        "n",
+        "lo",
+        "l</w>",
+        "w</w>",
+        "r</w>",
+        "t</w>",
+        "low</w>",
+        "er</w>",
+        "lowest</w>",
+        "newer</w>",
+        "wider",
+        "<unk>",
+        "<|startoftext|>",
+        "<|endoftext|>",
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
     (folder / "merges.txt").write_text("#version: 0.2\nl o\nlo w</w>\ne r</w>\n")
@@ -40,15 +71,27 @@ def clip_tokenizer(folder: Path):
 
 
 def ddim():
-    return diffusers.DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                   clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return diffusers.DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
 
 
 def tiny_vae(channels=(4, 8), groups=2):
     torch.manual_seed(0)
-    return diffusers.AutoencoderKL(block_out_channels=list(channels), in_channels=3, out_channels=3,
-                                   down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-                                   latent_channels=4, norm_num_groups=groups)
+    return diffusers.AutoencoderKL(
+        block_out_channels=list(channels),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=groups,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +100,41 @@ def sd_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-sd")
     torch.manual_seed(0)
     unet = diffusers.UNet2DConditionModel(
-        block_out_channels=(4, 8), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=8, norm_num_groups=2)
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=8,
+        norm_num_groups=2,
+    )
     vae = tiny_vae()
     torch.manual_seed(0)
-    text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
-        bos_token_id=0, eos_token_id=2, hidden_size=8, intermediate_size=16, layer_norm_eps=1e-5,
-        num_attention_heads=2, num_hidden_layers=2, pad_token_id=1, vocab_size=1000))
+    text = transformers.CLIPTextModel(
+        transformers.CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=2,
+            hidden_size=8,
+            intermediate_size=16,
+            layer_norm_eps=1e-5,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            pad_token_id=1,
+            vocab_size=1000,
+        )
+    )
     diffusers.StableDiffusionPipeline(
-        vae=vae, text_encoder=text, tokenizer=clip_tokenizer(folder / "vocab"), unet=unet, scheduler=ddim(),
-        safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False,
+        vae=vae,
+        text_encoder=text,
+        tokenizer=clip_tokenizer(folder / "vocab"),
+        unet=unet,
+        scheduler=ddim(),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
     ).save_pretrained(folder / "pipe")
     return folder / "pipe"
 
@@ -78,23 +145,52 @@ def sdxl_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-sdxl")
     torch.manual_seed(0)
     unet = diffusers.UNet2DConditionModel(
-        block_out_channels=(2, 4), layers_per_block=2, sample_size=32, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
-        cross_attention_dim=64, norm_num_groups=1)
+        block_out_channels=(2, 4),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+        norm_num_groups=1,
+    )
     vae = tiny_vae((32, 64), 32)
-    config = transformers.CLIPTextConfig(bos_token_id=0, eos_token_id=2, hidden_size=32, intermediate_size=37,
-                                         layer_norm_eps=1e-5, num_attention_heads=4, num_hidden_layers=5,
-                                         pad_token_id=1, vocab_size=1000, hidden_act="gelu", projection_dim=32)
+    config = transformers.CLIPTextConfig(
+        bos_token_id=0,
+        eos_token_id=2,
+        hidden_size=32,
+        intermediate_size=37,
+        layer_norm_eps=1e-5,
+        num_attention_heads=4,
+        num_hidden_layers=5,
+        pad_token_id=1,
+        vocab_size=1000,
+        hidden_act="gelu",
+        projection_dim=32,
+    )
     torch.manual_seed(0)
     text = transformers.CLIPTextModel(config)
     torch.manual_seed(0)
     text_2 = transformers.CLIPTextModelWithProjection(config)
     tokenizer = clip_tokenizer(folder / "vocab")
     diffusers.StableDiffusionXLPipeline(
-        vae=vae, text_encoder=text, text_encoder_2=text_2, tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet,
-        scheduler=ddim(), image_encoder=None, feature_extractor=None, add_watermarker=False,
+        vae=vae,
+        text_encoder=text,
+        text_encoder_2=text_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=ddim(),
+        image_encoder=None,
+        feature_extractor=None,
+        add_watermarker=False,
     ).save_pretrained(folder / "pipe")
     return folder / "pipe"
 
@@ -104,13 +200,27 @@ def ldm_dir(tmp_path_factory) -> Path:
     """An unconditional ``LDMPipeline``: ``UNet2DModel`` on the latents of a ``VQModel`` (8² latents, 16² images)."""
     folder = tmp_path_factory.mktemp("tiny-ldm")
     torch.manual_seed(0)
-    unet = diffusers.UNet2DModel(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1,
-                                 block_out_channels=(8, 8), norm_num_groups=4,
-                                 down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+    unet = diffusers.UNet2DModel(
+        sample_size=8,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(8, 8),
+        norm_num_groups=4,
+        down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"),
+    )
     torch.manual_seed(0)
-    vqvae = diffusers.VQModel(block_out_channels=[8, 8], in_channels=3, out_channels=3, norm_num_groups=4,
-                              down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-                              latent_channels=3, num_vq_embeddings=16)
+    vqvae = diffusers.VQModel(
+        block_out_channels=[8, 8],
+        in_channels=3,
+        out_channels=3,
+        norm_num_groups=4,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=3,
+        num_vq_embeddings=16,
+    )
     diffusers.LDMPipeline(vqvae=vqvae, unet=unet, scheduler=ddim()).save_pretrained(folder / "pipe")
     return folder / "pipe"
 
@@ -120,9 +230,13 @@ def tiny_decoder_dir(tmp_path_factory) -> Path:
     """A random ``AutoencoderTiny`` (TAESD's architecture, 2 blocks: the tiny SD's factor 2)."""
     folder = tmp_path_factory.mktemp("tiny-taesd")
     torch.manual_seed(0)
-    diffusers.AutoencoderTiny(encoder_block_out_channels=(4, 4), decoder_block_out_channels=(4, 4),
-                              num_encoder_blocks=(1, 1), num_decoder_blocks=(1, 1),
-                              latent_channels=4).save_pretrained(folder)
+    diffusers.AutoencoderTiny(
+        encoder_block_out_channels=(4, 4),
+        decoder_block_out_channels=(4, 4),
+        num_encoder_blocks=(1, 1),
+        num_decoder_blocks=(1, 1),
+        latent_channels=4,
+    ).save_pretrained(folder)
     return folder
 
 
@@ -141,7 +255,8 @@ def latents_of(model, method, seeds, steps, objective, eta=0.0, **options):
     adapter = model.adapter(scheduler, **options)
     last = {}
     out = GuidedSampler(adapter, scheduler, objective, method)(
-        seeds, num_inference_steps=steps, eta=eta, progress=False, callback=lambda info: last.update(x=info["x"]))
+        seeds, num_inference_steps=steps, eta=eta, progress=False, callback=lambda info: last.update(x=info["x"])
+    )
     return last["x"], out
 
 
@@ -156,11 +271,26 @@ def test_scale_zero_reproduces_stable_diffusion_pipeline(sd_dir, style_loss, nam
     seeds, steps = [3, 11], 4
     pipe = pipe_of(sd_dir, diffusers.StableDiffusionPipeline)
     for eta, cfg in ((0.0, 7.5), (0.5, 3.0)):
-        expected = pipe([PROMPT] * 2, negative_prompt=["wider"] * 2, guidance_scale=cfg, num_inference_steps=steps,
-                        eta=eta, generator=[torch.Generator().manual_seed(s) for s in seeds],
-                        output_type="latent").images
-        x, out = latents_of(load_model(sd_dir), make_method(name, scale=0.0), seeds, steps, style_loss, eta=eta,
-                            prompt=PROMPT, negative_prompt="wider", cfg_scale=cfg)
+        expected = pipe(
+            [PROMPT] * 2,
+            negative_prompt=["wider"] * 2,
+            guidance_scale=cfg,
+            num_inference_steps=steps,
+            eta=eta,
+            generator=[torch.Generator().manual_seed(s) for s in seeds],
+            output_type="latent",
+        ).images
+        x, out = latents_of(
+            load_model(sd_dir),
+            make_method(name, scale=0.0),
+            seeds,
+            steps,
+            style_loss,
+            eta=eta,
+            prompt=PROMPT,
+            negative_prompt="wider",
+            cfg_scale=cfg,
+        )
         assert (x - expected).abs().max().item() <= 1e-5
         assert out.images.shape == (2, 3, 64, 64)
 
@@ -168,27 +298,55 @@ def test_scale_zero_reproduces_stable_diffusion_pipeline(sd_dir, style_loss, nam
 def test_scale_zero_reproduces_sdxl_and_ldm_pipelines(sdxl_dir, ldm_dir, style_loss):
     seeds, steps = [5], 3
     pipe = pipe_of(sdxl_dir, diffusers.StableDiffusionXLPipeline)
-    expected = pipe(PROMPT, guidance_scale=5.0, num_inference_steps=steps, height=64, width=64,
-                    generator=torch.Generator().manual_seed(5), output_type="latent").images
-    x, _ = latents_of(load_model(sdxl_dir), make_method("tfg", scale=0.0), seeds, steps, style_loss,
-                      prompt=PROMPT, cfg_scale=5.0)
+    expected = pipe(
+        PROMPT,
+        guidance_scale=5.0,
+        num_inference_steps=steps,
+        height=64,
+        width=64,
+        generator=torch.Generator().manual_seed(5),
+        output_type="latent",
+    ).images
+    x, _ = latents_of(
+        load_model(sdxl_dir), make_method("tfg", scale=0.0), seeds, steps, style_loss, prompt=PROMPT, cfg_scale=5.0
+    )
     assert (x - expected).abs().max().item() <= 1e-5
     pipe = pipe_of(ldm_dir, diffusers.LDMPipeline)
     torch.manual_seed(0)
-    images = pipe(batch_size=1, generator=torch.Generator().manual_seed(5), num_inference_steps=steps,
-                  output_type="np").images
+    images = pipe(
+        batch_size=1, generator=torch.Generator().manual_seed(5), num_inference_steps=steps, output_type="np"
+    ).images
     _, out = latents_of(load_model(ldm_dir), make_method("mpgd", scale=0.0), seeds, steps, style_loss)
     assert np.abs(out.images.permute(0, 2, 3, 1).numpy() - images).max() <= 1e-5
 
 
 def run(model_dir, out, *extra, steps=4):
-    return main(["sample", "--model", str(model_dir), "--style", str(STYLE), "--out", str(out),
-                 "--layers", "relu1_1,relu2_1", "--steps", str(steps), "--device", "cpu", "--no-progress", *extra])
+    return main(
+        [
+            "sample",
+            "--model",
+            str(model_dir),
+            "--style",
+            str(STYLE),
+            "--out",
+            str(out),
+            "--layers",
+            "relu1_1,relu2_1",
+            "--steps",
+            str(steps),
+            "--device",
+            "cpu",
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def test_cli_scale_zero_is_the_pipeline_image_for_every_method(sd_dir, tmp_path):
     pipe = pipe_of(sd_dir, diffusers.StableDiffusionPipeline)
-    expected = pipe(PROMPT, num_inference_steps=4, generator=torch.Generator().manual_seed(2), output_type="pil").images[0]
+    expected = pipe(
+        PROMPT, num_inference_steps=4, generator=torch.Generator().manual_seed(2), output_type="pil"
+    ).images[0]
     expected = np.asarray(expected, dtype=np.int16)
     for name in METHODS:
         out = tmp_path / f"{name}.png"
@@ -231,9 +389,11 @@ def hooked(unet, vae):
     def backward(key):
         return lambda *a: calls.__setitem__(key, calls[key] + 1)
 
-    return calls, [unet.conv_in.register_forward_hook(forward),
-                   unet.conv_in.register_full_backward_hook(backward("unet_backward")),
-                   vae.decoder.conv_in.register_full_backward_hook(backward("decoder_backward"))]
+    return calls, [
+        unet.conv_in.register_forward_hook(forward),
+        unet.conv_in.register_full_backward_hook(backward("unet_backward")),
+        vae.decoder.conv_in.register_full_backward_hook(backward("decoder_backward")),
+    ]
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -252,13 +412,17 @@ def test_every_method_on_sd_lowers_the_style_loss_and_its_gradients_take_its_pat
         finally:
             for hook in hooks:
                 hook.remove()
-        expected = {key: sum(method.evaluations(i, steps).to_dict()[key] for i in range(steps))
-                    for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")}
+        expected = {
+            key: sum(method.evaluations(i, steps).to_dict()[key] for i in range(steps))
+            for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")
+        }
         final = 1  # the sampler's last loss of the final images
         assert calls["unet_batch"] == {2 * len(seeds)}  # one UNet call on the CFG batch per evaluation
         assert (calls["unet_forward"], calls["unet_backward"]) == (expected["unet_forward"], expected["unet_backward"])
-        assert (counting.forward - final, counting.backward) == (expected["objective_forward"],
-                                                                 expected["objective_backward"])
+        assert (counting.forward - final, counting.backward) == (
+            expected["objective_forward"],
+            expected["objective_backward"],
+        )
         assert calls["decoder_backward"] == expected["objective_backward"] > 0  # through the VAE decoder
         assert (calls["unet_backward"] > 0) == METHODS.lookup(name).differentiates_unet  # MPGD, x0: never the UNet
         results.append(sum(out.losses))
@@ -330,8 +494,16 @@ def test_prompts_are_an_axis_of_the_methods_experiment():
     root = Path(__file__).resolve().parents[1]
     config = plan.load_config(root / "config.yaml", "findings")
     prompts = ["a lighthouse at dusk", "a lighthouse at dawn, oil on canvas"]
-    text = {**config, "guidance_methods": {**config["guidance_methods"], "prompts": prompts, "cfg_scale": 5.0,
-                                           "negative_prompt": "blurry", "vae_checkpointing": True}}
+    text = {
+        **config,
+        "guidance_methods": {
+            **config["guidance_methods"],
+            "prompts": prompts,
+            "cfg_scale": 5.0,
+            "negative_prompt": "blurry",
+            "vae_checkpointing": True,
+        },
+    }
     validate(text, str(root / "schemas" / "config.schema.yaml"))
     before, after = plan.build(config), plan.build(text)
     runs = lambda built: built.runs[built.runs["experiment"] == "guidance_methods"]["run"]  # noqa: E731

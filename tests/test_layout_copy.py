@@ -16,7 +16,7 @@ STYLES = Path(__file__).resolve().parents[1] / "data" / "styles"
 
 def _tile_shuffle(image, tiles=4, seed=0):
     h, w = image.shape[-2] // tiles, image.shape[-1] // tiles
-    pieces = [image[..., i * h:(i + 1) * h, j * w:(j + 1) * w] for i in range(tiles) for j in range(tiles)]
+    pieces = [image[..., i * h : (i + 1) * h, j * w : (j + 1) * w] for i in range(tiles) for j in range(tiles)]
     order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(seed))
     return torch.cat([torch.cat([pieces[order[i * tiles + j]] for j in range(tiles)], -1) for i in range(tiles)], -2)
 
@@ -31,7 +31,7 @@ def test_copies_score_high(paintings, name):
     image = paintings[name]
     assert layout_copy(image, image) == pytest.approx(1.0, abs=1e-4)
     assert layout_copy(image.flip(-1), image) == pytest.approx(1.0, abs=1e-4)
-    shifted = torch.nn.functional.pad(image, (6, 0, 5, 0), mode="replicate")[..., :image.shape[-2], :image.shape[-1]]
+    shifted = torch.nn.functional.pad(image, (6, 0, 5, 0), mode="replicate")[..., : image.shape[-2], : image.shape[-1]]
     assert layout_copy(shifted, image) >= 0.9
     noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(0))
     # a copy under 70 % noise scores 0.65-0.81 and is called a copy; the threshold sits below it

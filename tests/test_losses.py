@@ -165,7 +165,9 @@ def test_style_target_is_computed_once(vgg, monkeypatch):
     objective = style_objective(vgg, style, "relu1_1,relu3_1", "gram")
     calls = []
     original = type(vgg).forward
-    monkeypatch.setattr(type(vgg), "forward", lambda self, x, layers: calls.append(x.shape) or original(self, x, layers))
+    monkeypatch.setattr(
+        type(vgg), "forward", lambda self, x, layers: calls.append(x.shape) or original(self, x, layers)
+    )
     for _ in range(3):
         objective(torch.rand(2, 3, 32, 32))
     assert len(calls) == 3 and all(shape[0] == 2 for shape in calls)  # one forward per call, never the style
@@ -182,11 +184,19 @@ def test_style_objective_is_zero_on_the_style_and_normalised(vgg, name):
 
 def test_transfer_objective_runs_vgg_once_for_all_terms(vgg, monkeypatch):
     content, style = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
-    objective = Objective(vgg, {"content": (ContentTerm(vgg, content, ["relu4_2"]), 1.0),
-                                "style": (StyleTerm(vgg, style, "relu1_1,relu5_1"), 10.0)}, tv_weight=0.1)
+    objective = Objective(
+        vgg,
+        {
+            "content": (ContentTerm(vgg, content, ["relu4_2"]), 1.0),
+            "style": (StyleTerm(vgg, style, "relu1_1,relu5_1"), 10.0),
+        },
+        tv_weight=0.1,
+    )
     calls = []
     original = type(vgg).forward
-    monkeypatch.setattr(type(vgg), "forward", lambda self, x, layers: calls.append(list(layers)) or original(self, x, layers))
+    monkeypatch.setattr(
+        type(vgg), "forward", lambda self, x, layers: calls.append(list(layers)) or original(self, x, layers)
+    )
     total, parts = objective.evaluate(content)
     assert calls == [["relu1_1", "relu4_2", "relu5_1"]]
     assert set(parts) == {"content", "style", "tv"} and parts["content"].item() == 0

@@ -42,8 +42,9 @@ def style_loss():
 def pipeline_images(pipe, seeds, steps, **kwargs) -> torch.Tensor:
     pipe.set_progress_bar_config(disable=True)
     generators = [torch.Generator().manual_seed(s) for s in seeds]
-    images = pipe(batch_size=len(seeds), generator=generators, num_inference_steps=steps, output_type="pt",
-                  **kwargs).images
+    images = pipe(
+        batch_size=len(seeds), generator=generators, num_inference_steps=steps, output_type="pt", **kwargs
+    ).images
     images = torch.as_tensor(images)
     return images.permute(0, 3, 1, 2) if images.shape[-1] == 3 else images
 
@@ -73,7 +74,8 @@ def test_scale_zero_reproduces_the_diffusers_pipeline(model, style_loss, name, s
     kwargs = {"eta": eta} if eta is not None else {}
     expected = pipeline_images(pipe_cls(unet=model.unet, scheduler=model.scheduler(scheduler)), seeds, steps, **kwargs)
     out = GuidedSampler(model.unet, model.scheduler(scheduler), style_loss, make_method(name, scale=0.0))(
-        seeds, num_inference_steps=steps, eta=eta or 0.0, progress=False)
+        seeds, num_inference_steps=steps, eta=eta or 0.0, progress=False
+    )
     assert out.images.shape == expected.shape == (2, 3, 16, 16)
     assert (out.images - expected).abs().max().item() <= 1e-5
     assert not any(record["guided"] for record in out.history)
@@ -87,16 +89,21 @@ def test_gradient_path_and_evaluations_are_what_the_method_declares(model, style
     method = make_method(name, **{**FAST.get(name, {}), "scale": METHODS[name]().scale})
     objective = Counting(style_loss, batch)
     counts = {"forward": 0, "backward": 0}
-    hooks = [model.unet.conv_in.register_forward_hook(lambda *a: counts.__setitem__("forward", counts["forward"] + 1)),
-             model.unet.conv_in.register_full_backward_hook(
-                 lambda *a: counts.__setitem__("backward", counts["backward"] + 1))]
+    hooks = [
+        model.unet.conv_in.register_forward_hook(lambda *a: counts.__setitem__("forward", counts["forward"] + 1)),
+        model.unet.conv_in.register_full_backward_hook(
+            lambda *a: counts.__setitem__("backward", counts["backward"] + 1)
+        ),
+    ]
     per_step = []
     try:
+
         def record(info):
             per_step.append((counts["forward"], counts["backward"], objective.forward, objective.backward))
 
         GuidedSampler(model.unet, model.scheduler("ddim"), objective, method)(
-            [0, 1], num_inference_steps=steps, progress=False, callback=record)
+            [0, 1], num_inference_steps=steps, progress=False, callback=record
+        )
     finally:
         for hook in hooks:
             hook.remove()
@@ -125,7 +132,8 @@ def test_a_larger_scale_lowers_the_final_style_loss(demo_model, style_loss, name
     for scale in (0.0, default / 4, default):
         method = make_method(name, **{**FAST.get(name, {}), "scale": scale})
         out = GuidedSampler(demo_model.unet, demo_model.scheduler("ddim"), style_loss, method)(
-            [1, 2], num_inference_steps=10, progress=False)
+            [1, 2], num_inference_steps=10, progress=False
+        )
         losses.append(torch.tensor(out.losses))
     assert (losses[1] < losses[0]).all() and (losses[2] < losses[1]).all(), (name, losses)
 
@@ -152,7 +160,8 @@ def test_recurrence_renoises_by_the_forward_process_with_its_own_stream(model):
     scheduler = model.scheduler("ddpm")  # DDPM draws step noise: every pass must draw the same
     method = Plain(scale=1.0, recurrence=3, window=(0.3, 0.4))  # step 2 of 4 only
     GuidedSampler(model.unet, scheduler, lambda images: images.sum(dim=(1, 2, 3)), method)(
-        [4], num_inference_steps=4, progress=False)
+        [4], num_inference_steps=4, progress=False
+    )
     assert len(inputs) == 3
     t, prev_t = scheduler.timesteps[1], scheduler.timesteps[2]
     ratio = scheduler.alphas_cumprod[t] / scheduler.alphas_cumprod[prev_t]
@@ -168,14 +177,17 @@ def test_dps_steps_along_the_unsquared_residual_norm(model):
     for factor in (1.0, 4.0):
         objective = lambda images, f=factor: f * (images - 0.3).pow(2).flatten(1).sum(1)  # noqa: E731
         out = GuidedSampler(model.unet, model.scheduler("ddim"), objective, make_method("dps", scale=0.05))(
-            [5], num_inference_steps=4, progress=False)
+            [5], num_inference_steps=4, progress=False
+        )
         rms[factor] = out.history[0]["step_rms"][0]
     assert rms[4.0] / rms[1.0] == pytest.approx(2.0, rel=1e-4)
 
 
 def analytic(std=0.2):
-    scheduler = make_scheduler("ddim", {"num_train_timesteps": 1000, "beta_schedule": "linear",
-                                        "clip_sample": False, "prediction_type": "epsilon"})
+    scheduler = make_scheduler(
+        "ddim",
+        {"num_train_timesteps": 1000, "beta_schedule": "linear", "clip_sample": False, "prediction_type": "epsilon"},
+    )
     return GaussianDenoiser(scheduler.alphas_cumprod, mean=0.0, std=std), scheduler
 
 
@@ -185,15 +197,26 @@ def test_tfg_with_mpgd_settings_gives_mpgd_s_sample():
     unet, scheduler = analytic()
     loss = QuadraticLoss(target=0.5)
     seeds = [0, 1, 2, 3]
-    tfg = GuidedSampler(unet, scheduler, loss, make_method(
-        "tfg", scale=1.0, rho=0.0, mu=0.3, inner_steps=1, variance=0.0, mu_schedule="constant"), guidance_size=4)
-    mpgd = GuidedSampler(unet, make_scheduler("ddim", scheduler.config), loss,
-                         make_method("mpgd", scale=0.3, step_schedule="constant", gradient="squared"), guidance_size=4)
+    tfg = GuidedSampler(
+        unet,
+        scheduler,
+        loss,
+        make_method("tfg", scale=1.0, rho=0.0, mu=0.3, inner_steps=1, variance=0.0, mu_schedule="constant"),
+        guidance_size=4,
+    )
+    mpgd = GuidedSampler(
+        unet,
+        make_scheduler("ddim", scheduler.config),
+        loss,
+        make_method("mpgd", scale=0.3, step_schedule="constant", gradient="squared"),
+        guidance_size=4,
+    )
     a, b = tfg(seeds, num_inference_steps=10, progress=False), mpgd(seeds, num_inference_steps=10, progress=False)
     assert (a.images - a.images.mean()).abs().max() > 0.01  # not a constant image
     assert torch.allclose(a.images, b.images, atol=1e-6)
-    reference = GuidedSampler(unet, make_scheduler("ddim", scheduler.config), loss,
-                              make_method("mpgd", scale=0.3, gradient="squared"))(seeds, num_inference_steps=10, progress=False)
+    reference = GuidedSampler(
+        unet, make_scheduler("ddim", scheduler.config), loss, make_method("mpgd", scale=0.3, gradient="squared")
+    )(seeds, num_inference_steps=10, progress=False)
     assert (reference.images - b.images).abs().max() > 1e-3  # the original 1/√ᾱ_prev schedule differs
 
 
@@ -221,14 +244,17 @@ def test_registry_cli_schema_and_methods_verb_name_the_same_methods():
     assert schema["$defs"]["normalised_method"]["enum"] == normalised
     parser = build_parser()
     for name in names:  # --method takes every registered name and only those
-        assert parser.parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--method", name]).method == name
+        assert (
+            parser.parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--method", name]).method == name
+        )
     with pytest.raises(SystemExit):
         parser.parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--method", "nope"])
     knobs = {knob for cls in METHODS.values() for knob in cls.knobs()}
     sample = parser._subparsers._group_actions[0].choices["sample"]
     assert knobs <= {action.dest for action in sample._actions}, "every knob of every method is a sample flag"
-    printed = subprocess.run([sys.executable, "-m", "stylediff", "methods", "--json"], capture_output=True, text=True,
-                             cwd=ROOT, check=True).stdout
+    printed = subprocess.run(
+        [sys.executable, "-m", "stylediff", "methods", "--json"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
     rows = json.loads(printed)
     assert [row["name"] for row in rows] == names
     for row in rows:

@@ -76,8 +76,11 @@ def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, c
     from stylediff import backbones
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(backbones, "TORCHVISION_URLS", {net: "http://download.pytorch.invalid/x.pth"
-                                                        for net in backbones.TORCHVISION_URLS})
+    monkeypatch.setattr(
+        backbones,
+        "TORCHVISION_URLS",
+        {net: "http://download.pytorch.invalid/x.pth" for net in backbones.TORCHVISION_URLS},
+    )
     scorer = Scorer(lpips="auto", heldout=False)
     err = capsys.readouterr().err
     assert not scorer.lpips_on and err.count("\n") == 1 and "LPIPS skipped" in err
@@ -94,8 +97,14 @@ def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, c
 def _run(folder: Path, name: str, image: torch.Tensor, config: dict) -> Path:
     path = folder / f"{name}.png"
     save_image(image, path)
-    write_json(path.with_suffix(".json"), {"config": config, "timing": {"load_seconds": 1.0,
-               "optimize_seconds": 2.0, "peak_rss_mb": 100.0}, "final": {"loss": 0.5}})
+    write_json(
+        path.with_suffix(".json"),
+        {
+            "config": config,
+            "timing": {"load_seconds": 1.0, "optimize_seconds": 2.0, "peak_rss_mb": 100.0},
+            "final": {"loss": 0.5},
+        },
+    )
     return path
 
 
@@ -133,10 +142,27 @@ def test_metrics_verb_batch_and_errors(tmp_path):
     a = _run(tmp_path, "a", smooth_image(9), {"layer": "relu1_1"})
     b = _run(tmp_path, "b", smooth_image(10), {"layer": "relu3_1"})
     code = "import sys; from stylediff.cli import main; sys.exit(main())"
-    base = [sys.executable, "-c", code, "metrics", "--kind", "inversion", "--lpips", "false", "--image", str(a), str(b),
-            "--reference", str(original)]
-    result = subprocess.run(base + ["--out", str(tmp_path / "a.metrics.json"), str(tmp_path / "b.metrics.json")],
-                            cwd=ROOT, capture_output=True, text=True)
+    base = [
+        sys.executable,
+        "-c",
+        code,
+        "metrics",
+        "--kind",
+        "inversion",
+        "--lpips",
+        "false",
+        "--image",
+        str(a),
+        str(b),
+        "--reference",
+        str(original),
+    ]
+    result = subprocess.run(
+        base + ["--out", str(tmp_path / "a.metrics.json"), str(tmp_path / "b.metrics.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     docs = [json.loads((tmp_path / f"{n}.metrics.json").read_text()) for n in "ab"]
     for doc, path in zip(docs, (a, b)):  # each image scored at its own sidecar's layer, into its own --out
@@ -144,8 +170,7 @@ def test_metrics_verb_batch_and_errors(tmp_path):
         assert doc["metrics"] == pytest.approx(expected, rel=1e-6)
     assert docs[0]["metrics"]["feature_error"] != docs[1]["metrics"]["feature_error"]
     assert docs[0]["metric_weights"]["vgg19"]["source"] == "caffe"
-    result = subprocess.run(base + ["--out", str(tmp_path / "only_one.json")], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = subprocess.run(base + ["--out", str(tmp_path / "only_one.json")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--out got 1 paths for 2" in result.stderr
     assert load_image(a).shape[-1] == 48

@@ -28,8 +28,9 @@ def tiny_clip(tmp_path_factory) -> Path:
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     torch.manual_seed(0)
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2,
-                              image_size=32, patch_size=8)
+    config = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=32, patch_size=8
+    )
     folder = tmp_path_factory.mktemp("clip")
     CLIPVisionModel(config).eval().save_pretrained(folder)
     return folder
@@ -59,8 +60,9 @@ def test_clip_hidden_states_are_transformers_own_without_the_cls_token(tiny_clip
     assert network.layers == ("hidden0", "hidden1", "hidden2", "hidden3") and network.style_layers == ("hidden2",)
     images = torch.rand(2, 3, 40, 56)
     ours = network(images, ["hidden2", "hidden1"])
-    theirs = CLIPVisionModel.from_pretrained(tiny_clip)(pixel_values=network.preprocess(images),
-                                                        output_hidden_states=True).hidden_states
+    theirs = CLIPVisionModel.from_pretrained(tiny_clip)(
+        pixel_values=network.preprocess(images), output_hidden_states=True
+    ).hidden_states
     for k in (1, 2):
         assert ours[f"hidden{k}"].shape == (2, 32, 16, 1)
         torch.testing.assert_close(ours[f"hidden{k}"][..., 0], theirs[k][:, 1:, :].transpose(1, 2))
@@ -83,9 +85,29 @@ def test_every_style_loss_runs_on_clip_tokens_and_is_zero_at_the_style(tiny_clip
 
 def test_clip_gram_texture_through_the_cli(tiny_clip, tmp_path):
     out = tmp_path / "t.png"
-    cmd = [sys.executable, "-m", "stylediff", "texture", "--style", str(STYLES[0]), "--network", "clip-vit-b16",
-           "--network-path", str(tiny_clip), "--size", "32", "--steps", "5", "--scales", "none", "--device", "cpu",
-           "--out", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stylediff",
+        "texture",
+        "--style",
+        str(STYLES[0]),
+        "--network",
+        "clip-vit-b16",
+        "--network-path",
+        str(tiny_clip),
+        "--size",
+        "32",
+        "--steps",
+        "5",
+        "--scales",
+        "none",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("\n") == 1 and done.stderr == ""  # one line saying what it wrote
@@ -97,8 +119,22 @@ def test_clip_gram_texture_through_the_cli(tiny_clip, tmp_path):
 
 
 def test_pooling_applies_to_vgg19_only(tiny_clip, tmp_path):
-    cmd = [sys.executable, "-m", "stylediff", "texture", "--style", str(STYLES[0]), "--network", "clip-vit-b16",
-           "--network-path", str(tiny_clip), "--pooling", "avg", "--out", str(tmp_path / "t.png")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "stylediff",
+        "texture",
+        "--style",
+        str(STYLES[0]),
+        "--network",
+        "clip-vit-b16",
+        "--network-path",
+        str(tiny_clip),
+        "--pooling",
+        "avg",
+        "--out",
+        str(tmp_path / "t.png"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "VGG-19 only" in done.stderr
     assert not (tmp_path / "t.png").exists()
@@ -124,25 +160,44 @@ def _openai_visual(width=64, layers=2, patch=8, grid=3, out=16, seed=0) -> dict[
     def r(*shape, s=0.05):
         return torch.randn(*shape, generator=g) * s
 
-    state = {"conv1.weight": r(width, 3, patch, patch), "class_embedding": r(width),
-             "positional_embedding": r(grid * grid + 1, width), "ln_pre.weight": 1 + r(width), "ln_pre.bias": r(width),
-             "ln_post.weight": 1 + r(width), "ln_post.bias": r(width)}
+    state = {
+        "conv1.weight": r(width, 3, patch, patch),
+        "class_embedding": r(width),
+        "positional_embedding": r(grid * grid + 1, width),
+        "ln_pre.weight": 1 + r(width),
+        "ln_pre.bias": r(width),
+        "ln_post.weight": 1 + r(width),
+        "ln_post.bias": r(width),
+    }
     for i in range(layers):
         p = f"transformer.resblocks.{i}."
-        state.update({p + "attn.in_proj_weight": r(3 * width, width, s=0.2), p + "attn.in_proj_bias": r(3 * width),
-                      p + "attn.out_proj.weight": r(width, width, s=0.2), p + "attn.out_proj.bias": r(width),
-                      p + "ln_1.weight": 1 + r(width), p + "ln_1.bias": r(width), p + "ln_2.weight": 1 + r(width),
-                      p + "ln_2.bias": r(width), p + "mlp.c_fc.weight": r(4 * width, width, s=0.2),
-                      p + "mlp.c_fc.bias": r(4 * width), p + "mlp.c_proj.weight": r(width, 4 * width, s=0.2),
-                      p + "mlp.c_proj.bias": r(width)})
-    return {**{"module.backbone." + k: v for k, v in state.items()}, "module.last_layer_style": r(width, out, s=0.3),
-            "module.last_layer_content": r(width, out)}
+        state.update(
+            {
+                p + "attn.in_proj_weight": r(3 * width, width, s=0.2),
+                p + "attn.in_proj_bias": r(3 * width),
+                p + "attn.out_proj.weight": r(width, width, s=0.2),
+                p + "attn.out_proj.bias": r(width),
+                p + "ln_1.weight": 1 + r(width),
+                p + "ln_1.bias": r(width),
+                p + "ln_2.weight": 1 + r(width),
+                p + "ln_2.bias": r(width),
+                p + "mlp.c_fc.weight": r(4 * width, width, s=0.2),
+                p + "mlp.c_fc.bias": r(4 * width),
+                p + "mlp.c_proj.weight": r(width, 4 * width, s=0.2),
+                p + "mlp.c_proj.bias": r(width),
+            }
+        )
+    return {
+        **{"module.backbone." + k: v for k, v in state.items()},
+        "module.last_layer_style": r(width, out, s=0.3),
+        "module.last_layer_content": r(width, out),
+    }
 
 
 def _openai_reference(state, x):
     """OpenAI CLIP's VisionTransformer.forward (clip/model.py), transcribed: conv1, class token, positions,
     ln_pre, residual blocks (nn.MultiheadAttention with in_proj, QuickGELU MLP), ln_post of token 0, proj."""
-    v = {k[len("backbone."):]: t for k, t in state.items() if k.startswith("backbone.")}
+    v = {k[len("backbone.") :]: t for k, t in state.items() if k.startswith("backbone.")}
     width = v["conv1.weight"].shape[0]
     x = F.conv2d(x, v["conv1.weight"], stride=v["conv1.weight"].shape[-1]).flatten(2).transpose(1, 2)
     x = torch.cat([v["class_embedding"].expand(x.shape[0], 1, width), x], 1) + v["positional_embedding"]
@@ -151,10 +206,22 @@ def _openai_reference(state, x):
     while f"transformer.resblocks.{i}.ln_1.weight" in v:
         p = f"transformer.resblocks.{i}."
         h = F.layer_norm(x, (width,), v[p + "ln_1.weight"], v[p + "ln_1.bias"], 1e-5)
-        attn, _ = F.multi_head_attention_forward(h, h, h, width, max(1, width // 64), v[p + "attn.in_proj_weight"],
-                                                 v[p + "attn.in_proj_bias"], None, None, False, 0.0,
-                                                 v[p + "attn.out_proj.weight"], v[p + "attn.out_proj.bias"],
-                                                 need_weights=False)
+        attn, _ = F.multi_head_attention_forward(
+            h,
+            h,
+            h,
+            width,
+            max(1, width // 64),
+            v[p + "attn.in_proj_weight"],
+            v[p + "attn.in_proj_bias"],
+            None,
+            None,
+            False,
+            0.0,
+            v[p + "attn.out_proj.weight"],
+            v[p + "attn.out_proj.bias"],
+            need_weights=False,
+        )
         x = x + attn
         h = F.layer_norm(x, (width,), v[p + "ln_2.weight"], v[p + "ln_2.bias"], 1e-5)
         h = F.linear(h, v[p + "mlp.c_fc.weight"], v[p + "mlp.c_fc.bias"])
@@ -191,8 +258,10 @@ def _painting_crops(side=64):
 
 def _check_order(held: HeldOut, column: str):
     style, other, noise = _painting_crops()
-    d = {name: held.distances(image, style, None)[column]
-         for name, image in (("self", style), ("other", other), ("noise", noise))}
+    d = {
+        name: held.distances(image, style, None)[column]
+        for name, image in (("self", style), ("other", other), ("noise", noise))
+    }
     assert d["self"] < 1e-5 < d["other"] < d["noise"], d
 
 
@@ -218,7 +287,8 @@ def test_heldout_with_random_weights_offline_fixture(tiny_clip, tmp_path, monkey
         _check_order(held, metric.column)
     # a run that optimised CLIP-B/32 is not graded by it
     assert set(held.distances(torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40), "clip-vit-b32")) == {
-        "heldout_alexnet_gram"}
+        "heldout_alexnet_gram"
+    }
 
 
 def test_heldout_auto_skips_absent_networks_in_one_line_and_true_fails(capsys, monkeypatch):
@@ -244,18 +314,49 @@ def test_clip_gram_guides_sampling(tiny_clip, tiny_ddpm_dir, tmp_path):
     runs = {}
     for scale in ("0", "5"):
         out = tmp_path / f"s{scale}.png"
-        assert main(["sample", "--model", str(tiny_ddpm_dir), "--style", str(STYLES[0]), "--out", str(out),
-                     "--network", "clip-vit-b16", "--network-path", str(tiny_clip), "--steps", "3", "--scale", scale,
-                     "--method", "x0", "--device", "cpu", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "sample",
+                    "--model",
+                    str(tiny_ddpm_dir),
+                    "--style",
+                    str(STYLES[0]),
+                    "--out",
+                    str(out),
+                    "--network",
+                    "clip-vit-b16",
+                    "--network-path",
+                    str(tiny_clip),
+                    "--steps",
+                    "3",
+                    "--scale",
+                    scale,
+                    "--method",
+                    "x0",
+                    "--device",
+                    "cpu",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         runs[scale] = json.loads(out.with_suffix(".json").read_text())
-        assert runs[scale]["config"]["layers"] == "hidden2" and runs[scale]["weights"]["network"]["name"] == "clip-vit-b16"
+        assert (
+            runs[scale]["config"]["layers"] == "hidden2" and runs[scale]["weights"]["network"]["name"] == "clip-vit-b16"
+        )
     assert runs["5"]["final_style_loss"][0] != runs["0"]["final_style_loss"][0]
 
 
 def test_weights_fetch_networks_offline_is_one_line(tmp_path):
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "stylediff", "weights", "fetch", "--networks", "clip-vit-b32"],
-                          capture_output=True, text=True, cwd=ROOT, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "stylediff", "weights", "fetch", "--networks", "clip-vit-b32"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "openai/clip-vit-base-patch32" in done.stderr and "--networks clip-vit-b32" in done.stderr
 
@@ -265,10 +366,20 @@ def test_a_full_clip_checkpoint_loads_its_image_encoder(tmp_path):
     from transformers import CLIPConfig, CLIPModel
 
     torch.manual_seed(0)
-    config = CLIPConfig(text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, vocab_size=49408),
-                        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                                           num_attention_heads=2, image_size=32, patch_size=8), projection_dim=8)
+    config = CLIPConfig(
+        text_config=dict(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=49408
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=8,
+    )
     model = CLIPModel(config).eval()
     model.save_pretrained(tmp_path)
     network = load_network("clip-vit-b32", path=tmp_path)
@@ -281,9 +392,33 @@ def test_transfer_on_clip_takes_the_networks_content_layer(tiny_clip, tmp_path):
     from stylediff.cli import main
 
     out = tmp_path / "t.png"
-    assert main(["transfer", "--content", str(STYLES[1]), "--style", str(STYLES[0]), "--network", "clip-vit-b16",
-                 "--network-path", str(tiny_clip), "--size", "32", "--steps", "3", "--scales", "none",
-                 "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "transfer",
+                "--content",
+                str(STYLES[1]),
+                "--style",
+                str(STYLES[0]),
+                "--network",
+                "clip-vit-b16",
+                "--network-path",
+                str(tiny_clip),
+                "--size",
+                "32",
+                "--steps",
+                "3",
+                "--scales",
+                "none",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     config = json.loads(out.with_suffix(".json").read_text())["config"]
     assert config["content_layer"] == "hidden1" and config["layers"] == "hidden2"
 

@@ -54,8 +54,9 @@ def textures(vgg):
     (test_gram_texture_on_all_gatys_layers covers the five-layer set)."""
     style = load_image(STYLES / "starry_night.jpg", 48)
     config = OptimizeConfig(steps=150, init="mean", progress=False)
-    return style, {loss: synthesize_texture(vgg, style, TEXTURE_LAYERS, loss, (48, 48), config)
-                   for loss in STYLE_LOSSES}
+    return style, {
+        loss: synthesize_texture(vgg, style, TEXTURE_LAYERS, loss, (48, 48), config) for loss in STYLE_LOSSES
+    }
 
 
 @pytest.mark.parametrize("loss", sorted(STYLE_LOSSES))
@@ -80,23 +81,27 @@ def test_texture_resembles_its_style_not_another(vgg, textures, loss):
 
 def test_gram_texture_on_all_gatys_layers(vgg):
     style = load_image(STYLES / "starry_night.jpg", 48)
-    result = synthesize_texture(vgg, style, GATYS, "gram", (48, 48), OptimizeConfig(steps=100, init="mean",
-                                                                                    progress=False))
+    result = synthesize_texture(
+        vgg, style, GATYS, "gram", (48, 48), OptimizeConfig(steps=100, init="mean", progress=False)
+    )
     assert result.history[-1]["loss"] * 20 <= result.history[0]["loss"]
 
 
 def test_texture_size_may_differ_from_the_style(vgg):
     style = load_image(STYLES / "shipwreck.jpg", 48)
-    result = synthesize_texture(vgg, style, ["relu1_1", "relu2_1"], "gram", (24, 40),
-                                OptimizeConfig(steps=5, init="mean", progress=False))
+    result = synthesize_texture(
+        vgg, style, ["relu1_1", "relu2_1"], "gram", (24, 40), OptimizeConfig(steps=5, init="mean", progress=False)
+    )
     assert result.image.shape == (1, 3, 24, 40)
 
 
 def test_same_seed_same_image_different_seed_different(vgg):
     style = load_image(STYLES / "the_scream.jpg", 32)
+
     def run(seed):
-        return synthesize_texture(vgg, style, ["relu1_1", "relu2_1"], "gram", (32, 32),
-                                  OptimizeConfig(steps=10, seed=seed, progress=False)).image
+        return synthesize_texture(
+            vgg, style, ["relu1_1", "relu2_1"], "gram", (32, 32), OptimizeConfig(steps=10, seed=seed, progress=False)
+        ).image
 
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
@@ -119,8 +124,9 @@ def test_coarse_to_fine_halves_down_to_64_px(size, scales):
 def test_transfer_keeps_content_and_takes_style(vgg, chelsea_png):
     content = load_image(chelsea_png, 48)
     style = load_image(STYLES / "starry_night.jpg", 48)
-    result = transfer_style(vgg, content, style, GATYS, "gram", OptimizeConfig(steps=60, init="content", progress=False),
-                            style_weight=10.0)
+    result = transfer_style(
+        vgg, content, style, GATYS, "gram", OptimizeConfig(steps=60, init="content", progress=False), style_weight=10.0
+    )
     style_loss = style_objective(vgg, style, GATYS, "gram")
     assert style_loss(result.image).item() < 0.3 * style_loss(content).item()
     content_error = Objective(vgg, {"content": (ContentTerm(vgg, content, ["relu4_2"]), 1.0)})
@@ -175,13 +181,16 @@ def test_nan_loss_stops_with_a_clear_error(vgg):
         optimize_image(broken, torch.rand(1, 3, 16, 16), OptimizeConfig(steps=3, progress=False))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"steps": 0}, "steps must be > 0"),
-    ({"optimizer": "sgd"}, "unknown optimizer"),
-    ({"init": "zeros"}, "unknown init"),
-    ({"lr": float("inf")}, "lr must be"),
-    ({"tv_weight": -1.0}, "tv weight"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"steps": 0}, "steps must be > 0"),
+        ({"optimizer": "sgd"}, "unknown optimizer"),
+        ({"init": "zeros"}, "unknown init"),
+        ({"lr": float("inf")}, "lr must be"),
+        ({"tv_weight": -1.0}, "tv weight"),
+    ],
+)
 def test_bad_engine_config(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         OptimizeConfig(**kwargs)

@@ -39,8 +39,12 @@ def imports_of(path: Path) -> set[str]:
                 target = node.module or ""
             if target.startswith("stylediff"):
                 candidates = [f"{target}.{alias.name}" for alias in node.names]
-                modules = {c for c in candidates if (ROOT / Path(*c.split("."))).with_suffix(".py").is_file()
-                           or (ROOT / Path(*c.split(".")) / "__init__.py").is_file()}
+                modules = {
+                    c
+                    for c in candidates
+                    if (ROOT / Path(*c.split("."))).with_suffix(".py").is_file()
+                    or (ROOT / Path(*c.split(".")) / "__init__.py").is_file()
+                }
                 found |= modules or {target}
     return found - {name}
 
@@ -53,7 +57,7 @@ def test_no_import_cycle_inside_the_package():
         state[node] = 1
         for child in sorted(graph.get(node, ())):
             if state.get(child) == 1:
-                cycle = trail[trail.index(child):] + [child] if child in trail else [node, child]
+                cycle = trail[trail.index(child) :] + [child] if child in trail else [node, child]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if child not in state:
                 visit(child, trail + [child])
@@ -91,8 +95,13 @@ def test_every_module_constant_is_used():
     unused = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.parse(path.read_text()).body:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-                node, ast.AnnAssign) else []
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
             for target in targets:
                 if isinstance(target, ast.Name) and target.id.isupper() and not target.id.startswith("__"):
                     if len(re.findall(rf"\b{target.id}\b", sources)) < 2:
@@ -105,8 +114,12 @@ def test_no_hidden_cli_options():
     from stylediff.cli import build_parser
 
     verbs = build_parser()._subparsers._group_actions[0].choices
-    hidden = [f"{verb} {'/'.join(action.option_strings)}" for verb, parser in verbs.items()
-              for action in parser._actions if action.help == argparse.SUPPRESS]
+    hidden = [
+        f"{verb} {'/'.join(action.option_strings)}"
+        for verb, parser in verbs.items()
+        for action in parser._actions
+        if action.help == argparse.SUPPRESS
+    ]
     assert not hidden, "hidden options: " + ", ".join(hidden)
 
 
@@ -123,8 +136,25 @@ def test_public_api_keeps_its_names():
 def test_build_parser_in_a_fresh_interpreter_lists_every_verb():
     code = "from stylediff.cli import build_parser; print(sorted(build_parser()._subparsers._group_actions[0].choices))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert eval(out) == sorted(["invert", "texture", "transfer", "sample", "search", "plan", "metrics", "aggregate",
-                                "figures", "findings", "publish", "layers", "methods", "weights", "batch"])
+    assert eval(out) == sorted(
+        [
+            "invert",
+            "texture",
+            "transfer",
+            "sample",
+            "search",
+            "plan",
+            "metrics",
+            "aggregate",
+            "figures",
+            "findings",
+            "publish",
+            "layers",
+            "methods",
+            "weights",
+            "batch",
+        ]
+    )
 
 
 def test_registry_lookup_fails_in_one_line_and_get_is_dicts():
@@ -144,7 +174,8 @@ def test_schema_lists_exactly_the_registered_names():
     schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
     defs, props = schema["$defs"], schema["properties"]
     assert defs["loss"]["enum"] == list(STYLE_LOSSES), (
-        "add the new loss to $defs.loss.enum in schemas/config.schema.yaml: " + ", ".join(STYLE_LOSSES))
+        "add the new loss to $defs.loss.enum in schemas/config.schema.yaml: " + ", ".join(STYLE_LOSSES)
+    )
     assert defs["layer"]["enum"] == list(LAYERS)
     assert props["weights"]["enum"] == list(WEIGHT_SOURCES) and props["pooling"]["enum"] == list(POOLINGS)
     assert props["experiments"]["items"]["enum"] == list(EXPERIMENTS)
@@ -163,11 +194,15 @@ def test_readme_python_examples_run(tmp_path, index):
     """Each ```python block of the README and the docs runs as it is, from the repository root (sizes
     shrunk so the test is quick: 256 px -> 32 px, 300 steps -> 3)."""
     code = readme_python_blocks()[index]
-    code = code.replace("256", "32").replace("steps=300", "steps=3").replace("num_inference_steps=50",
-                                                                             "num_inference_steps=3")
+    code = (
+        code.replace("256", "32")
+        .replace("steps=300", "steps=3")
+        .replace("num_inference_steps=50", "num_inference_steps=3")
+    )
     script = tmp_path / "example.py"
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, env=env,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -113,8 +113,14 @@ for name in list(sys.modules):
 
 
 def run_blocked(code: str, blocked=EXTRA_ONLY, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCKER + code, ",".join(blocked)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + code, ",".join(blocked)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        **kwargs,
+    )
 
 
 def test_core_works_without_the_extras():
@@ -153,28 +159,43 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch, capsys, tmp_path):
     extras read from the package metadata; here the metadata is pyproject's own)."""
     from stylediff.cli import main
 
-    requires = [f"{r}; extra == \"{extra}\"" for extra, reqs in PROJECT["optional-dependencies"].items()
-                for r in reqs]
+    requires = [f'{r}; extra == "{extra}"' for extra, reqs in PROJECT["optional-dependencies"].items() for r in reqs]
     monkeypatch.setattr(importlib.metadata, "requires", lambda name: PROJECT["dependencies"] + requires)
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas -> ModuleNotFoundError
     plan = tmp_path / "plan.csv"
     plan.write_text("run_id\n")
-    code = main(["aggregate", "--experiment", "texture", "--plan", str(plan), "--metrics", "m.json",
-                 "--out", str(tmp_path / "t.csv")])
+    code = main(
+        [
+            "aggregate",
+            "--experiment",
+            "texture",
+            "--plan",
+            str(plan),
+            "--metrics",
+            "m.json",
+            "--out",
+            str(tmp_path / "t.csv"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert "needs pandas" in err and "pip install 'stylediff[workflow]'" in err
     from stylediff.extras import extra_for
 
-    assert extra_for("torch") is None and extra_for("skimage.data") == "workflow" and extra_for("torchmetrics") == "metrics"
+    assert (
+        extra_for("torch") is None
+        and extra_for("skimage.data") == "workflow"
+        and extra_for("torchmetrics") == "metrics"
+    )
 
 
 def test_the_version_is_written_once_and_printed():
     assert PROJECT["dynamic"] == ["version"] and "version" not in PROJECT
     assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "stylediff.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", stylediff.__version__)
-    printed = subprocess.run([sys.executable, "-m", "stylediff", "--version"], capture_output=True, text=True,
-                             cwd=ROOT, check=True).stdout
+    printed = subprocess.run(
+        [sys.executable, "-m", "stylediff", "--version"], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
     assert printed.strip() == f"stylediff {stylediff.__version__}"
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert citation["version"] == stylediff.__version__, "CITATION.cff's version follows stylediff.__version__"
@@ -205,8 +226,9 @@ def test_ruff_config_and_check():
     ruff = PYPROJECT["tool"]["ruff"]
     assert ruff["line-length"] == 120 and {"E", "F", "W", "I", "B", "UP"} <= set(ruff["lint"]["select"])
     assert "format" in ruff
-    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", *RUFF_PATHS], capture_output=True,
-                            text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", *RUFF_PATHS], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
 
 

@@ -23,33 +23,65 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("normalization", ["per_step", "first_step"])
 @pytest.mark.parametrize("scale", [0, 0.5, 1, 3, 1e-3, 1e6, 2.25])
 def test_run_id_round_trip(scale, normalization):
-    values = {"model": "google/ddpm-cifar10-32", "style": "data/styles/starry night.jpg", "loss": "gram",
-              "layers": ["relu1_1", "relu2_1"], "window": [0.25, 1.0], "method": "x0", "normalization": normalization,
-              "scale": scale, "seed": 3}
+    values = {
+        "model": "google/ddpm-cifar10-32",
+        "style": "data/styles/starry night.jpg",
+        "loss": "gram",
+        "layers": ["relu1_1", "relu2_1"],
+        "window": [0.25, 1.0],
+        "method": "x0",
+        "normalization": normalization,
+        "scale": scale,
+        "seed": 3,
+    }
     run = run_id(lookup("guidance"), values)
     assert "." not in run and "/" not in run and " " not in run
     parsed = parse_run_id(lookup("guidance"), run)
     # an unguided sample has nothing to normalise: it is the default-normalisation run for every one
     expected_norm = "per_step" if scale == 0 else normalization
-    assert parsed == {"model": "ddpm-cifar10-32", "style": "starry_night", "loss": "gram",
-                      "layers": "relu1_1-relu2_1", "window": "0.25-1", "method": "x0", "normalization": expected_norm,
-                      "scale": pytest.approx(scale), "seed": 3}
+    assert parsed == {
+        "model": "ddpm-cifar10-32",
+        "style": "starry_night",
+        "loss": "gram",
+        "layers": "relu1_1-relu2_1",
+        "window": "0.25-1",
+        "method": "x0",
+        "normalization": expected_norm,
+        "scale": pytest.approx(scale),
+        "seed": 3,
+    }
     assert run_id(lookup("guidance"), parsed) == run
 
 
 def test_default_normalisation_keeps_the_run_ids_of_older_grids():
-    values = {"model": "m", "style": "s.png", "loss": "gram", "layers": ["relu1_1"], "window": [0, 1],
-              "method": "x0", "scale": 0.1, "seed": 0}
+    values = {
+        "model": "m",
+        "style": "s.png",
+        "loss": "gram",
+        "layers": ["relu1_1"],
+        "window": [0, 1],
+        "method": "x0",
+        "scale": 0.1,
+        "seed": 0,
+    }
     older = "m__s__gram__relu1_1__w0-1__x0__g0p1__s0"
-    assert run_id(lookup("guidance"), values) == older == run_id(lookup("guidance"), {**values, "normalization": "per_step"})
-    assert (run_id(lookup("guidance"), {**values, "normalization": "first_step"})
-            == "m__s__gram__relu1_1__w0-1__x0__first_step__g0p1__s0")
+    assert (
+        run_id(lookup("guidance"), values)
+        == older
+        == run_id(lookup("guidance"), {**values, "normalization": "per_step"})
+    )
+    assert (
+        run_id(lookup("guidance"), {**values, "normalization": "first_step"})
+        == "m__s__gram__relu1_1__w0-1__x0__first_step__g0p1__s0"
+    )
     assert run_id(lookup("guidance"), {**values, "scale": 0, "normalization": "first_step"}).endswith("__x0__g0__s0")
 
 
 def test_run_id_matches_design_example_and_rejects_bad_ids():
-    run = run_id(lookup("texture"), {"style": "data/styles/starry_night.jpg", "layers": ["relu1_1", "relu2_1"],
-                                  "loss": "gram", "seed": 0})
+    run = run_id(
+        lookup("texture"),
+        {"style": "data/styles/starry_night.jpg", "layers": ["relu1_1", "relu2_1"], "loss": "gram", "seed": 0},
+    )
     assert run == "starry_night__relu1_1-relu2_1__gram__s0"
     assert split_run(lookup("texture"), run) == ("starry_night", "relu1_1-relu2_1__gram", "s0")  # layers x losses
     with pytest.raises(ConfigError):
@@ -139,7 +171,8 @@ def test_sampling_jobs_run_every_setting_of_a_head_with_seeds_batched():
     assert all(f"--seeds {seeds}" in command for command in commands)
     for method in entries:
         assert sum(f"--method {method} " in command for command in commands) == len(entries[method]["scales"]) + (
-            method == next(iter(entries)))  # the unguided command names the first method (scale 0 ignores it)
+            method == next(iter(entries))
+        )  # the unguided command names the first method (scale 0 ignores it)
     assert sum("__unguided__g0.png" in command for command in commands) == 1
     patterns = built.job_outputs("guidance_methods", ".png")
     assert {p.format(head=job) for p in patterns} == {built.output("guidance_methods", run) for run in runs}
@@ -168,8 +201,10 @@ def test_a_group_of_one_seed_writes_its_run_id():
 
 
 def test_plan_imports_no_torch():
-    code = ("import sys, yaml; from stylediff import plan; "
-            "plan.build(yaml.safe_load(open('config.yaml'))); print('torch' in sys.modules)")
+    code = (
+        "import sys, yaml; from stylediff import plan; "
+        "plan.build(yaml.safe_load(open('config.yaml'))); print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -182,6 +217,10 @@ def test_the_method_axis_is_named_as_the_sample_verbs_flag(experiment):
     built = plan.build(config)
     assert lookup(experiment).axis("method").key == "methods" and "method" in built.runs.columns
     guided = {values["method"] for values in built.values[experiment].values() if values["scale"]}
-    passed = {command.split("--method ")[1].split()[0] for job in built.jobs(experiment)
-              for command in built.commands(experiment, job) if " --scale 0 " not in command}
+    passed = {
+        command.split("--method ")[1].split()[0]
+        for job in built.jobs(experiment)
+        for command in built.commands(experiment, job)
+        if " --scale 0 " not in command
+    }
     assert passed == guided and len(guided) > 1

@@ -44,13 +44,16 @@ def test_copies_and_leaves_unchanged_files_alone(run):
 def test_page_and_readme_link_the_published_figures(run):
     files = sorted((run / "results" / "report").iterdir())
     publish(files, run / "report" / "findings", TABLES, run / "docs" / "results.md", run / "README.md", "findings")
-    assert sorted(p.name for p in (run / "report" / "findings" / "tables").iterdir()) == ["inversion.csv", "texture.csv"]
+    assert sorted(p.name for p in (run / "report" / "findings" / "tables").iterdir()) == [
+        "inversion.csv",
+        "texture.csv",
+    ]
     page = (run / "docs" / "results.md").read_text()
     readme = (run / "README.md").read_text()
     assert "](../report/findings/inversion_grid.png)" in page and "preset `findings`" in page
     assert "stale text" not in readme and "](docs/results.md)" in readme
     headings = [line[4:] for line in page.splitlines() if line.startswith("### ")]
-    rows = readme[readme.index(README_BEGIN):readme.index(README_END)].splitlines()[3:]
+    rows = readme[readme.index(README_BEGIN) : readme.index(README_END)].splitlines()[3:]
     assert headings and rows == [f"| {heading} |" for heading in headings]  # one row per finding of the page
     assert readme.startswith(f"# title\n\nbefore\n{README_BEGIN}\n") and readme.endswith(f"{README_END}\nafter\n")
 
@@ -66,10 +69,22 @@ def test_missing_file_or_tables_are_one_line_errors(run):
 def test_cli(run):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     files = [str(path) for path in sorted((run / "results" / "report").iterdir())]
-    result = subprocess.run([sys.executable, "-m", "stylediff", "publish", "--files", *files, "--to", "report"],
-                            cwd=run, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "stylediff", "publish", "--files", *files, "--to", "report"],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "stylediff publish: wrote report/inversion_grid.png and report/texture_summary.md\n"
-    result = subprocess.run([sys.executable, "-m", "stylediff", "publish", "--files", "x.png", "--to", "report"],
-                            cwd=run, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "stylediff", "publish", "--files", "x.png", "--to", "report"],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode != 0 and result.stderr.count("\n") == 1 and "x.png does not exist" in result.stderr

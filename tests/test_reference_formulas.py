@@ -33,8 +33,12 @@ class Setting:
     def __init__(self, scheduler: str, clip: bool, eta: float):
         self.kind, self.clip, self.eta = scheduler, clip, eta
         self.mean, self.std = (0.7, 0.6) if clip else (0.0, 0.2)
-        config = {"num_train_timesteps": 1000, "beta_schedule": "linear", "clip_sample": clip,
-                  "prediction_type": "epsilon"}
+        config = {
+            "num_train_timesteps": 1000,
+            "beta_schedule": "linear",
+            "clip_sample": clip,
+            "prediction_type": "epsilon",
+        }
         self.config = config
         probe = make_scheduler(scheduler, config)
         probe.set_timesteps(STEPS)
@@ -73,8 +77,7 @@ class Setting:
     def posterior_mean(self, x0, x):
         """DDPM: μ̃ = √ᾱ_prev·β_t/(1 − ᾱ_t)·x̂0 + √α_t·(1 − ᾱ_prev)/(1 − ᾱ_t)·x_t, β_t = 1 − α_t."""
         alpha = self.a / self.ap
-        return (self.ap.sqrt() * (1 - alpha) / (1 - self.a) * x0
-                + alpha.sqrt() * (1 - self.ap) / (1 - self.a) * x)
+        return self.ap.sqrt() * (1 - alpha) / (1 - self.a) * x0 + alpha.sqrt() * (1 - self.ap) / (1 - self.a) * x
 
     def diffusers_mean(self, x):
         """The unguided step's mean as the scheduler computes it (clipped x̂0, the model's ε̂)."""
@@ -169,8 +172,12 @@ def reference_tfg(st, x, s):
     """YWolfeee/Training-Free-Guidance ``methods/tfg.py`` ``TFGGuidance.guide_step`` (γ = 0: one
     zero offset), with ``base.py`` ``_predict_x0`` (clip_x0: clamp in the graph) and
     ``_predict_x_prev_from_zero``; ρ_i = ρ·α_i·n/Σα (increase), likewise μ_i; ``scale`` multiplies ρ, μ."""
-    alphas = torch.stack([st.alphas[t] / (st.alphas[p] if p >= 0 else torch.tensor(1.0, dtype=torch.float64))
-                          for t, p in zip(st.timesteps, st.timesteps[1:] + [-1])])
+    alphas = torch.stack(
+        [
+            st.alphas[t] / (st.alphas[p] if p >= 0 else torch.tensor(1.0, dtype=torch.float64))
+            for t, p in zip(st.timesteps, st.timesteps[1:] + [-1])
+        ]
+    )
     weight = alphas[INDEX] * len(alphas) / alphas.sum()
     rho, mu = s * TFG["rho"] * weight, s * TFG["mu"] * weight
     delta_t = -rho * grad_x(st, x, lambda y: st.loss(y.clamp(-1, 1)))
@@ -212,8 +219,13 @@ def reference_through_unet(st, x, s):
 REFERENCES = {
     "classifier": (reference_classifier, 20.0, [("ddim", 0.0), ("ddpm", 0.0)], (False, True), {}),
     "dps": (reference_dps, 0.5, [("ddpm", 0.0)], (False, True), {}),
-    "freedom": (reference_freedom, 0.3, [("ddim", 1.0), ("ddpm", 0.0)], (False,),
-                {"recurrence": 1, "travel_window": (0.0, 0.0)}),
+    "freedom": (
+        reference_freedom,
+        0.3,
+        [("ddim", 1.0), ("ddpm", 0.0)],
+        (False,),
+        {"recurrence": 1, "travel_window": (0.0, 0.0)},
+    ),
     "ugd": (reference_ugd, 20.0, [("ddim", 0.0)], (False, True), {"recurrence": 1}),
     "mpgd": (reference_mpgd, 0.3, [("ddim", 0.0)], (False, True), {}),
     "tfg": (reference_tfg, 1.0, [("ddim", 0.0)], (False, True), TFG),
@@ -224,21 +236,36 @@ REFERENCES = {
 knobs). DPS's repository samples DDPM; FreeDoM's rule is the DDPM posterior (DDIM η = 1) and never
 clips; UGD, MPGD and TFG are DDIM rules."""
 
-CASES = [(name, kind, eta, clip) for name, (_, _, pairs, clips, _) in REFERENCES.items()
-         for kind, eta in pairs for clip in clips]
+CASES = [
+    (name, kind, eta, clip)
+    for name, (_, _, pairs, clips, _) in REFERENCES.items()
+    for kind, eta in pairs
+    for clip in clips
+]
 
 
 def run(setting: Setting, method) -> list[torch.Tensor]:
     states = []
-    sampler = GuidedSampler(setting.unet(), make_scheduler(setting.kind, setting.config),
-                            QuadraticLoss(target=TARGET), method, guidance_size=4)
-    sampler(SEEDS, num_inference_steps=STEPS, eta=setting.eta, progress=False,
-            callback=lambda info: states.append(info["x"].clone()))
+    sampler = GuidedSampler(
+        setting.unet(),
+        make_scheduler(setting.kind, setting.config),
+        QuadraticLoss(target=TARGET),
+        method,
+        guidance_size=4,
+    )
+    sampler(
+        SEEDS,
+        num_inference_steps=STEPS,
+        eta=setting.eta,
+        progress=False,
+        callback=lambda info: states.append(info["x"].clone()),
+    )
     return states
 
 
-@pytest.mark.parametrize("name,kind,eta,clip", CASES, ids=[f"{n}-{k}-eta{e:g}-{'clip' if c else 'noclip'}"
-                                                           for n, k, e, c in CASES])
+@pytest.mark.parametrize(
+    "name,kind,eta,clip", CASES, ids=[f"{n}-{k}-eta{e:g}-{'clip' if c else 'noclip'}" for n, k, e, c in CASES]
+)
 def test_one_step_equals_the_reference_rule(name, kind, eta, clip):
     reference, scale, _, _, knobs = REFERENCES[name]
     setting = Setting(kind, clip, eta)

@@ -43,16 +43,29 @@ def _fake_experiment(tmp_path, experiment, runs):
     for i, values in enumerate(runs):
         run = run_id(lookup(experiment), values)
         out = _png(tmp_path / f"{run}.png", i)
-        rows.append({"experiment": experiment, "run": run, **parse_run_id(lookup(experiment), run), "job": "j",
-                     "output": out})
+        rows.append(
+            {"experiment": experiment, "run": run, **parse_run_id(lookup(experiment), run), "job": "j", "output": out}
+        )
         ref = _png(tmp_path / f"ref{i}.png", 100 + i)
-        doc = {"image": out, "reference": ref, "baseline": ref if experiment in ("transfer", "guidance") else None,
-               "metrics": {"gram_dist_mean": 0.1 * (i + 1), "feature_error": 0.01 * (i + 1),
-                           "lpips_vgg": 0.05 * i, "psnr": 20.0, "ssim": 0.5},
-               "timing": {"wall_seconds": 1.0 + i, "peak_rss_mb": 800.0, "seconds_per_image": 2.0 + i},
-               "final_loss": 0.1,
-               "run": {"config": {"size": 16, "steps": 5, **({"model": values["model"]} if "model" in values else {})},
-                       "weights": {"vgg19": {"source": "caffe"}}, "device": "cpu"}}
+        doc = {
+            "image": out,
+            "reference": ref,
+            "baseline": ref if experiment in ("transfer", "guidance") else None,
+            "metrics": {
+                "gram_dist_mean": 0.1 * (i + 1),
+                "feature_error": 0.01 * (i + 1),
+                "lpips_vgg": 0.05 * i,
+                "psnr": 20.0,
+                "ssim": 0.5,
+            },
+            "timing": {"wall_seconds": 1.0 + i, "peak_rss_mb": 800.0, "seconds_per_image": 2.0 + i},
+            "final_loss": 0.1,
+            "run": {
+                "config": {"size": 16, "steps": 5, **({"model": values["model"]} if "model" in values else {})},
+                "weights": {"vgg19": {"source": "caffe"}},
+                "device": "cpu",
+            },
+        }
         path = tmp_path / f"{run}.metrics.json"
         write_json(path, doc)
         files.append(path)
@@ -61,8 +74,11 @@ def _fake_experiment(tmp_path, experiment, runs):
 
 
 def test_aggregate_table_and_summary(tmp_path):
-    runs = [{"image": "skimage:chelsea", "layer": layer, "pooling": "max", "seed": seed}
-            for layer in ("relu1_1", "relu4_2") for seed in (0, 1)]
+    runs = [
+        {"image": "skimage:chelsea", "layer": layer, "pooling": "max", "seed": seed}
+        for layer in ("relu1_1", "relu4_2")
+        for seed in (0, 1)
+    ]
     runs_csv, files = _fake_experiment(tmp_path, "inversion", runs)
     frame = aggregate("inversion", runs_csv, files, tmp_path / "t.csv", tmp_path / "s.md")
     table = pd.read_csv(tmp_path / "t.csv")
@@ -81,21 +97,52 @@ def test_aggregate_table_and_summary(tmp_path):
 @pytest.mark.parametrize("experiment", ["inversion", "texture", "transfer", "guidance", "guidance_methods"])
 def test_figures_written_and_byte_identical(tmp_path, experiment):
     if experiment == "inversion":
-        runs = [{"image": img, "layer": layer, "pooling": pooling, "seed": 0} for img in ("skimage:a", "skimage:b")
-                for layer in ("relu1_1", "relu5_1") for pooling in ("max", "avg")]
+        runs = [
+            {"image": img, "layer": layer, "pooling": pooling, "seed": 0}
+            for img in ("skimage:a", "skimage:b")
+            for layer in ("relu1_1", "relu5_1")
+            for pooling in ("max", "avg")
+        ]
     elif experiment == "texture":
-        runs = [{"style": "s.jpg", "layers": layers, "loss": loss, "seed": 0}
-                for layers in (["relu1_1"], ["relu1_1", "relu2_1"]) for loss in ("gram", "mean_std")]
+        runs = [
+            {"style": "s.jpg", "layers": layers, "loss": loss, "seed": 0}
+            for layers in (["relu1_1"], ["relu1_1", "relu2_1"])
+            for loss in ("gram", "mean_std")
+        ]
     elif experiment == "transfer":
         runs = [{"content": "c.png", "style": "s.jpg", "loss": loss, "seed": 0} for loss in ("gram", "mean_std")]
     elif experiment == "guidance":
-        runs = [{"model": "models/tiny", "style": "s.jpg", "loss": "gram", "layers": ["relu1_1"], "window": window,
-                 "method": method, "scale": scale, "seed": seed} for method in ("x0", "through_unet")
-                for scale in (0, 0.3, 1) for seed in (0, 1) for window in ([0, 1], [0, 0.5])]
+        runs = [
+            {
+                "model": "models/tiny",
+                "style": "s.jpg",
+                "loss": "gram",
+                "layers": ["relu1_1"],
+                "window": window,
+                "method": method,
+                "scale": scale,
+                "seed": seed,
+            }
+            for method in ("x0", "through_unet")
+            for scale in (0, 0.3, 1)
+            for seed in (0, 1)
+            for window in ([0, 1], [0, 0.5])
+        ]
     else:
-        runs = [{"model": "models/tiny", "style": style, "loss": "gram", "layers": ["relu1_1"], "method": method,
-                 "scale": scale, "seed": seed} for style in ("s.jpg", "t.jpg") for seed in (0, 1)
-                for method, scale in (("unguided", 0), ("x0", 0.1), ("x0", 0.3), ("dps", 1.0), ("dps", 3.0))]
+        runs = [
+            {
+                "model": "models/tiny",
+                "style": style,
+                "loss": "gram",
+                "layers": ["relu1_1"],
+                "method": method,
+                "scale": scale,
+                "seed": seed,
+            }
+            for style in ("s.jpg", "t.jpg")
+            for seed in (0, 1)
+            for method, scale in (("unguided", 0), ("x0", 0.1), ("x0", 0.3), ("dps", 1.0), ("dps", 3.0))
+        ]
     runs_csv, files = _fake_experiment(tmp_path, experiment, runs)
     aggregate(experiment, runs_csv, files, tmp_path / "t.csv")
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig1")
@@ -122,8 +169,9 @@ def test_tables_and_figures_take_labels_and_losses_from_the_metrics_job(tmp_path
     for path in files:
         doc = json.loads(path.read_text())
         doc["metrics"].update(my_loss_mean=0.5, gram_mean=0.25)
-        doc.update(metric_labels={"gram_dist_mean": "Gram distance (label from the job)"},
-                   style_losses=["my_loss", "gram"])
+        doc.update(
+            metric_labels={"gram_dist_mean": "Gram distance (label from the job)"}, style_losses=["my_loss", "gram"]
+        )
         write_json(path, doc)
     aggregate("texture", runs_csv, files, tmp_path / "t.csv", tmp_path / "s.md")
     header = next(line for line in (tmp_path / "s.md").read_text().splitlines() if line.startswith("|"))
@@ -132,8 +180,10 @@ def test_tables_and_figures_take_labels_and_losses_from_the_metrics_job(tmp_path
     assert recorded_label(frame, "gram_dist_mean") == "Gram distance (label from the job)"
     assert recorded_label(frame, "seconds_per_image") == "seconds per image"
     assert recorded_label(frame, "unknown") == "unknown"
-    code = ("import sys; from stylediff.cli import main; main(['figures', '--experiment', 'texture', '--table', "
-            f"{str(tmp_path / 't.csv')!r}, '--out-dir', {str(tmp_path / 'fig')!r}]); print('torch' in sys.modules)")
+    code = (
+        "import sys; from stylediff.cli import main; main(['figures', '--experiment', 'texture', '--table', "
+        f"{str(tmp_path / 't.csv')!r}, '--out-dir', {str(tmp_path / 'fig')!r}]); print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "False"
 
@@ -150,11 +200,21 @@ def test_pareto_figure_has_a_panel_per_style_metric_with_interval_bars():
 
     rng = np.random.default_rng(0)
     rows = []
-    for style, seed, (method, scale) in itertools.product(["s1", "s2", "s3"], [0, 1, 2, 3], [
-            ("unguided", 0.0), ("x0", 0.1), ("x0", 0.3), ("dps", 1.0)]):
-        rows.append({"style": style, "seed": seed, "method": method, "scale": scale,
-                     "gram_dist_mean": 2 - scale + 0.1 * rng.normal(), "lpips_vgg": scale + 0.01 * rng.normal(),
-                     "heldout_vgg16_gram": 1 - scale + 0.1 * rng.normal(), "seconds_per_image": 1 + scale})
+    for style, seed, (method, scale) in itertools.product(
+        ["s1", "s2", "s3"], [0, 1, 2, 3], [("unguided", 0.0), ("x0", 0.1), ("x0", 0.3), ("dps", 1.0)]
+    ):
+        rows.append(
+            {
+                "style": style,
+                "seed": seed,
+                "method": method,
+                "scale": scale,
+                "gram_dist_mean": 2 - scale + 0.1 * rng.normal(),
+                "lpips_vgg": scale + 0.01 * rng.normal(),
+                "heldout_vgg16_gram": 1 - scale + 0.1 * rng.normal(),
+                "seconds_per_image": 1 + scale,
+            }
+        )
     fig = pareto_figure(pd.DataFrame(rows), ["x0", "dps"], "m")
     axes = fig.get_axes()
     assert [ax.get_title() for ax in axes] == ["the guidance loss", "held out: heldout_vgg16_gram", "the guidance loss"]

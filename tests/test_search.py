@@ -22,9 +22,15 @@ def test_beam_search_climbs_to_the_best_setting_within_budget():
     best = min(seen, key=lambda c: c.key(1.0))
     assert best.knobs["scale"] == 8.0 and best.fidelity <= 1.0
     assert any(c.fidelity > 1.0 for c in seen)  # it looked past the budget and ranked those last
-    two = beam_search(lambda k: {"style": (math.log2(k["a"]) - 2) ** 2 + (math.log2(k["b"]) - 3) ** 2,
-                                 "fidelity": 0.0}, {"a": 1.0, "b": 1.0}, {"a": 2.0, "b": 2.0}, rounds=6, beam=2,
-                      budget=1.0, progress=False)
+    two = beam_search(
+        lambda k: {"style": (math.log2(k["a"]) - 2) ** 2 + (math.log2(k["b"]) - 3) ** 2, "fidelity": 0.0},
+        {"a": 1.0, "b": 1.0},
+        {"a": 2.0, "b": 2.0},
+        rounds=6,
+        beam=2,
+        budget=1.0,
+        progress=False,
+    )
     assert min(two, key=lambda c: c.key(1.0)).knobs == {"a": 4.0, "b": 8.0}
 
 
@@ -33,8 +39,16 @@ def test_beam_search_stops_a_knob_at_its_cap_and_tfg_starts_where_its_reference_
     starts at searching.py's init values with the caps of its max_* arguments."""
     from stylediff.diffusion import METHODS
 
-    seen = beam_search(lambda k: {"style": 1 / k["rho"], "fidelity": 0.0}, {"rho": 0.25}, {"rho": 2.0},
-                       rounds=8, beam=1, budget=1.0, progress=False, caps={"rho": 8.0})
+    seen = beam_search(
+        lambda k: {"style": 1 / k["rho"], "fidelity": 0.0},
+        {"rho": 0.25},
+        {"rho": 2.0},
+        rounds=8,
+        beam=1,
+        budget=1.0,
+        progress=False,
+        caps={"rho": 8.0},
+    )
     assert max(c.knobs["rho"] for c in seen) == 8.0
     assert min(seen, key=lambda c: c.key(1.0)).knobs == {"rho": 8.0}
     tfg = METHODS["tfg"]
@@ -45,9 +59,34 @@ def test_beam_search_stops_a_knob_at_its_cap_and_tfg_starts_where_its_reference_
 
 def test_search_verb_writes_every_candidate_and_a_workflow_entry(tiny_ddpm_dir, tmp_path):
     out = tmp_path / "best.yaml"
-    code = main(["search", "--method", "tfg", "--model", str(tiny_ddpm_dir), "--style", str(STYLE), "--seeds", "0,1",
-                 "--rounds", "1", "--beam", "1", "--steps", "3", "--layers", "relu1_1", "--lpips", "false",
-                 "--device", "cpu", "--no-progress", "--out", str(out)])
+    code = main(
+        [
+            "search",
+            "--method",
+            "tfg",
+            "--model",
+            str(tiny_ddpm_dir),
+            "--style",
+            str(STYLE),
+            "--seeds",
+            "0,1",
+            "--rounds",
+            "1",
+            "--beam",
+            "1",
+            "--steps",
+            "3",
+            "--layers",
+            "relu1_1",
+            "--lpips",
+            "false",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     table = pd.read_csv(out.with_suffix(".csv"))
     assert len(table) == 4 and {"rho", "mu", "variance", "gram_dist_mean", "within_budget"} <= set(table.columns)

@@ -103,11 +103,40 @@ def test_the_seed_reaches_the_projections(model, vgg, style):
 def test_search_scores_every_candidate_with_common_random_numbers(tiny_ddpm_dir, tmp_path):
     """(d) a candidate's score does not depend on the candidates evaluated before it: scale 0.4 scores
     the same as the second candidate of one search and as the first of another."""
+
     def search(start, out):
-        code = main(["search", "--method", "x0", "--model", str(tiny_ddpm_dir), "--style", str(STYLE),
-                     "--seeds", "0,1", "--rounds", "1", "--beam", "1", "--steps", "3", "--layers", "relu1_1",
-                     "--loss", "sliced_wasserstein", "--lpips", "false", "--device", "cpu", "--no-progress",
-                     "--start", f"scale={start}", "--out", str(out)])
+        code = main(
+            [
+                "search",
+                "--method",
+                "x0",
+                "--model",
+                str(tiny_ddpm_dir),
+                "--style",
+                str(STYLE),
+                "--seeds",
+                "0,1",
+                "--rounds",
+                "1",
+                "--beam",
+                "1",
+                "--steps",
+                "3",
+                "--layers",
+                "relu1_1",
+                "--loss",
+                "sliced_wasserstein",
+                "--lpips",
+                "false",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--start",
+                f"scale={start}",
+                "--out",
+                str(out),
+            ]
+        )
         assert code == 0
         return pd.read_csv(out.with_suffix(".csv")).set_index("scale")
 
@@ -125,8 +154,7 @@ def test_the_optimisation_engine_follows_its_run_seed(vgg):
 
     def run(seed):
         config = OptimizeConfig(steps=3, seed=seed, init="content", progress=False)
-        return transfer_style(vgg, content, style, LAYERS, "sliced_wasserstein", config,
-                              content_layer="relu2_1").image
+        return transfer_style(vgg, content, style, LAYERS, "sliced_wasserstein", config, content_layer="relu2_1").image
 
     assert torch.equal(run(0), run(0))
     assert not torch.equal(run(0), run(1))

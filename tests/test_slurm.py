@@ -29,9 +29,7 @@ def _sinfo_ok() -> bool:
     if shutil.which("sinfo") is None:
         return False
     try:
-        proc = subprocess.run(
-            ["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, timeout=20
-        )
+        proc = subprocess.run(["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0 and bool(proc.stdout.strip())
@@ -60,11 +58,7 @@ def _slurm_reachable():
 def _clean_env() -> dict:
     """Environment for the snakemake subprocess: no inherited SLURM job context
     (pytest itself might run inside a job) and no user-level default profile."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SLURM_") and k != "SNAKEMAKE_PROFILE"
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") and k != "SNAKEMAKE_PROFILE"}
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -95,10 +89,7 @@ def _run(cmd: list[str], cwd: Path, log: Path) -> subprocess.CompletedProcess:
             run_id = re.search(r"SLURM run ID: (\S+)", log.read_text())
             if run_id:
                 subprocess.run(["scancel", "--name", run_id.group(1)], timeout=30)
-            pytest.fail(
-                f"{' '.join(cmd)} did not finish in {RUN_TIMEOUT_S}s; "
-                f"log tail:\n{_tail(log)}"
-            )
+            pytest.fail(f"{' '.join(cmd)} did not finish in {RUN_TIMEOUT_S}s; log tail:\n{_tail(log)}")
     return subprocess.CompletedProcess(cmd, proc.returncode, log.read_text(), "")
 
 
@@ -124,9 +115,7 @@ def _slurm_cmd(*extra: str, profile: Path = SLURM_PROFILE) -> list[str]:
 
 
 _SBATCH_RE = re.compile(r"^sbatch call: (sbatch .*)$", re.M)
-_SUBMITTED_RE = re.compile(
-    r"^Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", re.M
-)
+_SUBMITTED_RE = re.compile(r"^Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.", re.M)
 _JOB_BLOCK_RE = re.compile(r"^(?:local)?rule (\w+):\n((?:[ \t]+.*\n)+)", re.M)
 
 
@@ -175,8 +164,7 @@ def _scontrol_job(jobid: str) -> dict[str, str]:
         timeout=30,
     )
     assert out.returncode == 0, (
-        f"scontrol does not know job {jobid} (finished longer ago than the "
-        f"cluster's MinJobAge?): {out.stderr}"
+        f"scontrol does not know job {jobid} (finished longer ago than the cluster's MinJobAge?): {out.stderr}"
     )
     fields = {}
     for tok in out.stdout.split():
@@ -194,7 +182,7 @@ def _gpu_requested(sbatch: str) -> bool:
 # a tiny self-contained workflow
 # --------------------------------------------------------------------------
 
-TINY_SNAKEFILE = r'''
+TINY_SNAKEFILE = r"""
 rule all:
     input:
         "results/summary.txt",
@@ -226,7 +214,7 @@ rule cpu_step:
         "cat {input} > {output}; echo 'cpu step' >> {output}; "
         "echo SLURM_JOB_ID=${{SLURM_JOB_ID:-}} "
         "CUDA_VISIBLE_DEVICES=${{CUDA_VISIBLE_DEVICES:-}} > {log}"
-'''
+"""
 
 
 def _env_log(path: Path) -> dict[str, str]:
@@ -280,9 +268,7 @@ def test_tiny_workflow_through_slurm_profile(tmp_path):
             assert job["slurm_log"].is_relative_to(slurm_dir / ".snakemake" / "slurm_logs")
 
     # the jobs really ran inside those SLURM jobs
-    gpu_env = {
-        _env_log(slurm_dir / f"logs/gpu_{i}.env")["SLURM_JOB_ID"] for i in (1, 2)
-    }
+    gpu_env = {_env_log(slurm_dir / f"logs/gpu_{i}.env")["SLURM_JOB_ID"] for i in (1, 2)}
     assert gpu_env == {j["jobid"] for j in subs["gpu_step"]}
     for i in (1, 2):
         # slurm binds the (fake) GPU to the job
@@ -339,8 +325,9 @@ def test_project_workflow_through_slurm_profile(tmp_path, configfile, tiny_ddpm_
     # the tiny config's guidance models are placeholders: point both experiments at a tiny UNet
     model = tiny_ddpm_dir
     override = tmp_path / "model.yaml"
-    override.write_text("".join(f"{experiment}:\n  models: ['{model}']\n"
-                                for experiment in ("guidance", "guidance_methods")))
+    override.write_text(
+        "".join(f"{experiment}:\n  models: ['{model}']\n" for experiment in ("guidance", "guidance_methods"))
+    )
     configfiles = ["--configfile", configfile, str(override)]
 
     log = tmp_path / "slurm.log"

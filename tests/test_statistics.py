@@ -65,8 +65,17 @@ def table(selection_best: str) -> pd.DataFrame:
             gram = 0.1 if (method == selection_best and scale == 1.0) else 0.5
         else:
             gram = 10.0 * seed + scale + (method == "b")
-        rows.append({"style": f"s{style}", "seed": seed, "method": method, "scale": scale, "gram_dist_mean": gram,
-                     "lpips_vgg": 0.1 * scale, "heldout_vgg16_gram": -gram})
+        rows.append(
+            {
+                "style": f"s{style}",
+                "seed": seed,
+                "method": method,
+                "scale": scale,
+                "gram_dist_mean": gram,
+                "lpips_vgg": 0.1 * scale,
+                "heldout_vgg16_gram": -gram,
+            }
+        )
     return pd.DataFrame(rows)
 
 

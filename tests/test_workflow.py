@@ -29,8 +29,13 @@ from stylediff.experiments import lookup
 from .conftest import preset_config
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_RULES = {"inversion": "invert", "texture": "texture", "transfer": "transfer", "guidance": "sample",
-             "guidance_methods": "sample_methods"}
+RUN_RULES = {
+    "inversion": "invert",
+    "texture": "texture",
+    "transfer": "transfer",
+    "guidance": "sample",
+    "guidance_methods": "sample_methods",
+}
 
 
 def workdir(path: Path) -> Path:
@@ -46,8 +51,20 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
 
 
 def snakemake(work: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-               "--workflow-profile", "none", "--cores", "2", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout, env=ENV)
 
 
@@ -106,8 +123,13 @@ def expected_jobs(config: dict) -> dict[str, int]:
 
 
 def test_lint():
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--workflow-profile", "none"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint", "--workflow-profile", "none"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
 
@@ -123,7 +145,8 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
     assert job_stats(output) == expected_jobs(config)
     resources = rule_resources(output)
     gpu_rules = {"sample", "sample_methods", "reference_set"} | (
-        {"invert", "texture", "transfer"} if config["device"] != "cpu" else set())
+        {"invert", "texture", "transfer"} if config["device"] != "cpu" else set()
+    )
     for rule, lines in resources.items():
         for line in lines:
             if rule in gpu_rules:
@@ -132,25 +155,33 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
                 assert not re.search(r"gpu=[1-9]", line), (rule, line)
     assert "sample" in resources and "invert" in resources
     results = config.get("results_dir", "results") + "/"  # every output under the results folder
-    outputs = [path.strip() for line in output.splitlines() if line.strip().startswith("output:")
-               for path in line.split("output:", 1)[1].split(", ")]
+    outputs = [
+        path.strip()
+        for line in output.splitlines()
+        if line.strip().startswith("output:")
+        for path in line.split("output:", 1)[1].split(", ")
+    ]
     assert len(outputs) > 50 and not [path for path in outputs if not path.startswith(results)]
 
 
-@pytest.mark.parametrize("override, words", [
-    ({"inversion": {"layers": ["relu1_1", "relu9_1"]}}, ["inversion.layers.1", "relu9_1", "relu5_1"]),
-    ({"texture": {"losses": ["gram", "gramm"]}}, ["texture.losses.1", "gramm", "sliced_wasserstein"]),
-    ({"guidance": {"scales": [0, -1]}}, ["guidance.scales.1", "-1", "minimum of 0"]),
-    ({"guidance": {"scales": [1, 2]}}, ["guidance.scales", "0 (unguided) must be present"]),
-    ({"guidance": {"normalizations": ["per_step", "l2"]}}, ["guidance.normalizations.1", "l2", "first_step"]),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ({"inversion": {"layers": ["relu1_1", "relu9_1"]}}, ["inversion.layers.1", "relu9_1", "relu5_1"]),
+        ({"texture": {"losses": ["gram", "gramm"]}}, ["texture.losses.1", "gramm", "sliced_wasserstein"]),
+        ({"guidance": {"scales": [0, -1]}}, ["guidance.scales.1", "-1", "minimum of 0"]),
+        ({"guidance": {"scales": [1, 2]}}, ["guidance.scales", "0 (unguided) must be present"]),
+        ({"guidance": {"normalizations": ["per_step", "l2"]}}, ["guidance.normalizations.1", "l2", "first_step"]),
+    ],
+)
 def test_schema_rejects_bad_values(tmp_path, override, words):
     work = workdir(tmp_path)
     (work / "bad.yaml").write_text(yaml.safe_dump(override))
     result = snakemake(work, "-n", "--configfile", "config.yaml", "bad.yaml")
     assert result.returncode != 0
-    message = next(line for line in (result.stdout + result.stderr).splitlines()
-                   if line.startswith("invalid config value"))
+    message = next(
+        line for line in (result.stdout + result.stderr).splitlines() if line.startswith("invalid config value")
+    )
     for word in words:
         assert word in message, message
 
@@ -161,7 +192,9 @@ def test_unknown_preset_and_missing_image_are_named(tmp_path):
     assert result.returncode != 0 and "unknown preset 'ful'" in result.stdout + result.stderr
     (work / "bad.yaml").write_text(yaml.safe_dump({"inversion": {"images": ["data/nope.png"]}}))
     result = snakemake(work, "-n", "--configfile", "config.yaml", "bad.yaml")
-    assert result.returncode != 0 and "inversion.images: image not found: data/nope.png" in result.stdout + result.stderr
+    assert (
+        result.returncode != 0 and "inversion.images: image not found: data/nope.png" in result.stdout + result.stderr
+    )
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -191,8 +224,10 @@ def targets(config: dict) -> list[str]:
 
 def image_hashes(work: Path) -> dict[str, str]:
     """sha256 of every run image and figure (tables and sidecars hold timings, so they differ)."""
-    return {str(path.relative_to(work)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted((work / "results").rglob("*.png"))}
+    return {
+        str(path.relative_to(work)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted((work / "results").rglob("*.png"))
+    }
 
 
 def git(repo: Path, *args: str) -> str:
@@ -212,8 +247,9 @@ def test_a_run_writes_only_its_results_and_publish_only_what_it_declares(tmp_pat
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             (repo / name).write_bytes((ROOT / name).read_bytes())
     config = yaml.safe_load((ROOT / "tests" / "data" / "tiny.yaml").read_text())
-    config.update(experiments=["inversion", "texture"], publish_dir="report/tiny", findings=True, readme=True,
-                  lpips=False)
+    config.update(
+        experiments=["inversion", "texture"], publish_dir="report/tiny", findings=True, readme=True, lpips=False
+    )
     (repo / "tiny.yaml").write_text(yaml.safe_dump(config))
     git(repo, "init", "-q")
     git(repo, "add", "-A")
@@ -221,8 +257,18 @@ def test_a_run_writes_only_its_results_and_publish_only_what_it_declares(tmp_pat
     readme = (repo / "README.md").read_text()
 
     def run(*args):
-        command = [sys.executable, "-m", "snakemake", *args, "--workflow-profile", "none", "--cores", "2",
-                   "--configfile", "tiny.yaml"]
+        command = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *args,
+            "--workflow-profile",
+            "none",
+            "--cores",
+            "2",
+            "--configfile",
+            "tiny.yaml",
+        ]
         result = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=600, env=ENV)
         assert result.returncode == 0, result.stderr[-3000:]
 
@@ -232,13 +278,14 @@ def test_a_run_writes_only_its_results_and_publish_only_what_it_declares(tmp_pat
 
     run("publish")
     changed = {line[3:] for line in git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()}
-    published = {f"report/tiny/{path.name}" for path in (repo / "results" / "report").iterdir()
-                 if path.name != "findings.md"}
+    published = {
+        f"report/tiny/{path.name}" for path in (repo / "results" / "report").iterdir() if path.name != "findings.md"
+    }
     tables = {f"report/tiny/tables/{name}.csv" for name in config["experiments"]}
     assert changed == published | tables | {"docs/results.md", "README.md"}
     text = (repo / "README.md").read_text()
-    assert text[:text.index(README_BEGIN)] == readme[:readme.index(README_BEGIN)]
-    assert text[text.index(README_END):] == readme[readme.index(README_END):]
+    assert text[: text.index(README_BEGIN)] == readme[: readme.index(README_BEGIN)]
+    assert text[text.index(README_END) :] == readme[readme.index(README_END) :]
     assert "](docs/results.md)" in text and "](../report/tiny/" in (repo / "docs" / "results.md").read_text()
 
 
@@ -284,8 +331,13 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
     (work / "tiny_more.yaml").write_text(yaml.safe_dump(more))
     result = snakemake(work, "--configfile", "tiny_more.yaml", "-n")
     assert job_stats(result.stdout + result.stderr) == {
-        "texture": expected_jobs(config)["texture"], "metrics_texture": 1, "plan": 1, "aggregate": 1,
-        "figures_texture": 1, "all": 1}, result.stdout[-3000:]
+        "texture": expected_jobs(config)["texture"],
+        "metrics_texture": 1,
+        "plan": 1,
+        "aggregate": 1,
+        "figures_texture": 1,
+        "all": 1,
+    }, result.stdout[-3000:]
 
     # 3. deleting one output reruns only what depends on it ...
     texture_run = next((work / "results" / "texture").glob("*__s0.png"))
@@ -294,16 +346,34 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
     texture_run.unlink()
     result = snakemake(work, *args, "-n")
     assert job_stats(result.stdout + result.stderr) == {
-        "texture": 1, "metrics_texture": 1, "aggregate": 1, "figures_texture": 1, "all": 1}
+        "texture": 1,
+        "metrics_texture": 1,
+        "aggregate": 1,
+        "figures_texture": 1,
+        "all": 1,
+    }
 
     # 4. ... and a run redoing every texture, SIGKILLed at a random moment while a job runs, leaves no
     # corrupt file and resumes with --rerun-incomplete to the same bytes as the uninterrupted run
     for png in (work / "results" / "texture").glob("*.png"):
         png.unlink()
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-               "--workflow-profile", "none", "--cores", "2", *args]
-    process = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True, env=ENV)
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(work),
+        "--workflow-profile",
+        "none",
+        "--cores",
+        "2",
+        *args,
+    ]
+    process = subprocess.Popen(
+        command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=ENV
+    )
     incomplete = work / ".snakemake" / "incomplete"
     seed = int(os.environ.get("STYLEDIFF_KILL_SEED", "0"))  # another moment: STYLEDIFF_KILL_SEED=N
     delay = random.Random(seed).uniform(0.0, 3.0)
@@ -326,7 +396,9 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
         assert (work / target).is_file(), target
     resumed = image_hashes(work)
     changed = sorted(name for name in uninterrupted if resumed.get(name) != uninterrupted[name])
-    assert not changed, (f"killed after {delay:.2f} s (STYLEDIFF_KILL_SEED={seed}), the resumed run differs from the "
-                         f"uninterrupted one: {changed}")
+    assert not changed, (
+        f"killed after {delay:.2f} s (STYLEDIFF_KILL_SEED={seed}), the resumed run differs from the "
+        f"uninterrupted one: {changed}"
+    )
     result = snakemake(work, *args)
     assert "Nothing to be done" in result.stdout + result.stderr

@@ -31,6 +31,7 @@ The emoji list (codepoints, names, subgroups) is emoji-datasource's emoji.json (
 
 Threads: 1 by default (--threads); set OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 as well on a shared machine.
 """
+
 import argparse
 import copy
 import io
@@ -62,8 +63,19 @@ LICENCES = {
     "fluentflat": "Microsoft Fluent Emoji (Flat style), MIT, (c) Microsoft Corporation; packaged by Iconify",
 }
 # Unicode "Smileys & Emotion" face subgroups; face-costume (ghost, alien, robot, poo...) is left out
-FACE_SUBGROUPS = {"face-smiling", "face-affection", "face-tongue", "face-hand", "face-neutral-skeptical",
-                  "face-sleepy", "face-unwell", "face-hat", "face-glasses", "face-concerned", "face-negative"}
+FACE_SUBGROUPS = {
+    "face-smiling",
+    "face-affection",
+    "face-tongue",
+    "face-hand",
+    "face-neutral-skeptical",
+    "face-sleepy",
+    "face-unwell",
+    "face-hat",
+    "face-glasses",
+    "face-concerned",
+    "face-negative",
+}
 NOT_YELLOW = {"skull", "skull_and_crossbones", "imp", "smiling_imp"}  # not yellow round faces
 SIZE = 32
 HOLDOUT_ORDER = ("noto", "fluent3d", "twemoji", "fluentflat")
@@ -81,8 +93,9 @@ def fetch(work: Path):
         dest = _pkg_dir(work, key)
         if (dest / "package" / "package.json").exists():
             continue
-        out = subprocess.run(["npm", "pack", f"{name}@{version}", "--json"], cwd=work / "npm",
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["npm", "pack", f"{name}@{version}", "--json"], cwd=work / "npm", check=True, capture_output=True, text=True
+        ).stdout
         tgz = work / "npm" / json.loads(out)[0]["filename"]
         dest.mkdir(parents=True, exist_ok=True)
         with tarfile.open(tgz) as tf:
@@ -92,14 +105,17 @@ def fetch(work: Path):
 
 def _render_svg(svg: str, px: int = 256):
     from PIL import Image
-    png = subprocess.run(["rsvg-convert", "-w", str(px), "-h", str(px)], input=svg.encode(),
-                         check=True, capture_output=True).stdout
+
+    png = subprocess.run(
+        ["rsvg-convert", "-w", str(px), "-h", str(px)], input=svg.encode(), check=True, capture_output=True
+    ).stdout
     return Image.open(io.BytesIO(png)).convert("RGBA")
 
 
 def _load_rgba(work: Path, key: str, e: dict):
     """The emoji ``e`` (an emoji.json entry) from set ``key`` as an RGBA PIL image, or None."""
     from PIL import Image
+
     root = _pkg_dir(work, key) / "package"
     uni = e["unified"].lower()
     if key in ("twemoji", "noto"):
@@ -116,8 +132,10 @@ def _load_rgba(work: Path, key: str, e: dict):
         return None
     if key == "fluentflat":
         if not hasattr(_load_rgba, "_flat"):
-            _load_rgba._flat = (json.loads((root / "chars.json").read_text()),
-                                json.loads((root / "icons.json").read_text()))
+            _load_rgba._flat = (
+                json.loads((root / "chars.json").read_text()),
+                json.loads((root / "icons.json").read_text()),
+            )
         chars, icons = _load_rgba._flat
         name = chars.get(uni.replace("-fe0f", "")) or chars.get(uni)
         if name is None:
@@ -126,8 +144,10 @@ def _load_rgba(work: Path, key: str, e: dict):
         if icon is None:
             return None
         w, h = icon.get("width", icons.get("width", 16)), icon.get("height", icons.get("height", 16))
-        svg = (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-               f'viewBox="0 0 {w} {h}" width="{w}" height="{h}">{icon["body"]}</svg>')
+        svg = (
+            f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'viewBox="0 0 {w} {h}" width="{w}" height="{h}">{icon["body"]}</svg>'
+        )
         return _render_svg(svg)
     raise KeyError(key)
 
@@ -135,6 +155,7 @@ def _load_rgba(work: Path, key: str, e: dict):
 def to_square_on_white(rgba, size: int = SIZE, fill: float = 0.875) -> np.ndarray:
     """Composite on white, centre the drawn pixels' bounding box, scale its longer side to fill*size."""
     from PIL import Image
+
     a = np.asarray(rgba)[..., 3]
     ys, xs = np.nonzero(a > 16)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
@@ -155,8 +176,13 @@ def prepare(args):
     if args.fetch:
         fetch(work)
     emoji = json.loads((_pkg_dir(work, "twemoji") / "package" / "emoji.json").read_text())
-    faces = [e for e in emoji if e["category"] == "Smileys & Emotion" and e["subcategory"] in FACE_SUBGROUPS
-             and e["short_name"] not in NOT_YELLOW]
+    faces = [
+        e
+        for e in emoji
+        if e["category"] == "Smileys & Emotion"
+        and e["subcategory"] in FACE_SUBGROUPS
+        and e["short_name"] not in NOT_YELLOW
+    ]
     faces.sort(key=lambda e: e["sort_order"])
     images, meta, missing = [], [], {}
     for key in args.sets.split(","):
@@ -180,25 +206,40 @@ def prepare(args):
         idx = np.array([i for i, m in enumerate(meta) if m["set"] == key])
         held[rng.choice(idx, int(round(args.holdout * len(idx))), replace=False)] = True
     out = work / "faces32.npz"
-    np.savez_compressed(out, train=images[~held], heldout=images[held],
-                        meta_train=np.array(json.dumps([m for m, h in zip(meta, held) if not h])),
-                        meta_heldout=np.array(json.dumps([m for m, h in zip(meta, held) if h])))
+    np.savez_compressed(
+        out,
+        train=images[~held],
+        heldout=images[held],
+        meta_train=np.array(json.dumps([m for m, h in zip(meta, held) if not h])),
+        meta_heldout=np.array(json.dumps([m for m, h in zip(meta, held) if h])),
+    )
     record = {
         "what": "yellow smiley faces (Unicode 'Smileys & Emotion' face subgroups, without face-costume and "
-                "skull/imp) from four emoji sets, alpha-composited on white, bounding box centred and scaled to "
-                f"{args.fill_note} of the frame, downsampled to 32x32 (Lanczos)",
-        "subgroups": sorted(FACE_SUBGROUPS), "excluded": sorted(NOT_YELLOW),
-        "sets": {k: {"npm": f"{PACKAGES[k][0]}@{PACKAGES[k][1]}", "licence": LICENCES[k],
-                     "count": sum(m["set"] == k for m in meta),
-                     "train": sum(m["set"] == k for m, h in zip(meta, held) if not h),
-                     "heldout": sum(m["set"] == k for m, h in zip(meta, held) if h),
-                     "missing": missing.get(k, [])} for k in args.sets.split(",")},
+        "skull/imp) from four emoji sets, alpha-composited on white, bounding box centred and scaled to "
+        f"{args.fill_note} of the frame, downsampled to 32x32 (Lanczos)",
+        "subgroups": sorted(FACE_SUBGROUPS),
+        "excluded": sorted(NOT_YELLOW),
+        "sets": {
+            k: {
+                "npm": f"{PACKAGES[k][0]}@{PACKAGES[k][1]}",
+                "licence": LICENCES[k],
+                "count": sum(m["set"] == k for m in meta),
+                "train": sum(m["set"] == k for m, h in zip(meta, held) if not h),
+                "heldout": sum(m["set"] == k for m, h in zip(meta, held) if h),
+                "missing": missing.get(k, []),
+            }
+            for k in args.sets.split(",")
+        },
         "emoji_list": "emoji-datasource 16.0.0 emoji.json (MIT)",
-        "total": len(images), "train": int((~held).sum()), "heldout": int(held.sum()),
-        "holdout_fraction": args.holdout, "holdout_seed": args.seed,
+        "total": len(images),
+        "train": int((~held).sum()),
+        "heldout": int(held.sum()),
+        "holdout_fraction": args.holdout,
+        "holdout_seed": args.seed,
     }
     (work / "faces32.json").write_text(json.dumps(record, indent=1))
     from PIL import Image
+
     grid = make_grid(images[~held][:256], 16)
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(work / "faces32_train.png")
     print(json.dumps({k: v for k, v in record.items() if k != "sets"}), flush=True)
@@ -210,13 +251,14 @@ def make_grid(images: np.ndarray, cols: int) -> np.ndarray:
     n = int(math.ceil(len(images) / cols)) * cols
     if n > len(images):
         images = np.concatenate([images, np.full((n - len(images),) + images.shape[1:], 255, np.uint8)])
-    rows = [np.concatenate(list(images[r * cols:(r + 1) * cols]), axis=1) for r in range(n // cols)]
+    rows = [np.concatenate(list(images[r * cols : (r + 1) * cols]), axis=1) for r in range(n // cols)]
     return np.concatenate(rows, axis=0)
 
 
 # ---------------------------------------------------------------------------------------------- model
 def build_unet(args):
     from diffusers import UNet2DModel
+
     ch = tuple(int(c) for c in args.channels.split(","))
     attn = set(int(r) for r in args.attn_res.split(",")) if args.attn_res else set()
     down, res = [], SIZE
@@ -225,20 +267,37 @@ def build_unet(args):
         if i < len(ch) - 1:
             res //= 2
     up = ["AttnUpBlock2D" if d.startswith("Attn") else "UpBlock2D" for d in reversed(down)]
-    return UNet2DModel(sample_size=SIZE, in_channels=3, out_channels=3, layers_per_block=args.layers,
-                       block_out_channels=ch, down_block_types=tuple(down), up_block_types=tuple(up),
-                       attention_head_dim=args.head_dim, norm_num_groups=args.groups, dropout=args.dropout)
+    return UNet2DModel(
+        sample_size=SIZE,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=args.layers,
+        block_out_channels=ch,
+        down_block_types=tuple(down),
+        up_block_types=tuple(up),
+        attention_head_dim=args.head_dim,
+        norm_num_groups=args.groups,
+        dropout=args.dropout,
+    )
 
 
 def build_scheduler(args):
     from diffusers import DDPMScheduler
-    return DDPMScheduler(num_train_timesteps=1000, beta_schedule=args.betas, prediction_type=args.pred,
-                         clip_sample=True, clip_sample_range=1.0, variance_type="fixed_small")
+
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule=args.betas,
+        prediction_type=args.pred,
+        clip_sample=True,
+        clip_sample_range=1.0,
+        variance_type="fixed_small",
+    )
 
 
 def ddim_samples(unet, sched_config, n, seed, steps=50, batch=64):
     """``n`` unguided DDIM (eta 0) samples as uint8 (N,32,32,3); fixed seed per batch."""
     from diffusers import DDIMScheduler
+
     ddim = DDIMScheduler.from_config(sched_config)
     ddim.set_timesteps(steps)
     out = []
@@ -255,6 +314,7 @@ def ddim_samples(unet, sched_config, n, seed, steps=50, batch=64):
 
 def save_grid(images: np.ndarray, path: Path, cols: int = 8):
     from PIL import Image
+
     grid = make_grid(images, cols)
     Image.fromarray(grid).resize((grid.shape[1] * 2, grid.shape[0] * 2), Image.NEAREST).save(path)
 
@@ -275,8 +335,13 @@ def machine_info():
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def heldout_x0_mse(unet, sched, x0, seed=1234):
@@ -305,13 +370,27 @@ def train(args):
     data = np.load(args.data)
     x_all = torch.from_numpy(data["train"]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     x_held = torch.from_numpy(data["heldout"]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-    data_record = json.loads(Path(args.data).with_suffix(".json").read_text()) \
-        if Path(args.data).with_suffix(".json").exists() else {"file": str(args.data)}
+    data_record = (
+        json.loads(Path(args.data).with_suffix(".json").read_text())
+        if Path(args.data).with_suffix(".json").exists()
+        else {"file": str(args.data)}
+    )
 
     ckpt = torch.load(args.resume, map_location="cpu", weights_only=False) if args.resume else None
     if ckpt is not None:  # the recipe comes from the checkpoint; only the budget/cadence may change
-        keep = {k: getattr(args, k) for k in ("out_dir", "data", "minutes", "resume", "ckpt_minutes", "log_every",
-                                                "threads", "sample_every_minutes")}
+        keep = {
+            k: getattr(args, k)
+            for k in (
+                "out_dir",
+                "data",
+                "minutes",
+                "resume",
+                "ckpt_minutes",
+                "log_every",
+                "threads",
+                "sample_every_minutes",
+            )
+        }
         args = argparse.Namespace(**{**ckpt["args"], **keep})
     unet = build_unet(args)
     sched = build_scheduler(args)
@@ -329,11 +408,20 @@ def train(args):
         np.random.set_state(ckpt["rng"]["numpy"])
         random.setstate(ckpt["rng"]["python"])
         print(f"resumed from {args.resume} at step {step}, {elapsed0 / 60:.1f} min trained", flush=True)
-    runs.append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "from_step": step,
-                 "from_minutes": round(elapsed0 / 60, 1), "budget_minutes": args.minutes})
+    runs.append(
+        {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "from_step": step,
+            "from_minutes": round(elapsed0 / 60, 1),
+            "budget_minutes": args.minutes,
+        }
+    )
     nparams = sum(p.numel() for p in unet.parameters())
-    print(f"train {tuple(x_all.shape)} heldout {tuple(x_held.shape)} params {nparams} "
-          f"pred {args.pred} betas {args.betas} min-snr {args.min_snr}", flush=True)
+    print(
+        f"train {tuple(x_all.shape)} heldout {tuple(x_held.shape)} params {nparams} "
+        f"pred {args.pred} betas {args.betas} min-snr {args.min_snr}",
+        flush=True,
+    )
 
     ab = sched.alphas_cumprod.float()
     snr = ab / (1 - ab)
@@ -349,10 +437,21 @@ def train(args):
         return elapsed0 + time.time() - t_start
 
     def checkpoint(final=False):
-        state = {"model": unet.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-                 "elapsed_s": elapsed(), "losses": losses, "evals": evals, "args": vars(args), "runs": runs,
-                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-                 "data_record": data_record, "machine": machine_info(), "final": final}
+        state = {
+            "model": unet.state_dict(),
+            "ema": ema.state_dict(),
+            "opt": opt.state_dict(),
+            "step": step,
+            "elapsed_s": elapsed(),
+            "losses": losses,
+            "evals": evals,
+            "args": vars(args),
+            "runs": runs,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "data_record": data_record,
+            "machine": machine_info(),
+            "final": final,
+        }
         _atomic_save(state, out_dir / "checkpoint.pt")
         write_training_json(out_dir / "training.json", state)
         print(f"checkpoint at step {step} ({elapsed() / 60:.1f} min)", flush=True)
@@ -360,7 +459,11 @@ def train(args):
     unet.train()
     while elapsed() < budget:
         frac = min(1.0, elapsed() / budget)
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (args.lr_floor + (1 - args.lr_floor) * 0.5 * (1 + math.cos(math.pi * frac)))
+        lr = (
+            args.lr
+            * min(1.0, (step + 1) / args.warmup)
+            * (args.lr_floor + (1 - args.lr_floor) * 0.5 * (1 + math.cos(math.pi * frac)))
+        )
         for gparam in opt.param_groups:
             gparam["lr"] = lr
         opt.zero_grad(set_to_none=True)
@@ -388,9 +491,11 @@ def train(args):
                 pe.lerp_(p.detach(), 1 - d)
         losses.append(round(step_loss, 5))
         if step % args.log_every == 0:
-            print(f"step {step} loss {np.mean(losses[-args.log_every:]):.4f} lr {lr:.2e} "
-                  f"{elapsed() / 60:.1f} min {(time.time() - t_start) / max(1, step - (ckpt['step'] if ckpt else 0)):.3f} s/step",
-                  flush=True)
+            print(
+                f"step {step} loss {np.mean(losses[-args.log_every :]):.4f} lr {lr:.2e} "
+                f"{elapsed() / 60:.1f} min {(time.time() - t_start) / max(1, step - (ckpt['step'] if ckpt else 0)):.3f} s/step",
+                flush=True,
+            )
         if time.time() - last_sample > args.sample_every_minutes * 60:
             mse = heldout_x0_mse(ema, sched, x_held)
             evals.append({"step": step, "minutes": round(elapsed() / 60, 2), "heldout_x0_mse_ema": round(mse, 5)})
@@ -414,25 +519,45 @@ def write_training_json(path: Path, state: dict):
         "data": state["data_record"],
         "augmentation": "random horizontal flip (p=0.5)",
         "recipe": {
-            "unet": {"block_out_channels": a["channels"], "layers_per_block": a["layers"],
-                     "attention_at_resolutions": a["attn_res"] or "mid block only", "attention_head_dim": a["head_dim"],
-                     "norm_num_groups": a["groups"], "dropout": a["dropout"]},
-            "scheduler": {"num_train_timesteps": 1000, "beta_schedule": a["betas"], "prediction_type": a["pred"],
-                          "clip_sample": True},
-            "loss": f"MSE on the {a['pred']} target" + (f", min-SNR-{a['min_snr']:g} weighting" if a["min_snr"] > 0 else ""),
+            "unet": {
+                "block_out_channels": a["channels"],
+                "layers_per_block": a["layers"],
+                "attention_at_resolutions": a["attn_res"] or "mid block only",
+                "attention_head_dim": a["head_dim"],
+                "norm_num_groups": a["groups"],
+                "dropout": a["dropout"],
+            },
+            "scheduler": {
+                "num_train_timesteps": 1000,
+                "beta_schedule": a["betas"],
+                "prediction_type": a["pred"],
+                "clip_sample": True,
+            },
+            "loss": f"MSE on the {a['pred']} target"
+            + (f", min-SNR-{a['min_snr']:g} weighting" if a["min_snr"] > 0 else ""),
             "optimizer": f"AdamW lr {a['lr']:g} (warm-up {a['warmup']} steps, cosine over the time budget to "
-                         f"{a['lr_floor']:g}x), weight decay {a['wd']:g}, grad-norm clip 1.0",
-            "batch_size": a["batch"], "grad_accumulation": a["accum"], "effective_batch": a["batch"] * a["accum"],
-            "ema_decay": f"min({a['ema']}, (1+step)/(10+step))", "timesteps": "uniform in [0, 999]",
+            f"{a['lr_floor']:g}x), weight decay {a['wd']:g}, grad-norm clip 1.0",
+            "batch_size": a["batch"],
+            "grad_accumulation": a["accum"],
+            "effective_batch": a["batch"] * a["accum"],
+            "ema_decay": f"min({a['ema']}, (1+step)/(10+step))",
+            "timesteps": "uniform in [0, 999]",
         },
-        "steps": state["step"], "images_seen": state["step"] * a["batch"] * a["accum"],
-        "minutes": round(state["elapsed_s"] / 60, 1), "finished": state["final"],
+        "steps": state["step"],
+        "images_seen": state["step"] * a["batch"] * a["accum"],
+        "minutes": round(state["elapsed_s"] / 60, 1),
+        "finished": state["final"],
         "seconds_per_step": round(state["elapsed_s"] / max(1, state["step"]), 3),
         "loss_mean_first_200": float(np.mean(losses[:200])) if losses else None,
         "loss_mean_last_500": float(np.mean(losses[-500:])) if losses else None,
-        "loss_curve_mean_per_500_steps": [round(float(np.mean(losses[i:i + 500])), 5) for i in range(0, len(losses), 500)],
-        "heldout_evals": state["evals"], "runs": state.get("runs"), "note": state.get("note"),
-        "seed": a["seed"], "machine": state["machine"],
+        "loss_curve_mean_per_500_steps": [
+            round(float(np.mean(losses[i : i + 500])), 5) for i in range(0, len(losses), 500)
+        ],
+        "heldout_evals": state["evals"],
+        "runs": state.get("runs"),
+        "note": state.get("note"),
+        "seed": a["seed"],
+        "machine": state["machine"],
         "script": "tools/train_demo_ddpm.py",
     }
     path.write_text(json.dumps(rec, indent=1))
@@ -441,6 +566,7 @@ def write_training_json(path: Path, state: dict):
 # --------------------------------------------------------------------------------------------- export
 def export(args):
     from diffusers import DDPMPipeline
+
     torch.set_num_threads(args.threads)
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     targs = argparse.Namespace(**state["args"])

@@ -27,6 +27,7 @@ The export is an ``LDMPipeline`` folder (``vqvae/`` holding the AutoencoderKL, `
 ``model_index.json``), fp16 weights, with samples.png, reconstructions.png and training.json.
 Threads: 1 by default (--threads); set OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 as well on a shared machine.
 """
+
 import argparse
 import copy
 import importlib.util
@@ -51,16 +52,25 @@ SIZE = ddpm.SIZE
 # ---------------------------------------------------------------------------------------------- models
 def build_vae(a):
     from diffusers import AutoencoderKL
+
     ch = tuple(int(c) for c in a["vae_channels"].split(","))
-    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * len(ch),
-                         up_block_types=("UpDecoderBlock2D",) * len(ch), block_out_channels=ch,
-                         layers_per_block=a["vae_layers"], latent_channels=a["latent_channels"],
-                         norm_num_groups=a["vae_groups"], sample_size=SIZE,
-                         scaling_factor=a.get("scaling_factor", 1.0))
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(ch),
+        up_block_types=("UpDecoderBlock2D",) * len(ch),
+        block_out_channels=ch,
+        layers_per_block=a["vae_layers"],
+        latent_channels=a["latent_channels"],
+        norm_num_groups=a["vae_groups"],
+        sample_size=SIZE,
+        scaling_factor=a.get("scaling_factor", 1.0),
+    )
 
 
 def build_unet(a, latent_size: int, latent_channels: int):
     from diffusers import UNet2DModel
+
     ch = tuple(int(c) for c in a["channels"].split(","))
     attn = {int(r) for r in a["attn_res"].split(",")} if a["attn_res"] else set()
     down, res = [], latent_size
@@ -69,16 +79,31 @@ def build_unet(a, latent_size: int, latent_channels: int):
         if i < len(ch) - 1:
             res //= 2
     up = ["AttnUpBlock2D" if d.startswith("Attn") else "UpBlock2D" for d in reversed(down)]
-    return UNet2DModel(sample_size=latent_size, in_channels=latent_channels, out_channels=latent_channels,
-                       layers_per_block=a["layers"], block_out_channels=ch, down_block_types=tuple(down),
-                       up_block_types=tuple(up), attention_head_dim=a["head_dim"], norm_num_groups=a["groups"])
+    return UNet2DModel(
+        sample_size=latent_size,
+        in_channels=latent_channels,
+        out_channels=latent_channels,
+        layers_per_block=a["layers"],
+        block_out_channels=ch,
+        down_block_types=tuple(down),
+        up_block_types=tuple(up),
+        attention_head_dim=a["head_dim"],
+        norm_num_groups=a["groups"],
+    )
 
 
 def build_scheduler(a):
     """The training noise schedule, as the DDIMScheduler that LDMPipeline uses; no clipping (latents)."""
     from diffusers import DDIMScheduler
-    return DDIMScheduler(num_train_timesteps=1000, beta_schedule=a["betas"], prediction_type=a["pred"],
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+    return DDIMScheduler(
+        num_train_timesteps=1000,
+        beta_schedule=a["betas"],
+        prediction_type=a["pred"],
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
 
 
 def load_images(path):
@@ -95,7 +120,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """Mean over images of the PSNR (dB, peak 255) between two uint8 image stacks."""
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
-    return float(np.mean(10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))))
+    return float(np.mean(10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))))
 
 
 def reconstruct(vae, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
@@ -103,7 +128,7 @@ def reconstruct(vae, x: torch.Tensor, batch: int = 64) -> torch.Tensor:
     out = []
     with torch.no_grad():
         for b in range(0, len(x), batch):
-            out.append(vae.decode(vae.encode(x[b:b + batch]).latent_dist.mode()).sample)
+            out.append(vae.decode(vae.encode(x[b : b + batch]).latent_dist.mode()).sample)
     return torch.cat(out)
 
 
@@ -115,6 +140,7 @@ def decode_latents(vae, z: torch.Tensor) -> torch.Tensor:
 def ddim_latents(unet, sched_config, n, seed, steps=50, batch=64):
     """``n`` unguided DDIM (eta 0) latents (scaled space), fixed seed per batch."""
     from diffusers import DDIMScheduler
+
     ddim = DDIMScheduler.from_config(sched_config)
     ddim.set_timesteps(steps)
     c, s = unet.config.in_channels, unet.config.sample_size
@@ -132,7 +158,11 @@ def ddim_latents(unet, sched_config, n, seed, steps=50, batch=64):
 
 # -------------------------------------------------------------------------------------- shared training
 def _lr(a, step, frac):
-    return a["lr"] * min(1.0, (step + 1) / a["warmup"]) * (a["lr_floor"] + (1 - a["lr_floor"]) * 0.5 * (1 + math.cos(math.pi * frac)))
+    return (
+        a["lr"]
+        * min(1.0, (step + 1) / a["warmup"])
+        * (a["lr_floor"] + (1 - a["lr_floor"]) * 0.5 * (1 + math.cos(math.pi * frac)))
+    )
 
 
 def _ema_update(ema, model, step, decay):
@@ -170,8 +200,14 @@ class Run:
             np.random.set_state(ckpt["rng"]["numpy"])
             random.setstate(ckpt["rng"]["python"])
             print(f"resumed {args.resume} at step {self.step}, {self.elapsed0 / 60:.1f} min trained", flush=True)
-        self.runs.append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "from_step": self.step,
-                          "from_minutes": round(self.elapsed0 / 60, 1), "budget_minutes": a["minutes"]})
+        self.runs.append(
+            {
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "from_step": self.step,
+                "from_minutes": round(self.elapsed0 / 60, 1),
+                "budget_minutes": a["minutes"],
+            }
+        )
         self.t_start = time.time()
         self.first_step = self.step
 
@@ -194,15 +230,30 @@ class Run:
         self.losses.append(round(loss.item(), 6))
         if self.step % self.a["log_every"] == 0:
             rate = (time.time() - self.t_start) / max(1, self.step - self.first_step)
-            print(f"{self.stage} step {self.step} loss {np.mean(self.losses[-self.a['log_every']:]):.5f} lr {lr:.2e} "
-                  f"{self.elapsed() / 60:.1f} min {rate:.3f} s/step", flush=True)
+            print(
+                f"{self.stage} step {self.step} loss {np.mean(self.losses[-self.a['log_every'] :]):.5f} lr {lr:.2e} "
+                f"{self.elapsed() / 60:.1f} min {rate:.3f} s/step",
+                flush=True,
+            )
 
     def checkpoint(self, data_record, final=False):
-        state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
-                 "step": self.step, "elapsed_s": self.elapsed(), "losses": self.losses, "evals": self.evals,
-                 "runs": self.runs, "args": self.a, "extra": self.extra, "stage": self.stage, "final": final,
-                 "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-                 "data_record": data_record, "machine": ddpm.machine_info()}
+        state = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "opt": self.opt.state_dict(),
+            "step": self.step,
+            "elapsed_s": self.elapsed(),
+            "losses": self.losses,
+            "evals": self.evals,
+            "runs": self.runs,
+            "args": self.a,
+            "extra": self.extra,
+            "stage": self.stage,
+            "final": final,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "data_record": data_record,
+            "machine": ddpm.machine_info(),
+        }
         ddpm._atomic_save(state, self.out / "checkpoint.pt")
         (self.out / "training.json").write_text(json.dumps(stage_record(state), indent=1))
         print(f"{self.stage} checkpoint at step {self.step} ({self.elapsed() / 60:.1f} min)", flush=True)
@@ -227,7 +278,9 @@ def train_vae(args):
     def evaluate():
         rec = to_uint8(reconstruct(run.ema, x_held))
         psnr = psnr_uint8(rec, to_uint8(x_held))
-        run.evals.append({"step": run.step, "minutes": round(run.elapsed() / 60, 2), "heldout_psnr_ema": round(psnr, 3)})
+        run.evals.append(
+            {"step": run.step, "minutes": round(run.elapsed() / 60, 2), "heldout_psnr_ema": round(psnr, 3)}
+        )
         print(f"vae eval step {run.step} held-out PSNR (EMA, posterior mean) {psnr:.2f} dB", flush=True)
         ddpm.save_grid(np.concatenate([to_uint8(x_held[:16]), rec[:16]]), run.out / f"recon_step{run.step:06d}.png", 16)
 
@@ -263,7 +316,7 @@ def encode_dataset(vae, x_train):
     means, stds = [], []
     with torch.no_grad():
         for b in range(0, len(x), 64):
-            d = vae.encode(x[b:b + 64]).latent_dist
+            d = vae.encode(x[b : b + 64]).latent_dist
             means.append(d.mean)
             stds.append(d.std)
     return torch.cat(means), torch.cat(stds)
@@ -285,17 +338,25 @@ def train_unet(args):
     sched = build_scheduler(a)
     ab = sched.alphas_cumprod.float()
     snr = ab / (1 - ab)
-    w_t = torch.clamp(snr, max=a["min_snr"]) / (snr + 1 if a["pred"] == "v_prediction" else snr) if a["min_snr"] > 0 \
+    w_t = (
+        torch.clamp(snr, max=a["min_snr"]) / (snr + 1 if a["pred"] == "v_prediction" else snr)
+        if a["min_snr"] > 0
         else torch.ones_like(snr)
+    )
     with torch.no_grad():
         z_held = vae.encode(x_held).latent_dist.mode() * scaling
-    print(f"unet params {sum(p.numel() for p in unet.parameters())} latents {tuple(mean.shape)} "
-          f"scaling_factor {scaling:.4f}", flush=True)
+    print(
+        f"unet params {sum(p.numel() for p in unet.parameters())} latents {tuple(mean.shape)} "
+        f"scaling_factor {scaling:.4f}",
+        flush=True,
+    )
     last_ckpt = last_eval = time.time()
 
     def evaluate():
         mse = heldout_z0_mse(run.ema, sched, z_held)
-        run.evals.append({"step": run.step, "minutes": round(run.elapsed() / 60, 2), "heldout_z0_mse_ema": round(mse, 5)})
+        run.evals.append(
+            {"step": run.step, "minutes": round(run.elapsed() / 60, 2), "heldout_z0_mse_ema": round(mse, 5)}
+        )
         print(f"unet eval step {run.step} held-out z0 MSE (EMA) {mse:.5f}", flush=True)
         z = ddim_latents(run.ema, sched.config, 32, seed=0, batch=32)
         ddpm.save_grid(to_uint8(decode_latents(vae, z)), run.out / f"samples_step{run.step:06d}.png")
@@ -342,40 +403,79 @@ def heldout_z0_mse(unet, sched, z0, seed=1234):
 def stage_record(state: dict) -> dict:
     a, losses = state["args"], state["losses"]
     if state["stage"] == "vae":
-        recipe = {"vae": {"class": "AutoencoderKL", "block_out_channels": a["vae_channels"],
-                          "layers_per_block": a["vae_layers"], "latent_channels": a["latent_channels"],
-                          "norm_num_groups": a["vae_groups"], "mid_block_attention": True},
-                  "loss": f"L1 + MSE on pixels in [-1, 1] (per-pixel means) + KL x {a['kl']:g} on per-image sums "
-                          "(SD's weighting), decoder fed posterior samples; no perceptual or adversarial term"}
+        recipe = {
+            "vae": {
+                "class": "AutoencoderKL",
+                "block_out_channels": a["vae_channels"],
+                "layers_per_block": a["vae_layers"],
+                "latent_channels": a["latent_channels"],
+                "norm_num_groups": a["vae_groups"],
+                "mid_block_attention": True,
+            },
+            "loss": f"L1 + MSE on pixels in [-1, 1] (per-pixel means) + KL x {a['kl']:g} on per-image sums "
+            "(SD's weighting), decoder fed posterior samples; no perceptual or adversarial term",
+        }
     else:
-        recipe = {"unet": {"class": "UNet2DModel", "block_out_channels": a["channels"], "layers_per_block": a["layers"],
-                           "attention_at_resolutions": a["attn_res"] or "mid block only",
-                           "attention_head_dim": a["head_dim"], "norm_num_groups": a["groups"]},
-                  "scheduler": {"num_train_timesteps": 1000, "beta_schedule": a["betas"], "prediction_type": a["pred"],
-                                "clip_sample": False},
-                  "latents": "posterior samples (mean + std * noise) of the training faces and their mirror images, "
-                             "times scaling_factor",
-                  "scaling_factor": state["extra"].get("scaling_factor"), "vae": state["extra"].get("vae_checkpoint"),
-                  "loss": f"MSE on the {a['pred']} target" + (f", min-SNR-{a['min_snr']:g} weighting" if a["min_snr"] > 0 else ""),
-                  "timesteps": "uniform in [0, 999]"}
-    recipe.update({"optimizer": f"AdamW betas (0.9, 0.99) lr {a['lr']:g} (warm-up {a['warmup']} steps, cosine over "
-                                f"the time budget to {a['lr_floor']:g}x), weight decay 0, grad-norm clip 1.0",
-                   "batch_size": a["batch"], "ema_decay": f"min({a['ema']}, (1+step)/(10+step))", "seed": a["seed"]})
-    return {"stage": state["stage"], "recipe": recipe, "steps": state["step"], "images_seen": state["step"] * a["batch"],
-            "minutes": round(state["elapsed_s"] / 60, 1), "finished": state["final"],
-            "seconds_per_step": round(state["elapsed_s"] / max(1, state["step"]), 3),
-            "loss_curve_mean_per_tenth": [round(float(np.mean(c)), 5) for c in np.array_split(np.array(losses), 10) if len(c)],
-            "evals": state["evals"], "runs": state["runs"], "machine": state["machine"]}
+        recipe = {
+            "unet": {
+                "class": "UNet2DModel",
+                "block_out_channels": a["channels"],
+                "layers_per_block": a["layers"],
+                "attention_at_resolutions": a["attn_res"] or "mid block only",
+                "attention_head_dim": a["head_dim"],
+                "norm_num_groups": a["groups"],
+            },
+            "scheduler": {
+                "num_train_timesteps": 1000,
+                "beta_schedule": a["betas"],
+                "prediction_type": a["pred"],
+                "clip_sample": False,
+            },
+            "latents": "posterior samples (mean + std * noise) of the training faces and their mirror images, "
+            "times scaling_factor",
+            "scaling_factor": state["extra"].get("scaling_factor"),
+            "vae": state["extra"].get("vae_checkpoint"),
+            "loss": f"MSE on the {a['pred']} target"
+            + (f", min-SNR-{a['min_snr']:g} weighting" if a["min_snr"] > 0 else ""),
+            "timesteps": "uniform in [0, 999]",
+        }
+    recipe.update(
+        {
+            "optimizer": f"AdamW betas (0.9, 0.99) lr {a['lr']:g} (warm-up {a['warmup']} steps, cosine over "
+            f"the time budget to {a['lr_floor']:g}x), weight decay 0, grad-norm clip 1.0",
+            "batch_size": a["batch"],
+            "ema_decay": f"min({a['ema']}, (1+step)/(10+step))",
+            "seed": a["seed"],
+        }
+    )
+    return {
+        "stage": state["stage"],
+        "recipe": recipe,
+        "steps": state["step"],
+        "images_seen": state["step"] * a["batch"],
+        "minutes": round(state["elapsed_s"] / 60, 1),
+        "finished": state["final"],
+        "seconds_per_step": round(state["elapsed_s"] / max(1, state["step"]), 3),
+        "loss_curve_mean_per_tenth": [
+            round(float(np.mean(c)), 5) for c in np.array_split(np.array(losses), 10) if len(c)
+        ],
+        "evals": state["evals"],
+        "runs": state["runs"],
+        "machine": state["machine"],
+    }
 
 
 # ----------------------------------------------------------------------------------------------- export
 def export(args):
     from diffusers import LDMPipeline
+
     torch.set_num_threads(args.threads)
     vae, vae_state = load_vae(args.vae_checkpoint)
     unet_state = torch.load(args.unet_checkpoint, map_location="cpu", weights_only=False)
     vae.register_to_config(scaling_factor=unet_state["extra"]["scaling_factor"])
-    unet = build_unet(unet_state["args"], SIZE // 2 ** (len(vae.config.block_out_channels) - 1), vae.config.latent_channels)
+    unet = build_unet(
+        unet_state["args"], SIZE // 2 ** (len(vae.config.block_out_channels) - 1), vae.config.latent_channels
+    )
     unet.load_state_dict(unet_state["ema"])
     out = Path(args.model_dir)
     parts = {"vqvae": vae, "unet": unet.eval()}
@@ -384,9 +484,14 @@ def export(args):
     LDMPipeline(**parts, scheduler=build_scheduler(unet_state["args"])).save_pretrained(out, safe_serialization=True)
     for f in out.rglob("*"):
         f.chmod(0o755 if f.is_dir() else 0o644)
-    record = {"data": unet_state["data_record"], "augmentation": "random horizontal flip (p=0.5)",
-              "vae": stage_record(vae_state), "unet": stage_record(unet_state),
-              "note": args.note, "script": "tools/train_demo_ldm.py"}
+    record = {
+        "data": unet_state["data_record"],
+        "augmentation": "random horizontal flip (p=0.5)",
+        "vae": stage_record(vae_state),
+        "unet": stage_record(unet_state),
+        "note": args.note,
+        "script": "tools/train_demo_ldm.py",
+    }
     (out / "training.json").write_text(json.dumps(record, indent=1))
     pipe = LDMPipeline.from_pretrained(out)  # sample what the folder holds, as a user will load it
     vae, unet = pipe.vqvae.float(), pipe.unet.float()
@@ -394,15 +499,20 @@ def export(args):
     ddpm.save_grid(to_uint8(decode_latents(vae, z)), out / "samples.png")
     _, x_held, _ = load_images(args.data)
     rec = to_uint8(reconstruct(vae, x_held))
-    ddpm.save_grid(np.concatenate([to_uint8(x_held)[:21], rec[:21], to_uint8(x_held)[21:42], rec[21:42]]),
-                   out / "reconstructions.png", 21)
+    ddpm.save_grid(
+        np.concatenate([to_uint8(x_held)[:21], rec[:21], to_uint8(x_held)[21:42], rec[21:42]]),
+        out / "reconstructions.png",
+        21,
+    )
     print(f"exported {out}: held-out PSNR of the stored VAE {psnr_uint8(rec, to_uint8(x_held)):.2f} dB", flush=True)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    pp = sub.add_parser("prepare", help="= tools/train_demo_ddpm.py prepare (fetch the emoji packages, write faces32.npz)")
+    pp = sub.add_parser(
+        "prepare", help="= tools/train_demo_ddpm.py prepare (fetch the emoji packages, write faces32.npz)"
+    )
     pp.add_argument("work_dir")
     pp.add_argument("--fetch", action="store_true", help="npm pack the pinned packages into WORK_DIR/npm")
     pp.add_argument("--sets", default="twemoji,noto,fluent3d,fluentflat")
@@ -428,8 +538,12 @@ def main(argv=None):
 
     vp = sub.add_parser("train-vae", help="train (or resume) the AutoencoderKL for a wall-clock budget")
     common(vp, lr=1e-3, batch=16, warmup=100)
-    vp.add_argument("--vae-channels", dest="vae_channels", default="32,64,64",
-                    help="block_out_channels; n entries = downsampling factor 2^(n-1)")
+    vp.add_argument(
+        "--vae-channels",
+        dest="vae_channels",
+        default="32,64,64",
+        help="block_out_channels; n entries = downsampling factor 2^(n-1)",
+    )
     vp.add_argument("--vae-layers", dest="vae_layers", type=int, default=1)
     vp.add_argument("--vae-groups", dest="vae_groups", type=int, default=32)
     vp.add_argument("--latent-channels", dest="latent_channels", type=int, default=4)
@@ -447,7 +561,9 @@ def main(argv=None):
     up.add_argument("--head-dim", dest="head_dim", type=int, default=32)
     up.add_argument("--groups", type=int, default=32)
 
-    ep = sub.add_parser("export", help="write an LDMPipeline folder (fp16) + samples.png + reconstructions.png + training.json")
+    ep = sub.add_parser(
+        "export", help="write an LDMPipeline folder (fp16) + samples.png + reconstructions.png + training.json"
+    )
     ep.add_argument("vae_checkpoint")
     ep.add_argument("unet_checkpoint")
     ep.add_argument("model_dir")

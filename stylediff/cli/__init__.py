@@ -25,9 +25,11 @@ VERB_MODULES = (optimize, sample, search, report, info, weights, batch)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="stylediff", description=package_doc.strip(),
-                           epilog="stylediff VERB --help shows a verb's options. Errors are one line; --debug "
-                                  "shows the traceback.")
+    parser = OneLineParser(
+        prog="stylediff",
+        description=package_doc.strip(),
+        epilog="stylediff VERB --help shows a verb's options. Errors are one line; --debug shows the traceback.",
+    )
     parser.add_argument("--version", action="version", version=f"stylediff {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")

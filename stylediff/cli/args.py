@@ -15,6 +15,7 @@ from ..layers import POOLINGS, STYLE_LAYERS_GATYS, WEIGHT_SOURCES
 def registered(registry: str):
     """An argument type: a name of ``stylediff.losses.STYLE_LOSSES``, of the feature networks or of the guidance methods, checked
     when parsing (the registry's one-line message lists the valid names); imports it only then."""
+
     def check(name: str) -> str:
         from ..errors import StylediffError
 
@@ -29,6 +30,7 @@ def registered(registry: str):
         except StylediffError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return name
+
     check.__name__ = registry
     return check
 
@@ -130,32 +132,52 @@ def window(text: str) -> tuple[float, float]:
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output PNG; the JSON sidecar is written beside it")
-    parser.add_argument("--seed", type=nonnegative_int, default=0,
-                        help="random seed (CPU runs are bit-reproducible)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (CPU runs are bit-reproducible)")
     add_network(parser)
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def add_network(parser: argparse.ArgumentParser, device: str = "auto") -> None:
     parser.add_argument("--device", default=device, help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe",
-                        help="VGG-19 weight source (when --network is not given)")
+    parser.add_argument(
+        "--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weight source (when --network is not given)"
+    )
     parser.add_argument("--pooling", choices=POOLINGS, default="max", help="VGG-19 pooling")
-    parser.add_argument("--network", type=registered("network"), default=None, metavar="NETWORK",
-                        help="feature network of the losses: vgg19 (default, with --weights), vgg19-torchvision, "
-                             "vgg16, alexnet, clip-vit-b16, clip-vit-b32, csd; e.g. CLIP-Gram: --network clip-vit-b16")
-    parser.add_argument("--network-path", default=None,
-                        help="local weights (file, folder or hub id) of --network, instead of its default place")
+    parser.add_argument(
+        "--network",
+        type=registered("network"),
+        default=None,
+        metavar="NETWORK",
+        help="feature network of the losses: vgg19 (default, with --weights), vgg19-torchvision, "
+        "vgg16, alexnet, clip-vit-b16, clip-vit-b32, csd; e.g. CLIP-Gram: --network clip-vit-b16",
+    )
+    parser.add_argument(
+        "--network-path",
+        default=None,
+        help="local weights (file, folder or hub id) of --network, instead of its default place",
+    )
 
 
 def add_style(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layers", default=None,
-                        help="comma-separated style layers (default: the network's style layers, for VGG-19 "
-                             f"{','.join(STYLE_LAYERS_GATYS)}; stylediff layers lists them)")
-    parser.add_argument("--layer-weights", type=float_list, default=None,
-                        help="comma-separated weight per style layer (default: equal, summing to 1)")
-    parser.add_argument("--loss", default="gram", type=registered("loss"), metavar="LOSS",
-                        help="style loss: gram, mean_std, sliced_wasserstein, gaussian_w2 (any registered loss)")
+    parser.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated style layers (default: the network's style layers, for VGG-19 "
+        f"{','.join(STYLE_LAYERS_GATYS)}; stylediff layers lists them)",
+    )
+    parser.add_argument(
+        "--layer-weights",
+        type=float_list,
+        default=None,
+        help="comma-separated weight per style layer (default: equal, summing to 1)",
+    )
+    parser.add_argument(
+        "--loss",
+        default="gram",
+        type=registered("loss"),
+        metavar="LOSS",
+        help="style loss: gram, mean_std, sliced_wasserstein, gaussian_w2 (any registered loss)",
+    )
 
 
 def feature_network(args: argparse.Namespace, device):
@@ -207,5 +229,8 @@ def wrote(*paths: str | os.PathLike) -> str:
 
 def rerun_config(args: argparse.Namespace) -> dict:
     """The parsed arguments as the sidecar's ``config`` (lists for tuples; no callables)."""
-    return {key: (list(value) if isinstance(value, tuple) else value)
-            for key, value in vars(args).items() if key not in ("func", "debug") and not callable(value)}
+    return {
+        key: (list(value) if isinstance(value, tuple) else value)
+        for key, value in vars(args).items()
+        if key not in ("func", "debug") and not callable(value)
+    }

@@ -25,25 +25,40 @@ def run_methods(args) -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    header = ["name", "paper", "gradient through the UNet", "evaluations per guided step", "scale range", "knobs (defaults)"]
+    header = [
+        "name",
+        "paper",
+        "gradient through the UNet",
+        "evaluations per guided step",
+        "scale range",
+        "knobs (defaults)",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         evals = row["evaluations"]
-        cells = [row["name"], row["paper"], "yes" if row["differentiates_unet"] else "no",
-                 f"UNet {evals['unet_forward']}f+{evals['unet_backward']}b, "
-                 f"objective {evals['objective_forward']}f+{evals['objective_backward']}b",
-                 "–".join(f"{v:g}" for v in row["scale_range"]),
-                 ", ".join(f"{k}={v}" for k, v in row["defaults"].items())]
+        cells = [
+            row["name"],
+            row["paper"],
+            "yes" if row["differentiates_unet"] else "no",
+            f"UNet {evals['unet_forward']}f+{evals['unet_backward']}b, "
+            f"objective {evals['objective_forward']}f+{evals['objective_backward']}b",
+            "–".join(f"{v:g}" for v in row["scale_range"]),
+            ", ".join(f"{k}={v}" for k, v in row["defaults"].items()),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     print("\n".join(lines))
     notes = [f"- {row['name']}: {row['note']}" for row in rows if row.get("note")]
     if notes:
         print("\n" + "\n".join(notes))
-    print("\nhow each method's loss reads x̂0 (and its reference's):\n"
-          + "\n".join(f"- {row['name']}: {row['clamp']}" for row in rows))
-    print("\nOn latent models (Stable Diffusion, LDM) x̂0 is a latent: the objective is L(decode(x̂0)), one objective "
-          "evaluation is a VAE decode plus the loss; with classifier-free guidance one UNet evaluation is one call on "
-          "the doubled (CFG) batch.")
+    print(
+        "\nhow each method's loss reads x̂0 (and its reference's):\n"
+        + "\n".join(f"- {row['name']}: {row['clamp']}" for row in rows)
+    )
+    print(
+        "\nOn latent models (Stable Diffusion, LDM) x̂0 is a latent: the objective is L(decode(x̂0)), one objective "
+        "evaluation is a VAE decode plus the loss; with classifier-free guidance one UNet evaluation is one call on "
+        "the doubled (CFG) batch."
+    )
     print("\n".join(f"- {row['name']}: {row['latent']}" for row in rows if row.get("latent")))
 
 
@@ -51,13 +66,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     from .args import registered
 
     p = sub.add_parser("layers", help="list the layer names of VGG-19 (or of --network)")
-    p.add_argument("--network", type=registered("network"), default=None, metavar="NETWORK",
-                   help="a feature network (stylediff texture --help lists them); its weights must be present")
+    p.add_argument(
+        "--network",
+        type=registered("network"),
+        default=None,
+        metavar="NETWORK",
+        help="a feature network (stylediff texture --help lists them); its weights must be present",
+    )
     p.add_argument("--network-path", default=None, help="local weights of --network")
     p.set_defaults(func=run_layers)
-    p = sub.add_parser("methods", help="list the guidance methods: paper, cost, knobs, scales",
-                       description="The registered guidance methods: paper, whether the gradient goes "
-                                   "through the UNet, network evaluations per step, knobs with their "
-                                   "defaults, and the measured scale range.")
+    p = sub.add_parser(
+        "methods",
+        help="list the guidance methods: paper, cost, knobs, scales",
+        description="The registered guidance methods: paper, whether the gradient goes "
+        "through the UNet, network evaluations per step, knobs with their "
+        "defaults, and the measured scale range.",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list of objects instead of a table")
     p.set_defaults(func=run_methods)

@@ -15,12 +15,17 @@ def add_optimisation(parser: argparse.ArgumentParser, steps: int, init: str, sca
     parser.add_argument("--size", type=cli.positive_int, default=256, help="longest side in pixels")
     parser.add_argument("--steps", type=cli.positive_int, default=steps, help="optimisation steps (per scale)")
     parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
-    parser.add_argument("--lr", type=cli.finite_float, default=None,
-                        help="step size (default 1 for L-BFGS, 0.02 for Adam)")
+    parser.add_argument(
+        "--lr", type=cli.finite_float, default=None, help="step size (default 1 for L-BFGS, 0.02 for Adam)"
+    )
     parser.add_argument("--init", choices=("noise", "content", "mean"), default=init)
-    parser.add_argument("--scales", type=cli.scales, default=scales,
-                        help="coarser sizes run first, e.g. 64,128; auto: halvings of --size down to 64 px; "
-                             f"none: one scale (default {scales})")
+    parser.add_argument(
+        "--scales",
+        type=cli.scales,
+        default=scales,
+        help="coarser sizes run first, e.g. 64,128; auto: halvings of --size down to 64 px; "
+        f"none: one scale (default {scales})",
+    )
     parser.add_argument("--tv-weight", type=cli.nonnegative_float, default=0.0, help="total-variation weight")
 
 
@@ -29,8 +34,16 @@ def optimisation_config(args):
 
     if args.scales == "auto":  # resolved here, so that the sidecar records the sizes that ran
         args.scales = coarse_to_fine(args.size)
-    return OptimizeConfig(steps=args.steps, optimizer=args.optimizer, lr=args.lr, seed=args.seed, init=args.init,
-                          scales=args.scales, tv_weight=args.tv_weight, progress=not args.no_progress)
+    return OptimizeConfig(
+        steps=args.steps,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        seed=args.seed,
+        init=args.init,
+        scales=args.scales,
+        tv_weight=args.tv_weight,
+        progress=not args.no_progress,
+    )
 
 
 def write_result(command: str, args, result, vgg, device, load_seconds: float, extra: dict | None = None) -> str:
@@ -42,16 +55,27 @@ def write_result(command: str, args, result, vgg, device, load_seconds: float, e
 
     final = {key: value for key, value in result.final.items() if key not in ("step", "scale")}
     save_image(result.image, args.out)
-    write_json(cli.sidecar_path(args.out), sidecar(
-        command, cli.rerun_config(args), device=device, weights=cli.network_weights(vgg),
-        timing={"load_seconds": load_seconds, "optimize_seconds": result.seconds,
+    write_json(
+        cli.sidecar_path(args.out),
+        sidecar(
+            command,
+            cli.rerun_config(args),
+            device=device,
+            weights=cli.network_weights(vgg),
+            timing={
+                "load_seconds": load_seconds,
+                "optimize_seconds": result.seconds,
                 "seconds_per_step": result.seconds / max(1, len(result.history) - 1),
-                "peak_rss_mb": peak_rss_mb()},
-        results={"final": final, "history": result.history, **(extra or {})},
-    ))
+                "peak_rss_mb": peak_rss_mb(),
+            },
+            results={"final": final, "history": result.history, **(extra or {})},
+        ),
+    )
     height, width = result.image.shape[-2:]
-    return (f"{cli.wrote(args.out, cli.sidecar_path(args.out))} ({width}x{height}, {len(result.history) - 1} steps, "
-            f"{result.seconds:.3g} s)")
+    return (
+        f"{cli.wrote(args.out, cli.sidecar_path(args.out))} ({width}x{height}, {len(result.history) - 1} steps, "
+        f"{result.seconds:.3g} s)"
+    )
 
 
 def _prepare(args):
@@ -106,8 +130,9 @@ def run_texture(args) -> str:
     if min(shape) < min_side:
         raise ConfigError(f"--out-size {args.out_size} is below the {min_side} px these layers need")
     load = time.perf_counter() - start
-    result = synthesize_texture(vgg, style.to(device), layers, args.loss, shape, optimisation_config(args),
-                                args.layer_weights)
+    result = synthesize_texture(
+        vgg, style.to(device), layers, args.loss, shape, optimisation_config(args), args.layer_weights
+    )
     return write_result("texture", args, result, vgg, device, load)
 
 
@@ -122,9 +147,18 @@ def run_transfer(args) -> str:
     content = load_image(args.content, args.size, min_side)
     style = load_image(args.style, args.style_size or args.size, min_side)
     load = time.perf_counter() - start
-    result = transfer_style(vgg, content.to(device), style.to(device), layers, args.loss, optimisation_config(args),
-                            content_layer=args.content_layer, style_weight=args.style_weight,
-                            content_weight=args.content_weight, layer_weights=args.layer_weights)
+    result = transfer_style(
+        vgg,
+        content.to(device),
+        style.to(device),
+        layers,
+        args.loss,
+        optimisation_config(args),
+        content_layer=args.content_layer,
+        style_weight=args.style_weight,
+        content_weight=args.content_weight,
+        layer_weights=args.layer_weights,
+    )
     return write_result("transfer", args, result, vgg, device, load)
 
 
@@ -138,10 +172,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("texture", help="synthesise a texture matching a style image's statistics")
     p.add_argument("--style", required=True)
-    p.add_argument("--style-size", type=cli.positive_int, default=None,
-                   help=f"longest side the style is read at (default {STYLE_READ_FACTOR}× --size: a texture, not a copy)")
-    p.add_argument("--out-size", type=cli.positive_int, default=None,
-                   help="square output side (default: the style's aspect, --size on the longest side)")
+    p.add_argument(
+        "--style-size",
+        type=cli.positive_int,
+        default=None,
+        help=f"longest side the style is read at (default {STYLE_READ_FACTOR}× --size: a texture, not a copy)",
+    )
+    p.add_argument(
+        "--out-size",
+        type=cli.positive_int,
+        default=None,
+        help="square output side (default: the style's aspect, --size on the longest side)",
+    )
     cli.add_style(p)
     add_optimisation(p, steps=300, init="mean", scales="auto")
     cli.add_common(p)
@@ -150,12 +192,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("transfer", help="neural style transfer: content of one image, style of another")
     p.add_argument("--content", required=True)
     p.add_argument("--style", required=True)
-    p.add_argument("--style-size", type=cli.positive_int, default=None,
-                   help="style image's longest side (default --size)")
-    p.add_argument("--content-layer", default=None,
-                   help=f"content layer (default: the network's, {CONTENT_LAYER_GATYS} for VGG-19)")
-    p.add_argument("--style-weight", type=cli.nonnegative_float, default=10.0,
-                   help="weight of the (per-layer normalised) style loss against the content loss")
+    p.add_argument(
+        "--style-size", type=cli.positive_int, default=None, help="style image's longest side (default --size)"
+    )
+    p.add_argument(
+        "--content-layer",
+        default=None,
+        help=f"content layer (default: the network's, {CONTENT_LAYER_GATYS} for VGG-19)",
+    )
+    p.add_argument(
+        "--style-weight",
+        type=cli.nonnegative_float,
+        default=10.0,
+        help="weight of the (per-layer normalised) style loss against the content loss",
+    )
     p.add_argument("--content-weight", type=cli.nonnegative_float, default=1.0)
     cli.add_style(p)
     add_optimisation(p, steps=300, init="content", scales="auto")

@@ -77,8 +77,9 @@ def run_metrics(args) -> str:
         ensure_parent(out)
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
-    scorer = Scorer(weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips,
-                    heldout=args.heldout)
+    scorer = Scorer(
+        weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips, heldout=args.heldout
+    )
     load = time.perf_counter() - start
     for image, reference, baseline, reference_set, out in zip(images, references, baselines, reference_sets, args.out):
         doc = image_metrics(scorer, args.kind, image, reference, baseline, args.reference_size, reference_set)
@@ -87,10 +88,15 @@ def run_metrics(args) -> str:
         doc["style_losses"] = list(STYLE_LOSSES)
         doc["metric_weights"] = scorer.provenance()
         doc["metric_versions"] = versions()
-        doc["metric_timing"] = {"load_seconds": load, "seconds": doc.pop("metric_seconds"),
-                                "peak_rss_mb": peak_rss_mb()}
+        doc["metric_timing"] = {
+            "load_seconds": load,
+            "seconds": doc.pop("metric_seconds"),
+            "peak_rss_mb": peak_rss_mb(),
+        }
         write_json(out, doc)
-    return cli.wrote(*args.out) if len(args.out) <= 3 else f"wrote {len(args.out)} files, {args.out[0]} … {args.out[-1]}"
+    return (
+        cli.wrote(*args.out) if len(args.out) <= 3 else f"wrote {len(args.out)} files, {args.out[0]} … {args.out[-1]}"
+    )
 
 
 def run_aggregate(args) -> str:
@@ -139,50 +145,88 @@ def run_publish(args) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("plan", help="list the runs a workflow config asks for",
-                       description="The runs a workflow config asks for: counts per experiment, or one "
-                                   "experiment's table of runs (--out).")
-    p.add_argument("--configfile", nargs="+", default=["config.yaml"],
-                   help="workflow config files, each laid over the ones before as Snakemake's --configfile does "
-                        "(default config.yaml; a preset: config.yaml config/full.yaml)")
+    p = sub.add_parser(
+        "plan",
+        help="list the runs a workflow config asks for",
+        description="The runs a workflow config asks for: counts per experiment, or one "
+        "experiment's table of runs (--out).",
+    )
+    p.add_argument(
+        "--configfile",
+        nargs="+",
+        default=["config.yaml"],
+        help="workflow config files, each laid over the ones before as Snakemake's --configfile does "
+        "(default config.yaml; a preset: config.yaml config/full.yaml)",
+    )
     p.add_argument("--config-json", default=None, help="a merged config as JSON (what the workflow passes)")
     p.add_argument("--experiment", choices=list(EXPERIMENTS), default=None)
     p.add_argument("--out", default=None, help="CSV of the runs, one row per run (default: print counts)")
     p.set_defaults(func=run_plan)
 
-    p = sub.add_parser("metrics", help="score outputs against their references",
-                       description="Score outputs against their references: style distances, layout copy, "
-                                   "LPIPS, PSNR, SSIM and realism, as the output's kind needs; one metrics "
-                                   "JSON per output.")
-    p.add_argument("--kind", required=True, choices=METRIC_KINDS,
-                   help="what the outputs are")
+    p = sub.add_parser(
+        "metrics",
+        help="score outputs against their references",
+        description="Score outputs against their references: style distances, layout copy, "
+        "LPIPS, PSNR, SSIM and realism, as the output's kind needs; one metrics "
+        "JSON per output.",
+    )
+    p.add_argument("--kind", required=True, choices=METRIC_KINDS, help="what the outputs are")
     p.add_argument("--image", required=True, nargs="+", help="output PNG(s); each one's sidecar is read too")
-    p.add_argument("--reference", required=True, nargs="+",
-                   help="inversion: the original image; texture/transfer/guidance: the style image")
-    p.add_argument("--baseline", nargs="+", default=None,
-                   help="transfer: the content image; guidance: the unguided (scale 0) sample")
-    p.add_argument("--reference-size", type=cli.positive_int, default=None,
-                   help="longest side to read the style at (default: the run's --style-size/--size)")
+    p.add_argument(
+        "--reference",
+        required=True,
+        nargs="+",
+        help="inversion: the original image; texture/transfer/guidance: the style image",
+    )
+    p.add_argument(
+        "--baseline",
+        nargs="+",
+        default=None,
+        help="transfer: the content image; guidance: the unguided (scale 0) sample",
+    )
+    p.add_argument(
+        "--reference-size",
+        type=cli.positive_int,
+        default=None,
+        help="longest side to read the style at (default: the run's --style-size/--size)",
+    )
     p.add_argument("--out", required=True, nargs="+", help="metrics JSON per image (OUT.metrics.json)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weights of the style metrics")
     p.add_argument("--pooling", choices=POOLINGS, default="max")
-    p.add_argument("--heldout", choices=("auto", "true", "false"), default="auto",
-                   help="held-out style metrics (VGG-16, AlexNet, CLIP-B/32 Gram, CSD): auto computes those whose "
-                        "weights are present and skips the others with one line; true fails without them")
-    p.add_argument("--lpips", choices=("auto", "true", "false"), default="auto",
-                   help="LPIPS: auto computes it when its backbone files are available (downloading them if "
-                        "online) and skips it otherwise, saying so; true fails fast without them; false skips it")
-    p.add_argument("--reference-set", nargs="+", default=None,
-                   help="guidance: the batch sidecar (OUT.json of stylediff sample --seeds …) of the model's own "
-                        "unguided samples (other seeds), for the realism metric; one, or one per image")
+    p.add_argument(
+        "--heldout",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="held-out style metrics (VGG-16, AlexNet, CLIP-B/32 Gram, CSD): auto computes those whose "
+        "weights are present and skips the others with one line; true fails without them",
+    )
+    p.add_argument(
+        "--lpips",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="LPIPS: auto computes it when its backbone files are available (downloading them if "
+        "online) and skips it otherwise, saying so; true fails fast without them; false skips it",
+    )
+    p.add_argument(
+        "--reference-set",
+        nargs="+",
+        default=None,
+        help="guidance: the batch sidecar (OUT.json of stylediff sample --seeds …) of the model's own "
+        "unguided samples (other seeds), for the realism metric; one, or one per image",
+    )
     p.set_defaults(func=run_metrics)
 
-    p = sub.add_parser("aggregate", help="collect an experiment's metrics into a table",
-                       description="Collect an experiment's metrics files into a tidy CSV (one row per "
-                                   "run) and optionally a markdown summary (mean and std over seeds).")
+    p = sub.add_parser(
+        "aggregate",
+        help="collect an experiment's metrics into a table",
+        description="Collect an experiment's metrics files into a tidy CSV (one row per "
+        "run) and optionally a markdown summary (mean and std over seeds).",
+    )
     p.add_argument("--experiment", required=True, choices=list(EXPERIMENTS))
-    p.add_argument("--plan", required=True, help="the experiment's runs (written by stylediff plan --out): axes per run")
+    p.add_argument(
+        "--plan", required=True, help="the experiment's runs (written by stylediff plan --out): axes per run"
+    )
     p.add_argument("--metrics", required=True, nargs="+", help="the runs' *.metrics.json files")
     p.add_argument("--out", required=True, help="tidy CSV, one row per run")
     p.add_argument("--summary", default=None, help="markdown summary (mean ± std over seeds)")
@@ -194,25 +238,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", required=True, help="folder for the PNGs")
     p.set_defaults(func=run_figures)
 
-    p = sub.add_parser("findings", help="write the experiments' findings page from their tables",
-                       description="The experiments' claims as statistics, from their tables: the findings "
-                                   "page (docs/results.md when published) and optionally the README's "
-                                   "results section.")
+    p = sub.add_parser(
+        "findings",
+        help="write the experiments' findings page from their tables",
+        description="The experiments' claims as statistics, from their tables: the findings "
+        "page (docs/results.md when published) and optionally the README's "
+        "results section.",
+    )
     p.add_argument("--table", required=True, nargs="+", help="EXPERIMENT=CSV for each experiment's table")
     p.add_argument("--out", required=True, help="markdown page (figure links relative to its folder)")
     p.add_argument("--readme", default=None, help="also replace the README's results section (between its markers)")
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")
     p.set_defaults(func=run_findings)
 
-    p = sub.add_parser("publish", help="copy a run's figures into the committed report folder",
-                       description="The one step that writes tracked files: copy a run's summaries and figures "
-                                   "into the committed folder (report/); with --table, also the tables, the "
-                                   "results page (--page docs/results.md) and the README's short results table "
-                                   "(--readme README.md). The workflow target: snakemake publish --cores 2.")
+    p = sub.add_parser(
+        "publish",
+        help="copy a run's figures into the committed report folder",
+        description="The one step that writes tracked files: copy a run's summaries and figures "
+        "into the committed folder (report/); with --table, also the tables, the "
+        "results page (--page docs/results.md) and the README's short results table "
+        "(--readme README.md). The workflow target: snakemake publish --cores 2.",
+    )
     p.add_argument("--files", required=True, nargs="+", help="the run's summaries and figures (RESULTS/report/…)")
     p.add_argument("--to", required=True, help="committed folder to copy them into, e.g. report")
-    p.add_argument("--table", nargs="+", default=None, help="EXPERIMENT=CSV for each experiment's table "
-                                                            "(copied to TO/tables; needed for --page and --readme)")
+    p.add_argument(
+        "--table",
+        nargs="+",
+        default=None,
+        help="EXPERIMENT=CSV for each experiment's table (copied to TO/tables; needed for --page and --readme)",
+    )
     p.add_argument("--page", default=None, help="write the results page here, e.g. docs/results.md")
     p.add_argument("--readme", default=None, help="splice the short results table into this README between its markers")
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")

@@ -62,18 +62,29 @@ def add_method_groups(parser: argparse.ArgumentParser) -> None:
 
     classes = list(METHODS.values())
     common = parser.add_argument_group("guidance (every method)")
-    common.add_argument("--method", default="x0", type=cli.registered("method"), metavar="METHOD",
-                        help=f"guidance rule (default x0): {', '.join(METHODS)} (stylediff methods describes them)")
-    common.add_argument("--scale", type=cli.nonnegative_float, default=None,
-                        help=GuidanceMethod.knob_help("scale")["help"] + " (default: the method's)")
+    common.add_argument(
+        "--method",
+        default="x0",
+        type=cli.registered("method"),
+        metavar="METHOD",
+        help=f"guidance rule (default x0): {', '.join(METHODS)} (stylediff methods describes them)",
+    )
+    common.add_argument(
+        "--scale",
+        type=cli.nonnegative_float,
+        default=None,
+        help=GuidanceMethod.knob_help("scale")["help"] + " (default: the method's)",
+    )
     shared = list(GuidanceMethod.knobs())
     for name in shared:
         common.add_argument("--" + name.replace("_", "-"), **knob_argument(classes, name))
     placed = {name: "every method" for name in shared}
     for name, cls in METHODS.items():
         own = [knob for knob in cls.knobs() if knob not in shared]
-        defaults = ", ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                             for k, v in {"scale": cls().scale, **cls.knobs()}.items())
+        defaults = ", ".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in {"scale": cls().scale, **cls.knobs()}.items()
+        )
         elsewhere = [f"--{knob.replace('_', '-')} (under {placed[knob]})" for knob in own if knob in placed]
         description = f"defaults: {defaults}" + (f"; also {', '.join(elsewhere)}" if elsewhere else "")
         group = parser.add_argument_group(f"{name}: {cls.paper}", description)
@@ -127,10 +138,17 @@ def run_sample(args) -> str:
     offline = True if args.offline else None
     model = load_model(args.model, device, revision=args.revision, local_files_only=offline)
     scheduler = model.scheduler(args.scheduler)
-    decoder, decoder_info = (None, None) if args.decoder == "vae" else load_decoder(
-        args.decoder, model, device, local_files_only=offline)
-    adapter = model.adapter(scheduler, prompt=args.prompt, negative_prompt=args.negative_prompt,
-                            cfg_scale=args.cfg_scale, decoder=decoder, vae_checkpointing=args.vae_checkpointing)
+    decoder, decoder_info = (
+        (None, None) if args.decoder == "vae" else load_decoder(args.decoder, model, device, local_files_only=offline)
+    )
+    adapter = model.adapter(
+        scheduler,
+        prompt=args.prompt,
+        negative_prompt=args.negative_prompt,
+        cfg_scale=args.cfg_scale,
+        decoder=decoder,
+        vae_checkpointing=args.vae_checkpointing,
+    )
     min_side = network.min_size(layers)
     guidance_size = args.guidance_size or default_guidance_size(max(model.sample_size), min_side)
     style = load_image(style_path, args.style_size or guidance_size, min_side)
@@ -138,91 +156,174 @@ def run_sample(args) -> str:
     sampler = GuidedSampler(adapter, scheduler, objective, method, args.guidance_size)
     load_seconds = time.perf_counter() - start
 
-    result = sampler(seeds, num_inference_steps=args.steps, eta=args.eta, precision=args.precision,
-                     progress=not args.no_progress, description=f"sample {args.method} s={method.scale:g}")
-    evaluations = {key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(args.steps))
-                   for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")}
-    common = {
-        "weights": {"diffusion": model.info, **cli.network_weights(network),
-                    **({"decoder": decoder_info} if decoder_info else {})},
-        "timing": {"load_seconds": load_seconds, "sample_seconds": result.seconds,
-                   "seconds_per_image": result.seconds / len(seeds),
-                   "seconds_per_step": result.seconds_per_step,
-                   "seconds_per_step_median": statistics.median(result.step_seconds),
-                   "step_seconds": result.step_seconds, "peak_rss_mb": peak_rss_mb()},
+    result = sampler(
+        seeds,
+        num_inference_steps=args.steps,
+        eta=args.eta,
+        precision=args.precision,
+        progress=not args.no_progress,
+        description=f"sample {args.method} s={method.scale:g}",
+    )
+    evaluations = {
+        key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(args.steps))
+        for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")
     }
-    guidance = {"method": args.method, **method.settings(), "guidance_shape": list(result.guidance_size or ()),
-                "style_shape": list(style.shape[-2:]), "scheduler": args.scheduler, "steps": args.steps,
-                "eta": args.eta, "precision": args.precision, "batches": result.batches,
-                "evaluations": evaluations, "latent": adapter.latent, "cfg_batch": adapter.cfg_batch,
-                **({"prompt": args.prompt or "", "negative_prompt": args.negative_prompt,
-                    "cfg_scale": adapter.cfg_scale} if getattr(adapter, "conditioning", None) else {}),
-                **({"decoder": args.decoder, "vae_checkpointing": args.vae_checkpointing} if adapter.latent else {})}
+    common = {
+        "weights": {
+            "diffusion": model.info,
+            **cli.network_weights(network),
+            **({"decoder": decoder_info} if decoder_info else {}),
+        },
+        "timing": {
+            "load_seconds": load_seconds,
+            "sample_seconds": result.seconds,
+            "seconds_per_image": result.seconds / len(seeds),
+            "seconds_per_step": result.seconds_per_step,
+            "seconds_per_step_median": statistics.median(result.step_seconds),
+            "step_seconds": result.step_seconds,
+            "peak_rss_mb": peak_rss_mb(),
+        },
+    }
+    guidance = {
+        "method": args.method,
+        **method.settings(),
+        "guidance_shape": list(result.guidance_size or ()),
+        "style_shape": list(style.shape[-2:]),
+        "scheduler": args.scheduler,
+        "steps": args.steps,
+        "eta": args.eta,
+        "precision": args.precision,
+        "batches": result.batches,
+        "evaluations": evaluations,
+        "latent": adapter.latent,
+        "cfg_batch": adapter.cfg_batch,
+        **(
+            {"prompt": args.prompt or "", "negative_prompt": args.negative_prompt, "cfg_scale": adapter.cfg_scale}
+            if getattr(adapter, "conditioning", None)
+            else {}
+        ),
+        **({"decoder": args.decoder, "vae_checkpointing": args.vae_checkpointing} if adapter.latent else {}),
+    }
     paths = output_paths(args.out, seeds)
     for index, (image, path, seed, loss) in enumerate(zip(result.images, paths, seeds, result.losses)):
         save_image(image.unsqueeze(0), path)
         if len(seeds) > 1:
-            write_json(cli.sidecar_path(path), sidecar(
-                "sample", {**cli.rerun_config(args), "seeds": [seed], "num_images": None}, device=device, **common,
-                results={"guidance": guidance, "seed": seed, "batch": str(args.out),
-                         "final_style_loss": [loss],
-                         "history": [{**record, **{key: value[index] for key, value in record.items()
-                                                   if isinstance(value, list)}} for record in result.history]}))
+            write_json(
+                cli.sidecar_path(path),
+                sidecar(
+                    "sample",
+                    {**cli.rerun_config(args), "seeds": [seed], "num_images": None},
+                    device=device,
+                    **common,
+                    results={
+                        "guidance": guidance,
+                        "seed": seed,
+                        "batch": str(args.out),
+                        "final_style_loss": [loss],
+                        "history": [
+                            {
+                                **record,
+                                **{key: value[index] for key, value in record.items() if isinstance(value, list)},
+                            }
+                            for record in result.history
+                        ],
+                    },
+                ),
+            )
     if len(seeds) > 1:
         save_image(make_grid(result.images, nrow=min(len(seeds), 8), padding=2, pad_value=1.0).unsqueeze(0), args.out)
-    write_json(cli.sidecar_path(args.out), sidecar(
-        "sample", cli.rerun_config(args), device=device, **common,
-        results={
-            "guidance": guidance,
-            "images": [{"path": str(path), "seed": seed, "style_loss": loss}
-                       for path, seed, loss in zip(paths, seeds, result.losses)],
-            "final_style_loss": result.losses,
-            "grid": str(args.out) if len(seeds) > 1 else None,
-            "history": result.history,
-        },
-    ))
+    write_json(
+        cli.sidecar_path(args.out),
+        sidecar(
+            "sample",
+            cli.rerun_config(args),
+            device=device,
+            **common,
+            results={
+                "guidance": guidance,
+                "images": [
+                    {"path": str(path), "seed": seed, "style_loss": loss}
+                    for path, seed, loss in zip(paths, seeds, result.losses)
+                ],
+                "final_style_loss": result.losses,
+                "grid": str(args.out) if len(seeds) > 1 else None,
+                "history": result.history,
+            },
+        ),
+    )
     if len(seeds) == 1:
         return f"{cli.wrote(args.out, cli.sidecar_path(args.out))} ({args.method}, {result.seconds:.3g} s)"
-    return (f"wrote {args.out} (grid of {len(seeds)}), {cli.sidecar_path(args.out)} and {paths[0].name} … "
-            f"{paths[-1].name} with their sidecars ({args.method}, {result.seconds:.3g} s)")
+    return (
+        f"wrote {args.out} (grid of {len(seeds)}), {cli.sidecar_path(args.out)} and {paths[0].name} … "
+        f"{paths[-1].name} with their sidecars ({args.method}, {result.seconds:.3g} s)"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="sample a diffusion model guided by a style loss",
-                       description="Sample a diffusers model (hub id or local folder; pixel-space, or latent: Stable "
-                                   "Diffusion 1.x/2.x/XL, LDM), steering each denoising step with a style loss (VGG-19, "
-                                   "or another feature network with --network) of the predicted image (decoded by the "
-                                   "VAE for latent models) against --style, by one of the registered guidance methods "
-                                   "(stylediff methods describes them). Each method's knobs are listed under its name; a "
-                                   "knob left out keeps the method's default.")
-    p.add_argument("--model", required=True,
-                   help="hub id (google/ddpm-cifar10-32, stable-diffusion-v1-5/stable-diffusion-v1-5) or local "
-                        "diffusers folder (unet/ + scheduler/ [+ vae/, text_encoder/, tokenizer/], or flat)")
+    p = sub.add_parser(
+        "sample",
+        help="sample a diffusion model guided by a style loss",
+        description="Sample a diffusers model (hub id or local folder; pixel-space, or latent: Stable "
+        "Diffusion 1.x/2.x/XL, LDM), steering each denoising step with a style loss (VGG-19, "
+        "or another feature network with --network) of the predicted image (decoded by the "
+        "VAE for latent models) against --style, by one of the registered guidance methods "
+        "(stylediff methods describes them). Each method's knobs are listed under its name; a "
+        "knob left out keeps the method's default.",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="hub id (google/ddpm-cifar10-32, stable-diffusion-v1-5/stable-diffusion-v1-5) or local "
+        "diffusers folder (unet/ + scheduler/ [+ vae/, text_encoder/, tokenizer/], or flat)",
+    )
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
-    p.add_argument("--offline", action="store_true",
-                   help="read hub models from the Hugging Face cache only (as HF_HUB_OFFLINE=1)")
+    p.add_argument(
+        "--offline", action="store_true", help="read hub models from the Hugging Face cache only (as HF_HUB_OFFLINE=1)"
+    )
     latent = p.add_argument_group("latent models (Stable Diffusion 1.x/2.x/XL, LDM)")
     latent.add_argument("--prompt", default=None, help="text prompt of a text-conditioned latent model (SD)")
     latent.add_argument("--negative-prompt", default=None, help="negative prompt (the unconditional half of CFG)")
-    latent.add_argument("--cfg-scale", type=cli.nonnegative_float, default=None,
-                        help="classifier-free guidance scale w of a text model (default 7.5; w <= 1: no CFG batch)")
-    latent.add_argument("--decoder", default="vae",
-                        help="latent models: the differentiable decoder guidance goes through: vae (default), tiny "
-                             "(TAESD, an AutoencoderTiny from the hub), or an AutoencoderTiny folder or hub id")
-    latent.add_argument("--vae-checkpointing", action="store_true",
-                        help="latent models: gradient checkpointing in the decoder (less memory, one more decoder forward)")
+    latent.add_argument(
+        "--cfg-scale",
+        type=cli.nonnegative_float,
+        default=None,
+        help="classifier-free guidance scale w of a text model (default 7.5; w <= 1: no CFG batch)",
+    )
+    latent.add_argument(
+        "--decoder",
+        default="vae",
+        help="latent models: the differentiable decoder guidance goes through: vae (default), tiny "
+        "(TAESD, an AutoencoderTiny from the hub), or an AutoencoderTiny folder or hub id",
+    )
+    latent.add_argument(
+        "--vae-checkpointing",
+        action="store_true",
+        help="latent models: gradient checkpointing in the decoder (less memory, one more decoder forward)",
+    )
     p.add_argument("--style", required=True, help="style image")
-    p.add_argument("--style-size", type=cli.positive_int, default=None,
-                   help="style image's longest side (default: the guidance size)")
-    p.add_argument("--guidance-size", type=cli.positive_int, default=None,
-                   help="side at which x0-hat is fed to the feature network (default max(model size, 4 x layers' minimum))")
+    p.add_argument(
+        "--style-size",
+        type=cli.positive_int,
+        default=None,
+        help="style image's longest side (default: the guidance size)",
+    )
+    p.add_argument(
+        "--guidance-size",
+        type=cli.positive_int,
+        default=None,
+        help="side at which x0-hat is fed to the feature network (default max(model size, 4 x layers' minimum))",
+    )
     p.add_argument("--scheduler", choices=("ddim", "ddpm"), default="ddim")
     p.add_argument("--steps", type=cli.positive_int, default=50, help="number of inference steps")
     p.add_argument("--eta", type=cli.nonnegative_float, default=0.0, help="DDIM eta (0 deterministic, 1 DDPM-like)")
     p.add_argument("--seeds", type=cli.seed_list, default=None, help="comma-separated seeds, one image each")
     p.add_argument("--num-images", type=cli.positive_int, default=None, help="images, seeds SEED..SEED+K-1")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="autocast: bf16 on CPU or CUDA, fp16 on CUDA")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="autocast: bf16 on CPU or CUDA, fp16 on CUDA",
+    )
     cli.add_style(p)
     cli.add_common(p)
     p.defer(add_method_groups)

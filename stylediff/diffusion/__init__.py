@@ -16,6 +16,20 @@ from .models import LatentModel, PixelModel
 from .sampler import GuidedSampler, HistoryRecorder, SampleOutput, default_guidance_size
 from .schedule import Schedule, make_scheduler
 
-__all__ = ["METHODS", "DiffusionModel", "Evaluations", "GuidanceMethod", "GuidedSampler", "HistoryRecorder",
-           "LatentModel", "PixelModel", "SampleOutput", "Schedule", "default_guidance_size", "describe", "load_model", "make_method",
-           "make_scheduler"]
+__all__ = [
+    "METHODS",
+    "DiffusionModel",
+    "Evaluations",
+    "GuidanceMethod",
+    "GuidedSampler",
+    "HistoryRecorder",
+    "LatentModel",
+    "PixelModel",
+    "SampleOutput",
+    "Schedule",
+    "default_guidance_size",
+    "describe",
+    "load_model",
+    "make_method",
+    "make_scheduler",
+]

@@ -25,8 +25,9 @@ from torch import nn
 class GaussianDenoiser(nn.Module):
     """The exact ε-predictor of N(mean, std²·I) data for a scheduler's ``alphas_cumprod``."""
 
-    def __init__(self, alphas_cumprod: torch.Tensor, mean: float = 0.0, std: float = 0.2, sample_size: int = 4,
-                 channels: int = 3):
+    def __init__(
+        self, alphas_cumprod: torch.Tensor, mean: float = 0.0, std: float = 0.2, sample_size: int = 4, channels: int = 3
+    ):
         super().__init__()
         self.register_buffer("alphas_cumprod", torch.as_tensor(alphas_cumprod, dtype=torch.float64).clone())
         self.mean, self.std = float(mean), float(std)

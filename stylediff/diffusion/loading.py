@@ -96,8 +96,14 @@ def _quietly(load, *args, **kwargs):
             transformers_logging.enable_progress_bar()
 
 
-def load_model(model: str | os.PathLike, device: str | torch.device = "cpu", *, revision: str | None = None,
-               cache_dir: str | os.PathLike | None = None, local_files_only: bool | None = None) -> DiffusionModel:
+def load_model(
+    model: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool | None = None,
+) -> DiffusionModel:
     """Load a diffusion model (pixel ``UNet2DModel``, or a latent pipeline) from a local folder or a hub id."""
     from diffusers import DDPMScheduler, UNet2DModel
 
@@ -108,14 +114,18 @@ def load_model(model: str | os.PathLike, device: str | torch.device = "cpu", *, 
         if not path.is_dir():
             raise WeightsError(f"model {text} is a file: pass a diffusers folder (unet/ and scheduler/) or a hub id")
         if not ((path / "unet" / "config.json").is_file() or (path / "config.json").is_file()):
-            raise WeightsError(f"{text} is not a diffusers model folder: expected unet/config.json and "
-                               "scheduler/scheduler_config.json (as DDPMPipeline.save_pretrained writes)")
+            raise WeightsError(
+                f"{text} is not a diffusers model folder: expected unet/config.json and "
+                "scheduler/scheduler_config.json (as DDPMPipeline.save_pretrained writes)"
+            )
         source: str | Path = path
     elif _HUB_ID.match(text) and not text.startswith((".", "~")):
         source = text
     else:
-        raise WeightsError(f"model folder {text} not found: pass an existing diffusers folder or a hub id such as "
-                           "google/ddpm-cifar10-32")
+        raise WeightsError(
+            f"model folder {text} not found: pass an existing diffusers folder or a hub id such as "
+            "google/ddpm-cifar10-32"
+        )
     offline = bool(local_files_only) or _offline()
     kwargs: dict[str, Any] = {"revision": revision, "cache_dir": cache_dir}
     if local_files_only is not None:
@@ -138,13 +148,16 @@ def load_model(model: str | os.PathLike, device: str | torch.device = "cpu", *, 
             raise WeightsError(f"cannot load the diffusion model from {text}: {reason}") from None
         raise _not_found(text, reason, offline) from None
 
-    unet, unet_sub = attempt(lambda src, **kw: UNet2DModel.from_pretrained(src, low_cpu_mem_usage=False, **kw),
-                             LAYOUTS)
-    config, _ = attempt(lambda src, **kw: DDPMScheduler.load_config(src, **kw),
-                        ("scheduler", None) if unet_sub else (None, "scheduler"))
+    unet, unet_sub = attempt(lambda src, **kw: UNet2DModel.from_pretrained(src, low_cpu_mem_usage=False, **kw), LAYOUTS)
+    config, _ = attempt(
+        lambda src, **kw: DDPMScheduler.load_config(src, **kw), ("scheduler", None) if unet_sub else (None, "scheduler")
+    )
     unet = unet.to(device).eval().requires_grad_(False)
-    return DiffusionModel(unet=unet, scheduler_config=dict(config),
-                          info=_provenance(text, path, local, unet, unet_sub, config, revision, cache_dir))
+    return DiffusionModel(
+        unet=unet,
+        scheduler_config=dict(config),
+        info=_provenance(text, path, local, unet, unet_sub, config, revision, cache_dir),
+    )
 
 
 def _provenance(text, path, local, unet, unet_sub, config, revision, cache_dir) -> dict[str, Any]:
@@ -207,9 +220,15 @@ def latent_index(text: str, path: Path | None, kwargs: dict) -> dict | None:
         from huggingface_hub import hf_hub_download
 
         try:
-            file = Path(hf_hub_download(text, "model_index.json", revision=kwargs.get("revision"),
-                                        cache_dir=kwargs.get("cache_dir"),
-                                        local_files_only=bool(kwargs.get("local_files_only")) or _offline()))
+            file = Path(
+                hf_hub_download(
+                    text,
+                    "model_index.json",
+                    revision=kwargs.get("revision"),
+                    cache_dir=kwargs.get("cache_dir"),
+                    local_files_only=bool(kwargs.get("local_files_only")) or _offline(),
+                )
+            )
         except Exception:  # noqa: BLE001 - not cached / not a pipeline: the pixel loader says why
             return None
     index = json.loads(file.read_text())
@@ -223,9 +242,11 @@ def hub_patterns(index: dict) -> list[list[str]]:
     checker and image encoders are left out."""
     parts = [name for name in PARTS if index.get(name, [None])[0]]
     configs = ["scheduler/*.json", *(f"{part}/{name}" for part in parts for name in ("*.json", "*.txt"))]
-    return [configs + [f"{part}/{name}" for part in parts
-                       for name in ("diffusion_pytorch_model.safetensors", "model.safetensors")],
-            [f"{part}/{name}" for part in parts for name in ("diffusion_pytorch_model.bin", "pytorch_model.bin")]]
+    return [
+        configs
+        + [f"{part}/{name}" for part in parts for name in ("diffusion_pytorch_model.safetensors", "model.safetensors")],
+        [f"{part}/{name}" for part in parts for name in ("diffusion_pytorch_model.bin", "pytorch_model.bin")],
+    ]
 
 
 def fetch_latent_parts(model_id: str, folder: Path, kwargs: dict) -> None:
@@ -267,8 +288,10 @@ def load_latent(text: str, path: Path | None, index: dict, device, kwargs: dict,
         spec = index[subfolder]
         cls = _part_class(subfolder, spec)
         if path is not None and not (path / subfolder).is_dir():
-            raise WeightsError(f"{text} names a {subfolder} ({spec[1]}) in model_index.json but has no {subfolder}/ "
-                               "folder: copy the whole pipeline folder")
+            raise WeightsError(
+                f"{text} names a {subfolder} ({spec[1]}) in model_index.json but has no {subfolder}/ "
+                "folder: copy the whole pipeline folder"
+            )
         extra = {"low_cpu_mem_usage": False} if spec[0] == "diffusers" else {}
         try:
             part = _quietly(cls.from_pretrained, source, subfolder=subfolder, **extra, **kwargs)
@@ -281,29 +304,44 @@ def load_latent(text: str, path: Path | None, index: dict, device, kwargs: dict,
             part = part.to(device).eval().requires_grad_(False)
         loaded[name] = part
     if "text_encoder" not in loaded and type(loaded["unet"]).__name__ == "UNet2DConditionModel":
-        raise WeightsError(f"{text} has a text-conditioned UNet but no text encoder (text_encoder/ in "
-                           "model_index.json): copy the whole pipeline folder")
+        raise WeightsError(
+            f"{text} has a text-conditioned UNet but no text encoder (text_encoder/ in "
+            "model_index.json): copy the whole pipeline folder"
+        )
     try:
         config = _quietly(DDPMScheduler.load_config, source, subfolder="scheduler", **kwargs)
     except (OSError, ValueError) as exc:
         raise WeightsError(f"cannot load the scheduler config of {text}: {str(exc).splitlines()[0]}") from None
-    info = {"id": text, "source": "local" if path is not None else "hub",
-            "path": str(path.resolve()) if path is not None else None, "layout": "pipeline",
-            "pipeline_class": index.get("_class_name"), "revision": kwargs.get("revision"),
-            "sample_size": loaded["unet"].config.sample_size, "scheduler_class": config.get("_class_name"),
-            "components": {}}
+    info = {
+        "id": text,
+        "source": "local" if path is not None else "hub",
+        "path": str(path.resolve()) if path is not None else None,
+        "layout": "pipeline",
+        "pipeline_class": index.get("_class_name"),
+        "revision": kwargs.get("revision"),
+        "sample_size": loaded["unet"].config.sample_size,
+        "scheduler_class": config.get("_class_name"),
+        "components": {},
+    }
     for name, part in loaded.items():
         folder, commit = _part_folder(text, path, subfolders[name], kwargs)
         info["revision"] = commit or info["revision"]
         info["components"][name] = {
-            "class": type(part).__name__, "subfolder": subfolders[name],
+            "class": type(part).__name__,
+            "subfolder": subfolders[name],
             "parameters": sum(p.numel() for p in part.parameters()) if isinstance(part, torch.nn.Module) else None,
-            "files": {file.name: file_sha256(file) for file in sorted(folder.iterdir())
-                      if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)} if folder else {},
+            "files": {
+                file.name: file_sha256(file)
+                for file in sorted(folder.iterdir())
+                if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)
+            }
+            if folder
+            else {},
         }
     options = {"force_zeros_for_empty_prompt": index.get("force_zeros_for_empty_prompt", True)}
-    return DiffusionModel(unet=loaded["unet"], scheduler_config=dict(config), info=info,
-                          components={**loaded, "options": options})
+    return DiffusionModel(
+        unet=loaded["unet"], scheduler_config=dict(config), info=info, components={**loaded, "options": options}
+    )
 
 
 def _part_folder(text: str, path: Path | None, subfolder: str, kwargs: dict) -> tuple[Path | None, str | None]:
@@ -313,8 +351,12 @@ def _part_folder(text: str, path: Path | None, subfolder: str, kwargs: dict) -> 
     from huggingface_hub import try_to_load_from_cache
 
     for name in ("config.json", "tokenizer_config.json", "vocab.json"):
-        found = try_to_load_from_cache(text, f"{subfolder}/{name}" if subfolder else name, cache_dir=kwargs.get("cache_dir"),
-                                       revision=kwargs.get("revision"))
+        found = try_to_load_from_cache(
+            text,
+            f"{subfolder}/{name}" if subfolder else name,
+            cache_dir=kwargs.get("cache_dir"),
+            revision=kwargs.get("revision"),
+        )
         if isinstance(found, str):
             parts = Path(found).parts
             commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else None
@@ -326,9 +368,14 @@ TINY_DECODERS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
 """``--decoder tiny``: TAESD, the ``AutoencoderTiny`` of the model's latent space (hub ids)."""
 
 
-def load_decoder(spec: str, model: DiffusionModel, device: str | torch.device = "cpu", *,
-                 local_files_only: bool | None = None, cache_dir: str | os.PathLike | None = None
-                 ) -> tuple[Any, dict[str, Any]]:
+def load_decoder(
+    spec: str,
+    model: DiffusionModel,
+    device: str | torch.device = "cpu",
+    *,
+    local_files_only: bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> tuple[Any, dict[str, Any]]:
     """An ``AutoencoderTiny`` for guidance (``tiny``: TAESD for the model's family; else a folder or hub
     id), frozen on ``device``, and its provenance. Its latents must be the model's."""
     from diffusers import AutoencoderTiny
@@ -344,18 +391,31 @@ def load_decoder(spec: str, model: DiffusionModel, device: str | torch.device = 
     if local_files_only is not None:
         kwargs["local_files_only"] = local_files_only
     try:
-        decoder = _quietly(AutoencoderTiny.from_pretrained, str(path) if local else text, low_cpu_mem_usage=False,
-                           **kwargs)
+        decoder = _quietly(
+            AutoencoderTiny.from_pretrained, str(path) if local else text, low_cpu_mem_usage=False, **kwargs
+        )
     except (OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if local:
             raise WeightsError(f"cannot load the decoder {text}: {reason}") from None
         raise _not_found(text, reason, bool(local_files_only) or _offline()) from None
     if decoder.config.latent_channels != model.unet.config.in_channels:
-        raise ConfigError(f"decoder {text} decodes {decoder.config.latent_channels}-channel latents; the model's "
-                          f"have {model.unet.config.in_channels}")
+        raise ConfigError(
+            f"decoder {text} decodes {decoder.config.latent_channels}-channel latents; the model's "
+            f"have {model.unet.config.in_channels}"
+        )
     folder, commit = _part_folder(text, path if local else None, "", kwargs)
-    info = {"id": text, "source": "local" if local else "hub", "revision": commit, "class": "AutoencoderTiny",
-            "files": {file.name: file_sha256(file) for file in sorted(folder.iterdir())
-                      if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)} if folder else {}}
+    info = {
+        "id": text,
+        "source": "local" if local else "hub",
+        "revision": commit,
+        "class": "AutoencoderTiny",
+        "files": {
+            file.name: file_sha256(file)
+            for file in sorted(folder.iterdir())
+            if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)
+        }
+        if folder
+        else {},
+    }
     return decoder.to(device).eval().requires_grad_(False), info

@@ -106,8 +106,15 @@ class LatentModel(PixelModel):
 
     latent = True
 
-    def __init__(self, unet, vae, decoder=None, conditioning: tuple[dict, dict] | None = None,
-                 cfg_scale: float = DEFAULT_CFG_SCALE, info: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        unet,
+        vae,
+        decoder=None,
+        conditioning: tuple[dict, dict] | None = None,
+        cfg_scale: float = DEFAULT_CFG_SCALE,
+        info: dict[str, Any] | None = None,
+    ):
         super().__init__(unet, info)
         if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
             raise ConfigError(f"the classifier-free guidance scale must be finite and >= 0, got {cfg_scale}")
@@ -135,15 +142,22 @@ class LatentModel(PixelModel):
     @staticmethod
     def _batched(kwargs: dict, n: int) -> dict:
         """Each tensor of a batch-of-one conditioning repeated to n images (nested dicts too)."""
-        return {key: (LatentModel._batched(value, n) if isinstance(value, dict)
-                      else value.expand(n, *value.shape[1:])) for key, value in kwargs.items()}
+        return {
+            key: (LatentModel._batched(value, n) if isinstance(value, dict) else value.expand(n, *value.shape[1:]))
+            for key, value in kwargs.items()
+        }
 
     @staticmethod
     def _cfg_batch(unconditional: dict, conditional: dict, n: int) -> dict:
         """[unconditional × n, conditional × n] of every tensor (the order of ``torch.cat([x, x])``)."""
-        return {key: (LatentModel._cfg_batch(unconditional[key], value, n) if isinstance(value, dict)
-                      else torch.cat([unconditional[key], value]).repeat_interleave(n, 0))
-                for key, value in conditional.items()}
+        return {
+            key: (
+                LatentModel._cfg_batch(unconditional[key], value, n)
+                if isinstance(value, dict)
+                else torch.cat([unconditional[key], value]).repeat_interleave(n, 0)
+            )
+            for key, value in conditional.items()
+        }
 
     def denoise(self, x: torch.Tensor, t) -> Denoised:
         if self.conditioning is None:
@@ -196,20 +210,40 @@ def _text_pipeline(components: dict[str, Any], scheduler):
 def _pipeline_of(components: dict[str, Any], scheduler, sd_class, sdxl_class):
     if "text_encoder_2" in components:
         return sdxl_class(
-            vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"],
-            text_encoder_2=components["text_encoder_2"], tokenizer_2=components["tokenizer_2"],
-            unet=components["unet"], scheduler=scheduler, image_encoder=None, feature_extractor=None,
+            vae=components["vae"],
+            text_encoder=components["text_encoder"],
+            tokenizer=components["tokenizer"],
+            text_encoder_2=components["text_encoder_2"],
+            tokenizer_2=components["tokenizer_2"],
+            unet=components["unet"],
+            scheduler=scheduler,
+            image_encoder=None,
+            feature_extractor=None,
             force_zeros_for_empty_prompt=components["options"]["force_zeros_for_empty_prompt"],
-            add_watermarker=False)
+            add_watermarker=False,
+        )
     return sd_class(
-        vae=components["vae"], text_encoder=components["text_encoder"], tokenizer=components["tokenizer"],
-        unet=components["unet"], scheduler=scheduler, safety_checker=None, feature_extractor=None,
-        image_encoder=None, requires_safety_checker=False)
+        vae=components["vae"],
+        text_encoder=components["text_encoder"],
+        tokenizer=components["tokenizer"],
+        unet=components["unet"],
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
 
 
 @torch.no_grad()
-def encode_prompts(components: dict[str, Any], scheduler, prompt: str, negative_prompt: str | None,
-                   cfg_scale: float, image_shape: tuple[int, int]) -> tuple[dict, dict]:
+def encode_prompts(
+    components: dict[str, Any],
+    scheduler,
+    prompt: str,
+    negative_prompt: str | None,
+    cfg_scale: float,
+    image_shape: tuple[int, int],
+) -> tuple[dict, dict]:
     """The UNet's keyword arguments (batch of one) for the negative and the positive prompt."""
     pipe = _text_pipeline(components, scheduler)
     device = components["unet"].device
@@ -219,20 +253,32 @@ def encode_prompts(components: dict[str, Any], scheduler, prompt: str, negative_
         negative = torch.zeros_like(positive) if negative is None else negative
         return {"encoder_hidden_states": negative}, {"encoder_hidden_states": positive}
     positive, negative, pooled, negative_pooled = pipe.encode_prompt(
-        prompt, device=device, num_images_per_prompt=1, do_classifier_free_guidance=cfg,
-        negative_prompt=negative_prompt)
+        prompt, device=device, num_images_per_prompt=1, do_classifier_free_guidance=cfg, negative_prompt=negative_prompt
+    )
     projection = components["text_encoder_2"].config.projection_dim
-    time_ids = pipe._get_add_time_ids(image_shape, (0, 0), image_shape, dtype=positive.dtype,
-                                      text_encoder_projection_dim=projection).to(device)
+    time_ids = pipe._get_add_time_ids(
+        image_shape, (0, 0), image_shape, dtype=positive.dtype, text_encoder_projection_dim=projection
+    ).to(device)
     if negative is None:
         negative, negative_pooled = torch.zeros_like(positive), torch.zeros_like(pooled)
-    return ({"encoder_hidden_states": negative,
-             "added_cond_kwargs": {"text_embeds": negative_pooled, "time_ids": time_ids}},
-            {"encoder_hidden_states": positive, "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}})
+    return (
+        {
+            "encoder_hidden_states": negative,
+            "added_cond_kwargs": {"text_embeds": negative_pooled, "time_ids": time_ids},
+        },
+        {"encoder_hidden_states": positive, "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}},
+    )
 
 
-def make_adapter(model, scheduler, prompt: str | None = None, negative_prompt: str | None = None,
-                 cfg_scale: float | None = None, decoder=None, vae_checkpointing: bool = False) -> PixelModel:
+def make_adapter(
+    model,
+    scheduler,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    cfg_scale: float | None = None,
+    decoder=None,
+    vae_checkpointing: bool = False,
+) -> PixelModel:
     """The adapter of a loaded :class:`~.loading.DiffusionModel`: a :class:`PixelModel`, or a
     :class:`LatentModel` with its prompts encoded (``cfg_scale`` None: 7.5) and its decoder chosen
     (``decoder``: a loaded ``AutoencoderTiny`` or None for the VAE), gradient checkpointing in the
@@ -242,12 +288,15 @@ def make_adapter(model, scheduler, prompt: str | None = None, negative_prompt: s
     name = model.info.get("id")
     if not text and (prompt is not None or negative_prompt is not None or cfg_scale is not None):
         kind = "latent" if "vae" in components else "pixel-space"
-        raise ConfigError(f"--prompt, --negative-prompt and --cfg-scale need a text-conditioned model; {name} is "
-                          f"an unconditional {kind} model")
+        raise ConfigError(
+            f"--prompt, --negative-prompt and --cfg-scale need a text-conditioned model; {name} is "
+            f"an unconditional {kind} model"
+        )
     if "vae" not in components:
         if decoder is not None or vae_checkpointing:
-            raise ConfigError(f"--decoder and --vae-checkpointing need a latent model (a VAE); {name} is a "
-                              "pixel-space model")
+            raise ConfigError(
+                f"--decoder and --vae-checkpointing need a latent model (a VAE); {name} is a pixel-space model"
+            )
         return PixelModel(model.unet, model.info)
     cfg_scale = DEFAULT_CFG_SCALE if cfg_scale is None else float(cfg_scale)
     if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
@@ -256,8 +305,9 @@ def make_adapter(model, scheduler, prompt: str | None = None, negative_prompt: s
     if text:
         latent = PixelModel(model.unet).sample_shape[1:]
         factor = 2 ** (len(components["vae"].config.block_out_channels) - 1)
-        conditioning = encode_prompts(components, scheduler, prompt or "", negative_prompt, cfg_scale,
-                                      tuple(side * factor for side in latent))
+        conditioning = encode_prompts(
+            components, scheduler, prompt or "", negative_prompt, cfg_scale, tuple(side * factor for side in latent)
+        )
     chosen = decoder if decoder is not None else components["vae"]
     if vae_checkpointing:
         chosen.enable_gradient_checkpointing()

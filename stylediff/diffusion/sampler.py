@@ -76,21 +76,26 @@ class SampleOutput:
                 if isinstance(value, list):
                     merged[key] = [item for record in records for item in record[key]]
             history.append(merged)
-        return cls(images=torch.cat([part.images for part in parts]),
-                   seeds=[seed for part in parts for seed in part.seeds],
-                   losses=None if first.losses is None else [loss for part in parts for loss in part.losses],
-                   seconds=sum(part.seconds for part in parts),
-                   step_seconds=[sum(times) for times in zip(*(part.step_seconds for part in parts))],
-                   history=history, guidance_size=first.guidance_size,
-                   batches=[size for part in parts for size in (part.batches or [len(part.seeds)])])
+        return cls(
+            images=torch.cat([part.images for part in parts]),
+            seeds=[seed for part in parts for seed in part.seeds],
+            losses=None if first.losses is None else [loss for part in parts for loss in part.losses],
+            seconds=sum(part.seconds for part in parts),
+            step_seconds=[sum(times) for times in zip(*(part.step_seconds for part in parts))],
+            history=history,
+            guidance_size=first.guidance_size,
+            batches=[size for part in parts for size in (part.batches or [len(part.seeds)])],
+        )
 
 
 def _recording(ctx: StepContext, denoiser, t) -> Callable[[torch.Tensor], torch.Tensor]:
     """``ctx.unet``: the denoiser at t, keeping its classifier-free-guidance correction in ``ctx.correction``."""
+
     def call(sample: torch.Tensor) -> torch.Tensor:
         out, correction = denoiser(sample, t)
         ctx.correction = None if correction is None else correction.detach()
         return out
+
     return call
 
 
@@ -113,8 +118,14 @@ class GuidedSampler:
     changes only the guidance rule.
     """
 
-    def __init__(self, model, scheduler, objective: GuidanceLoss | None = None, method: GuidanceMethod | None = None,
-                 guidance_size: int | None = None):
+    def __init__(
+        self,
+        model,
+        scheduler,
+        objective: GuidanceLoss | None = None,
+        method: GuidanceMethod | None = None,
+        guidance_size: int | None = None,
+    ):
         self.model = model if isinstance(model, PixelModel) else PixelModel(model)
         self.scheduler = scheduler
         self.objective = objective
@@ -152,14 +163,18 @@ class GuidedSampler:
     def resized(self, images: torch.Tensor) -> torch.Tensor:
         shape = self.guidance_shape()
         if tuple(images.shape[-2:]) != shape:
-            images = F.interpolate(images, size=shape, mode="bilinear", align_corners=False,
-                                   antialias=shape[0] < images.shape[-2])
+            images = F.interpolate(
+                images, size=shape, mode="bilinear", align_corners=False, antialias=shape[0] < images.shape[-2]
+            )
         return images
 
     # -- network calls ----------------------------------------------------------------------
     def _autocast(self, precision: str):
-        return torch.autocast(self.device.type, dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
-                              enabled=precision != "fp32")
+        return torch.autocast(
+            self.device.type,
+            dtype=torch.float16 if precision == "fp16" else torch.bfloat16,
+            enabled=precision != "fp32",
+        )
 
     def _denoiser(self, precision: str) -> Callable[[torch.Tensor, Any], tuple]:
         def call(x: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -168,19 +183,28 @@ class GuidedSampler:
             if precision != "fp32":
                 out, correction = out.float(), None if correction is None else correction.float()
             return out, correction
+
         return call
 
     def _loss(self, precision: str, streams: ImageStreams) -> Callable[[torch.Tensor], torch.Tensor]:
         def call(x0: torch.Tensor) -> torch.Tensor:
             with self._autocast(precision), drawing_from(streams):
                 return self.objective(self.to_objective_input(x0)).float()
+
         return call
 
     # -- the loop ---------------------------------------------------------------------------
     @torch.no_grad()
-    def __call__(self, seeds: int | Sequence[int] = 0, num_inference_steps: int = 50, eta: float = 0.0,
-                 precision: str = "fp32", progress: bool = True, description: str = "sample",
-                 callback: Callable[[dict], None] | None = None) -> SampleOutput:
+    def __call__(
+        self,
+        seeds: int | Sequence[int] = 0,
+        num_inference_steps: int = 50,
+        eta: float = 0.0,
+        precision: str = "fp32",
+        progress: bool = True,
+        description: str = "sample",
+        callback: Callable[[dict], None] | None = None,
+    ) -> SampleOutput:
         """Sample one image per seed (``int`` = one image); after an out-of-memory on CUDA the batch is
         split in two and retried (each image has its own generators: the same images come out)."""
         seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
@@ -203,14 +227,20 @@ class GuidedSampler:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             if len(seeds) == 1:
-                raise ResourceError(f"out of {self.device.type} memory sampling one image: lower --guidance-size, "
-                                    "use --precision bf16, or a smaller model") from None
+                raise ResourceError(
+                    f"out of {self.device.type} memory sampling one image: lower --guidance-size, "
+                    "use --precision bf16, or a smaller model"
+                ) from None
             half = (len(seeds) + 1) // 2
-            warnings.warn(f"out of memory at batch size {len(seeds)}; retrying as {half} + {len(seeds) - half}",
-                          stacklevel=2)
-            return SampleOutput.concatenate([
-                self._fitting(part, steps, eta, precision, progress, description, callback)
-                for part in (seeds[:half], seeds[half:])])
+            warnings.warn(
+                f"out of memory at batch size {len(seeds)}; retrying as {half} + {len(seeds) - half}", stacklevel=2
+            )
+            return SampleOutput.concatenate(
+                [
+                    self._fitting(part, steps, eta, precision, progress, description, callback)
+                    for part in (seeds[:half], seeds[half:])
+                ]
+            )
 
     def _sample(self, seeds, num_inference_steps, eta, precision, progress, description, callback) -> SampleOutput:
         from diffusers.utils.torch_utils import randn_tensor
@@ -218,8 +248,12 @@ class GuidedSampler:
         # 1. the initial noise, one generator per image (as the pipelines draw it)
         generators = image_generators(seeds)
         generator = generators[0] if len(generators) == 1 else generators
-        x = randn_tensor((len(seeds), *self.sample_shape), generator=generator, device=self.device,
-                         dtype=self.model.dtype) * self.scheduler.init_noise_sigma
+        x = (
+            randn_tensor(
+                (len(seeds), *self.sample_shape), generator=generator, device=self.device, dtype=self.model.dtype
+            )
+            * self.scheduler.init_noise_sigma
+        )
         # 2. the trajectory
         self.scheduler.set_timesteps(num_inference_steps)
         timesteps = self.scheduler.timesteps
@@ -246,9 +280,21 @@ class GuidedSampler:
                     g.set_state(saved)
                 return self.scheduler.step(model_output, t, sample, generator=generator, **step_kwargs)
 
-            ctx = StepContext(x=x, t=t, index=index, steps=steps, eta=eta, schedule=schedule, unet=None, loss=loss,
-                              scheduler_step=scheduler_step, noise=streams.normal, clamp=self.model.clamp,
-                              autoencode=self.model.autoencode, state=state)
+            ctx = StepContext(
+                x=x,
+                t=t,
+                index=index,
+                steps=steps,
+                eta=eta,
+                schedule=schedule,
+                unet=None,
+                loss=loss,
+                scheduler_step=scheduler_step,
+                noise=streams.normal,
+                clamp=self.model.clamp,
+                autoencode=self.model.autoencode,
+                state=state,
+            )
             ctx.unet = _recording(ctx, denoiser, t)
             guided = self.method is not None and self.method.active(index, steps)
             x = self.method.step(ctx) if self.method is not None else scheduler_step(ctx.unet(x), x).prev_sample
@@ -270,7 +316,13 @@ class GuidedSampler:
         if self.objective is not None:
             with drawing_from(streams):
                 losses = self.objective(self.resized(images)).float().tolist()
-        return SampleOutput(images=images.cpu(), seeds=seeds, losses=losses, seconds=seconds,
-                            step_seconds=step_seconds, history=recorder.records,
-                            guidance_size=self.guidance_shape() if self.objective is not None else None,
-                            batches=[len(seeds)])
+        return SampleOutput(
+            images=images.cpu(),
+            seeds=seeds,
+            losses=losses,
+            seconds=seconds,
+            step_seconds=step_seconds,
+            history=recorder.records,
+            guidance_size=self.guidance_shape() if self.objective is not None else None,
+            batches=[len(seeds)],
+        )

@@ -61,10 +61,20 @@ for _spec in (
     NetworkSpec("vgg19-torchvision", "vgg19", "VGG-19 (torchvision)", "torchvision's vgg19-dcbb9e9d.pth in TORCH_HOME"),
     NetworkSpec("vgg16", "torchvision_nets", "VGG-16", "`stylediff weights fetch`"),
     NetworkSpec("alexnet", "torchvision_nets", "AlexNet", "`stylediff weights fetch`"),
-    NetworkSpec("clip-vit-b16", "clip", "CLIP ViT-B/16", "`stylediff weights fetch --networks clip-vit-b16`",
-                "openai/clip-vit-base-patch16"),
-    NetworkSpec("clip-vit-b32", "clip", "CLIP ViT-B/32", "`stylediff weights fetch --networks clip-vit-b32`",
-                "openai/clip-vit-base-patch32"),
+    NetworkSpec(
+        "clip-vit-b16",
+        "clip",
+        "CLIP ViT-B/16",
+        "`stylediff weights fetch --networks clip-vit-b16`",
+        "openai/clip-vit-base-patch16",
+    ),
+    NetworkSpec(
+        "clip-vit-b32",
+        "clip",
+        "CLIP ViT-B/32",
+        "`stylediff weights fetch --networks clip-vit-b32`",
+        "openai/clip-vit-base-patch32",
+    ),
     NetworkSpec("csd", "csd", "CSD ViT-L/14", "CSD's checkpoint.pth (github.com/learn2phoenix/CSD)"),
 ):
     NETWORKS.register(_spec)
@@ -98,7 +108,9 @@ def _cached(name: str, path: str | None, device: str, dtype: torch.dtype) -> Fea
         from .vgg19 import load_vgg19
 
         if path:
-            raise ConfigError(f"{name} takes no path: set {'STYLEDIFF_VGG19_CAFFE' if name == 'vgg19' else 'TORCH_HOME'}")
+            raise ConfigError(
+                f"{name} takes no path: set {'STYLEDIFF_VGG19_CAFFE' if name == 'vgg19' else 'TORCH_HOME'}"
+            )
         return load_vgg19("caffe" if name == "vgg19" else "torchvision", "max", device, dtype)
     network = NETWORKS.lookup(name)._module().load(name, path)
     network.loader = partial(load_network, name, path=path)
@@ -122,7 +134,9 @@ def network_status(name: str, path: str | os.PathLike | None = None) -> str | No
         return str(exc)
     if present:
         return None
-    return f"{spec.label} weights absent: {spec.fetch}" + ("" if name.startswith("vgg19") else f", or set {env_var(name)}")
+    return f"{spec.label} weights absent: {spec.fetch}" + (
+        "" if name.startswith("vgg19") else f", or set {env_var(name)}"
+    )
 
 
 def network_available(name: str, path: str | os.PathLike | None = None) -> bool:

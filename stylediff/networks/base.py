@@ -39,8 +39,10 @@ class FeatureNetwork(nn.Module):
 
     def _apply(self, fn, *args, **kwargs):
         if self.shared:
-            raise ConfigError(f"this {self.name} is the process-wide cached network that every objective shares; "
-                              "use load_network(name, device, dtype) or network.variant(device, dtype)")
+            raise ConfigError(
+                f"this {self.name} is the process-wide cached network that every objective shares; "
+                "use load_network(name, device, dtype) or network.variant(device, dtype)"
+            )
         return super()._apply(fn, *args, **kwargs)
 
     # --------------------------------------------------------------------------------- layers
@@ -53,8 +55,9 @@ class FeatureNetwork(nn.Module):
             raise LayerError(f"no layer given: name at least one {self.name} layer, e.g. {self.style_layers[0]}")
         unknown = [name for name in layers if name not in self.layers]
         if unknown:
-            raise LayerError(f"unknown {self.name} layer {', '.join(map(repr, unknown))}; "
-                             f"valid layers: {', '.join(self.layers)}")
+            raise LayerError(
+                f"unknown {self.name} layer {', '.join(map(repr, unknown))}; valid layers: {', '.join(self.layers)}"
+            )
         return layers
 
     def sort_layers(self, layers) -> list[str]:

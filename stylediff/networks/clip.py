@@ -59,7 +59,9 @@ class CLIPVision(FeatureNetwork):
         self.name, self.crop, self._provenance = name, crop, provenance
         self.image_size = int(model.config.image_size)
         # transformers < 5 encoder layers also take a (here absent) causal mask positionally
-        self._extra_args = (None,) if "causal_attention_mask" in inspect.signature(self.blocks[0].forward).parameters else ()
+        self._extra_args = (
+            (None,) if "causal_attention_mask" in inspect.signature(self.blocks[0].forward).parameters else ()
+        )
         self.layers = tuple(f"hidden{k}" for k in range(len(self.blocks) + 1))
         self.style_layers = (STYLE_LAYER,) if len(self.blocks) >= 2 else (self.layers[-1],)
         self.content_layer = f"hidden{len(self.blocks) // 2}"
@@ -78,7 +80,7 @@ class CLIPVision(FeatureNetwork):
             shape = (max(size, round(h * scale)), max(size, round(w * scale)))
             images = F.interpolate(images, size=shape, mode="bicubic", align_corners=False)
             top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
-            images = images[..., top: top + size, left: left + size]
+            images = images[..., top : top + size, left : left + size]
         else:
             images = F.interpolate(images, size=(size, size), mode="bicubic", align_corners=False)
         return (images - self.mean) / self.std
@@ -94,7 +96,7 @@ class CLIPVision(FeatureNetwork):
         return states
 
     def forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-        indices = {name: int(name[len("hidden"):]) for name in layers}
+        indices = {name: int(name[len("hidden") :]) for name in layers}
         states = self.hidden_states(images, max(indices.values()))
         return {name: tokens_as_maps(states[k][:, 1:, :]) for name, k in indices.items()}
 
@@ -133,7 +135,8 @@ def load(name: str, path: str | None) -> CLIPVision:
         env = "STYLEDIFF_NETWORK_" + name.upper().replace("-", "_")
         raise WeightsError(
             f"{name} weights ({location}) are not in the Hugging Face cache: run `stylediff weights fetch --networks "
-            f"{name}` on a machine with internet (same HF_HOME), or set {env} to a local CLIPVisionModel folder")
+            f"{name}` on a machine with internet (same HF_HOME), or set {env} to a local CLIPVisionModel folder"
+        )
     from transformers import CLIPVisionModel
     from transformers.utils import logging as hf_logging
 
@@ -144,16 +147,22 @@ def load(name: str, path: str | None) -> CLIPVision:
     try:
         model = CLIPVisionModel.from_pretrained(str(folder), local_files_only=True)
     except Exception as exc:
-        raise WeightsError(f"cannot load {name} from {folder} ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise WeightsError(
+            f"cannot load {name} from {folder} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
     weights = _weights_file(folder)
     revision = folder.name if not Path(location).expanduser().is_dir() else None
-    provenance = {"name": name, "source": location, "revision": revision, "path": str(weights),
-                  "sha256": file_sha256(weights)}
+    provenance = {
+        "name": name,
+        "source": location,
+        "revision": revision,
+        "path": str(weights),
+        "sha256": file_sha256(weights),
+    }
     return CLIPVision(name, model.float(), provenance)
 
 
@@ -165,12 +174,16 @@ def fetch(names, cache_dir: str | os.PathLike | None = None, progress=print) -> 
     for name in names:
         hub_id = NETWORKS.lookup(name).hub_id
         try:
-            folder = Path(snapshot_download(hub_id, allow_patterns=["config.json", WEIGHT_FILES[0]], cache_dir=cache_dir))
+            folder = Path(
+                snapshot_download(hub_id, allow_patterns=["config.json", WEIGHT_FILES[0]], cache_dir=cache_dir)
+            )
             if _weights_file(folder) is None:
                 folder = Path(snapshot_download(hub_id, allow_patterns=[WEIGHT_FILES[1]], cache_dir=cache_dir))
         except Exception as exc:  # offline, HF_HUB_OFFLINE=1, connection errors
-            raise WeightsError(f"cannot download {hub_id} ({type(exc).__name__}): run `stylediff weights fetch "
-                               f"--networks {name}` on a machine with internet and copy its HF_HOME/hub here") from None
+            raise WeightsError(
+                f"cannot download {hub_id} ({type(exc).__name__}): run `stylediff weights fetch "
+                f"--networks {name}` on a machine with internet and copy its HF_HOME/hub here"
+            ) from None
         progress(f"{name}: {hub_id} in {folder}")
         out[name] = folder
     return out

@@ -42,8 +42,9 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsError(f"cannot read the CSD checkpoint {path} ({type(exc).__name__}): point {ENV} at CSD's "
-                           "checkpoint.pth") from None
+        raise WeightsError(
+            f"cannot read the CSD checkpoint {path} ({type(exc).__name__}): point {ENV} at CSD's checkpoint.pth"
+        ) from None
     state = checkpoint.get("model_state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not any(k.endswith("last_layer_style") for k in state):
         raise WeightsError(f"{path} is not a CSD checkpoint (no model_state_dict with last_layer_style)")
@@ -54,34 +55,54 @@ def convert_backbone(state: dict[str, torch.Tensor]):
     """A transformers ``CLIPVisionModel`` holding the ``backbone.*`` weights of OpenAI CLIP's visual encoder."""
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    visual = {key[len("backbone."):]: value for key, value in state.items() if key.startswith("backbone.")}
+    visual = {key[len("backbone.") :]: value for key, value in state.items() if key.startswith("backbone.")}
     width, _, patch, _ = visual["conv1.weight"].shape
     depth = len({key.split(".")[2] for key in visual if key.startswith("transformer.resblocks.")})
     grid = math.isqrt(visual["positional_embedding"].shape[0] - 1)
-    config = CLIPVisionConfig(hidden_size=width, intermediate_size=visual["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
-                              num_hidden_layers=depth, num_attention_heads=max(1, width // 64), patch_size=patch,
-                              image_size=grid * patch, hidden_act="quick_gelu", layer_norm_eps=1e-5)
-    ours = {"embeddings.patch_embedding.weight": visual["conv1.weight"],
-            "embeddings.class_embedding": visual["class_embedding"],
-            "embeddings.position_embedding.weight": visual["positional_embedding"]}
+    config = CLIPVisionConfig(
+        hidden_size=width,
+        intermediate_size=visual["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
+        num_hidden_layers=depth,
+        num_attention_heads=max(1, width // 64),
+        patch_size=patch,
+        image_size=grid * patch,
+        hidden_act="quick_gelu",
+        layer_norm_eps=1e-5,
+    )
+    ours = {
+        "embeddings.patch_embedding.weight": visual["conv1.weight"],
+        "embeddings.class_embedding": visual["class_embedding"],
+        "embeddings.position_embedding.weight": visual["positional_embedding"],
+    }
     for theirs, mine in (("ln_pre", "pre_layrnorm"), ("ln_post", "post_layernorm")):
         ours[f"{mine}.weight"], ours[f"{mine}.bias"] = visual[f"{theirs}.weight"], visual[f"{theirs}.bias"]
     for i in range(depth):
         src, dst = f"transformer.resblocks.{i}.", f"encoder.layers.{i}."
         for kind in ("weight", "bias"):
             q, k, v = visual[f"{src}attn.in_proj_{kind}"].chunk(3, dim=0)
-            ours.update({f"{dst}self_attn.q_proj.{kind}": q, f"{dst}self_attn.k_proj.{kind}": k,
-                         f"{dst}self_attn.v_proj.{kind}": v})
-            for theirs, mine in (("attn.out_proj", "self_attn.out_proj"), ("ln_1", "layer_norm1"),
-                                 ("ln_2", "layer_norm2"), ("mlp.c_fc", "mlp.fc1"), ("mlp.c_proj", "mlp.fc2")):
+            ours.update(
+                {
+                    f"{dst}self_attn.q_proj.{kind}": q,
+                    f"{dst}self_attn.k_proj.{kind}": k,
+                    f"{dst}self_attn.v_proj.{kind}": v,
+                }
+            )
+            for theirs, mine in (
+                ("attn.out_proj", "self_attn.out_proj"),
+                ("ln_1", "layer_norm1"),
+                ("ln_2", "layer_norm2"),
+                ("mlp.c_fc", "mlp.fc1"),
+                ("mlp.c_proj", "mlp.fc2"),
+            ):
                 ours[f"{dst}{mine}.{kind}"] = visual[f"{src}{theirs}.{kind}"]
     model = CLIPVisionModel(config)
     target = getattr(model, "vision_model", model)
     missing, unexpected = target.load_state_dict({k: v.float() for k, v in ours.items()}, strict=False)
     missing = [key for key in missing if not key.endswith("position_ids")]
     if missing or unexpected:
-        raise WeightsError(f"the CSD backbone does not match CLIP's layout (missing {missing[:3]}, unexpected "
-                           f"{unexpected[:3]})")
+        raise WeightsError(
+            f"the CSD backbone does not match CLIP's layout (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     return model
 
 
@@ -97,9 +118,9 @@ class CSD(CLIPVision):
 
     def forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
         hidden = [name for name in layers if name != STYLE_LAYER]
-        deepest = len(self.blocks) if STYLE_LAYER in layers else max(int(n[len("hidden"):]) for n in hidden)
+        deepest = len(self.blocks) if STYLE_LAYER in layers else max(int(n[len("hidden") :]) for n in hidden)
         states = self.hidden_states(images, deepest)
-        out = {name: tokens_as_maps(states[int(name[len("hidden"):])][:, 1:, :]) for name in hidden}
+        out = {name: tokens_as_maps(states[int(name[len("hidden") :])][:, 1:, :]) for name in hidden}
         if STYLE_LAYER in layers:
             embedding = self.post_layernorm(states[-1][:, 0, :]) @ self.projection
             out[STYLE_LAYER] = F.normalize(embedding, dim=1)[:, :, None, None]
@@ -120,8 +141,14 @@ def load(name: str, path: str | None) -> CSD:
     file = _path(path)
     if file is None or not file.is_file():
         where = f"{file} is not a file" if file else f"{ENV} is not set"
-        raise WeightsError(f"CSD weights are user-supplied and {where}: download CSD's checkpoint.pth "
-                           f"(github.com/learn2phoenix/CSD) and set {ENV} to its path")
-    provenance = {"name": "csd", "source": "learn2phoenix/CSD checkpoint (ViT-L/14 + style head)", "path": str(file),
-                  "sha256": file_sha256(file)}
+        raise WeightsError(
+            f"CSD weights are user-supplied and {where}: download CSD's checkpoint.pth "
+            f"(github.com/learn2phoenix/CSD) and set {ENV} to its path"
+        )
+    provenance = {
+        "name": "csd",
+        "source": "learn2phoenix/CSD checkpoint (ViT-L/14 + style head)",
+        "path": str(file),
+        "sha256": file_sha256(file),
+    }
     return CSD(read_checkpoint(file), provenance)

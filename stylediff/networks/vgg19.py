@@ -51,7 +51,6 @@ TORCHVISION_STD = (0.229, 0.224, 0.225)
 _TORCHVISION_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 
 
-
 @dataclass(frozen=True)
 class WeightInfo:
     """Where the weights came from: recorded in every sidecar."""
@@ -186,8 +185,13 @@ class VGG19(FeatureNetwork):
     def provenance(self) -> dict:
         """What every sidecar records of the network: weight source, pooling, file and its sha256."""
         info = self.info
-        return {"name": self.name, "source": self.source, "pooling": self.pooling, "path": info.path if info else None,
-                "sha256": info.sha256 if info else None}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "pooling": self.pooling,
+            "path": info.path if info else None,
+            "sha256": info.sha256 if info else None,
+        }
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """RGB ``[0, 1]`` to this source's network input."""
@@ -213,8 +217,9 @@ class VGG19(FeatureNetwork):
         return out
 
 
-def load_vgg19(weights: str = "caffe", pooling: str = "max", device: str | torch.device = "cpu",
-               dtype: torch.dtype = torch.float32) -> VGG19:
+def load_vgg19(
+    weights: str = "caffe", pooling: str = "max", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> VGG19:
     """A frozen VGG-19 on ``device`` in ``dtype``; cached per process (and shared), so call it freely."""
     return _cached_vgg19(weights, pooling, str(torch.device(device)), dtype)
 

@@ -19,8 +19,16 @@ from .ugd import UniversalGuidance
 from .x0 import X0Guidance
 
 METHODS = Registry("guidance method", ConfigError)
-for _method in (X0Guidance, ThroughUNetGuidance, ClassifierGuidance, DPSGuidance, FreeDoMGuidance,
-                UniversalGuidance, MPGDGuidance, TFGGuidance):
+for _method in (
+    X0Guidance,
+    ThroughUNetGuidance,
+    ClassifierGuidance,
+    DPSGuidance,
+    FreeDoMGuidance,
+    UniversalGuidance,
+    MPGDGuidance,
+    TFGGuidance,
+):
     METHODS.register(_method)
 
 __all__ = ["METHODS", "Evaluations", "GuidanceMethod", "StepContext", "describe", "make_method"]
@@ -34,8 +42,10 @@ def make_method(name: str, **knobs: Any) -> GuidanceMethod:
     given = {key: value for key, value in knobs.items() if value is not None}
     unknown = sorted(set(given) - allowed)
     if unknown:
-        raise ConfigError(f"method {name} has no knob {', '.join('--' + k.replace('_', '-') for k in unknown)}; "
-                          f"its knobs: {', '.join('--' + k.replace('_', '-') for k in sorted(allowed))}")
+        raise ConfigError(
+            f"method {name} has no knob {', '.join('--' + k.replace('_', '-') for k in unknown)}; "
+            f"its knobs: {', '.join('--' + k.replace('_', '-') for k in sorted(allowed))}"
+        )
     return cls(**given)
 
 
@@ -52,15 +62,20 @@ def describe() -> list[dict[str, Any]]:
         total = Evaluations()
         for index in range(50):
             total = total + method.evaluations(index, 50)
-        rows.append({
-            "name": name, "paper": cls.paper, "reference": cls.reference, "differentiates_unet": cls.differentiates_unet,
-            "evaluations": method.pass_evaluations().to_dict(),
-            "recurrence": method.recurrence,
-            "evaluations_50_steps": total.to_dict(),
-            "defaults": {"scale": method.scale, **cls.knobs()},
-            "scale_range": list(cls.scale_range),
-            "note": cls.note,
-            "clamp": cls.clamp,
-            "latent": cls.latent_note,
-        })
+        rows.append(
+            {
+                "name": name,
+                "paper": cls.paper,
+                "reference": cls.reference,
+                "differentiates_unet": cls.differentiates_unet,
+                "evaluations": method.pass_evaluations().to_dict(),
+                "recurrence": method.recurrence,
+                "evaluations_50_steps": total.to_dict(),
+                "defaults": {"scale": method.scale, **cls.knobs()},
+                "scale_range": list(cls.scale_range),
+                "note": cls.note,
+                "clamp": cls.clamp,
+                "latent": cls.latent_note,
+            }
+        )
     return rows

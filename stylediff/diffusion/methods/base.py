@@ -51,7 +51,7 @@ class BaseStep:
     """The scheduler's own step from the model output: x_{t−1}, and the (x̂0, ε̂) pair it used."""
 
     prev: torch.Tensor
-    x0: torch.Tensor   # the scheduler's x̂0 (clipped when its config says clip_sample)
+    x0: torch.Tensor  # the scheduler's x̂0 (clipped when its config says clip_sample)
     eps: torch.Tensor  # the model's ε̂
 
 
@@ -110,8 +110,13 @@ class StepContext:
                 base = BaseStep(prev=base.prev + coefficient * (rederived - eps), x0=base.x0, eps=rederived)
         return base
 
-    def finish(self, base: BaseStep, d_x0: torch.Tensor | None = None, d_eps: torch.Tensor | None = None,
-               d_prev: torch.Tensor | None = None) -> torch.Tensor:
+    def finish(
+        self,
+        base: BaseStep,
+        d_x0: torch.Tensor | None = None,
+        d_eps: torch.Tensor | None = None,
+        d_prev: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x_{t−1} = base + c_x0·Δx̂0 + c_ε·Δε̂ + Δx_{t−1} (the update is linear in x̂0 and ε̂)."""
         with torch.no_grad():
             prev = base.prev
@@ -124,8 +129,9 @@ class StepContext:
             self.record["step_rms"] = (prev - base.prev).flatten(1).pow(2).mean(1).sqrt().tolist()
         return prev
 
-    def check_finite(self, loss: torch.Tensor, grad: torch.Tensor, scale: float, clip: float | None = None
-                     ) -> torch.Tensor:
+    def check_finite(
+        self, loss: torch.Tensor, grad: torch.Tensor, scale: float, clip: float | None = None
+    ) -> torch.Tensor:
         """The gradient with non-finite entries zeroed when ``clip`` is set; else a NumericalError naming
         the step, its timestep, the loss per image and the scale."""
         if not (torch.isfinite(loss).all() and torch.isfinite(grad).all()) and clip is None:
@@ -133,7 +139,8 @@ class StepContext:
             raise NumericalError(
                 f"guidance loss or gradient became non-finite at step {self.index + 1}/{self.steps} "
                 f"(t={int(self.t)}, loss per image: {values}, scale {scale:g}): lower the scale, or set clip_grad "
-                "(--clip-grad)")
+                "(--clip-grad)"
+            )
         self.record["loss"] = loss.detach().float().tolist()
         return torch.nan_to_num(grad.float(), nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -169,8 +176,9 @@ def unet_gradient(ctx: StepContext, x: torch.Tensor, loss_of: Callable[[torch.Te
     return out.detach(), eps.detach(), x0.detach(), loss.detach(), grad
 
 
-def x0_gradient(ctx: StepContext, x0: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+def x0_gradient(
+    ctx: StepContext, x0: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss at x̂0 (or at ``project(x̂0)``) and ∇_{x̂0} (no UNet in the graph)."""
     with torch.enable_grad():
         x0_in = x0.detach().requires_grad_(True)
@@ -217,10 +225,12 @@ class GuidanceMethod:
     """The largest value ``stylediff search`` gives a knob (default: uncapped)."""
 
     scale: float = knob(0.0, "the method's strength; 0 = the unguided diffusers sample")
-    window: tuple[float, float] = knob((0.0, 1.0), "guided part of the trajectory, START,END fractions from noise "
-                                       "(0) to image (1)")
-    recurrence: int = knob(1, "passes per guided step with re-noising between them (self-recurrence, time "
-                           "travel, N_recur)")
+    window: tuple[float, float] = knob(
+        (0.0, 1.0), "guided part of the trajectory, START,END fractions from noise (0) to image (1)"
+    )
+    recurrence: int = knob(
+        1, "passes per guided step with re-noising between them (self-recurrence, time travel, N_recur)"
+    )
 
     def __post_init__(self):
         if not math.isfinite(self.scale) or self.scale < 0:

@@ -35,7 +35,9 @@ class ClassifierGuidance(GuidanceMethod):
     reference = "openai/guided-diffusion gaussian_diffusion.py ddim_sample + condition_score / condition_mean"
     differentiates_unet = True
     clamp = "straight-through; reference: none in the graph (its classifier reads x_t), x̂0 clipped for the update"
-    latent_note = "∇_{x_t} of L(decode(x̂0)) through decoder and UNet; the reference (guided-diffusion) has no latent variant"
+    latent_note = (
+        "∇_{x_t} of L(decode(x̂0)) through decoder and UNet; the reference (guided-diffusion) has no latent variant"
+    )
     scale_range = (9.0, 900.0)
     scale: float = 90.0
 

@@ -67,18 +67,27 @@ class MPGDGuidance(GuidanceMethod):
     above 0.9 × 1.94 unguided; 15 realism 0.036, 50 0.088 (destroyed). The squared rule's was 0.45–15."""
     note = "the reference used eta = 0.5; here the shared sampler's eta (0 by default)"
     scale: float = 9.0
-    step_schedule: str = knob("inv_sqrt_alpha_prev", "the x0 step's schedule: s/sqrt(alpha_bar_prev) (the "
-                              "original's) or s (TFG's MPGD baseline)", choices=STEP_SCHEDULES)
-    gradient: str = knob("norm", "step along the gradient of the residual norm sqrt(L) (norm, the "
-                         "reference's) or of L (squared, TFG's MPGD baseline)", choices=GRADIENTS)
-    ae_window: tuple[float, float] = knob((0.0, 0.0), "latent models: START,END of the autoencoder projection "
-                                          "(MPGD-AE; 0,0 = off)")
+    step_schedule: str = knob(
+        "inv_sqrt_alpha_prev",
+        "the x0 step's schedule: s/sqrt(alpha_bar_prev) (the original's) or s (TFG's MPGD baseline)",
+        choices=STEP_SCHEDULES,
+    )
+    gradient: str = knob(
+        "norm",
+        "step along the gradient of the residual norm sqrt(L) (norm, the "
+        "reference's) or of L (squared, TFG's MPGD baseline)",
+        choices=GRADIENTS,
+    )
+    ae_window: tuple[float, float] = knob(
+        (0.0, 0.0), "latent models: START,END of the autoencoder projection (MPGD-AE; 0,0 = off)"
+    )
 
     def __post_init__(self):
         super().__post_init__()
         if self.step_schedule not in STEP_SCHEDULES:
-            raise ConfigError(f"unknown step schedule {self.step_schedule!r}; "
-                              f"choose one of {', '.join(STEP_SCHEDULES)}")
+            raise ConfigError(
+                f"unknown step schedule {self.step_schedule!r}; choose one of {', '.join(STEP_SCHEDULES)}"
+            )
         if self.gradient not in GRADIENTS:
             raise ConfigError(f"unknown mpgd gradient {self.gradient!r}; choose one of {', '.join(GRADIENTS)}")
         window = tuple(float(w) for w in self.ae_window)

@@ -24,16 +24,20 @@ NORMALIZATIONS = ("per_step", "first_step", "none")
 class NormalisedGradient(GuidanceMethod):
     """A rule whose step is s·σ_t·ĝ, ĝ the (rescaled) gradient, optionally capped at ±clip_grad."""
 
-    normalize: str = knob("per_step", "gradient rescaling to the noise prediction's norm at every step (per_step), "
-                               "by the first guided step's ratio (first_step), or none", choices=NORMALIZATIONS)
-    clip_grad: float | None = knob(None, "zero non-finite gradients and cap each step entry at +-C instead of "
-                                         "stopping")
+    normalize: str = knob(
+        "per_step",
+        "gradient rescaling to the noise prediction's norm at every step (per_step), "
+        "by the first guided step's ratio (first_step), or none",
+        choices=NORMALIZATIONS,
+    )
+    clip_grad: float | None = knob(None, "zero non-finite gradients and cap each step entry at +-C instead of stopping")
 
     def __post_init__(self):
         super().__post_init__()
         if self.normalize not in NORMALIZATIONS:
-            raise ConfigError(f"unknown gradient normalisation {self.normalize!r}; choose one of "
-                              f"{', '.join(NORMALIZATIONS)}")
+            raise ConfigError(
+                f"unknown gradient normalisation {self.normalize!r}; choose one of {', '.join(NORMALIZATIONS)}"
+            )
         if self.clip_grad is not None and not (self.clip_grad == self.clip_grad and 0 < self.clip_grad < float("inf")):
             raise ConfigError(f"clip_grad must be a finite number > 0, got {self.clip_grad}")
 

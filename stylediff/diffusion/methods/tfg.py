@@ -87,13 +87,15 @@ class TFGGuidance(GuidanceMethod):
         for name in ("inner_steps", "mc_samples"):
             value = getattr(self, name)
             if int(value) != value or value < (1 if name == "mc_samples" else 0):
-                raise ConfigError(f"{name.replace('_', ' ')} must be an integer >= "
-                                  f"{1 if name == 'mc_samples' else 0}, got {value}")
+                raise ConfigError(
+                    f"{name.replace('_', ' ')} must be an integer >= {1 if name == 'mc_samples' else 0}, got {value}"
+                )
             setattr(self, name, int(value))
         for name in ("rho_schedule", "mu_schedule"):
             if getattr(self, name) not in SCHEDULES:
-                raise ConfigError(f"unknown {name.replace('_', ' ')} {getattr(self, name)!r}; "
-                                  f"choose one of {', '.join(SCHEDULES)}")
+                raise ConfigError(
+                    f"unknown {name.replace('_', ' ')} {getattr(self, name)!r}; choose one of {', '.join(SCHEDULES)}"
+                )
         if self.variance_schedule not in VARIANCE_SCHEDULES:
             raise ConfigError(f"unknown variance schedule {self.variance_schedule!r}; choose decrease or constant")
 
@@ -101,8 +103,12 @@ class TFGGuidance(GuidanceMethod):
         mean = int(self.rho > 0)
         inner = self.inner_steps * int(self.mu > 0)
         k = self.mc_samples if self.variance > 0 else 1
-        return Evaluations(unet_forward=1, unet_backward=mean, objective_forward=(mean + inner) * k,
-                           objective_backward=(mean + inner) * k)
+        return Evaluations(
+            unet_forward=1,
+            unet_backward=mean,
+            objective_forward=(mean + inner) * k,
+            objective_backward=(mean + inner) * k,
+        )
 
     # -- schedules --------------------------------------------------------------------------
     def _weights(self, ctx: StepContext, kind: str) -> float:
@@ -110,8 +116,9 @@ class TFGGuidance(GuidanceMethod):
         key = f"tfg_{kind}"
         if key not in ctx.state:
             timesteps = ctx.schedule.scheduler.timesteps
-            alphas = torch.stack([ctx.schedule.alpha_bar(t) / ctx.schedule.alpha_bar_prev(t, i)
-                                  for i, t in enumerate(timesteps)])
+            alphas = torch.stack(
+                [ctx.schedule.alpha_bar(t) / ctx.schedule.alpha_bar_prev(t, i) for i, t in enumerate(timesteps)]
+            )
             s = {"increase": alphas, "decrease": 1 - alphas, "constant": torch.ones_like(alphas)}[kind]
             ctx.state[key] = (s * len(s) / s.sum()).tolist()
         return ctx.state[key][ctx.index]
@@ -133,8 +140,9 @@ class TFGGuidance(GuidanceMethod):
         gamma = self.variance * ((1 - ab).sqrt().item() if self.variance_schedule == "decrease" else 1.0)
         offsets = None
         if gamma > 0:
-            offsets = torch.stack([gamma * ctx.noise(tuple(x.shape[1:]), f"variance{k}")
-                                   for k in range(self.mc_samples)]).to(x)
+            offsets = torch.stack(
+                [gamma * ctx.noise(tuple(x.shape[1:]), f"variance{k}") for k in range(self.mc_samples)]
+            ).to(x)
         d_prev = None
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(rho > 0)

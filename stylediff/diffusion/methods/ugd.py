@@ -36,8 +36,10 @@ class UniversalGuidance(GuidanceMethod):
     paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
     differentiates_unet = True
-    clamp = ("straight-through; reference: none in the forward guidance (its clamp result is discarded), x̂0"
-             " clamped before the update")
+    clamp = (
+        "straight-through; reference: none in the forward guidance (its clamp result is discarded), x̂0"
+        " clamped before the update"
+    )
     latent_note = "stable-diffusion-guided ddim_with_grad.py: forward guidance through decode_first_stage_with_grad and the UNet (CFG batch); latent x̂0 not clamped"
     scale_range = (30.0, 9000.0)
     scale: float = 500.0
@@ -55,8 +57,7 @@ class UniversalGuidance(GuidanceMethod):
 
     def pass_evaluations(self) -> Evaluations:
         inner = self.inner_steps
-        return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1 + inner,
-                           objective_backward=1 + inner)
+        return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1 + inner, objective_backward=1 + inner)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
         out, eps, _, loss, grad = unet_gradient(ctx, x)

@@ -26,7 +26,9 @@ class X0Guidance(NormalisedGradient):
     paper = "stylediff's own rule (MPGD-like x̂0 step with ‖ε̂‖/‖g‖ normalisation)"
     reference = "stylediff.diffusion.methods.x0"
     differentiates_unet = False
-    latent_note = "∇ w.r.t. the latent x̂0 through the VAE decoder only (no UNet backward); ĝ normalised to ‖ε̂‖ of the latent"
+    latent_note = (
+        "∇ w.r.t. the latent x̂0 through the VAE decoder only (no UNet backward); ĝ normalised to ‖ε̂‖ of the latent"
+    )
     scale_range = (0.015, 0.05)
     scale: float = 0.03
 
