@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, WeightsError
-from .losses import gram_matrix
+from .gram import gram_matrix
 from .networks import load_network, network_status
 
 SETTINGS = ("auto", "true", "false")

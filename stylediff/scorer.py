@@ -25,11 +25,12 @@ import torch.nn.functional as F
 
 from .backbones import backbone_path, ensure_backbone
 from .errors import ConfigError, WeightsError
+from .gram import gram_matrix
 from .heldout import HeldOut
 from .images import load_image, resize
 from .io import read_json
 from .layers import STYLE_LAYERS_GATYS, check_layers
-from .losses import STYLE_LOSSES, StyleTerm, gram_matrix
+from .losses import STYLE_LOSSES, StyleTerm
 from .lpips import LPIPS_NETS, lpips_metric
 from .networks.vgg19 import load_vgg19
 from .seeding import ImageStreams, drawing_from

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from stylediff.errors import ConfigError, LossError
+from stylediff.gram import gram_matrix
 from stylediff.losses import (
     STYLE_LOSSES,
     ContentTerm,
@@ -11,7 +12,6 @@ from stylediff.losses import (
     StyleTerm,
     content_loss,
     get_style_loss,
-    gram_matrix,
     sorted_rows,
     style_objective,
     total_variation,
@@ -260,7 +260,7 @@ def test_objective_to_a_dtype_works_for_every_loss(vgg, loss, dtype):
 
 def test_gram_matrix_backward_is_the_exact_gradient():
     """The one-product backward of the Gram matrix (symmetry) against autograd's numerical check."""
-    from stylediff.losses import gram_matrix
+    from stylediff.gram import gram_matrix
 
     features = torch.randn(2, 6, 4, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(gram_matrix, (features,))

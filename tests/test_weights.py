@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from stylediff import backbones, weights
+from stylediff import backbones, hub, weights
 from stylediff.errors import WeightsError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -250,7 +250,7 @@ def test_fetch_hub_models_finds_both_layouts_in_cache(monkeypatch, tmp_path):
         ["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.bin", "scheduler/scheduler_config.json"],
     )
     lines: list[str] = []
-    got = weights.fetch_hub_models(["org/flat", "org/pipe"], cache_dir=tmp_path, progress=lines.append)
+    got = hub.fetch_hub_models(["org/flat", "org/pipe"], cache_dir=tmp_path, progress=lines.append)
     assert {k: Path(v).resolve() for k, v in got.items()} == {"org/flat": flat.resolve(), "org/pipe": pipe.resolve()}
     assert "flat layout" in lines[0] and "pipeline layout" in lines[1]
 
@@ -260,7 +260,7 @@ def test_fetch_hub_models_offline_is_one_line_weights_error(monkeypatch, tmp_pat
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(WeightsError) as info:
-        weights.fetch_hub_models("stylediff-tests/no-such-model", cache_dir=tmp_path, progress=None)
+        hub.fetch_hub_models("stylediff-tests/no-such-model", cache_dir=tmp_path, progress=None)
     message = str(info.value)
     assert "\n" not in message and "hf download stylediff-tests/no-such-model" in message
     assert "HF_HUB_OFFLINE=1" in message

