@@ -491,8 +491,9 @@ def test_prompts_are_an_axis_of_the_methods_experiment():
     from stylediff.experiments import lookup
     from stylediff.runids import parse_run_id, run_id
 
-    root = Path(__file__).resolve().parents[1]
-    config = plan.load_config(root / "config.yaml", "findings")
+    from .conftest import ROOT, preset_config
+
+    config = preset_config("findings")
     prompts = ["a lighthouse at dusk", "a lighthouse at dawn, oil on canvas"]
     text = {
         **config,
@@ -504,7 +505,7 @@ def test_prompts_are_an_axis_of_the_methods_experiment():
             "vae_checkpointing": True,
         },
     }
-    validate(text, str(root / "schemas" / "config.schema.yaml"))
+    validate(text, str(ROOT / "schemas" / "config.schema.yaml"))
     before, after = plan.build(config), plan.build(text)
     runs = lambda built: built.runs[built.runs["experiment"] == "guidance_methods"]["run"]  # noqa: E731
     assert len(runs(after)) == len(prompts) * len(runs(before)) and runs(after).is_unique

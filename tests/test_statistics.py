@@ -117,13 +117,13 @@ def test_budget_limits_the_choice_and_heldout_metrics_plug_in_by_name():
 def test_the_findings_preset_plans_a_split_half_comparison():
     """The findings preset's guidance-methods grid: ≥ 5 styles × ≥ 4 seeds, two disjoint halves of ≥ 2
     seeds each (every run is sampled for both), and every method's scales span its scale_range."""
-    from pathlib import Path
-
     from stylediff import plan
     from stylediff.diffusion import METHODS
     from stylediff.experiments import method_entries
 
-    config = plan.load_config(Path(__file__).resolve().parents[1] / "config.yaml", "findings")
+    from .conftest import preset_config
+
+    config = preset_config("findings")
     section = config["guidance_methods"]
     assert len(section["styles"]) >= 5 and len(section["seeds"]) >= 4
     split = split_seeds(section["seeds"])
