@@ -1,6 +1,6 @@
 """Open the workflow's HTML report in headless Chromium and screenshot every figure it lists.
 
-    python ci/report_screenshots.py report/report.html --out results/report_screenshots
+    python ci/report_screenshots.py results/report.html --out results/report_screenshots
 
 Proves the report renders in a real browser (issue: the HTML report shows the figures). Needs
 Debian's `chromium` and `chromium-driver` and `pip install selenium`; not a test dependency.
