@@ -81,6 +81,24 @@ def _scales(section: dict) -> list[str]:
     return ["--scales", scales if scales == "auto" else ",".join(str(s) for s in scales) or "none"]
 
 
+def _optimize_args(plan: Any, section: dict, values: dict) -> list[str]:
+    """The optimisation flags a texture and a transfer run share: size, steps, scales,
+    optimiser, seed, network weights."""
+    return [
+        "--size",
+        str(section["size"]),
+        "--steps",
+        str(section["steps"]),
+        *_scales(section),
+        "--optimizer",
+        section.get("optimizer", "lbfgs"),
+        "--seed",
+        str(values["seed"]),
+        *_vgg_args(plan.config),
+        "--no-progress",
+    ]
+
+
 def _invert(plan: Any, values: dict) -> list[str]:
     section = plan.config["inversion"]
     return [
@@ -112,17 +130,7 @@ def _texture(plan: Any, values: dict) -> list[str]:
         ",".join(values["layers"]),
         "--loss",
         values["loss"],
-        "--size",
-        str(section["size"]),
-        "--steps",
-        str(section["steps"]),
-        *_scales(section),
-        "--optimizer",
-        section.get("optimizer", "lbfgs"),
-        "--seed",
-        str(values["seed"]),
-        *_vgg_args(plan.config),
-        "--no-progress",
+        *_optimize_args(plan, section, values),
     ]
 
 
@@ -141,17 +149,7 @@ def _transfer(plan: Any, values: dict) -> list[str]:
         section.get("content_layer", "relu4_2"),
         "--style-weight",
         str(section.get("style_weight", 10)),
-        "--size",
-        str(section["size"]),
-        "--steps",
-        str(section["steps"]),
-        *_scales(section),
-        "--optimizer",
-        section.get("optimizer", "lbfgs"),
-        "--seed",
-        str(values["seed"]),
-        *_vgg_args(plan.config),
-        "--no-progress",
+        *_optimize_args(plan, section, values),
     ]
 
 
