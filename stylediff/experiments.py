@@ -58,8 +58,8 @@ class Experiment:
 
     def values(self, config: dict, axis: Axis) -> list:
         section = config[self.name]
-        if section.get(axis.key):
-            return list(section[axis.key])
+        if section.get(axis.key):  # an entry may be a {name: …, …} object (methods, networks)
+            return [entry["name"] if isinstance(entry, dict) else entry for entry in section[axis.key]]
         if axis.fallback is not None:
             return [config[axis.fallback]]
         if axis.default is not None:
@@ -193,17 +193,31 @@ def method_entries(section: dict) -> dict[str, dict]:
     return {entry["name"]: entry for entry in section["methods"]}
 
 
+DEFAULT_NETWORK = "vgg19"
+"""The feature network of a guidance_methods run whose config names none (left out of its run id)."""
+
+
+def network_layer_sets(section: dict, network: str) -> list[list[str]]:
+    """The layer sets a guidance network is used with: its entry's own ``layer_sets`` in ``networks:
+    [{name, layer_sets}, …]`` (a CLIP encoder has no relu4_1), else the section's ``layer_sets``."""
+    for entry in section.get("networks") or []:
+        if isinstance(entry, dict) and entry["name"] == network and entry.get("layer_sets"):
+            return [list(layers) for layers in entry["layer_sets"]]
+    return [list(layers) for layers in section["layer_sets"]]
+
+
 def _method_combinations(config: dict, spec: Experiment) -> list[dict]:
-    """guidance_methods: each method with its own scales, every other axis a product; scale 0 (the
-    unguided sample) once per combination of the other axes."""
+    """guidance_methods: each method with its own scales, each network with its own layer sets, every
+    other axis a product; scale 0 (the unguided sample) once per combination of the other axes."""
     section = config[spec.name]
-    others = [axis for axis in spec.axes if axis.name not in ("method", "scale")]
+    others = [axis for axis in spec.axes if axis.name not in ("method", "scale", "layers")]
     out = []
     for combo in itertools.product(*(spec.values(config, axis) for axis in others)):
-        values = dict(zip((axis.name for axis in others), combo))
-        out.append({**values, "method": "unguided", "scale": 0})
-        for method, entry in method_entries(section).items():
-            out += [{**values, "method": method, "scale": scale} for scale in entry["scales"] if scale > 0]
+        for layers in network_layer_sets(section, combo[[axis.name for axis in others].index("network")]):
+            values = {**dict(zip((axis.name for axis in others), combo)), "layers": layers}
+            out.append({**values, "method": "unguided", "scale": 0})
+            for method, entry in method_entries(section).items():
+                out += [{**values, "method": method, "scale": scale} for scale in entry["scales"] if scale > 0]
     return out
 
 
@@ -239,7 +253,10 @@ def _sample_methods(plan: Any, values: dict) -> list[str]:
     for knob, value in knobs.items():
         flag = "--" + knob.replace("_", "-")
         args += [flag, ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)]
-    return args + [*_vgg_args(plan.config), "--no-progress"]
+    network = values.get("network", DEFAULT_NETWORK)
+    if network == DEFAULT_NETWORK:
+        return args + [*_vgg_args(plan.config), "--no-progress"]
+    return args + ["--network", network, "--device", plan.config["device"], "--no-progress"]
 
 
 def _text_args(section: dict, prompt: str) -> list[str]:
@@ -255,15 +272,23 @@ def _text_args(section: dict, prompt: str) -> list[str]:
     return args + (["--vae-checkpointing"] if section.get("vae_checkpointing") else [])
 
 
+def methods_figure_stem(slug: str, network: str = DEFAULT_NETWORK) -> str:
+    """The name stem of a guidance_methods figure of one model and guidance network (the default network's
+    keeps the name it had before networks were an axis)."""
+    return f"guidance_methods_{slug}" + ("" if network == DEFAULT_NETWORK else f"_{network}")
+
+
 def _guidance_figures(section: dict, name: str) -> list[str]:
     files = []
+    networks = [entry["name"] if isinstance(entry, dict) else entry for entry in section.get("networks") or []]
     for model in section.get("models", []):
         slug = model_slug(model)
         if name == "guidance":
             files += [f"guidance_{slug}_{method}_grid.png" for method in section.get("methods", [])]
             files.append(f"guidance_{slug}_scale.png")
         else:
-            files += [f"guidance_methods_{slug}_grid.png", f"guidance_methods_{slug}_pareto.png"]
+            for network in networks or [DEFAULT_NETWORK]:
+                files += [f"{methods_figure_stem(slug, network)}_grid.png", f"{methods_figure_stem(slug, network)}_pareto.png"]
     return files
 
 
@@ -367,6 +392,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 Axis("prompt", "prompts", "prompt", default=""),
                 Axis("style", "styles", IMAGE),
                 Axis("loss", "losses"),
+                Axis("network", "networks", "network", default=DEFAULT_NETWORK),
                 Axis("layers", "layer_sets", "layers"),
                 Axis("method", "methods"),
                 Axis("scale", "scales", "scale"),

@@ -245,6 +245,8 @@ def column_label(column: str) -> str:
     """The label of a metric column (``lpips_vgg`` -> ``LPIPS (vgg)``), from the metric that writes it."""
     if column == "gram_dist_mean":
         return StyleDistances.label
+    if column == "final_loss":  # written by the verb, not by a metric: the loss the run optimised
+        return "guidance loss (as the run recorded it)"
     if column in HELDOUT_COLUMNS:
         return HELDOUT_COLUMNS[column].label
     for loss in STYLE_LOSSES:

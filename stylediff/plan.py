@@ -16,7 +16,7 @@ from typing import Any
 
 from .datasets import resolve_image
 from .errors import ConfigError
-from .experiments import Experiment, lookup, quoted
+from .experiments import Experiment, lookup, network_layer_sets, quoted
 from .runids import IMAGE, SEPARATOR, model_slug, parse_run_id, run_id, split_run
 
 REFERENCE_SEED = 1000
@@ -160,12 +160,14 @@ class Plan:
         reads it)."""
         entry = self.reference_sets(experiment)[slug]
         section = self.config[experiment]
+        network = lookup(experiment).values(self.config, lookup(experiment).axis("network"))[0]
         return {
             "model": entry["model"],
             "prompt": (section.get("prompts") or [""])[0],
             "style": section["styles"][0],
             "loss": section["losses"][0],
-            "layers": section["layer_sets"][0],
+            "network": network,
+            "layers": network_layer_sets(section, network)[0],
             "method": "unguided",
             "scale": 0,
             "seeds": entry["seeds"],

@@ -14,6 +14,7 @@ figure name valid. Torch-free.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +47,8 @@ class Axis:
 
     ``kind``: ``image`` (a file or ``skimage:NAME``, written as its slug), ``model``, ``layers`` (a
     list), ``window`` (two fractions), ``seed`` (``s3``), ``scale`` (``g0p1``), ``prompt`` (its first
-    words and a short hash of the whole text: ``p-a_cat_on_a-3f2a1c``) or ``name`` (as is).
+    words and a short hash of the whole text: ``p-a_cat_on_a-3f2a1c``), ``network`` (a feature network's
+    registry name after ``n-``: ``n-clip-vit-b16``) or ``name`` (as is).
     ``default``: a value left out of run ids (ids written before the axis existed stay valid).
     ``fallback``: config key whose value is the axis' only value when its own key is absent.
     """
@@ -71,6 +73,8 @@ class Axis:
             return _clean(image_slug(str(value)))
         if self.kind == "model":
             return _clean(model_slug(value))
+        if self.kind == "network":
+            return "n-" + _clean(re.sub(r"[^A-Za-z0-9_-]+", "_", str(value)))
         if self.kind == "prompt":  # a prompt, or the slug a table shows
             if re.fullmatch(r"p-\w*-[0-9a-f]{6}", str(value)):
                 return str(value)
@@ -86,7 +90,15 @@ class Axis:
             return float(text[1:].replace("p", ".").replace("em", "e-"))
         if self.kind == "window":
             return text[1:].replace("p", ".")
+        if self.kind == "network":
+            return text[2:]
         return text
+
+    def recognises(self, text: str) -> bool:
+        """Whether ``text`` can be this axis' part of a run id: the marked kinds (prompt, network) only
+        their own marks, so that a run id with some optional axes left out reads unambiguously."""
+        marks = {"prompt": r"p-\w*-[0-9a-f]{6}", "network": r"n-[A-Za-z0-9_-]+"}
+        return self.kind not in marks or re.fullmatch(marks[self.kind], text) is not None
 
 
 class Spec(Protocol):
@@ -114,21 +126,22 @@ def run_id(spec: Spec, values: dict[str, Any]) -> str:
 
 
 def parse_run_id(spec: Spec, run: str) -> dict[str, Any]:
-    """Axis values of a run id, as :meth:`Axis.decode` shows them."""
+    """Axis values of a run id, as :meth:`Axis.decode` shows them. Optional axes left out of the id take
+    their defaults; which ones are left out is read from the marks of the others (:meth:`Axis.recognises`)."""
     parts = run.split(SEPARATOR)
     optional = [axis for axis in spec.axes if axis.default is not None]
-    if len(parts) == len(spec.axes) - len(optional):
-        present = [axis for axis in spec.axes if axis.default is None]
-        return {
-            **{axis.name: axis.decode(part) for axis, part in zip(present, parts)},
-            **{axis.name: axis.default for axis in optional},
-        }
-    if len(parts) != len(spec.axes):
-        raise ConfigError(
-            f"run id {run!r} does not have the {len(spec.axes)} parts of a {spec.name} run "
-            f"({SEPARATOR.join(axis.name for axis in spec.axes)})"
-        )
-    return {axis.name: axis.decode(part) for axis, part in zip(spec.axes, parts)}
+    missing = len(spec.axes) - len(parts)
+    for absent in itertools.combinations(optional, missing) if 0 <= missing <= len(optional) else ():
+        present = [axis for axis in spec.axes if axis not in absent]
+        if all(axis.recognises(part) for axis, part in zip(present, parts) if axis.default is not None):
+            return {
+                **{axis.name: axis.decode(part) for axis, part in zip(present, parts)},
+                **{axis.name: axis.default for axis in absent},
+            }
+    raise ConfigError(
+        f"run id {run!r} does not have the {len(spec.axes)} parts of a {spec.name} run "
+        f"({SEPARATOR.join(axis.name for axis in spec.axes)}), optional: {', '.join(a.name for a in optional) or 'none'}"
+    )
 
 
 def split_run(spec: Spec, run: str) -> tuple[str, str, str]:

@@ -170,6 +170,7 @@ def test_schema_lists_exactly_the_registered_names():
     from stylediff.experiments import EXPERIMENTS
     from stylediff.layers import LAYERS, POOLINGS, WEIGHT_SOURCES
     from stylediff.losses import STYLE_LOSSES
+    from stylediff.networks import NETWORKS
 
     schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
     defs, props = schema["$defs"], schema["properties"]
@@ -177,6 +178,7 @@ def test_schema_lists_exactly_the_registered_names():
         "add the new loss to $defs.loss.enum in schemas/config.schema.yaml: " + ", ".join(STYLE_LOSSES)
     )
     assert defs["layer"]["enum"] == list(LAYERS)
+    assert defs["network"]["enum"] == list(NETWORKS), "add the new network to $defs.network.enum"
     assert props["weights"]["enum"] == list(WEIGHT_SOURCES) and props["pooling"]["enum"] == list(POOLINGS)
     assert props["experiments"]["items"]["enum"] == list(EXPERIMENTS)
     assert set(EXPERIMENTS) <= set(props)

@@ -224,3 +224,40 @@ def test_the_method_axis_is_named_as_the_sample_verbs_flag(experiment):
         if " --scale 0 " not in command
     }
     assert passed == guided and len(guided) > 1
+
+
+@pytest.mark.parametrize("prompt", ["", "a lighthouse at dusk"])
+@pytest.mark.parametrize("network", ["vgg19", "clip-vit-b16"])
+def test_run_ids_with_either_optional_axis_left_out_read_back(prompt, network):
+    """guidance_methods has two optional axes (prompt, network): each may be left out of an id alone."""
+    spec = lookup("guidance_methods")
+    values = {"model": "m", "prompt": prompt, "style": "s.png", "loss": "gram", "network": network,
+              "layers": ["hidden2"], "method": "tfg", "scale": 0.3, "seed": 1}
+    run = run_id(spec, values)
+    assert ("__p-" in run) == bool(prompt) and ("__n-" in run) == (network != "vgg19")
+    parsed = parse_run_id(spec, run)
+    assert parsed["network"] == network and parsed["layers"] == "hidden2" and parsed["method"] == "tfg"
+    assert (parsed["prompt"] == "") == (not prompt)
+    assert run_id(spec, parsed) == run
+    assert split_run(spec, run)[1] == "tfg"
+
+
+def test_networks_axis_gives_each_network_its_own_layer_sets_and_command():
+    config = preset_config("findings")
+    section = config["guidance_methods"]
+    with_clip = {**config, "guidance_methods": {
+        **section, "networks": ["vgg19", {"name": "clip-vit-b16", "layer_sets": [["hidden2"], ["hidden2", "hidden4"]]}]}}
+    before, after = plan.build(config), plan.build(with_clip)
+    runs = lambda built: built.runs[built.runs["experiment"] == "guidance_methods"]  # noqa: E731
+    old, new = runs(before), runs(after)
+    assert set(old["run"]) <= set(new["run"])  # the VGG-19 runs keep their ids
+    clip = new[new["network"] == "clip-vit-b16"]
+    assert len(clip) == 2 * len(old) and set(clip["layers"]) == {"hidden2", "hidden2-hidden4"}
+    assert set(new[new["network"] == "vgg19"]["layers"]) == set(old["layers"])
+    for job in after.jobs("guidance_methods"):
+        for command in after.commands("guidance_methods", job):
+            if "__n-clip-vit-b16__" in job:
+                assert "--network clip-vit-b16" in command and "--layers hidden2" in command
+                assert "--weights" not in command and "--pooling" not in command
+            else:
+                assert "--network" not in command and "--layers relu1_1" in command

@@ -147,3 +147,22 @@ def test_a_method_over_the_budget_is_never_the_best():
     result = compare(frame, Budget(lpips=0.3, realism=None))
     assert not result.rows["b"].choice.within_budget and result.rows["a"].choice.within_budget
     assert result.best["gram_dist_mean"] == "a"
+
+
+def test_runs_guided_on_another_network_are_compared_apart_by_the_loss_they_recorded():
+    """A CLIP-guided run's guidance loss is the loss it recorded (final_loss); VGG-19 Gram is held out for it."""
+    from stylediff.report.comparison import guidance_metric, network_groups
+
+    vgg, clip = table("a"), table("b")
+    vgg["network"], clip["network"] = "vgg19", "clip-vit-b16"
+    clip["final_loss"], clip["gram_dist_mean"] = clip["gram_dist_mean"], 1.0  # chosen by its own loss only
+    frame = pd.concat([vgg, clip], ignore_index=True)
+    frame["model_slug"] = "m"
+    groups = {network: sub for _, network, sub in network_groups(frame)}
+    assert list(groups) == ["vgg19", "clip-vit-b16"] and len(groups["clip-vit-b16"]) == len(clip)
+    assert guidance_metric(groups["vgg19"]) == "gram_dist_mean"
+    assert style_metrics(groups["clip-vit-b16"]) == ["final_loss", "heldout_vgg16_gram", "gram_dist_mean"]
+    assert compare(groups["clip-vit-b16"]).best["final_loss"] == "b"
+    assert compare(groups["vgg19"]).best["gram_dist_mean"] == "a"
+    with pytest.raises(ConfigError, match="several networks"):
+        compare(frame.drop(columns="model_slug"))

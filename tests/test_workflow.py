@@ -402,3 +402,19 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
     )
     result = snakemake(work, *args)
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_sd_style_preset_dry_runs_with_both_guidance_networks(tmp_path):
+    """The GPU preset (SD 1.5 hub id, not present here) plans: every job a gpu=1 sampling job, VGG-19 and
+    CLIP-Gram (clip-vit-b16 at hidden2) runs in equal numbers, nothing written outside its results folder."""
+    work = workdir(tmp_path)
+    result = snakemake(work, "-n", "--config", "preset=sd_style")
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    config = preset_config("sd_style")
+    assert job_stats(output) == expected_jobs(config)
+    assert all("gpu=1" in line for line in rule_resources(output)["sample_methods"])
+    runs = plan.build(config).runs
+    assert set(runs["network"]) == {"vgg19", "clip-vit-b16"}
+    assert (runs["network"] == "clip-vit-b16").sum() == (runs["network"] == "vgg19").sum()
+    assert set(runs[runs["network"] == "clip-vit-b16"]["layers"]) == {"hidden2"}

@@ -4,8 +4,9 @@ styles × seeds, paired differences against the best method, and the agreement o
 with every held-out style metric (Kendall τ over method × scale cells, and each pair of methods whose
 order changes with the metric).
 
-Style metrics are columns named by :func:`style_metrics`: the guidance loss ``GUIDANCE_METRIC`` and
-every column starting with ``HELDOUT_PREFIX`` (the held-out networks' distances), lower is better.
+Style metrics are columns named by :func:`style_metrics`: the guidance loss (:func:`guidance_metric`) and
+every column starting with ``HELDOUT_PREFIX`` (the held-out networks' distances), lower is better. Runs
+guided on different feature networks are compared separately (:func:`network_groups`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..errors import ConfigError
+from ..experiments import DEFAULT_NETWORK
 from .statistics import Interval, kendall, mean_interval, paired_difference
 
 GUIDANCE_METRIC = "gram_dist_mean"
-"""The guidance loss as a metric (the VGG-19 Gram distance the methods were guided by)."""
+"""The guidance loss as a metric of runs guided on VGG-19 (the VGG-19 Gram distance)."""
+RECORDED_LOSS = "final_loss"
+"""The guidance loss of runs guided on another network: the loss the sampler recorded on its own output
+(no metric column re-measures a CLIP-Gram loss)."""
 HELDOUT_PREFIX = "heldout_"
 """Columns of style distances on networks the run did not optimise (e.g. ``heldout_vgg16_gram``)."""
 LPIPS_BUDGET = 0.3
@@ -30,10 +35,30 @@ the way from its unguided samples (0.0065) to uniform noise (0.26), set by looki
 UNGUIDED = "unguided"
 
 
+def network_groups(frame):
+    """(model slug, guidance network, rows) for each model and feature network the runs were guided on."""
+    networks = frame["network"] if "network" in frame else None
+    for slug in dict.fromkeys(frame["model_slug"]):
+        sub = frame[frame["model_slug"] == slug]
+        for network in dict.fromkeys(networks[sub.index]) if networks is not None else [DEFAULT_NETWORK]:
+            yield slug, network, sub if networks is None else sub[sub["network"] == network]
+
+
+def guidance_metric(frame) -> str:
+    """The column that measures the loss ``frame``'s runs were guided by (one network's runs)."""
+    networks = set(frame["network"]) if "network" in frame else {DEFAULT_NETWORK}
+    if len(networks) > 1:
+        raise ConfigError(f"runs guided on several networks ({', '.join(sorted(networks))}) compared as one")
+    return GUIDANCE_METRIC if networks == {DEFAULT_NETWORK} else RECORDED_LOSS
+
+
 def style_metrics(frame) -> list[str]:
-    """The guidance loss, then every held-out style metric the table fills."""
+    """The guidance loss, then every held-out style metric the table fills (for runs guided on another
+    network than VGG-19, the VGG-19 Gram distance is one of them)."""
+    guidance = guidance_metric(frame)
     held = sorted(c for c in frame.columns if c.startswith(HELDOUT_PREFIX) and frame[c].notna().any())
-    return [GUIDANCE_METRIC] + held
+    vgg19 = [GUIDANCE_METRIC] if guidance != GUIDANCE_METRIC and GUIDANCE_METRIC in frame else []
+    return [guidance] + held + vgg19
 
 
 @dataclass(frozen=True)
@@ -91,7 +116,7 @@ def select_settings(frame, split: SplitHalf, budget: Budget = Budget()) -> dict[
     """Per method: the scale with the lowest mean guidance loss among those within ``budget``, both
     measured on the selection seeds only (if none is within it: the scale with the lowest LPIPS,
     flagged). The unguided rows are the scale-0 choice of ``unguided``."""
-    chosen = {}
+    chosen, guidance = {}, guidance_metric(frame)
     selection = frame[frame["seed"].isin(split.selection)]
     for method in dict.fromkeys(selection["method"]):
         part = selection[selection["method"] == method]
@@ -99,7 +124,7 @@ def select_settings(frame, split: SplitHalf, budget: Budget = Budget()) -> dict[
         for scale in sorted(part["scale"].unique()):
             runs = part[part["scale"] == scale]
             fidelity = runs["lpips_vgg"].mean() if "lpips_vgg" in runs else 0.0
-            scores.append((budget.met(runs), runs[GUIDANCE_METRIC].mean(), fidelity, float(scale)))
+            scores.append((budget.met(runs), runs[guidance].mean(), fidelity, float(scale)))
         within = [s for s in scores if s[0]]
         best = min(within, key=lambda s: s[1]) if within else min(scores, key=lambda s: s[2])
         chosen[method] = Choice(method, best[3], float(best[1]), bool(best[0]))
@@ -146,7 +171,7 @@ class Comparison:
 
 
 def compare(frame, budget: Budget = Budget()) -> Comparison:
-    """The split-half comparison of every method in a guidance-methods table (one model)."""
+    """The split-half comparison of every method in a guidance-methods table (one model, one network)."""
     split = split_seeds(frame["seed"].unique())
     metrics = style_metrics(frame)
     styles = list(dict.fromkeys(frame["style"]))
@@ -175,12 +200,13 @@ def compare(frame, budget: Budget = Budget()) -> Comparison:
                                                                         matrices[best[metric]][metric])
     cells = frame[frame["method"] != UNGUIDED].groupby(["method", "scale"])[metrics].mean()
     agreement, swaps = {}, {}
+    guidance = metrics[0]
     for metric in metrics[1:]:
-        g, h = cells[GUIDANCE_METRIC].to_numpy(), cells[metric].to_numpy()
+        g, h = cells[guidance].to_numpy(), cells[metric].to_numpy()
         opposite = int(sum((g[i] - g[j]) * (h[i] - h[j]) < 0 for i in range(len(g)) for j in range(i + 1, len(g))))
         agreement[metric] = (kendall(g, h), len(cells), opposite)
         means = {m: rows[m].metrics for m in guided}
         swaps[metric] = [(a, b) for a in guided for b in guided
-                         if means[a][GUIDANCE_METRIC].value < means[b][GUIDANCE_METRIC].value
+                         if means[a][guidance].value < means[b][guidance].value
                          and means[a][metric].value > means[b][metric].value]
     return Comparison(split, budget, metrics, styles, rows, best, agreement, swaps)

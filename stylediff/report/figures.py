@@ -244,11 +244,14 @@ def guidance_figures(frame, out_dir: Path) -> None:
 
 def guidance_methods_figures(frame, out_dir: Path) -> None:
     """Per model: a sample grid (methods × scales, one style and seed, unguided first) and the Pareto
-    figure (style distance against LPIPS to the unguided sample, and against seconds per image)."""
-    plt = _pyplot()
-    for slug in unique(frame["model_slug"]):
-        sub = frame[frame["model_slug"] == slug]
-        model = _model_text(sub)
+    figure (style distance against LPIPS to the unguided sample, and against seconds per image); per
+    guidance network when the runs were guided on several."""
+    from ..experiments import DEFAULT_NETWORK, methods_figure_stem
+    from .comparison import network_groups
+
+    for slug, network, sub in network_groups(frame):
+        model = _model_text(sub) + ("" if network == DEFAULT_NETWORK else f", guided on {network}")
+        stem = methods_figure_stem(slug, network)
         style0, seed0 = unique(sub["style"])[0], sorted(sub["seed"].unique())[0]
         methods = [m for m in unique(sub["method"]) if m != "unguided"]
         grid = sub[(sub["style"] == style0) & (sub["seed"] == seed0)]
@@ -269,22 +272,23 @@ def guidance_methods_figures(frame, out_dir: Path) -> None:
         image_grid([labels[m] for m in methods], columns,
                    {(labels[m], col): path for (m, col), path in cells.items()},
                    f"Guidance methods, style {style0}, seed {seed0}\n(rows: method and its scales, low to high)\n{model}",
-                   out_dir / f"guidance_methods_{slug}_grid.png")
+                   out_dir / f"{stem}_grid.png")
 
-        _save(pareto_figure(sub, methods, model), out_dir / f"guidance_methods_{slug}_pareto.png")
+        _save(pareto_figure(sub, methods, model), out_dir / f"{stem}_pareto.png")
 
 
 def pareto_figure(sub, methods: list[str], model: str):
     """One panel per style metric (the guidance loss, then each held-out one) against LPIPS to the
     unguided sample, and the guidance loss against compute; every point a method × scale cell with its
     95 % crossed-bootstrap interval over styles × seeds on both axes."""
-    from .comparison import GUIDANCE_METRIC, UNGUIDED, cell_matrix, style_metrics
+    from .comparison import UNGUIDED, cell_matrix, style_metrics
     from .statistics import mean_interval
 
     plt = _pyplot()
     metrics = style_metrics(sub)
+    guidance = metrics[0]
     styles, seeds = unique(sub["style"]), sorted(sub["seed"].unique())
-    panels = [(m, "lpips_vgg") for m in metrics] + [(GUIDANCE_METRIC, "seconds_per_image")]
+    panels = [(m, "lpips_vgg") for m in metrics] + [(guidance, "seconds_per_image")]
     panels = [(y, x) for y, x in panels if x in sub]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels) + 1.2, 3.0), squeeze=False)
     for ax, (y, x) in zip(axes[0], panels):
@@ -305,7 +309,7 @@ def pareto_figure(sub, methods: list[str], model: str):
                         label=method, **style)
         ax.set_xlabel(recorded_label(sub, x) if x != "seconds_per_image" else "seconds per image")
         ax.set_ylabel(recorded_label(sub, y))
-        ax.set_title("the guidance loss" if y == GUIDANCE_METRIC else f"held out: {y}")
+        ax.set_title("the guidance loss" if y == guidance else f"held out: {y}")
         if x == "seconds_per_image":
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(plt.NullFormatter())

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .comparison import GUIDANCE_METRIC, UNGUIDED, Budget, Comparison, compare
+from ..experiments import DEFAULT_NETWORK, methods_figure_stem
+from .comparison import UNGUIDED, Budget, Comparison, compare, guidance_metric, network_groups
 from .figures import unique
 from .markdown import fmt, label, mean_std, setup, table, with_interval
 from .statistics import trend_word
 
 
-def _metric_name(metric: str) -> str:
-    return "the guidance loss (" + label(metric) + ")" if metric == GUIDANCE_METRIC else f"`{metric}`"
+def _metric_name(result: Comparison, metric: str) -> str:
+    return "the guidance loss (" + label(metric) + ")" if metric == result.metrics[0] else f"`{metric}`"
 
 
 def _paired_claim(result: Comparison, metric: str) -> str:
@@ -30,7 +31,7 @@ def _paired_claim(result: Comparison, metric: str) -> str:
             supported.append(f"`{method}` {word} ({with_interval(diff, 2, signed=True)})")
         else:
             unsupported.append(f"`{method}` ({with_interval(diff, 2, signed=True)})")
-    text = (f"By {_metric_name(metric)}, the method chosen best on the selection seeds is `{best}` "
+    text = (f"By {_metric_name(result, metric)}, the method chosen best on the selection seeds is `{best}` "
             f"({with_interval(rows[best].metrics[metric])} on the report seeds). Paired over the same styles and "
             "report seeds, the intervals support a difference from it for "
             + (", ".join(supported) if supported else "no method"))
@@ -57,16 +58,17 @@ def _agreement_claims(result: Comparison) -> list[str]:
 
 def guidance_methods_section(frame, figure: Callable[[str], str]) -> list[str]:
     lines = ["### Guidance methods compared on one task", ""]
-    for slug in unique(frame["model_slug"]):
-        sub = frame[frame["model_slug"] == slug]
+    for slug, network, sub in network_groups(frame):
+        stem = methods_figure_stem(slug, network)
         fidelity = "lpips_vgg" if "lpips_vgg" in sub and sub["lpips_vgg"].notna().any() else "ssim"
-        cells = [m for m in (GUIDANCE_METRIC, fidelity, "realism", "layout_copy", "seconds_per_image") if m in sub]
+        cells = [m for m in (guidance_metric(sub), fidelity, "realism", "layout_copy", "seconds_per_image") if m in sub]
         rows = []
         for method in unique(sub["method"]):
             part = sub[sub["method"] == method]
             for scale in sorted(part["scale"].unique()):
                 rows.append([f"`{method}`", f"{scale:g}"] + [mean_std(part[part["scale"] == scale][m]) for m in cells])
-        lines += [f"Model `{slug}`. Every method at scales across its scale range, all seeds; mean ± std over styles "
+        guided_on = "" if network == DEFAULT_NETWORK else f", guided by the style loss on `{network}`"
+        lines += [f"Model `{slug}`{guided_on}. Every method at scales across its scale range, all seeds; mean ± std over styles "
                   f"and seeds; {label(fidelity)} is to the unguided sample of the same seed:", ""]
         lines += table(["method", "scale"] + [label(m) for m in cells], rows)
         result = compare(sub, Budget())
@@ -95,7 +97,7 @@ def guidance_methods_section(frame, figure: Callable[[str], str]) -> list[str]:
                           "seeds (its least-changing scale is reported).")
         claims.append("The budget and the scales come from one demo model; another model needs its own "
                       "(`bench/scale_range.py`).")
-        lines += [f"![guidance methods]({figure(f'guidance_methods_{slug}_grid.png')})",
-                  f"![guidance methods pareto]({figure(f'guidance_methods_{slug}_pareto.png')})", ""]
+        lines += [f"![guidance methods]({figure(f'{stem}_grid.png')})",
+                  f"![guidance methods pareto]({figure(f'{stem}_pareto.png')})", ""]
         lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {setup(sub, 'style')}.*", ""]
     return lines
