@@ -94,8 +94,10 @@ def test_aggregate_table_and_summary(tmp_path):
         aggregate("inversion", runs_csv, files, tmp_path / "t2.csv")
 
 
-@pytest.mark.parametrize("experiment", ["inversion", "texture", "transfer", "guidance", "guidance_methods"])
+@pytest.mark.parametrize("experiment", ["inversion", "texture", "transfer", "guidance", "guidance_methods", "networks"])
 def test_figures_written_and_byte_identical(tmp_path, experiment):
+    networks = experiment == "networks"  # guidance_methods guided on two feature networks
+    experiment = "guidance_methods" if networks else experiment
     if experiment == "inversion":
         runs = [
             {"image": img, "layer": layer, "pooling": pooling, "seed": 0}
@@ -134,7 +136,8 @@ def test_figures_written_and_byte_identical(tmp_path, experiment):
                 "model": "models/tiny",
                 "style": style,
                 "loss": "gram",
-                "layers": ["relu1_1"],
+                "network": network,
+                "layers": layers,
                 "method": method,
                 "scale": scale,
                 "seed": seed,
@@ -142,11 +145,14 @@ def test_figures_written_and_byte_identical(tmp_path, experiment):
             for style in ("s.jpg", "t.jpg")
             for seed in (0, 1)
             for method, scale in (("unguided", 0), ("x0", 0.1), ("x0", 0.3), ("dps", 1.0), ("dps", 3.0))
+            for network, layers in [("vgg19", ["relu1_1"])] + ([("clip-vit-b16", ["hidden2"])] if networks else [])
         ]
     runs_csv, files = _fake_experiment(tmp_path, experiment, runs)
     aggregate(experiment, runs_csv, files, tmp_path / "t.csv")
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig1")
     section = {"models": ["models/tiny"], "methods": ["x0", "through_unet"]}
+    if networks:
+        section["networks"] = ["vgg19", {"name": "clip-vit-b16", "layer_sets": [["hidden2"]]}]
     expected = lookup(experiment).figures({"guidance": section, "guidance_methods": section})
     assert sorted(p.name for p in (tmp_path / "fig1").iterdir()) == sorted(expected)
     make_figures(experiment, tmp_path / "t.csv", tmp_path / "fig2")
