@@ -444,3 +444,22 @@ def test_metrics_documents_carry_the_heldout_columns_of_networks_the_run_did_not
     assert set(present) <= set(docs[None]) and all(0 < docs[None][c] < 1 for c in present)
     assert "heldout_vgg16_gram" not in docs["vgg16"]
     assert ("heldout_alexnet_gram" in docs["vgg16"]) == ("heldout_alexnet_gram" in present)
+
+
+def test_clip_gram_guides_sampling_through_the_cli(tiny_clip, tmp_path):
+    """CLIP-Gram as the guidance loss of `stylediff sample` (the sd_style preset's second network): the
+    guided sample of a seed has a lower CLIP-Gram loss than the unguided one, and the sidecar says which
+    network guided it."""
+    losses = {}
+    for scale in (0, 0.3):
+        out = tmp_path / f"g{scale}.png"
+        cmd = [sys.executable, "-m", "stylediff", "sample", "--model", str(ROOT / "models" / "ddpm-emoji-faces-32"),
+               "--style", str(STYLES[0]), "--network", "clip-vit-b16", "--network-path", str(tiny_clip),
+               "--method", "through_unet", "--scale", str(scale), "--steps", "8", "--seed", "0",
+               "--device", "cpu", "--no-progress", "--out", str(out)]
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        sidecar = json.loads(out.with_suffix(".json").read_text())
+        assert sidecar["config"]["network"] == "clip-vit-b16" and sidecar["config"]["layers"] == "hidden2"
+        losses[scale] = sidecar["final_style_loss"]
+    assert losses[0.3] < losses[0], losses
