@@ -288,7 +288,10 @@ def _guidance_figures(section: dict, name: str) -> list[str]:
             files.append(f"guidance_{slug}_scale.png")
         else:
             for network in networks or [DEFAULT_NETWORK]:
-                files += [f"{methods_figure_stem(slug, network)}_grid.png", f"{methods_figure_stem(slug, network)}_pareto.png"]
+                files += [
+                    f"{methods_figure_stem(slug, network)}_grid.png",
+                    f"{methods_figure_stem(slug, network)}_pareto.png",
+                ]
     return files
 
 

@@ -453,10 +453,33 @@ def test_clip_gram_guides_sampling_through_the_cli(tiny_clip, tmp_path):
     losses = {}
     for scale in (0, 0.3):
         out = tmp_path / f"g{scale}.png"
-        cmd = [sys.executable, "-m", "stylediff", "sample", "--model", str(ROOT / "models" / "ddpm-emoji-faces-32"),
-               "--style", str(STYLES[0]), "--network", "clip-vit-b16", "--network-path", str(tiny_clip),
-               "--method", "through_unet", "--scale", str(scale), "--steps", "8", "--seed", "0",
-               "--device", "cpu", "--no-progress", "--out", str(out)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "stylediff",
+            "sample",
+            "--model",
+            str(ROOT / "models" / "ddpm-emoji-faces-32"),
+            "--style",
+            str(STYLES[0]),
+            "--network",
+            "clip-vit-b16",
+            "--network-path",
+            str(tiny_clip),
+            "--method",
+            "through_unet",
+            "--scale",
+            str(scale),
+            "--steps",
+            "8",
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         assert done.returncode == 0, done.stderr
         sidecar = json.loads(out.with_suffix(".json").read_text())

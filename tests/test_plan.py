@@ -231,8 +231,17 @@ def test_the_method_axis_is_named_as_the_sample_verbs_flag(experiment):
 def test_run_ids_with_either_optional_axis_left_out_read_back(prompt, network):
     """guidance_methods has two optional axes (prompt, network): each may be left out of an id alone."""
     spec = lookup("guidance_methods")
-    values = {"model": "m", "prompt": prompt, "style": "s.png", "loss": "gram", "network": network,
-              "layers": ["hidden2"], "method": "tfg", "scale": 0.3, "seed": 1}
+    values = {
+        "model": "m",
+        "prompt": prompt,
+        "style": "s.png",
+        "loss": "gram",
+        "network": network,
+        "layers": ["hidden2"],
+        "method": "tfg",
+        "scale": 0.3,
+        "seed": 1,
+    }
     run = run_id(spec, values)
     assert ("__p-" in run) == bool(prompt) and ("__n-" in run) == (network != "vgg19")
     parsed = parse_run_id(spec, run)
@@ -245,8 +254,13 @@ def test_run_ids_with_either_optional_axis_left_out_read_back(prompt, network):
 def test_networks_axis_gives_each_network_its_own_layer_sets_and_command():
     config = preset_config("findings")
     section = config["guidance_methods"]
-    with_clip = {**config, "guidance_methods": {
-        **section, "networks": ["vgg19", {"name": "clip-vit-b16", "layer_sets": [["hidden2"], ["hidden2", "hidden4"]]}]}}
+    with_clip = {
+        **config,
+        "guidance_methods": {
+            **section,
+            "networks": ["vgg19", {"name": "clip-vit-b16", "layer_sets": [["hidden2"], ["hidden2", "hidden4"]]}],
+        },
+    }
     before, after = plan.build(config), plan.build(with_clip)
     runs = lambda built: built.runs[built.runs["experiment"] == "guidance_methods"]  # noqa: E731
     old, new = runs(before), runs(after)
