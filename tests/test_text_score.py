@@ -58,7 +58,12 @@ def tiny_clip(tmp_path_factory) -> Path:
             pad_token_id=tokenizer.pad_token_id,
         ),
         vision_config=dict(
-            hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=SIZE, patch_size=8
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=SIZE,
+            patch_size=8,
         ),
         projection_dim=8,
     )
