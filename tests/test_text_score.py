@@ -121,6 +121,39 @@ def test_the_score_is_clips_cosine_times_100_clamped_at_0(local_clip):
     assert len({round(value, 4) for value in got}) > len(PROMPTS)  # image and prompt both matter
 
 
+class ProjectedFeatures(torch.nn.Module):
+    """A CLIPModel as torchmetrics (written for transformers 4) reads it: ``get_*_features`` return tensors."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.config = model, model.config
+
+    def get_image_features(self, *args, **kwargs):
+        out = self.model.get_image_features(*args, **kwargs)
+        return getattr(out, "pooler_output", out)
+
+    def get_text_features(self, *args, **kwargs):
+        out = self.model.get_text_features(*args, **kwargs)
+        return getattr(out, "pooler_output", out)
+
+
+def test_the_score_is_torchmetrics_clip_score_as_tfg_calls_it(local_clip):
+    """TFG's ``_compute_clip_score``: torchmetrics' CLIP score of the uint8 sample and its text, same model."""
+    clip_score = pytest.importorskip("torchmetrics.functional.multimodal").clip_score
+    model = ProjectedFeatures(transformers.CLIPModel.from_pretrained(local_clip).eval())
+    processor = transformers.CLIPProcessor(
+        image_processor=image_processor().from_pretrained(local_clip),
+        tokenizer=transformers.CLIPTokenizer.from_pretrained(local_clip),
+    )
+    scorer = load()
+    for array in images():
+        pixels = torch.from_numpy(array).permute(2, 0, 1)
+        for prompt in PROMPTS:
+            with torch.no_grad():
+                theirs = clip_score([pixels], [prompt], lambda: (model, processor)).item()
+            assert scorer.score(pixels[None].float() / 255, prompt).item() == pytest.approx(theirs, abs=1e-5)
+
+
 def test_a_run_without_a_prompt_gets_no_value_and_loads_nothing(local_clip, capsys):
     score = TextScore("true")
     image = torch.rand(1, 3, 40, 40)
