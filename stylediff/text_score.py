@@ -101,7 +101,7 @@ class TextScorer:
 
     def image_embedding(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, D)`` unit embeddings of images ``(N, 3, H, W)`` in [0, 1] (read as uint8, as saved)."""
-        pixels = [image for image in (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu()]
+        pixels = list((images.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
         values = self.processor(images=pixels, return_tensors="pt")["pixel_values"].to(self.device)
         vision = self.model.vision_model(pixel_values=values)
         return F.normalize(self.model.visual_projection(vision.pooler_output), dim=-1)
