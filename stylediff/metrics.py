@@ -15,7 +15,8 @@ transfer      the style image        the content image  style distances, layout_
                                                         content error, LPIPS, PSNR, SSIM (to the content)
 guidance      the style image        unguided sample    style distances, layout_copy; LPIPS, PSNR, SSIM
                                      (same seed)        (to the unguided sample); realism (with a
-                                                        reference set of unguided samples)
+                                                        reference set of unguided samples); CLIP text
+                                                        score (to the run's prompt, when it has one)
 ============  =====================  =================  ==============================================
 
 The style is read at the size the run used (``--style-size`` or ``--size`` in the output's sidecar).
@@ -40,6 +41,7 @@ from .lpips import LPIPS_NETS
 from .registry import Registry
 from .report.tables import TIMING_LABELS
 from .scorer import METRIC_LAYERS, Scorer, realism_features
+from .text_score import COLUMN as TEXT_COLUMN
 
 PIXEL_TARGET = {"inversion": "reference", "texture": "style", "transfer": "baseline", "guidance": "baseline"}
 """What the pixel metrics (LPIPS, PSNR, SSIM) compare an output with, per kind."""
@@ -239,6 +241,20 @@ class Realism(Metric):
             return {}
         feature = F.normalize(realism_features(scorer.vgg, item.image), dim=1)
         return {self.name: (1 - feature @ scorer.reference_features(item.reference_set).T).min().item()}
+
+
+@METRICS.register
+class CLIPTextScore(Metric):
+    """TFG's CLIP text score (:mod:`stylediff.text_score`): max(100 · cos, 0) of the CLIP ViT-B/32 embeddings of
+    the output and of its run's prompt (``config.prompt``); no value for a run without one."""
+
+    name = TEXT_COLUMN
+    label = "CLIP text score (ViT-B/32)"
+    kinds = ("guidance",)
+    higher_is_better = True
+
+    def compute(self, scorer, item):
+        return scorer.clip_text.scores(item.image, item.config.get("prompt"))
 
 
 def column_label(column: str) -> str:

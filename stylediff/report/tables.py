@@ -18,8 +18,8 @@ SUMMARY_METRICS = {
     "transfer": ("gram_dist_mean", "heldout_*", "content_error", "layout_copy", "lpips_vgg", "ssim", "wall_seconds", "peak_rss_mb"),
     "guidance": ("gram_dist_mean", "heldout_*", "gram_mean", "sliced_wasserstein_mean", "lpips_vgg", "lpips_alex",
                  "wall_seconds", "peak_rss_mb"),
-    "guidance_methods": ("gram_dist_mean", "heldout_*", "lpips_vgg", "ssim", "realism", "layout_copy", "seconds_per_image",
-                         "unet_evaluations", "objective_evaluations"),
+    "guidance_methods": ("gram_dist_mean", "heldout_*", "clip_text_score", "lpips_vgg", "ssim", "realism", "layout_copy",
+                         "seconds_per_image", "unet_evaluations", "objective_evaluations"),
 }
 """Columns of each summary; ``{loss}_mean`` stands for every registered style loss, ``heldout_*`` for the
 held-out style metrics the runs report (:mod:`stylediff.heldout`)."""
