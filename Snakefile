@@ -1,6 +1,6 @@
 """stylediff experiments: feature inversion, texture synthesis, style transfer, style-guided diffusion
 sampling and the guidance methods compared, as grids of runs declared in config.yaml (validated
-against schemas/config.schema.yaml), planned by stylediff.plan, scored, tabulated and drawn. A run
+against schemas/config.schema.yaml), planned by stylediff.workflow.plan, scored, tabulated and drawn. A run
 writes only under its results folder (results/ for the quick preset): runs, tables, logs, and the
 figures, summaries and findings under results/report/. Publishing them into the committed report/,
 docs/results.md and the README is a separate, explicit target.

@@ -22,11 +22,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylediff.images import load_image, save_image  # noqa: E402
-from stylediff.layout_copy import layout_copy  # noqa: E402
+from stylediff.core.images import load_image, save_image  # noqa: E402
+from stylediff.evaluation.layout_copy import layout_copy  # noqa: E402
+from stylediff.evaluation.scorer import gram_distances  # noqa: E402
 from stylediff.networks.vgg19 import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
-from stylediff.optimize import OptimizeConfig, coarse_to_fine, synthesize_texture  # noqa: E402
-from stylediff.scorer import gram_distances  # noqa: E402
+from stylediff.nst.optimize import OptimizeConfig, coarse_to_fine, synthesize_texture  # noqa: E402
 
 
 def main() -> None:

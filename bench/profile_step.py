@@ -23,10 +23,10 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
-from stylediff.losses import style_objective  # noqa: E402
 from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
-from stylediff.optimize import OptimizeConfig, optimize_image  # noqa: E402
+from stylediff.networks.vgg19_layers import STYLE_LAYERS_GATYS  # noqa: E402
+from stylediff.nst.losses import style_objective  # noqa: E402
+from stylediff.nst.optimize import OptimizeConfig, optimize_image  # noqa: E402
 
 NETWORK = ("conv", "relu", "threshold", "max_pool", "avg_pool", "mkldnn", "_nnpack")
 

@@ -34,12 +34,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from stylediff.core.images import load_image, save_image  # noqa: E402
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method  # noqa: E402
-from stylediff.images import load_image, save_image  # noqa: E402
-from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
-from stylediff.losses import style_objective  # noqa: E402
+from stylediff.evaluation.scorer import gram_distances, realism_features  # noqa: E402
 from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
-from stylediff.scorer import gram_distances, realism_features  # noqa: E402
+from stylediff.networks.vgg19_layers import STYLE_LAYERS_GATYS  # noqa: E402
+from stylediff.nst.losses import style_objective  # noqa: E402
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ setting: the style read at the output's size (the old default), at 1.5× and 2×
 relu1_1…relu5_1, L-BFGS, ``--steps`` (150) steps, seed 0. Gram distance = mean over relu1_1…relu5_1 of
 ‖G(x) − G(s)‖/‖G(s)‖ against the style *as the run read it* (what it was asked to match) and against
 the style at the output's size; layout_copy against the style at the output's size (see
-stylediff/layout_copy.py; above 0.5 is a copy). Writes each texture as a PNG to ``--out`` to look at.
+stylediff/evaluation/layout_copy.py; above 0.5 is a copy). Writes each texture as a PNG to ``--out`` to look at.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stylediff.images import load_image, save_image  # noqa: E402
-from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
-from stylediff.layout_copy import COPY_THRESHOLD, layout_copy  # noqa: E402
-from stylediff.losses import STYLE_LOSSES  # noqa: E402
+from stylediff.core.images import load_image, save_image  # noqa: E402
+from stylediff.evaluation.layout_copy import COPY_THRESHOLD, layout_copy  # noqa: E402
+from stylediff.evaluation.scorer import gram_distances  # noqa: E402
 from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
-from stylediff.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
-from stylediff.scorer import gram_distances  # noqa: E402
+from stylediff.networks.vgg19_layers import STYLE_LAYERS_GATYS  # noqa: E402
+from stylediff.nst.losses import STYLE_LOSSES  # noqa: E402
+from stylediff.nst.optimize import OptimizeConfig, synthesize_texture  # noqa: E402
 
 SETTINGS = {  # name: (style read factor, square output, init)
     "read1x": (1.0, False, "mean"),

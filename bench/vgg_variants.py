@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from timing import mean_seconds, sync  # noqa: E402
 
-from stylediff.layers import STYLE_LAYERS_GATYS  # noqa: E402
-from stylediff.losses import style_objective  # noqa: E402
+from stylediff.core.provenance import peak_rss_mb  # noqa: E402
 from stylediff.networks.vgg19 import load_vgg19  # noqa: E402
-from stylediff.provenance import peak_rss_mb  # noqa: E402
+from stylediff.networks.vgg19_layers import STYLE_LAYERS_GATYS  # noqa: E402
+from stylediff.nst.losses import style_objective  # noqa: E402
 
 
 def make_step(objective, channels_last: bool):

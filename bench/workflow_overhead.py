@@ -9,7 +9,7 @@ the jobs' wall time (cores left idle between jobs).
 
     snakemake --cores 2 && python bench/workflow_overhead.py --cores 2 [--preset quick]
 
-Which runs a job made is read from the plan of the preset (``stylediff.plan``), not from file names.
+Which runs a job made is read from the plan of the preset (``stylediff.workflow.plan``), not from file names.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import yaml  # noqa: E402
 from snakemake.utils import update_config  # noqa: E402
 
-from stylediff.plan import build  # noqa: E402
+from stylediff.workflow.plan import build  # noqa: E402
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 

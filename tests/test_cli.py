@@ -269,8 +269,8 @@ def test_default_texture_is_a_texture_not_the_exemplar(tmp_path, loss):
     output cannot match the style's deep Gram matrices exactly (relu5_1 has 18 positions against the
     style's 84, so its Gram matrix has under a quarter of the rank): measured 14.6× at 100 steps, 18.7× at the
     default 300; the old default's copies fell further."""
-    from stylediff.images import load_image
-    from stylediff.layout_copy import COPY_THRESHOLD, layout_copy
+    from stylediff.core.images import load_image
+    from stylediff.evaluation.layout_copy import COPY_THRESHOLD, layout_copy
 
     out = tmp_path / "t.png"
     stylediff(

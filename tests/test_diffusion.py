@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from stylediff.core.errors import ConfigError, NumericalError, ResourceError, WeightsError
 from stylediff.diffusion import GuidedSampler, default_guidance_size, load_model, make_method, make_scheduler
 from stylediff.diffusion.schedule import Schedule
-from stylediff.errors import ConfigError, NumericalError, ResourceError, WeightsError
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -25,9 +25,9 @@ def model(tiny_ddpm_dir):
 
 @pytest.fixture(scope="module")
 def style_loss():
-    from stylediff.images import load_image
-    from stylediff.losses import style_objective
+    from stylediff.core.images import load_image
     from stylediff.networks.vgg19 import load_vgg19
+    from stylediff.nst.losses import style_objective
 
     return style_objective(load_vgg19(), load_image(STYLE, 32), LAYERS)
 
@@ -183,9 +183,9 @@ def test_bf16_on_cpu_is_close_to_fp32(model):
     """bf16 autocast on the CPU, on the embedded demo model (20 DDIM steps, 4 seeds, Gram loss at
     relu1_1…relu3_1). Measured: mean |Δ| 0.003 (through_unet 0.1) to 0.008 (x0 0.05) in [0, 1], max 0.08;
     final style losses within 7 %. Tolerances: mean |Δ| < 0.02, losses within 12 %."""
-    from stylediff.images import load_image
-    from stylediff.losses import style_objective
+    from stylediff.core.images import load_image
     from stylediff.networks.vgg19 import load_vgg19
+    from stylediff.nst.losses import style_objective
 
     demo = load_model(Path(__file__).resolve().parents[1] / "models" / "ddpm-emoji-faces-32")
     objective = style_objective(load_vgg19(), load_image(STYLE, 64), LAYERS)

@@ -46,7 +46,7 @@ def test_hook_turns_rst_tables_and_roles_into_markdown():
     import markdown
 
     hooks = load(ROOT / "docs" / "hooks.py", "docs_hooks")
-    text = """See :class:`~stylediff.metrics.Metric` and a_{t-1} or ∇_{x_t}L and ᾱ_{t−1}.
+    text = """See :class:`~stylediff.evaluation.metrics.Metric` and a_{t-1} or ∇_{x_t}L and ᾱ_{t−1}.
 
 =====  ===========
 kind   metrics
@@ -57,5 +57,5 @@ b      four
 =====  ===========
 """
     html = markdown.markdown(text, extensions=["tables", hooks.DocstringMarkdown()])
-    assert "<code>stylediff.metrics.Metric</code>" in html and "<em>" not in html
+    assert "<code>stylediff.evaluation.metrics.Metric</code>" in html and "<em>" not in html
     assert "<td>one, two, three</td>" in html and "<td>four</td>" in html and "=====" not in html

@@ -1,4 +1,4 @@
-"""stylediff.findings: rank correlations, the claims it states from tables, and the README splice."""
+"""stylediff.reporting.findings: rank correlations, the claims it states from tables, and the README splice."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import re
 import pandas as pd
 import pytest
 
-from stylediff.errors import ConfigError
-from stylediff.findings import README_BEGIN, README_END, findings_markdown, spearman, splice_readme
+from stylediff.core.errors import ConfigError
+from stylediff.reporting.findings import README_BEGIN, README_END, findings_markdown, spearman, splice_readme
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stylediff.findings import findings_markdown
+from stylediff.reporting.findings import findings_markdown
 
 LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 

@@ -3,9 +3,9 @@ import pytest
 import torch
 from PIL import Image
 
-from stylediff.errors import ImageError, NumericalError, OutputError
-from stylediff.images import load_image, save_image
-from stylediff.io import atomic_path, write_json
+from stylediff.core.errors import ImageError, NumericalError, OutputError
+from stylediff.core.images import load_image, save_image
+from stylediff.core.io import atomic_path, write_json
 
 
 def rgb_array(h=40, w=60):

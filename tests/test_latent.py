@@ -1,4 +1,4 @@
-"""Latent models through the model adapter (stylediff.diffusion.models): tiny random Stable Diffusion,
+"""Latent models through the model adapter (stylediff.diffusion.adapters): tiny random Stable Diffusion,
 SDXL and LDM pipelines built from diffusers' own test configurations, saved to a temporary folder
 and loaded back through ``load_model`` and ``stylediff sample --model``."""
 
@@ -242,9 +242,9 @@ def tiny_decoder_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def style_loss():
-    from stylediff.images import load_image
-    from stylediff.losses import style_objective
+    from stylediff.core.images import load_image
     from stylediff.networks.vgg19 import load_vgg19
+    from stylediff.nst.losses import style_objective
 
     return style_objective(load_vgg19(), load_image(STYLE, 64), ["relu1_1", "relu2_1"])
 
@@ -487,9 +487,9 @@ def test_bad_latent_input_is_one_line_and_writes_nothing(case, sd_dir, ldm_dir, 
 def test_prompts_are_an_axis_of_the_methods_experiment():
     from snakemake.utils import validate
 
-    from stylediff import plan
-    from stylediff.experiments import lookup
-    from stylediff.runids import parse_run_id, run_id
+    from stylediff.workflow import plan
+    from stylediff.workflow.experiments import lookup
+    from stylediff.workflow.runids import parse_run_id, run_id
 
     from .conftest import ROOT, preset_config
 
@@ -536,7 +536,7 @@ def test_sd_loads_offline_from_the_hub_cache(sd_dir, tmp_path, monkeypatch):
     assert set(loaded.components) >= {"unet", "vae", "text_encoder", "tokenizer"}
     weights = loaded.info["components"]["vae"]["files"]["diffusion_pytorch_model.safetensors"]
     assert weights == hashlib.sha256(files["vae/diffusion_pytorch_model.safetensors"]).hexdigest()
-    from stylediff.errors import WeightsError
+    from stylediff.core.errors import WeightsError
 
     with pytest.raises(WeightsError, match="stylediff weights fetch --models stabilityai/stable-diffusion-2-1-base"):
         load_model("stabilityai/stable-diffusion-2-1-base", cache_dir=cache, local_files_only=True)
@@ -547,7 +547,7 @@ def test_weights_fetch_patterns_cover_what_the_loader_reads(sd_dir):
     the loader reads matches one, the safety checker's do not."""
     from fnmatch import fnmatch
 
-    from stylediff.diffusion.loading import hub_patterns
+    from stylediff.weights.hub import hub_patterns
 
     index = json.loads((sd_dir / "model_index.json").read_text())
     safetensors, bins = hub_patterns({**index, "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"]})

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylediff.images import load_image
-from stylediff.layout_copy import COPY_THRESHOLD, layout_copy
+from stylediff.core.images import load_image
+from stylediff.evaluation.layout_copy import COPY_THRESHOLD, layout_copy
 
 STYLES = Path(__file__).resolve().parents[1] / "data" / "styles"
 

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from stylediff.errors import ConfigError, LossError
-from stylediff.gram import gram_matrix
-from stylediff.losses import (
+from stylediff.core.errors import ConfigError, LossError
+from stylediff.core.seeding import ImageStreams, drawing_from
+from stylediff.nst.gram import gram_matrix
+from stylediff.nst.losses import (
     STYLE_LOSSES,
     ContentTerm,
     GaussianW2Loss,
@@ -16,7 +17,6 @@ from stylediff.losses import (
     style_objective,
     total_variation,
 )
-from stylediff.seeding import ImageStreams, drawing_from
 
 LOSSES = sorted(STYLE_LOSSES)
 
@@ -260,7 +260,7 @@ def test_objective_to_a_dtype_works_for_every_loss(vgg, loss, dtype):
 
 def test_gram_matrix_backward_is_the_exact_gradient():
     """The one-product backward of the Gram matrix (symmetry) against autograd's numerical check."""
-    from stylediff.gram import gram_matrix
+    from stylediff.nst.gram import gram_matrix
 
     features = torch.randn(2, 6, 4, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(gram_matrix, (features,))

@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
+from stylediff.core.seeding import derived_seed
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method, make_scheduler
 from stylediff.diffusion.analytic import GaussianDenoiser, QuadraticLoss
 from stylediff.diffusion.methods.base import Evaluations, GuidanceMethod
-from stylediff.seeding import derived_seed
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -32,9 +32,9 @@ def model(tiny_ddpm_dir):
 
 @pytest.fixture(scope="module")
 def style_loss():
-    from stylediff.images import load_image
-    from stylediff.losses import style_objective
+    from stylediff.core.images import load_image
     from stylediff.networks.vgg19 import load_vgg19
+    from stylediff.nst.losses import style_objective
 
     return style_objective(load_vgg19(), load_image(STYLE, 32), ["relu1_1", "relu2_1"])
 

@@ -1,4 +1,4 @@
-"""The metrics (stylediff.metrics, .scorer, .lpips, .backbones, .metrics_document) and the `stylediff metrics` verb."""
+"""The metrics (stylediff.evaluation.metrics, .scorer, .lpips, .backbones, .metrics_document) and the `stylediff metrics` verb."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylediff.backbones import backbone_path, ensure_backbone
-from stylediff.errors import ConfigError, WeightsError
-from stylediff.images import load_image, save_image
-from stylediff.io import write_json
-from stylediff.losses import STYLE_LOSSES
-from stylediff.lpips import LPIPS_NETS
-from stylediff.metrics_document import image_metrics
-from stylediff.scorer import METRIC_LAYERS, Scorer, gram_distances
+from stylediff.core.errors import ConfigError, WeightsError
+from stylediff.core.images import load_image, save_image
+from stylediff.core.io import write_json
+from stylediff.evaluation.document import image_metrics
+from stylediff.evaluation.lpips import LPIPS_NETS
+from stylediff.evaluation.scorer import METRIC_LAYERS, Scorer, gram_distances
+from stylediff.nst.losses import STYLE_LOSSES
+from stylediff.weights.backbones import backbone_path, ensure_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_LPIPS = all(backbone_path(net).is_file() for net in LPIPS_NETS)
@@ -73,7 +73,7 @@ def test_missing_lpips_backbone_is_a_one_line_weights_error(monkeypatch, tmp_pat
 def test_lpips_auto_skips_without_backbones_and_says_so(monkeypatch, tmp_path, capsys):
     """No backbone files and no download (torchvision's URL pointed nowhere): `auto` scores everything
     else, says once why LPIPS is missing and records it; `true` fails; `false` is silent."""
-    from stylediff import backbones
+    from stylediff.weights import backbones
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(

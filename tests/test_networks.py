@@ -12,11 +12,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylediff.errors import LayerError, WeightsError
-from stylediff.heldout import HELDOUT, HeldOut, HeldOutMetric
-from stylediff.images import load_image
-from stylediff.losses import STYLE_LOSSES, Objective, StyleTerm
+from stylediff.core.errors import LayerError, WeightsError
+from stylediff.core.images import load_image
+from stylediff.evaluation.heldout import HELDOUT, HeldOut, HeldOutMetric
 from stylediff.networks import NETWORKS, load_network, network_available, network_status
+from stylediff.nst.losses import STYLE_LOSSES, Objective, StyleTerm
 
 ROOT = Path(__file__).resolve().parents[1]
 STYLES = sorted((ROOT / "data" / "styles").glob("*.jpg"))
@@ -425,10 +425,10 @@ def test_transfer_on_clip_takes_the_networks_content_layer(tiny_clip, tmp_path):
 
 def test_metrics_documents_carry_the_heldout_columns_of_networks_the_run_did_not_use(tmp_path):
     """`stylediff metrics`' document: VGG-16 and AlexNet Gram for a VGG-19 run; no VGG-16 column for a VGG-16 run."""
-    from stylediff.images import save_image
-    from stylediff.io import write_json
-    from stylediff.metrics_document import image_metrics
-    from stylediff.scorer import Scorer
+    from stylediff.core.images import save_image
+    from stylediff.core.io import write_json
+    from stylediff.evaluation.document import image_metrics
+    from stylediff.evaluation.scorer import Scorer
 
     present = [m.column for m in HELDOUT if m.network in ("vgg16", "alexnet") and network_available(m.network)]
     if not present:

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from stylediff.errors import ConfigError, NumericalError
-from stylediff.images import load_image, resize
-from stylediff.losses import STYLE_LOSSES, ContentTerm, Objective, style_objective
-from stylediff.optimize import (
+from stylediff.core.errors import ConfigError, NumericalError
+from stylediff.core.images import load_image, resize
+from stylediff.nst.losses import STYLE_LOSSES, ContentTerm, Objective, style_objective
+from stylediff.nst.optimize import (
     OptimizeConfig,
     coarse_to_fine,
     invert,
@@ -200,7 +200,7 @@ def test_the_engine_leaves_torch_optimisers_as_it_found_them():
     """The start-up shortcut (no torch._dynamo import inside the engine) is undone when the engine returns."""
     from torch.optim import Optimizer
 
-    from stylediff.optimize import _DYNAMO_GUARDED, _without_dynamo_import
+    from stylediff.nst.optimize import _DYNAMO_GUARDED, _without_dynamo_import
 
     wrapped = [getattr(vars(Optimizer)[name], "__wrapped__", None) for name in _DYNAMO_GUARDED]
     before = [hasattr(f, "__dynamo_disable") for f in wrapped if f is not None]

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 import stylediff
-from stylediff.extras import DISTRIBUTION_OF, canonical
+from stylediff.core.extras import DISTRIBUTION_OF, canonical
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -130,8 +130,8 @@ def test_core_works_without_the_extras():
 import torch
 from stylediff.cli import build_parser
 from stylediff.diffusion import GuidedSampler, load_model, make_method
-from stylediff.losses import style_objective
-from stylediff.optimize import OptimizeConfig, synthesize_texture
+from stylediff.nst.losses import style_objective
+from stylediff.nst.optimize import OptimizeConfig, synthesize_texture
 from stylediff.networks.vgg19 import load_vgg19
 build_parser().parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--method", "tfg"])
 vgg = load_vgg19("caffe", "max", torch.device("cpu"))
@@ -180,7 +180,7 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch, capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert "needs pandas" in err and "pip install 'stylediff[workflow]'" in err
-    from stylediff.extras import extra_for
+    from stylediff.core.extras import extra_for
 
     assert (
         extra_for("torch") is None

@@ -1,4 +1,4 @@
-"""The experiment plan (stylediff.plan, stylediff.experiments, stylediff.runids): run ids, runs per preset, jobs and their command lines.
+"""The experiment plan (stylediff.workflow.plan, stylediff.workflow.experiments, stylediff.workflow.runids): run ids, runs per preset, jobs and their command lines.
 torch-free: these tests also check that the plan imports no torch."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from stylediff import plan
-from stylediff.errors import ConfigError
-from stylediff.experiments import lookup, method_entries
-from stylediff.runids import model_slug, parse_run_id, run_id, split_run
+from stylediff.core.errors import ConfigError
+from stylediff.workflow import plan
+from stylediff.workflow.experiments import lookup, method_entries
+from stylediff.workflow.runids import model_slug, parse_run_id, run_id, split_run
 
 from .conftest import preset_config
 
@@ -202,7 +202,7 @@ def test_a_group_of_one_seed_writes_its_run_id():
 
 def test_plan_imports_no_torch():
     code = (
-        "import sys, yaml; from stylediff import plan; "
+        "import sys, yaml; from stylediff.workflow import plan; "
         "plan.build(yaml.safe_load(open('config.yaml'))); print('torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

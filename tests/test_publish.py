@@ -1,4 +1,4 @@
-"""stylediff.publish and `stylediff publish`: the one step that writes tracked files (report/, docs/results.md,
+"""stylediff.reporting.publish and `stylediff publish`: the one step that writes tracked files (report/, docs/results.md,
 README.md's results section). The tables are the committed findings tables."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from stylediff.errors import ConfigError
-from stylediff.findings import README_BEGIN, README_END
-from stylediff.publish import publish
+from stylediff.core.errors import ConfigError
+from stylediff.reporting.findings import README_BEGIN, README_END
+from stylediff.reporting.publish import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = {name: str(ROOT / "report" / "findings" / "tables" / f"{name}.csv") for name in ("inversion", "texture")}

@@ -1,4 +1,4 @@
-"""Tables and figures (stylediff.report) and image specs (stylediff.datasets)."""
+"""Tables and figures (stylediff.reporting) and image specs (stylediff.workflow.image_specs)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from stylediff.datasets import check_spec, image_slug, materialise, resolve_image
-from stylediff.errors import ConfigError, ImageError
-from stylediff.experiments import lookup
-from stylediff.io import write_json
-from stylediff.report.figures import make_figures
-from stylediff.report.tables import aggregate
-from stylediff.runids import parse_run_id, run_id
+from stylediff.core.errors import ConfigError, ImageError
+from stylediff.core.io import write_json
+from stylediff.reporting.figures import make_figures
+from stylediff.reporting.tables import aggregate
+from stylediff.workflow.experiments import lookup
+from stylediff.workflow.image_specs import check_spec, image_slug, materialise, resolve_image
+from stylediff.workflow.runids import parse_run_id, run_id
 
 
 def test_image_specs(tmp_path):
@@ -168,7 +168,7 @@ def test_tables_and_figures_take_labels_and_losses_from_the_metrics_job(tmp_path
     import subprocess
     import sys
 
-    from stylediff.report.tables import read_table, recorded_label
+    from stylediff.reporting.tables import read_table, recorded_label
 
     runs = [{"style": "s.jpg", "layers": ["relu1_1"], "loss": loss, "seed": 0} for loss in ("gram", "mean_std")]
     runs_csv, files = _fake_experiment(tmp_path, "texture", runs)
@@ -202,7 +202,7 @@ def test_pareto_figure_has_a_panel_per_style_metric_with_interval_bars():
     import numpy as np
     import pandas as pd
 
-    from stylediff.report.figures import pareto_figure
+    from stylediff.reporting.figures import pareto_figure
 
     rng = np.random.default_rng(0)
     rows = []

@@ -1,4 +1,4 @@
-"""stylediff.search (beam search) and the `stylediff search` verb."""
+"""stylediff.diffusion.knob_search (beam search) and the `stylediff search` verb."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import yaml
 
 from stylediff.cli import main
-from stylediff.search import beam_search
+from stylediff.diffusion.knob_search import beam_search
 
 STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "starry_night.jpg"
 

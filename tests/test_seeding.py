@@ -1,4 +1,4 @@
-"""Randomness follows the run's seed (stylediff.seeding): a style loss that draws random numbers
+"""Randomness follows the run's seed (stylediff.core.seeding): a style loss that draws random numbers
 (sliced_wasserstein's projections) draws them from streams of each image's seed in the sampler, from
 the run's seed in the optimisation engine, and from common random numbers across search candidates."""
 
@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from stylediff.cli import main
+from stylediff.core.images import load_image
+from stylediff.core.seeding import ImageStreams, active_streams, derived_seed, drawing_from
 from stylediff.diffusion import GuidedSampler, load_model, make_method
-from stylediff.images import load_image
-from stylediff.losses import style_objective
-from stylediff.optimize import OptimizeConfig, transfer_style
-from stylediff.seeding import ImageStreams, active_streams, derived_seed, drawing_from
+from stylediff.nst.losses import style_objective
+from stylediff.nst.optimize import OptimizeConfig, transfer_style
 
 pytest.importorskip("diffusers")
 

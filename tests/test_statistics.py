@@ -1,4 +1,4 @@
-"""stylediff.report.statistics and the split-half comparison (stylediff.report.comparison) on synthetic
+"""stylediff.reporting.statistics and the split-half comparison (stylediff.reporting.comparison) on synthetic
 tables: the interval decides the word, the bootstrap is seeded and paired, and no reported number comes
 from a seed that chose the setting."""
 
@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stylediff.errors import ConfigError
-from stylediff.report.comparison import Budget, SplitHalf, compare, select_settings, split_seeds, style_metrics
-from stylediff.report.statistics import (
+from stylediff.core.errors import ConfigError
+from stylediff.reporting.comparison import Budget, SplitHalf, compare, select_settings, split_seeds, style_metrics
+from stylediff.reporting.statistics import (
     Interval,
     kendall,
     mean_interval,
@@ -117,9 +117,9 @@ def test_budget_limits_the_choice_and_heldout_metrics_plug_in_by_name():
 def test_the_findings_preset_plans_a_split_half_comparison():
     """The findings preset's guidance-methods grid: ≥ 5 styles × ≥ 4 seeds, two disjoint halves of ≥ 2
     seeds each (every run is sampled for both), and every method's scales span its scale_range."""
-    from stylediff import plan
     from stylediff.diffusion import METHODS
-    from stylediff.experiments import method_entries
+    from stylediff.workflow import plan
+    from stylediff.workflow.experiments import method_entries
 
     from .conftest import preset_config
 
@@ -151,7 +151,7 @@ def test_a_method_over_the_budget_is_never_the_best():
 
 def test_runs_guided_on_another_network_are_compared_apart_by_the_loss_they_recorded():
     """A CLIP-guided run's guidance loss is the loss it recorded (final_loss); VGG-19 Gram is held out for it."""
-    from stylediff.report.comparison import guidance_metric, network_groups
+    from stylediff.reporting.comparison import guidance_metric, network_groups
 
     vgg, clip = table("a"), table("b")
     vgg["network"], clip["network"] = "vgg19", "clip-vit-b16"

@@ -1,4 +1,4 @@
-"""TFG's CLIP text score (stylediff.text_score) on a tiny random CLIPModel saved to a temporary folder, and the
+"""TFG's CLIP text score (stylediff.evaluation.text_score) on a tiny random CLIPModel saved to a temporary folder, and the
 ``clip_text_score`` column of guidance metrics."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from stylediff.errors import WeightsError
-from stylediff.images import load_image, save_image
-from stylediff.io import write_json
-from stylediff.metrics_document import image_metrics
-from stylediff.provenance import file_sha256
-from stylediff.scorer import Scorer
-from stylediff.text_score import COLUMN, ENV_VAR, TextScore, load, status
+from stylediff.core.errors import WeightsError
+from stylediff.core.images import load_image, save_image
+from stylediff.core.io import write_json
+from stylediff.core.provenance import file_sha256
+from stylediff.evaluation.document import image_metrics
+from stylediff.evaluation.scorer import Scorer
+from stylediff.evaluation.text_score import COLUMN, ENV_VAR, TextScore, load, status
 from tests.test_latent import clip_tokenizer
 
 transformers = pytest.importorskip("transformers")

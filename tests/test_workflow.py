@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stylediff import plan
-from stylediff.experiments import lookup
+from stylediff.workflow import plan
+from stylediff.workflow.experiments import lookup
 
 from .conftest import preset_config
 
@@ -239,7 +239,7 @@ def test_a_run_writes_only_its_results_and_publish_only_what_it_declares(tmp_pat
     """In a git copy of the checkout (tracked files as they are now), a real run of a small config leaves
     `git status` empty; `snakemake publish` then changes only the publish folder, docs/results.md and
     README.md's results section (the text outside the markers stays)."""
-    from stylediff.findings import README_BEGIN, README_END
+    from stylediff.reporting.findings import README_BEGIN, README_END
 
     repo = tmp_path / "clone"
     for name in git(ROOT, "ls-files", "-z").split("\0"):

@@ -15,8 +15,8 @@ import sys
 
 from .. import __doc__ as package_doc
 from .. import __version__
-from ..errors import StylediffError
-from ..extras import missing_extra_message
+from ..core.errors import StylediffError
+from ..core.extras import missing_extra_message
 from . import batch, info, optimize, report, sample, search, weights
 from .args import OneLineParser
 

@@ -8,19 +8,19 @@ import math
 import os
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..layers import POOLINGS, STYLE_LAYERS_GATYS, WEIGHT_SOURCES
+from ..core.errors import ConfigError
+from ..networks.vgg19_layers import POOLINGS, STYLE_LAYERS_GATYS, WEIGHT_SOURCES
 
 
 def registered(registry: str):
-    """An argument type: a name of ``stylediff.losses.STYLE_LOSSES``, of the feature networks or of the guidance methods, checked
+    """An argument type: a name of ``stylediff.nst.losses.STYLE_LOSSES``, of the feature networks or of the guidance methods, checked
     when parsing (the registry's one-line message lists the valid names); imports it only then."""
 
     def check(name: str) -> str:
-        from ..errors import StylediffError
+        from ..core.errors import StylediffError
 
         if registry == "loss":
-            from ..losses import STYLE_LOSSES as names
+            from ..nst.losses import STYLE_LOSSES as names
         elif registry == "network":
             from ..networks import NETWORKS as names
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from ..errors import ConfigError, StylediffError
+from ..core.errors import ConfigError, StylediffError
 from . import args as cli
 
 

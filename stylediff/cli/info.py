@@ -9,7 +9,7 @@ import json
 
 def run_layers(args) -> None:
     if args.network in (None, "vgg19", "vgg19-torchvision"):
-        from ..layers import LAYERS
+        from ..networks.vgg19_layers import LAYERS
 
         print("\n".join(LAYERS))
         return

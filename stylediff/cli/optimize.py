@@ -1,5 +1,5 @@
 """The image-optimisation verbs: ``invert``, ``texture``, ``transfer``. Each parses its arguments, calls
-one function of :mod:`stylediff.optimize` and writes the image and its JSON sidecar. torch and the
+one function of :mod:`stylediff.nst.optimize` and writes the image and its JSON sidecar. torch and the
 package's torch modules are imported when a verb runs, not when the parser is built."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..layers import CONTENT_LAYER_GATYS
+from ..networks.vgg19_layers import CONTENT_LAYER_GATYS
 from . import args as cli
 
 
@@ -30,7 +30,7 @@ def add_optimisation(parser: argparse.ArgumentParser, steps: int, init: str, sca
 
 
 def optimisation_config(args):
-    from ..optimize import OptimizeConfig, coarse_to_fine
+    from ..nst.optimize import OptimizeConfig, coarse_to_fine
 
     if args.scales == "auto":  # resolved here, so that the sidecar records the sizes that ran
         args.scales = coarse_to_fine(args.size)
@@ -49,9 +49,9 @@ def optimisation_config(args):
 def write_result(command: str, args, result, vgg, device, load_seconds: float, extra: dict | None = None) -> str:
     """Write the image, then its sidecar (config, weights, versions, timing, losses and history); return
     the line the verb prints."""
-    from ..images import save_image
-    from ..io import write_json
-    from ..provenance import peak_rss_mb, sidecar
+    from ..core.images import save_image
+    from ..core.io import write_json
+    from ..core.provenance import peak_rss_mb, sidecar
 
     final = {key: value for key, value in result.final.items() if key not in ("step", "scale")}
     save_image(result.image, args.out)
@@ -82,7 +82,7 @@ def _prepare(args):
     """Check the output folder first (fail before any work), then load the network."""
     import torch
 
-    from ..io import ensure_parent
+    from ..core.io import ensure_parent
 
     ensure_parent(args.out)
     start = time.perf_counter()
@@ -92,8 +92,8 @@ def _prepare(args):
 
 
 def run_invert(args) -> str:
-    from ..images import load_image
-    from ..optimize import invert
+    from ..core.images import load_image
+    from ..nst.optimize import invert
 
     vgg, device, start = _prepare(args)
     min_side = vgg.min_size(vgg.check_layers([args.layer]))
@@ -113,9 +113,9 @@ and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py a
 
 
 def run_texture(args) -> str:
-    from ..errors import ConfigError
-    from ..images import load_image, scaled_shape
-    from ..optimize import synthesize_texture
+    from ..core.errors import ConfigError
+    from ..core.images import load_image, scaled_shape
+    from ..nst.optimize import synthesize_texture
 
     vgg, device, start = _prepare(args)
     layers = cli.style_layers(args, vgg)
@@ -137,8 +137,8 @@ def run_texture(args) -> str:
 
 
 def run_transfer(args) -> str:
-    from ..images import load_image
-    from ..optimize import transfer_style
+    from ..core.images import load_image
+    from ..nst.optimize import transfer_style
 
     vgg, device, start = _prepare(args)
     layers = cli.style_layers(args, vgg)

@@ -13,9 +13,9 @@ import json
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..experiments import EXPERIMENTS, METRIC_KINDS
-from ..layers import POOLINGS, WEIGHT_SOURCES
+from ..core.errors import ConfigError
+from ..networks.vgg19_layers import POOLINGS, WEIGHT_SOURCES
+from ..workflow.experiments import EXPERIMENTS, METRIC_KINDS
 from . import args as cli
 
 
@@ -32,7 +32,7 @@ def _paired(name: str, values: list[str] | None, count: int, required: bool) -> 
 
 
 def run_plan(args) -> str | None:
-    from .. import plan
+    from ..workflow import plan
 
     if args.config_json:
         config = json.loads(args.config_json)
@@ -50,7 +50,7 @@ def run_plan(args) -> str | None:
     if args.experiment:
         runs = runs[runs["experiment"] == args.experiment].dropna(axis=1, how="all")
     if args.out:
-        from ..io import write_text
+        from ..core.io import write_text
 
         write_text(args.out, runs.to_csv(index=False))
         return f"{cli.wrote(args.out)} ({len(runs)} runs)"
@@ -60,12 +60,12 @@ def run_plan(args) -> str | None:
 
 
 def run_metrics(args) -> str:
-    from ..io import ensure_parent, write_json
-    from ..losses import STYLE_LOSSES
-    from ..metrics import column_label
-    from ..metrics_document import image_metrics
-    from ..provenance import peak_rss_mb, versions
-    from ..scorer import Scorer
+    from ..core.io import ensure_parent, write_json
+    from ..core.provenance import peak_rss_mb, versions
+    from ..evaluation.document import image_metrics
+    from ..evaluation.metrics import column_label
+    from ..evaluation.scorer import Scorer
+    from ..nst.losses import STYLE_LOSSES
 
     images = args.image
     if len(args.out) != len(images):
@@ -105,7 +105,7 @@ def run_metrics(args) -> str:
 
 
 def run_aggregate(args) -> str:
-    from ..report.tables import aggregate
+    from ..reporting.tables import aggregate
 
     frame = aggregate(args.experiment, args.plan, args.metrics, args.out, args.summary)
     return f"{cli.wrote(args.out, *([args.summary] if args.summary else []))} ({len(frame)} runs)"
@@ -114,7 +114,7 @@ def run_aggregate(args) -> str:
 def run_figures(args) -> str:
     from pathlib import Path
 
-    from ..report.figures import make_figures
+    from ..reporting.figures import make_figures
 
     def pngs() -> dict[str, int]:
         return {path.name: path.stat().st_mtime_ns for path in Path(args.out_dir).glob("*.png")}
@@ -136,14 +136,14 @@ def _tables(items: list[str]) -> dict[str, str]:
 
 
 def run_findings(args) -> str:
-    from ..findings import write_findings
+    from ..reporting.findings import write_findings
 
     write_findings(_tables(args.table), args.out, args.readme, args.preset)
     return cli.wrote(args.out) + (f" and the results section of {args.readme}" if args.readme else "")
 
 
 def run_publish(args) -> str:
-    from ..publish import publish
+    from ..reporting.publish import publish
 
     written = publish(args.files, args.to, _tables(args.table or []), args.page, args.readme, args.preset)
     return cli.wrote(*written) if written else f"{args.to} already up to date"

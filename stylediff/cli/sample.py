@@ -104,7 +104,7 @@ def output_paths(out: str | Path, seeds: list[int]) -> list[Path]:
 
 
 def seeds_of(args) -> list[int]:
-    from ..errors import ConfigError
+    from ..core.errors import ConfigError
 
     if args.seeds is not None:
         if args.num_images is not None:
@@ -116,13 +116,13 @@ def seeds_of(args) -> list[int]:
 def run_sample(args) -> str:
     from torchvision.utils import make_grid
 
+    from ..core.errors import ImageError
+    from ..core.images import load_image, save_image
+    from ..core.io import ensure_parent, write_json
+    from ..core.provenance import peak_rss_mb, sidecar
     from ..diffusion import GuidedSampler, default_guidance_size, load_model, make_method
     from ..diffusion.loading import load_decoder
-    from ..errors import ImageError
-    from ..images import load_image, save_image
-    from ..io import ensure_parent, write_json
-    from ..losses import get_style_loss, style_objective
-    from ..provenance import peak_rss_mb, sidecar
+    from ..nst.losses import get_style_loss, style_objective
 
     ensure_parent(args.out)
     get_style_loss(args.loss)  # unknown names fail before any loading

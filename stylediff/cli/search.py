@@ -1,5 +1,5 @@
 """``stylediff search``: a beam search over one guidance method's knobs on a few seeds (see
-:mod:`stylediff.search`). Every evaluated candidate goes to a CSV; the best setting to a YAML entry
+:mod:`stylediff.diffusion.knob_search`). Every evaluated candidate goes to a CSV; the best setting to a YAML entry
 that the workflow's ``guidance_methods.methods`` list reads as it is."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from . import args as cli
 def run_search(args) -> str:
     import torch
 
+    from ..core.images import load_image
+    from ..core.io import ensure_parent, write_text
     from ..diffusion import METHODS, GuidedSampler, default_guidance_size, load_model, make_method
-    from ..images import load_image
-    from ..io import ensure_parent, write_text
-    from ..layers import min_input_size
-    from ..losses import style_objective
-    from ..scorer import METRIC_LAYERS, Scorer, gram_distances
-    from ..search import beam_search
+    from ..diffusion.knob_search import beam_search
+    from ..evaluation.scorer import METRIC_LAYERS, Scorer, gram_distances
+    from ..networks.vgg19_layers import min_input_size
+    from ..nst.losses import style_objective
 
     ensure_parent(args.out)
     cls = METHODS.lookup(args.method)

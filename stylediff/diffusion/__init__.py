@@ -10,9 +10,9 @@
 * :mod:`.analytic`: a Gaussian data model whose optimal denoiser is closed-form (exactness checks).
 """
 
+from .adapters import LatentModel, PixelModel
 from .loading import DiffusionModel, load_model
 from .methods import METHODS, Evaluations, GuidanceMethod, describe, make_method
-from .models import LatentModel, PixelModel
 from .sampler import GuidedSampler, HistoryRecorder, SampleOutput, default_guidance_size
 from .schedule import Schedule, make_scheduler
 

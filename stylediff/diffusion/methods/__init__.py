@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import ConfigError
-from ...registry import Registry
+from ...core.errors import ConfigError
+from ...core.registry import Registry
 from .base import Evaluations, GuidanceMethod, StepContext
 from .classifier import ClassifierGuidance
 from .dps import DPSGuidance

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ...errors import ConfigError, NumericalError
+from ...core.errors import ConfigError, NumericalError
 from ..schedule import Schedule
 
 

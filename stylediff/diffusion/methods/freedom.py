@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from .base import Evaluations, GuidanceMethod, StepContext, knob, per_image_rms, unet_gradient
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from .base import GuidanceMethod, StepContext, knob, per_image_norm
 
 NORMALIZATIONS = ("per_step", "first_step", "none")

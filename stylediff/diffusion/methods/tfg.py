@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from .base import Evaluations, GuidanceMethod, StepContext, knob
 
 SCHEDULES = ("increase", "decrease", "constant")

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...errors import ConfigError
+from ...core.errors import ConfigError
 from .base import Evaluations, GuidanceMethod, StepContext, knob, unet_gradient
 
 

@@ -1,0 +1,314 @@
+"""What a diffusion model is to the sampler: the seam between pixel-space and latent models.
+
+A model adapter owns three things, and nothing else knows which kind of model it is:
+
+* ``sample_shape``: the shape of one x_t (pixels, or latents);
+* ``denoise(x, t)``: the model output at x_t with the conditioning and classifier-free guidance folded
+  in (``ε = ε_u + w·(ε_c − ε_u)``, one UNet call on the doubled "CFG batch", as diffusers'
+  ``StableDiffusionPipeline.__call__`` does it), returned with the CFG correction ``w·(ε_c − ε_u)``
+  (None without CFG) for the rules whose step size their latent references take from it;
+* ``to_image(x̂0)``: model-space x̂0 → images ``(N, 3, H, W)`` in [0, 1], differentiable: the identity
+  (with a straight-through clamp to [-1, 1]) for pixel models, ``decoder.decode(x̂0 / scaling_factor)``
+  for latent ones (FreeDoM/UGD's ``decode_first_stage_with_grad``).
+
+:class:`~.sampler.GuidedSampler` owns the loop and the objective's resize; the guidance methods
+(:mod:`.methods`) own the rules and see x̂0 only through ``ctx.loss`` = L(to_image(x̂0)), so every
+method, the callback, recurrence, windows and the OOM split work unchanged for both kinds.
+:mod:`.loading` owns reading components from disk or the hub cache; :func:`make_adapter` turns a
+loaded model plus prompt, CFG scale and memory options into an adapter.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+
+from ..core.errors import ConfigError
+
+DEFAULT_CFG_SCALE = 7.5
+"""Classifier-free guidance scale of the published Stable Diffusion style tasks (FreeDoM, MPGD, TFG)."""
+
+
+class Denoised(NamedTuple):
+    output: torch.Tensor  # the model output (ε, x0 or v) after classifier-free guidance
+    correction: torch.Tensor | None  # w·(ε_c − ε_u) of CFG, None for a model without it
+
+
+def straight_through_clamp(x: torch.Tensor) -> torch.Tensor:
+    """x clamped to [-1, 1] in value; where x has a graph, its gradient passes saturated entries too."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x + (x.clamp(-1, 1) - x).detach()
+    return x.clamp(-1, 1)
+
+
+class PixelModel:
+    """A pixel-space ``UNet2DModel`` (or any module with its ``config`` and ``forward(x, t).sample``)."""
+
+    latent = False
+
+    def __init__(self, unet, info: dict[str, Any] | None = None):
+        self.unet = unet
+        self.info = info or {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        size = self.unet.config.sample_size
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        return (self.unet.config.in_channels, *size)
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(self.sample_shape[1:])
+
+    @property
+    def cfg_batch(self) -> int:
+        """UNet inputs per image in one denoiser call (2 with classifier-free guidance)."""
+        return 1
+
+    def denoise(self, x: torch.Tensor, t) -> Denoised:
+        return Denoised(self.unet(x, t).sample, None)
+
+    def clamp(self, x0: torch.Tensor) -> torch.Tensor:
+        """The valid range of a model-space x̂0 (methods that clamp x̂0 call this): [-1, 1] pixels."""
+        return x0.clamp(-1, 1)
+
+    def to_image(self, x0: torch.Tensor) -> torch.Tensor:
+        return straight_through_clamp(x0) / 2 + 0.5
+
+    def final_images(self, x: torch.Tensor) -> torch.Tensor:
+        """The sampler's last x as images in [0, 1] (as the pipelines post-process it)."""
+        return (x.float() / 2 + 0.5).clamp(0, 1)
+
+    def autoencode(self, x0: torch.Tensor) -> torch.Tensor:
+        raise ConfigError("the autoencoder projection needs a latent model with an encoder (a VAE)")
+
+
+class LatentModel(PixelModel):
+    """A UNet on the latents of an autoencoder, optionally text-conditioned with classifier-free guidance.
+
+    ``unet``: ``UNet2DConditionModel`` (SD 1.x/2.x/XL) or ``UNet2DModel`` (unconditional, as
+    ``LDMPipeline``); ``vae``: the pipeline's ``AutoencoderKL`` or ``VQModel`` (final images, and the
+    encoder of MPGD's projection); ``decoder``: the differentiable decoder guidance goes through (the
+    VAE, or a cheaper ``AutoencoderTiny``); ``conditioning``: the UNet's keyword arguments for
+    (unconditional, conditional) prompts, each with a batch of one (repeated to the batch at each call);
+    ``cfg_scale`` w: CFG runs, as diffusers does, when w > 1 (else the conditional prediction alone).
+    """
+
+    latent = True
+
+    def __init__(
+        self,
+        unet,
+        vae,
+        decoder=None,
+        conditioning: tuple[dict, dict] | None = None,
+        cfg_scale: float = DEFAULT_CFG_SCALE,
+        info: dict[str, Any] | None = None,
+    ):
+        super().__init__(unet, info)
+        if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
+            raise ConfigError(f"the classifier-free guidance scale must be finite and >= 0, got {cfg_scale}")
+        self.vae = vae
+        self.decoder = decoder if decoder is not None else vae
+        self.conditioning = conditioning
+        self.cfg_scale = float(cfg_scale)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return tuple(side * self.vae_scale_factor for side in self.sample_shape[1:])
+
+    @property
+    def cfg(self) -> bool:
+        return self.conditioning is not None and self.cfg_scale > 1
+
+    @property
+    def cfg_batch(self) -> int:
+        return 2 if self.cfg else 1
+
+    @staticmethod
+    def _batched(kwargs: dict, n: int) -> dict:
+        """Each tensor of a batch-of-one conditioning repeated to n images (nested dicts too)."""
+        return {
+            key: (LatentModel._batched(value, n) if isinstance(value, dict) else value.expand(n, *value.shape[1:]))
+            for key, value in kwargs.items()
+        }
+
+    @staticmethod
+    def _cfg_batch(unconditional: dict, conditional: dict, n: int) -> dict:
+        """[unconditional × n, conditional × n] of every tensor (the order of ``torch.cat([x, x])``)."""
+        return {
+            key: (
+                LatentModel._cfg_batch(unconditional[key], value, n)
+                if isinstance(value, dict)
+                else torch.cat([unconditional[key], value]).repeat_interleave(n, 0)
+            )
+            for key, value in conditional.items()
+        }
+
+    def denoise(self, x: torch.Tensor, t) -> Denoised:
+        if self.conditioning is None:
+            return Denoised(self.unet(x, t).sample, None)
+        unconditional, conditional = self.conditioning
+        if not self.cfg:
+            return Denoised(self.unet(x, t, **self._batched(conditional, x.shape[0])).sample, None)
+        both = self._cfg_batch(unconditional, conditional, x.shape[0])
+        out_u, out_c = self.unet(torch.cat([x, x]), t, **both).sample.chunk(2)
+        correction = self.cfg_scale * (out_c - out_u)
+        return Denoised(out_u + correction, correction)
+
+    def clamp(self, x0: torch.Tensor) -> torch.Tensor:
+        return x0  # latents have no fixed range
+
+    def _decode(self, decoder, z: torch.Tensor) -> torch.Tensor:
+        return decoder.decode(z / decoder.config.scaling_factor).sample
+
+    def to_image(self, x0: torch.Tensor) -> torch.Tensor:
+        return straight_through_clamp(self._decode(self.decoder, x0).float()) / 2 + 0.5
+
+    def final_images(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return (self._decode(self.vae, x).float() / 2 + 0.5).clamp(0, 1)
+
+    def autoencode(self, x0: torch.Tensor) -> torch.Tensor:
+        """encode(decode(x̂0)): the latent projected through the autoencoder (MPGD's projection)."""
+        if not hasattr(self.vae, "encode"):
+            raise ConfigError("the autoencoder projection needs a VAE with an encoder")
+        image = self._decode(self.vae, x0)
+        encoded = self.vae.encode(image)
+        latents = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latents
+        return latents * self.vae.config.scaling_factor
+
+
+def _text_pipeline(components: dict[str, Any], scheduler):
+    """A diffusers pipeline object around the loaded parts, for its own ``encode_prompt`` (so prompts,
+    padding, negative prompts and SDXL's pooled embeddings are encoded exactly as the pipeline does).
+    Its constructor also updates an outdated SD scheduler config (``steps_offset`` 1, ``clip_sample``
+    off) as ``StableDiffusionPipeline`` does for every run, so the sampler's scheduler matches it."""
+    import warnings
+
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="(?s).*(steps_offset|clip_sample)")
+        return _pipeline_of(components, scheduler, StableDiffusionPipeline, StableDiffusionXLPipeline)
+
+
+def _pipeline_of(components: dict[str, Any], scheduler, sd_class, sdxl_class):
+    if "text_encoder_2" in components:
+        return sdxl_class(
+            vae=components["vae"],
+            text_encoder=components["text_encoder"],
+            tokenizer=components["tokenizer"],
+            text_encoder_2=components["text_encoder_2"],
+            tokenizer_2=components["tokenizer_2"],
+            unet=components["unet"],
+            scheduler=scheduler,
+            image_encoder=None,
+            feature_extractor=None,
+            force_zeros_for_empty_prompt=components["options"]["force_zeros_for_empty_prompt"],
+            add_watermarker=False,
+        )
+    return sd_class(
+        vae=components["vae"],
+        text_encoder=components["text_encoder"],
+        tokenizer=components["tokenizer"],
+        unet=components["unet"],
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+
+
+@torch.no_grad()
+def encode_prompts(
+    components: dict[str, Any],
+    scheduler,
+    prompt: str,
+    negative_prompt: str | None,
+    cfg_scale: float,
+    image_shape: tuple[int, int],
+) -> tuple[dict, dict]:
+    """The UNet's keyword arguments (batch of one) for the negative and the positive prompt."""
+    pipe = _text_pipeline(components, scheduler)
+    device = components["unet"].device
+    cfg = cfg_scale > 1
+    if "text_encoder_2" not in components:
+        positive, negative = pipe.encode_prompt(prompt, device, 1, cfg, negative_prompt)
+        negative = torch.zeros_like(positive) if negative is None else negative
+        return {"encoder_hidden_states": negative}, {"encoder_hidden_states": positive}
+    positive, negative, pooled, negative_pooled = pipe.encode_prompt(
+        prompt, device=device, num_images_per_prompt=1, do_classifier_free_guidance=cfg, negative_prompt=negative_prompt
+    )
+    projection = components["text_encoder_2"].config.projection_dim
+    time_ids = pipe._get_add_time_ids(
+        image_shape, (0, 0), image_shape, dtype=positive.dtype, text_encoder_projection_dim=projection
+    ).to(device)
+    if negative is None:
+        negative, negative_pooled = torch.zeros_like(positive), torch.zeros_like(pooled)
+    return (
+        {
+            "encoder_hidden_states": negative,
+            "added_cond_kwargs": {"text_embeds": negative_pooled, "time_ids": time_ids},
+        },
+        {"encoder_hidden_states": positive, "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}},
+    )
+
+
+def make_adapter(
+    model,
+    scheduler,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    cfg_scale: float | None = None,
+    decoder=None,
+    vae_checkpointing: bool = False,
+) -> PixelModel:
+    """The adapter of a loaded :class:`~.loading.DiffusionModel`: a :class:`PixelModel`, or a
+    :class:`LatentModel` with its prompts encoded (``cfg_scale`` None: 7.5) and its decoder chosen
+    (``decoder``: a loaded ``AutoencoderTiny`` or None for the VAE), gradient checkpointing in the
+    decoder when asked. Options a model cannot use are one-line ConfigErrors."""
+    components = model.components
+    text = "text_encoder" in components
+    name = model.info.get("id")
+    if not text and (prompt is not None or negative_prompt is not None or cfg_scale is not None):
+        kind = "latent" if "vae" in components else "pixel-space"
+        raise ConfigError(
+            f"--prompt, --negative-prompt and --cfg-scale need a text-conditioned model; {name} is "
+            f"an unconditional {kind} model"
+        )
+    if "vae" not in components:
+        if decoder is not None or vae_checkpointing:
+            raise ConfigError(
+                f"--decoder and --vae-checkpointing need a latent model (a VAE); {name} is a pixel-space model"
+            )
+        return PixelModel(model.unet, model.info)
+    cfg_scale = DEFAULT_CFG_SCALE if cfg_scale is None else float(cfg_scale)
+    if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
+        raise ConfigError(f"the classifier-free guidance scale must be finite and >= 0, got {cfg_scale}")
+    conditioning = None
+    if text:
+        latent = PixelModel(model.unet).sample_shape[1:]
+        factor = 2 ** (len(components["vae"].config.block_out_channels) - 1)
+        conditioning = encode_prompts(
+            components, scheduler, prompt or "", negative_prompt, cfg_scale, tuple(side * factor for side in latent)
+        )
+    chosen = decoder if decoder is not None else components["vae"]
+    if vae_checkpointing:
+        chosen.enable_gradient_checkpointing()
+    return LatentModel(model.unet, components["vae"], chosen, conditioning, cfg_scale, model.info)

@@ -1,0 +1,225 @@
+"""The plan of one workflow config: its runs (one DataFrame row per run, a column per axis), their jobs,
+command lines, references and figures. Torch-free (only the standard library and pandas), so the
+Snakefile imports it in milliseconds and a user can print a preset's plan with ``stylediff plan``.
+
+:func:`build` turns a config into a :class:`Plan` of the experiments' specs
+(:mod:`stylediff.workflow.experiments`), naming each run by the run-id grammar (:mod:`stylediff.workflow.runids`); the
+workflow's rules, the metrics job and the tables all read its one DataFrame, so nothing parses file names.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ConfigError
+from .experiments import Experiment, lookup, network_layer_sets, quoted
+from .image_specs import resolve_image
+from .runids import IMAGE, SEPARATOR, model_slug, parse_run_id, run_id, split_run
+
+REFERENCE_SEED = 1000
+"""First seed of the realism reference sets (the runs' seeds are small integers)."""
+
+
+@dataclass
+class Plan:
+    """The runs of one config (``runs``: a DataFrame, one row per run) and what the workflow needs of them."""
+
+    config: dict
+    runs: Any = None  # pandas.DataFrame
+    results: str = "results"
+    report: str = "results/report"
+    """Where the run's summaries, figures and findings go (under ``results``; `snakemake publish` copies them)."""
+    values: dict[str, dict[str, dict]] = field(default_factory=dict)
+    """{experiment: {run id: {axis: config value}}} (lists and paths as in the config)."""
+
+    def image(self, spec: str) -> str:
+        """The file of an image spec (``skimage:NAME`` images are written by the workflow's image rule)."""
+        return resolve_image(spec, f"{self.results}/images")
+
+    def output(self, experiment: str, run: str, suffix: str = ".png") -> str:
+        return f"{self.results}/{experiment}/{run}{suffix}"
+
+    def outputs(self, experiment: str, suffix: str = ".png") -> list[str]:
+        return [self.output(experiment, run, suffix) for run in self.values.get(experiment, {})]
+
+    # -- jobs -------------------------------------------------------------------------------
+    def job_of(self, experiment: str, run: str) -> str:
+        """A batch job is a run id without its batched part (``head__tail``); with a grouped axis (seeds
+        sampled as one batch), the job is ``head`` alone: the batched axis and every axis after it."""
+        spec = lookup(experiment)
+        head, _, tail = split_run(spec, run)
+        return head if spec.grouped else f"{head}{SEPARATOR}{tail}"
+
+    def job_id(self, experiment: str, wildcards: Any) -> str:
+        """The job of a rule's ``head`` (and ``tail``) wildcards (see :meth:`job_outputs`)."""
+        if lookup(experiment).grouped:
+            return wildcards.head
+        return f"{wildcards.head}{SEPARATOR}{wildcards.tail}"
+
+    def jobs(self, experiment: str) -> dict[str, list[str]]:
+        """{job: [run ids]}."""
+        jobs: dict[str, list[str]] = {}
+        for run in self.values.get(experiment, {}):
+            jobs.setdefault(self.job_of(experiment, run), []).append(run)
+        return jobs
+
+    def job_outputs(self, experiment: str, suffix: str) -> list[str]:
+        """Output patterns of one job, around its ``{head}`` (and ``{tail}``) wildcards: one per batched part
+        (per batched part and everything after it when the experiment groups an axis). Every job of an
+        experiment has the same parts: the grids are products, and a method's scales are the same for
+        every head."""
+        spec = lookup(experiment)
+        parts = []
+        for runs in self.jobs(experiment).values():
+            for run in runs:
+                _, part, tail = split_run(spec, run)
+                parts.append(f"{part}{SEPARATOR}{tail}" if spec.grouped else part)
+        tail = "" if spec.grouped else f"{SEPARATOR}{{tail}}"
+        return [f"{self.results}/{experiment}/{{head}}{SEPARATOR}{part}{tail}{suffix}" for part in dict.fromkeys(parts)]
+
+    def job_inputs(self, experiment: str, job: str) -> list[str]:
+        """Every image the job's runs read, and local diffusion model folders (a hub id is not a file)."""
+        spec = lookup(experiment)
+        files = set()
+        for run in self.jobs(experiment)[job]:
+            values = self.values[experiment][run]
+            files |= {self.image(values[axis.name]) for axis in spec.axes if axis.kind == IMAGE}
+            if "model" in values and Path(values["model"]).is_dir():
+                files.add(values["model"])
+        return sorted(files)
+
+    def commands(self, experiment: str, job: str) -> list[str]:
+        """The job's runs as verb argument strings: one per run, or one per group (``--seeds`` a list and
+        ``--out`` the run id without its seed: the verb writes ``OUT__s<seed>.png`` per image; a group of
+        one seed writes its run id itself)."""
+        spec = lookup(experiment)
+        lines: dict[str, list[str]] = {}
+        for run in self.jobs(experiment)[job]:
+            key = run
+            if spec.grouped:
+                key = SEPARATOR.join(run.split(SEPARATOR)[:-1])  # the grouped axis is the last one
+            lines.setdefault(key, []).append(run)
+        out = []
+        for key, runs in lines.items():
+            values = dict(self.values[experiment][runs[0]])
+            if spec.grouped:
+                values[f"{spec.grouped}s"] = [self.values[experiment][run][spec.grouped] for run in runs]
+            target = key if len(runs) > 1 else runs[0]
+            out.append(" ".join(spec.command(self, values) + ["--out", quoted(self.output(experiment, target))]))
+        return out
+
+    # -- metrics, figures -------------------------------------------------------------------
+    def references(self, experiment: str) -> tuple[list[str], list[str]]:
+        """(reference, baseline) image of every run, in run order (baselines empty when there are none)."""
+        spec = lookup(experiment)
+        refs, bases = [], []
+        for values in self.values.get(experiment, {}).values():
+            refs.append(self.image(values[spec.reference]))
+            base = spec.baseline(self, values)
+            if base is not None:
+                bases.append(base)
+        return refs, bases
+
+    def realism_references(self, experiment: str) -> list[str]:
+        """The reference set (batch sidecar) of every run, in run order (empty without reference sets)."""
+        if not self.reference_sets(experiment):
+            return []
+        return [self.reference_set_of(experiment, values) for values in self.values[experiment].values()]
+
+    def figures(self, experiment: str) -> list[str]:
+        return lookup(experiment).figures(self.config)
+
+    # -- the realism reference sets ---------------------------------------------------------
+    def reference_sets(self, experiment: str) -> dict[str, dict[str, Any]]:
+        """{model slug: {model, seeds, out}}: per model, ``reference_samples`` unguided samples (seeds from
+        :data:`REFERENCE_SEED`, disjoint from the runs'), the model's own distribution for realism."""
+        section = self.config.get(experiment) or {}
+        count = int(section.get("reference_samples") or 0)
+        if not count:
+            return {}
+        return {
+            model_slug(model): {
+                "model": model,
+                "seeds": list(range(REFERENCE_SEED, REFERENCE_SEED + count)),
+                "out": f"{self.results}/{experiment}/reference/{model_slug(model)}.png",
+            }
+            for model in section["models"]
+        }
+
+    def reference_set_of(self, experiment: str, values: dict) -> str | None:
+        """The batch sidecar of the reference set a run's realism is measured against (None without one)."""
+        sets = self.reference_sets(experiment)
+        entry = sets.get(model_slug(values["model"])) if "model" in values else None
+        return None if entry is None else str(Path(entry["out"]).with_suffix(".json"))
+
+    def _reference_set_values(self, experiment: str, slug: str) -> dict[str, Any]:
+        """The unguided setting a reference set samples (the style is not used at scale 0, but the verb
+        reads it)."""
+        entry = self.reference_sets(experiment)[slug]
+        section = self.config[experiment]
+        network = lookup(experiment).values(self.config, lookup(experiment).axis("network"))[0]
+        return {
+            "model": entry["model"],
+            "prompt": (section.get("prompts") or [""])[0],
+            "style": section["styles"][0],
+            "loss": section["losses"][0],
+            "network": network,
+            "layers": network_layer_sets(section, network)[0],
+            "method": "unguided",
+            "scale": 0,
+            "seeds": entry["seeds"],
+        }
+
+    def reference_set_inputs(self, experiment: str, slug: str) -> list[str]:
+        """The style image the reference set's command reads, and its model folder when it is local."""
+        values = self._reference_set_values(experiment, slug)
+        return [self.image(values["style"])] + ([values["model"]] if Path(values["model"]).is_dir() else [])
+
+    def reference_set_command(self, experiment: str, slug: str) -> str:
+        values = self._reference_set_values(experiment, slug)
+        out = self.reference_sets(experiment)[slug]["out"]
+        return " ".join(lookup(experiment).command(self, values) + ["--out", quoted(out)])
+
+
+def _combinations(config: dict, spec: Experiment) -> list[dict[str, Any]]:
+    if spec.combinations is not None:
+        return spec.combinations(config, spec)
+    axes = list(spec.axes)
+    values = [spec.values(config, axis) for axis in axes]
+    return [dict(zip((axis.name for axis in axes), combo)) for combo in itertools.product(*values)]
+
+
+def build(config: dict) -> Plan:
+    """The plan of ``config`` (a merged, validated workflow config)."""
+    import pandas as pd
+
+    results = str(config.get("results_dir", "results")).rstrip("/")
+    plan = Plan(config=config, results=results, report=f"{results}/report")
+    rows = []
+    for name in config["experiments"]:
+        spec = lookup(name)
+        if name not in config:
+            raise ConfigError(f"experiment {name!r} is listed in 'experiments' but has no {name}: section")
+        runs: dict[str, dict] = {}
+        for values in _combinations(config, spec):
+            values = spec.canonical(values)
+            run = run_id(spec, values)
+            if runs.get(run, values) != values:
+                raise ConfigError(f"{name}: two combinations of axes give the run id {run!r}; make the values distinct")
+            runs[run] = values
+        plan.values[name] = runs
+        for run in runs:
+            rows.append(
+                {
+                    "experiment": name,
+                    "run": run,
+                    **parse_run_id(spec, run),
+                    "job": plan.job_of(name, run),
+                    "output": plan.output(name, run),
+                }
+            )
+    plan.runs = pd.DataFrame(rows)
+    return plan
