@@ -118,7 +118,7 @@ def test_clip_gram_texture_through_the_cli(tiny_clip, tmp_path):
     assert history[-1]["loss"] < history[0]["loss"]
 
 
-def test_pooling_applies_to_vgg19_only(tiny_clip, tmp_path):
+def test_pooling_applies_only_to_networks_that_take_it(tiny_clip, tmp_path):
     cmd = [
         sys.executable,
         "-m",
@@ -136,7 +136,10 @@ def test_pooling_applies_to_vgg19_only(tiny_clip, tmp_path):
         str(tmp_path / "t.png"),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "VGG-19 only" in done.stderr
+    takes = [name for name, spec in NETWORKS.items() if "pooling" in spec.options]
+    assert takes and "pooling" not in NETWORKS["clip-vit-b16"].options
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"applies to {', '.join(takes)} only, not to --network clip-vit-b16" in done.stderr
     assert not (tmp_path / "t.png").exists()
 
 

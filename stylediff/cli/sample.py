@@ -62,12 +62,12 @@ def add_method_groups(parser: argparse.ArgumentParser) -> None:
 
     classes = list(METHODS.values())
     common = parser.add_argument_group("guidance (every method)")
-    common.add_argument(
+    cli.add_registered(
+        common,
         "--method",
+        "method",
+        "guidance rule (default %(default)s): %(choices)s (stylediff methods describes them)",
         default="x0",
-        type=cli.registered("method"),
-        metavar="METHOD",
-        help=f"guidance rule (default x0): {', '.join(METHODS)} (stylediff methods describes them)",
     )
     common.add_argument(
         "--scale",
