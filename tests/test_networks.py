@@ -36,8 +36,7 @@ def tiny_clip(tmp_path_factory) -> Path:
     return folder
 
 
-def test_every_network_is_registered_once_with_a_way_to_get_its_weights():
-    assert set(NETWORKS) == {"vgg19", "vgg19-torchvision", "vgg16", "alexnet", "clip-vit-b16", "clip-vit-b32", "csd"}
+def test_every_network_says_in_one_line_how_to_get_its_weights():
     for name in NETWORKS:
         status = network_status(name)
         assert status is None or ("\n" not in status and status)
