@@ -2,7 +2,10 @@
 points at its LPIPS backbones (elsewhere torchvision's usual cache and download apply), and the
 Hugging Face hub is switched off."""
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ if (ROOT.parent / "shared" / "cache" / "torch").is_dir():
     os.environ.setdefault("TORCH_HOME", str(ROOT.parent / "shared" / "cache" / "torch"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 STYLES = ROOT / "data" / "styles"
+DEMO_MODEL = ROOT / "models" / "ddpm-emoji-faces-32"
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +89,193 @@ def preset_config(preset: str = "quick") -> dict:
     if preset != "quick":
         update_config(config, yaml.safe_load((root / "config" / f"{preset}.yaml").read_text()))
     return config
+
+
+# ------------------------------------------------------------------------------------- the CLI
+def stylediff(*args, check: bool = True, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m stylediff ARGS`` in a fresh process from the repository root, as a user runs it; with
+    ``check`` a non-zero exit fails the test with its stderr. ``env`` is added to this process's environment."""
+    result = subprocess.run(
+        [sys.executable, "-m", "stylediff", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONHASHSEED": "0", **(env or {})},
+        **kwargs,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return result
+
+
+def run_main(capsys, argv: list[str]) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of one in-process CLI call (argument errors exit from argparse, the rest
+    return their status)."""
+    from stylediff.cli import main
+
+    try:
+        code = main([str(arg) for arg in argv])
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def sample_argv(model, out, *extra, style=STYLES / "the_scream.jpg", steps: int = 3) -> list[str]:
+    """``stylediff sample`` of ``model`` on the CPU at relu1_1,relu2_1 in ``steps`` steps, quietly."""
+    return [
+        "sample",
+        *("--model", str(model), "--style", str(style), "--out", str(out)),
+        *("--layers", "relu1_1,relu2_1", "--steps", str(steps), "--device", "cpu", "--no-progress"),
+        *map(str, extra),
+    ]
+
+
+def search_argv(model, out, method: str, *extra, style=STYLES / "starry_night.jpg") -> list[str]:
+    """``stylediff search`` of ``method`` at its smallest: two seeds, one round of a beam of one, three steps,
+    relu1_1, no LPIPS (the fidelity is then 1 − SSIM)."""
+    return [
+        "search",
+        *("--method", method, "--model", str(model), "--style", str(style), "--seeds", "0,1"),
+        *("--rounds", "1", "--beam", "1", "--steps", "3", "--layers", "relu1_1", "--lpips", "false"),
+        *("--device", "cpu", "--no-progress", "--out", str(out)),
+        *map(str, extra),
+    ]
+
+
+def snakemake_command(work: Path, *args: str) -> list[str]:
+    """Snakemake on the repository's Snakefile in ``work``, no workflow profile, two cores."""
+    return [
+        *(sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")),
+        *("--directory", str(work), "--workflow-profile", "none", "--cores", "2"),
+        *args,
+    ]
+
+
+# ----------------------------------------------------------------------------- test doubles
+def fill_hub_cache(cache: Path, repo: str, files: dict[str, bytes], commit: str = "0123456789abcdef" * 2 + "01234567"):
+    """A Hugging Face cache holding ``repo`` at ``commit`` (the layout huggingface_hub writes)."""
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = folder / "snapshots" / commit
+    for name, data in files.items():
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        (snapshot / name).write_bytes(data)
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+    return commit
+
+
+def clip_tokenizer(folder: Path):
+    """transformers' CLIP tokenizer test vocabulary (23 tokens), written to ``folder``."""
+    vocab = [
+        "l",
+        "o",
+        "w",
+        "e",
+        "r",
+        "s",
+        "t",
+        "i",
+        "d",
+        "n",
+        "lo",
+        "l</w>",
+        "w</w>",
+        "r</w>",
+        "t</w>",
+        "low</w>",
+        "er</w>",
+        "lowest</w>",
+        "newer</w>",
+        "wider",
+        "<unk>",
+        "<|startoftext|>",
+        "<|endoftext|>",
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\nl o\nlo w</w>\ne r</w>\n")
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
+class Counting:
+    """Wraps an objective: counts its evaluations and the backward passes through its output, in batches of
+    ``batch`` images."""
+
+    def __init__(self, objective, batch: int):
+        self.objective, self.batch = objective, batch
+        self.forward = self.backward = 0
+        self.min_size = getattr(objective, "min_size", 1)
+
+    def __call__(self, images):
+        self.forward += images.shape[0] // self.batch
+        loss = self.objective(images)
+        if loss.requires_grad:
+            loss.register_hook(lambda grad: setattr(self, "backward", self.backward + images.shape[0] // self.batch))
+        return loss
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_vision(tmp_path_factory) -> Path:
+    """A random 3-block CLIPVisionModel (hidden 32, 32-px input, 8-px patches) saved as a local folder."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    folder = tmp_path_factory.mktemp("clip")
+    CLIPVisionModel(config).eval().save_pretrained(folder)
+    return folder
+
+
+def csd_checkpoint_state(width=64, layers=2, patch=8, grid=3, out=16, seed=0) -> dict[str, torch.Tensor]:
+    """A random CSD ``model_state_dict`` in OpenAI CLIP's layout (``module.backbone.*`` plus the style and
+    content heads), small enough for a test."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape, s=0.05):
+        return torch.randn(*shape, generator=g) * s
+
+    state = {
+        "conv1.weight": r(width, 3, patch, patch),
+        "class_embedding": r(width),
+        "positional_embedding": r(grid * grid + 1, width),
+        "ln_pre.weight": 1 + r(width),
+        "ln_pre.bias": r(width),
+        "ln_post.weight": 1 + r(width),
+        "ln_post.bias": r(width),
+    }
+    for i in range(layers):
+        p = f"transformer.resblocks.{i}."
+        state.update(
+            {
+                p + "attn.in_proj_weight": r(3 * width, width, s=0.2),
+                p + "attn.in_proj_bias": r(3 * width),
+                p + "attn.out_proj.weight": r(width, width, s=0.2),
+                p + "attn.out_proj.bias": r(width),
+                p + "ln_1.weight": 1 + r(width),
+                p + "ln_1.bias": r(width),
+                p + "ln_2.weight": 1 + r(width),
+                p + "ln_2.bias": r(width),
+                p + "mlp.c_fc.weight": r(4 * width, width, s=0.2),
+                p + "mlp.c_fc.bias": r(4 * width),
+                p + "mlp.c_proj.weight": r(width, 4 * width, s=0.2),
+                p + "mlp.c_proj.bias": r(width),
+            }
+        )
+    return {
+        **{"module.backbone." + k: v for k, v in state.items()},
+        "module.last_layer_style": r(width, out, s=0.3),
+        "module.last_layer_content": r(width, out),
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_csd(tmp_path_factory) -> Path:
+    """:func:`csd_checkpoint_state` saved as CSD saves its ``checkpoint.pth``."""
+    path = tmp_path_factory.mktemp("csd") / "checkpoint.pth"
+    torch.save({"model_state_dict": csd_checkpoint_state(), "epoch": 1}, path)
+    return path

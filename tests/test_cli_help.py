@@ -15,6 +15,8 @@ from stylediff.cli import build_parser, main
 from stylediff.diffusion.methods import METHODS, Evaluations, GuidanceMethod, make_method
 from stylediff.diffusion.methods.base import knob
 
+from .conftest import run_main
+
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = ROOT / "data" / "styles" / "the_scream.jpg"
 MODEL = ROOT / "models" / "ddpm-emoji-faces-32"
@@ -135,10 +137,9 @@ def check_fake_method():
 
 
 def run_verb(capsys, argv: list[str]) -> list[str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert code == 0, captured.err[-2000:]
-    return captured.out.splitlines()
+    code, out, err = run_main(capsys, argv)
+    assert code == 0, err[-2000:]
+    return out.splitlines()
 
 
 def test_texture_says_in_one_line_what_it_wrote(capsys, tmp_path):

@@ -4,8 +4,6 @@ UNet (and on the analytic Gaussian model where an identity must hold exactly).""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,8 @@ from stylediff.core.seeding import derived_seed
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method, make_scheduler
 from stylediff.diffusion.analytic import GaussianDenoiser, QuadraticLoss
 from stylediff.diffusion.methods.base import Evaluations, GuidanceMethod
+
+from .conftest import Counting, stylediff
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -46,23 +46,6 @@ def pipeline_images(pipe, seeds, steps, **kwargs) -> torch.Tensor:
     ).images
     images = torch.as_tensor(images)
     return images.permute(0, 3, 1, 2) if images.shape[-1] == 3 else images
-
-
-class Counting:
-    """Wraps an objective: counts its evaluations (in images / batch size) and the backward passes
-    through its output."""
-
-    def __init__(self, objective, batch: int):
-        self.objective, self.batch = objective, batch
-        self.forward = self.backward = 0
-        self.min_size = getattr(objective, "min_size", 1)
-
-    def __call__(self, images):
-        self.forward += images.shape[0] // self.batch
-        loss = self.objective(images)
-        if loss.requires_grad:
-            loss.register_hook(lambda grad: setattr(self, "backward", self.backward + images.shape[0] // self.batch))
-        return loss
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -241,9 +224,7 @@ def test_registry_cli_and_methods_verb_name_the_same_methods():
     knobs = {knob for cls in METHODS.values() for knob in cls.knobs()}
     sample = parser._subparsers._group_actions[0].choices["sample"]
     assert knobs <= {action.dest for action in sample._actions}, "every knob of every method is a sample flag"
-    printed = subprocess.run(
-        [sys.executable, "-m", "stylediff", "methods", "--json"], capture_output=True, text=True, cwd=ROOT, check=True
-    ).stdout
+    printed = stylediff("methods", "--json").stdout
     rows = json.loads(printed)
     assert [row["name"] for row in rows] == names
     for row in rows:
