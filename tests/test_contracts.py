@@ -1,0 +1,184 @@
+"""What every registered loss, feature network, guidance method and metric promises, checked on each one
+(and, in tests/test_recipes.py, on throw-away registrations): tiny sizes, so the whole module runs in
+seconds.
+
+* a style loss: one finite value per image ``(N,)`` in the images' dtype, a finite gradient, the same after
+  ``.to(float64)``, its targets kept as buffers, a row in the docs;
+* a feature network (where its weights are present; CLIP and CSD as tiny random checkpoints): every layer's
+  activation ``(N, C, H, W)`` with at least one position at ``min_size``, frozen, a gradient to the input;
+* a guidance method: its default scale inside its scale range, every knob a ``stylediff sample`` flag, one
+  guided step on a tiny random UNet giving a finite x_{t−1} of the sample's shape, a page in the docs and nav;
+* a metric: its columns and kinds declared and valid, what it computes among its columns, a docs row.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stylediff.core.seeding import ImageStreams, drawing_from
+from stylediff.diffusion.methods import METHODS
+from stylediff.evaluation.metrics import METRICS
+from stylediff.networks import NETWORKS, load_network, network_available, network_status
+from stylediff.nst.losses import STYLE_LOSSES
+
+from .test_registries import docs_problems, naming
+
+LOSS_LAYERS = ["relu1_1", "relu2_1"]
+SIDE = 16
+"""Image side of the loss and metric checks: enough for relu2_1 (one pooling)."""
+
+
+def no_docs_problems(name: str) -> None:
+    problems = naming(docs_problems(), name)
+    assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------- losses
+def check_loss(name: str, network) -> None:
+    from stylediff.nst.losses import style_objective
+
+    generator = torch.Generator().manual_seed(0)
+    style = torch.rand(1, 3, SIDE, SIDE, generator=generator)
+    images = torch.rand(2, 3, SIDE, SIDE, generator=generator, requires_grad=True)
+    objective = style_objective(network, style, LOSS_LAYERS, name)
+    with drawing_from(ImageStreams([1, 2])):  # a loss that draws random numbers draws them per image
+        value = objective(images)
+    assert value.shape == (2,) and value.dtype == torch.float32 and torch.isfinite(value).all(), value
+    value.sum().backward()
+    assert torch.isfinite(images.grad).all() and images.grad.abs().sum() > 0, f"{name}: no gradient to the image"
+    term = objective.terms["style"]
+    held = []
+    for layer in term.layers:
+        target = term.target(layer)
+        held += [term.scale(layer), *(target if isinstance(target, tuple) else [target])]
+    buffers = [buffer for _, buffer in objective.named_buffers()]
+    assert all(any(part is buffer for buffer in buffers) for part in held), f"{name}: a target is not a buffer"
+    objective.to(torch.float64)
+    with drawing_from(ImageStreams([1, 2])):
+        again = objective(images.detach().double())
+    assert again.shape == (2,) and again.dtype == torch.float64 and torch.isfinite(again).all()
+    objective.to(torch.float32)
+    no_docs_problems(name)
+
+
+@pytest.mark.parametrize("name", list(STYLE_LOSSES))
+def test_loss_contract(name, vgg):
+    check_loss(name, vgg)
+
+
+# -------------------------------------------------------------------------------------- networks
+@pytest.fixture
+def stand_ins(tiny_clip_vision, tiny_csd) -> dict[str, object]:
+    """Tiny random weights for the networks whose real ones a test machine does not have, by module."""
+    return {"clip": tiny_clip_vision, "csd": tiny_csd}
+
+
+def present_network(name: str, stand_ins: dict):
+    """The registered network ``name`` with its own weights, or on a tiny stand-in, or None (skip)."""
+    if network_available(name):
+        return load_network(name)
+    stand_in = stand_ins.get(NETWORKS[name].module)
+    return None if stand_in is None else load_network(name, path=stand_in)
+
+
+def check_network(network) -> None:
+    name = network.name
+    assert network.layers and set(network.style_layers) <= set(network.layers), name
+    assert network.content_layer in network.layers, name
+    assert not network.training and not any(p.requires_grad for p in network.parameters()), f"{name} is not frozen"
+    side = network.min_size(network.layers)
+    images = torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    features = network(images, list(network.layers))
+    assert set(features) == set(network.layers), name
+    for layer, activation in features.items():
+        assert activation.dim() == 4 and activation.shape[0] == 2, (name, layer, activation.shape)
+        assert min(activation.shape[-2:]) >= 1 and torch.isfinite(activation).all(), (name, layer)
+    deepest = max(network.style_layers, key=network.layers.index)
+    features[deepest].pow(2).sum().backward()
+    assert torch.isfinite(images.grad).all() and images.grad.abs().sum() > 0, f"{name}: no gradient to the input"
+
+
+@pytest.mark.parametrize("name", list(NETWORKS))
+def test_network_contract(name, stand_ins):
+    network = present_network(name, stand_ins)
+    if network is None:
+        pytest.skip(network_status(name))
+    assert network.name == name
+    check_network(network)
+
+
+# --------------------------------------------------------------------------------------- methods
+def check_method(name: str, model) -> None:
+    from stylediff.cli import build_parser
+    from stylediff.diffusion import GuidedSampler, make_method
+
+    cls = METHODS[name]
+    low, high = cls.scale_range
+    assert 0 < low <= cls().scale <= high, f"{name}: default scale {cls().scale} outside {cls.scale_range}"
+    sample = build_parser()._subparsers._group_actions[0].choices["sample"]
+    sample.format_help()  # builds the method groups
+    flags = {action.dest for action in sample._actions}
+    assert set(cls.knobs()) <= flags, f"{name}: knobs {set(cls.knobs()) - flags} are no sample flags"
+    steps = []
+    method = make_method(name, scale=cls().scale, window=(0.0, 1.0))
+    sampler = GuidedSampler(model.unet, model.scheduler("ddim"), lambda x: (x - 0.5).pow(2).mean(dim=(1, 2, 3)), method)
+    sampler([0, 1], num_inference_steps=1, progress=False, callback=steps.append)
+    (step,) = steps
+    assert step["guided"] and step["x"].shape == (2, *sampler.sample_shape)
+    assert torch.isfinite(step["x"]).all(), f"{name}: a non-finite x_(t-1)"
+    no_docs_problems(name)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_ddpm_dir):
+    from stylediff.diffusion import load_model
+
+    return load_model(tiny_ddpm_dir)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_method_contract(name, tiny_model):
+    check_method(name, tiny_model)
+
+
+# --------------------------------------------------------------------------------------- metrics
+def check_metric(name: str, scorer, images) -> None:
+    from stylediff.evaluation.metrics import Item
+    from stylediff.workflow.experiments import METRIC_KINDS
+
+    metric = METRICS[name]()
+    columns = metric.columns()
+    assert columns and len(set(columns)) == len(columns) and all(isinstance(c, str) for c in columns), name
+    assert metric.label and isinstance(metric.higher_is_better, bool), name
+    assert metric.kinds and set(metric.kinds) <= set(METRIC_KINDS), f"{name}: kinds {metric.kinds}"
+    for kind in metric.kinds:
+        item = Item(
+            kind=kind,
+            image=torch.rand(1, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(3)),
+            config={"layer": LOSS_LAYERS[0], "content_layer": LOSS_LAYERS[0], "size": SIDE},
+            reference_path=str(images["reference"]),
+            baseline_path=str(images["baseline"]),
+        )
+        values = metric.compute(scorer, item)
+        assert set(values) <= set(columns), f"{name} computed undeclared columns {set(values) - set(columns)}"
+    no_docs_problems(name)
+
+
+@pytest.fixture(scope="module")
+def metric_inputs(tmp_path_factory):
+    """A scorer with nothing optional (no LPIPS, held-out networks or text score) and two small images."""
+    from stylediff.core.images import save_image
+    from stylediff.evaluation.scorer import Scorer
+
+    folder = tmp_path_factory.mktemp("metric-contract")
+    images = {}
+    for seed, key in enumerate(("reference", "baseline")):
+        images[key] = folder / f"{key}.png"
+        save_image(torch.rand(1, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(seed)), images[key])
+    return Scorer(lpips=False, heldout=False, text_score=False), images
+
+
+@pytest.mark.parametrize("name", list(METRICS))
+def test_metric_contract(name, metric_inputs):
+    check_metric(name, *metric_inputs)
