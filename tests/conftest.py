@@ -4,6 +4,7 @@ Hugging Face hub is switched off."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,6 +150,130 @@ def snakemake_command(work: Path, *args: str) -> list[str]:
         *(sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")),
         *("--directory", str(work), "--workflow-profile", "none", "--cores", "2"),
         *args,
+    ]
+
+
+# --------------------------------------------------------- the registries against the schema and docs
+SCHEMA = ROOT / "schemas" / "config.schema.yaml"
+LOSSES_PAGE = ROOT / "docs" / "part1" / "losses.md"
+METHODS_PAGE = ROOT / "docs" / "part2" / "methods" / "index.md"
+METRICS_PAGE = ROOT / "docs" / "workflow" / "metrics.md"
+NETWORKS_TABLE = ROOT / "stylediff" / "networks" / "__init__.py"
+"""The table of networks is the module docstring of stylediff.networks (docs/reference/losses.md renders it)."""
+
+
+def _mismatch(where: str, listed, registered, line) -> list[str]:
+    """One line per registered name ``where`` lacks (``line(name)``: what to add) and per name it lists that is
+    not registered."""
+    listed, registered = list(listed), list(registered)
+    return [f"{where}: add {line(name)}" for name in registered if name not in listed] + [
+        f"{where}: {name!r} is not registered (remove it or register it)" for name in listed if name not in registered
+    ]
+
+
+def schema_enums() -> dict[str, list[str]]:
+    """What each enum of the schema must hold, from the registries."""
+    from stylediff.diffusion.methods import METHODS
+    from stylediff.diffusion.methods.normalised import NormalisedGradient
+    from stylediff.networks import NETWORKS
+    from stylediff.networks.vgg19_layers import LAYERS, POOLINGS, WEIGHT_SOURCES
+    from stylediff.nst.losses import STYLE_LOSSES
+    from stylediff.workflow.experiments import EXPERIMENTS
+
+    return {
+        "$defs.loss.enum": list(STYLE_LOSSES),
+        "$defs.network.enum": list(NETWORKS),
+        "$defs.method.enum": list(METHODS),
+        "$defs.normalised_method.enum": [n for n, cls in METHODS.items() if issubclass(cls, NormalisedGradient)],
+        "$defs.layer.enum": list(LAYERS),
+        "properties.weights.enum": list(WEIGHT_SOURCES),
+        "properties.pooling.enum": list(POOLINGS),
+        "properties.experiments.items.enum": list(EXPERIMENTS),
+    }
+
+
+def schema_problems() -> list[str]:
+    """The schema's enums against the registries (order free: a name is registered or not)."""
+    import yaml
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    problems = []
+    for path, registered in schema_enums().items():
+        node = schema
+        for key in path.split("."):
+            node = node[key]
+        problems += _mismatch(f"{SCHEMA.relative_to(ROOT)} {path}", node, registered, repr)
+    return problems
+
+
+def table_names(text: str, pattern: str) -> list[str]:
+    """The names in the first cell of a markdown table's rows (backticked; several per cell allowed)."""
+    names = []
+    for row in re.findall(r"^\|([^|\n]*)\|", text, flags=re.M):
+        names += re.findall(pattern, row)
+    return names
+
+
+def nav_method_pages(mkdocs: str) -> list[str]:
+    """The method pages the mkdocs nav lists (``- NAME: part2/methods/NAME.md``) besides the index."""
+    return re.findall(r"^\s*- (\S+): part2/methods/\1\.md\s*$", mkdocs, flags=re.M)
+
+
+def docs_problems(read=Path.read_text) -> list[str]:
+    """The docs against the registries: the losses' table, the networks' table and API pages, the methods'
+    table, pages and nav entries, the metrics' table (``read(path)``: a file's text)."""
+    import stylediff.networks as networks_package
+    from stylediff.diffusion.methods import METHODS
+    from stylediff.evaluation.metrics import METRICS
+    from stylediff.networks import NETWORKS
+    from stylediff.nst.losses import STYLE_LOSSES
+
+    problems = _mismatch(
+        str(LOSSES_PAGE.relative_to(ROOT)),
+        table_names(read(LOSSES_PAGE), r"^\s*`([^`]+)`"),
+        STYLE_LOSSES,
+        lambda name: f"the table row '| `{name}` | statistic | distance |'",
+    )
+    problems += _mismatch(
+        f"{NETWORKS_TABLE.relative_to(ROOT)} (its docstring's table)",
+        re.findall(r"^``([^`]+)``\s", networks_package.__doc__, flags=re.M),
+        NETWORKS,
+        lambda name: f"the row '``{name}``  weights  where they are looked for'",
+    )
+    reference = "\n".join(read(path) for path in (ROOT / "docs" / "reference").glob("*.md"))
+    for name, spec in NETWORKS.items():
+        if f"::: stylediff.networks.{spec.module}\n" not in reference:
+            problems.append(f"docs/reference/losses.md: add the line '::: stylediff.networks.{spec.module}' ({name})")
+    problems += _mismatch(
+        str(METHODS_PAGE.relative_to(ROOT)),
+        table_names(read(METHODS_PAGE), r"^\s*\[`([^`]+)`\]"),
+        METHODS,
+        lambda name: f"the table row '| [`{name}`]({name}.md) | paper | update | reference code | default | range |'",
+    )
+    for name in METHODS:
+        if not (METHODS_PAGE.parent / f"{name}.md").is_file():
+            problems.append(f"docs/part2/methods/{name}.md: write the method's page")
+    problems += _mismatch(
+        "mkdocs.yml nav (Guidance methods)",
+        nav_method_pages(read(ROOT / "mkdocs.yml")),
+        METHODS,
+        "'- {0}: part2/methods/{0}.md'".format,
+    )
+    problems += _mismatch(
+        str(METRICS_PAGE.relative_to(ROOT)),
+        table_names(read(METRICS_PAGE), r"`([^`]+)`"),
+        METRICS,
+        lambda name: f"the table row '| `{name}` | columns | kinds | what |'",
+    )
+    return problems
+
+
+def naming(problems: list[str], name: str) -> list[str]:
+    """The problems that concern ``name``."""
+    return [
+        line
+        for line in problems
+        if f"{name!r}" in line or f"`{name}`" in line or f"{name}.md" in line or f"({name})" in line
     ]
 
 

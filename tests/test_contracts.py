@@ -1,5 +1,5 @@
 """What every registered loss, feature network, guidance method and metric promises, checked on each one
-(and, in tests/test_recipes.py, on throw-away registrations): tiny sizes, so the whole module runs in
+(and on throw-away registrations, below: the recipes of docs/concepts.md): tiny sizes, so the whole module runs in
 seconds.
 
 * a style loss: one finite value per image ``(N,)`` in the images' dtype, a finite gradient, the same after
@@ -22,7 +22,7 @@ from stylediff.evaluation.metrics import METRICS
 from stylediff.networks import NETWORKS, load_network, network_available, network_status
 from stylediff.nst.losses import STYLE_LOSSES
 
-from .test_registries import docs_problems, naming
+from .conftest import docs_problems, naming
 
 LOSS_LAYERS = ["relu1_1", "relu2_1"]
 SIDE = 16
