@@ -87,3 +87,19 @@ def test_every_name_the_presets_use_is_registered():
         assert {"loss", "method"} <= {kind for kind, _ in named}, named  # the walk finds them
         unknown = [(kind, name) for kind, name in named if name not in registry(kind)]
         assert not unknown, f"config {preset} names unregistered {unknown}"
+
+
+def test_the_recipes_name_files_that_exist():
+    """Every file or folder docs/concepts.md "Adding things" names (from the repository root or the package, a
+    bare file name anywhere in it; ``<name>`` placeholders aside) exists."""
+    text = (ROOT / "docs" / "concepts.md").read_text()
+    section = text[text.index("## Adding things") :]
+    paths = {p for p in re.findall(r"`([\w./-]+(?:/|\.py|\.md|\.yaml|\.yml))`", section) if "<" not in p}
+    assert len(paths) >= 10, paths  # the recipes name their files
+    found = [ROOT, ROOT / "stylediff"]
+    missing = [
+        p
+        for p in sorted(paths)
+        if not any((base / p).exists() for base in found) and not ("/" not in p and any(found[1].rglob(p)))
+    ]
+    assert not missing, f"docs/concepts.md names files that do not exist: {missing}"
