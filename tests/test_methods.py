@@ -215,7 +215,7 @@ def test_analytic_denoiser_samples_its_gaussian():
     assert abs(x.std().item() - 0.2) < 4 * 0.2 / (2 * n) ** 0.5
 
 
-def test_registry_cli_and_methods_verb_name_the_same_methods():
+def test_methods_json_and_sample_flags_name_every_registered_method():
     """(The schema's enums and --method's choices: tests/test_registries.py.)"""
     from stylediff.cli import build_parser
 
@@ -223,6 +223,7 @@ def test_registry_cli_and_methods_verb_name_the_same_methods():
     parser = build_parser()
     knobs = {knob for cls in METHODS.values() for knob in cls.knobs()}
     sample = parser._subparsers._group_actions[0].choices["sample"]
+    sample.format_help()  # builds the deferred method groups
     assert knobs <= {action.dest for action in sample._actions}, "every knob of every method is a sample flag"
     printed = stylediff("methods", "--json").stdout
     rows = json.loads(printed)
