@@ -4,6 +4,7 @@ torch-free: these tests also check that the plan imports no torch."""
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -275,3 +276,17 @@ def test_networks_axis_gives_each_network_its_own_layer_sets_and_command():
                 assert "--weights" not in command and "--pooling" not in command
             else:
                 assert "--network" not in command and "--layers relu1_1" in command
+
+
+def test_plan_into_a_closed_pipe_is_quiet():
+    """`stylediff plan | head -1`: the reader leaves early; the verb stops with the status of a filter whose
+    pipe closed (141), and no BrokenPipeError traceback."""
+    read, write = os.pipe()
+    os.close(read)  # every write now fails: the reader has gone
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "stylediff", "plan"], cwd=ROOT, stdout=write, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (141, "")
