@@ -159,3 +159,12 @@ def test_the_ids_of_both_guidance_networks_stay_valid_beside_a_new_optional_axis
     assert set(before["run"]) < set(after["run"]) and len(after) == 2 * len(before)
     for run in after["run"]:
         assert run_id(spec, parse_run_id(spec, run)) == run
+
+
+def test_a_value_that_looks_like_a_mark_is_named_not_misread():
+    """A style whose slug carries the prompt's mark would read as a prompt: the plan names the run id."""
+    config = preset_config()
+    config = {**config, "guidance_methods": {**config["guidance_methods"], "styles": ["data/p-cat-abc123.png"]}}
+    with pytest.raises(ConfigError, match=r"run id 'ddpm-emoji-faces-32__p-cat-abc123__gram__.*'") as error:
+        plan.build(config)
+    assert "\n" not in str(error.value)

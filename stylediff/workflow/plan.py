@@ -236,7 +236,7 @@ def _read_back(spec: Experiment, run: str, values: dict) -> dict[str, Any]:
         axis = next(a for a in spec.axes if (a in read) != (a in written))
         raise ConfigError(
             f"{spec.name}: the run id {run!r} reads as if {axis.name} were {'' if axis in read else 'not '}in it; "
-            "rename the value before it that looks like its mark (the axis rule, stylediff.workflow.runids)"
+            "rename the value that looks like its mark (the axis rule, stylediff.workflow.runids)"
         )
     return parse_run_id(spec, run)
 
