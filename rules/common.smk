@@ -1,5 +1,5 @@
-# Common helpers (no rules here): config validation, the plan (stylediff.workflow.plan: one row per run) and
-# the input functions and command strings the rules use.
+# Common helpers (no rules here): the schema validation, the plan (stylediff.workflow.plan: one row per run, its
+# config checks) and the input functions and command strings the rules use.
 import json
 import shlex
 import sys
@@ -15,7 +15,6 @@ if BASEDIR not in sys.path:
     sys.path.insert(0, BASEDIR)
 
 from stylediff.workflow import experiments, plan
-from stylediff.workflow.image_specs import check_spec, image_slug
 from stylediff.core.errors import StylediffError
 from stylediff.networks.vgg19_layers import min_input_size
 
@@ -43,38 +42,9 @@ def validate_config():
         raise WorkflowError(f"invalid config value at {key}: {error.message}{hint} [schemas/config.schema.yaml]") from None
 
 
-def check_config():
-    """What the schema cannot say: images exist, names do not collide, sizes suit the layers."""
-    for name in config["experiments"]:
-        if name not in config:
-            config_error(f"experiment {name!r} is listed in 'experiments' but has no {name}: section")
-        spec, section = experiments.lookup(name), config[name]
-        for axis in spec.axes:
-            if axis.kind not in ("image", "model"):
-                continue
-            slugs = {}
-            for value in section[axis.key]:
-                try:
-                    if axis.kind == "image":
-                        check_spec(value)
-                except StylediffError as exc:
-                    config_error(f"{name}.{axis.key}: {exc}")
-                slug = axis.encode(value)
-                if slug in slugs:
-                    config_error(f"{name}.{axis.key}: {slugs[slug]!r} and {value!r} have the same name {slug!r}")
-                slugs[slug] = value
-        layer_sets = section.get("layer_sets") or [section.get("layers", [])]
-        if name == "transfer":
-            layer_sets = [section["layers"] + [section.get("content_layer", "relu4_2")]]
-        for layers in layer_sets if "size" in section else []:
-            if section["size"] < min_input_size(layers):
-                config_error(f"{name}.size {section['size']} is below the {min_input_size(layers)} px that "
-                             f"{', '.join(layers)} need")
-
-
 validate_config()
-check_config()
 try:
+    plan.check(config, min_size=min_input_size)  # what the schema cannot say: images exist, names differ, sizes
     PLAN = plan.build(config)
 except StylediffError as exc:
     config_error(str(exc))
@@ -87,8 +57,6 @@ STYLEDIFF = config.get("stylediff") or "stylediff"
 DATASETS = "python -m stylediff.workflow.image_specs"
 THREAD_ENV = f"OMP_NUM_THREADS={THREADS} MKL_NUM_THREADS={THREADS}"
 LPIPS_ENV = f"TORCH_HOME={shlex.quote(str(config['lpips_torch_home']))}" if config.get("lpips_torch_home") else ""
-CATEGORIES = {"inversion": "Feature inversion", "texture": "Texture synthesis", "transfer": "Style transfer",
-              "guidance": "Guided diffusion", "guidance_methods": "Guided diffusion"}
 
 
 PRIORITY = {"image": 100, "sampling": 50, "texture": 45, "transfer": 40, "invert": 35, "metrics": 20}
@@ -149,7 +117,7 @@ def caption_of(name):
 
 def figure_outputs(experiment):
     return [report(f"{REPORT}/{name}", caption=f"../report/captions/{caption_of(name)}.rst",
-                   category=CATEGORIES[experiment]) for name in PLAN.figures(experiment)]
+                   category=experiments.lookup(experiment).category) for name in PLAN.figures(experiment)]
 
 
 REPORT_FILES = [

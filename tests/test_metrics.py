@@ -1,4 +1,4 @@
-"""The metrics (stylediff.evaluation.metrics, .scorer, .lpips, .backbones, .metrics_document) and the `stylediff metrics` verb."""
+"""The metrics (stylediff.evaluation: metrics, scorer, lpips, document; stylediff.weights.backbones) and the `stylediff metrics` verb."""
 
 from __future__ import annotations
 

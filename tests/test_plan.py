@@ -4,6 +4,9 @@ torch-free: these tests also check that the plan imports no torch."""
 from __future__ import annotations
 
 import math
+import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from stylediff.core.errors import ConfigError
+from stylediff.networks.vgg19_layers import min_input_size
 from stylediff.workflow import plan
-from stylediff.workflow.experiments import lookup, method_entries
-from stylediff.workflow.runids import model_slug, parse_run_id, run_id, split_run
+from stylediff.workflow.experiments import lookup, method_entries, network_layer_sets
+from stylediff.workflow.runids import SEPARATOR, model_slug, parse_run_id, run_id, split_run
 
 from .conftest import preset_config
 
@@ -91,39 +95,95 @@ def test_run_id_matches_design_example_and_rejects_bad_ids():
     assert model_slug("models/ddpm-emoji-32/") == "ddpm-emoji-32"
 
 
-def expected_rows(config: dict, name: str) -> int:
-    """The product of the axes, with one unguided (scale 0) run per combination of the others."""
-    section = config[name]
-    if name == "guidance_methods":
-        others = math.prod(len(section[key]) for key in ("models", "styles", "losses", "layer_sets", "seeds"))
-        return others * (1 + sum(len(entry["scales"]) for entry in section["methods"]))
-    spec = lookup(name)
-    count = 1
-    for axis in spec.axes:
-        if axis.name in ("normalization", "scale"):
-            continue
-        count *= len(section.get(axis.key) or [None])
-    if name == "guidance":
-        guided = [s for s in section["scales"] if s > 0]
-        count *= len(guided) * len(section.get("normalizations") or [None]) + len(section["scales"]) - len(guided)
-    return count
+def runs_of(built: plan.Plan, name: str):
+    return built.runs[built.runs["experiment"] == name]
 
 
-@pytest.mark.parametrize("preset", ["quick", "findings", "full"])
-def test_rows_are_the_product_of_the_axes(preset):
+def assert_grid(frame, columns: list[str]) -> None:
+    """Every combination of the columns' values is one row of ``frame``, once."""
+    assert not frame.duplicated(columns).any()
+    assert len(frame) == math.prod(frame[column].nunique() for column in columns)
+
+
+def shown(spec, axis, values) -> set:
+    """The values a table shows of the config values of one axis."""
+    return {value if value == axis.default else axis.decode(axis.encode(value)) for value in values}
+
+
+@pytest.mark.parametrize("preset", ["quick", "findings", "full", "sd_style"])
+def test_runs_are_every_combination_of_the_axes_once(preset):
+    """Run ids are unique and read back; each axis takes every value of its config list; the runs of a
+    product experiment are its axes' grid (the guided samples of guidance; its unguided ones one per
+    method and setting, under the default normalisation); guidance_methods samples each setting at
+    every method's scales and once unguided, each network at its own layer sets."""
     config = preset_config(preset)
     built = plan.build(config)
     for name in config["experiments"]:
-        runs = built.runs[built.runs["experiment"] == name]
-        assert len(runs) == expected_rows(config, name), (preset, name)
-        assert runs["run"].is_unique
-        for run in runs["run"]:  # ids round-trip through the grammar
-            assert run_id(lookup(name), parse_run_id(lookup(name), run)) == run
+        spec, runs = lookup(name), runs_of(built, name)
+        assert runs["run"].is_unique and len(runs) > 1
+        for run in runs["run"]:
+            assert run_id(spec, parse_run_id(spec, run)) == run
+        axes = [axis.name for axis in spec.axes]
+        for axis in spec.axes:
+            if axis.name not in ("method", "scale", "layers") or spec.combinations is None:
+                assert set(runs[axis.name]) == shown(spec, axis, spec.values(config, axis)), (name, axis.name)
+        if name == "guidance":
+            guided, unguided = runs[runs["scale"] > 0], runs[runs["scale"] == 0]
+            assert_grid(guided, axes)
+            assert set(unguided["normalization"]) == {"per_step"}
+            assert_grid(unguided, [a for a in axes if a != "normalization"])
+            others = [a for a in axes if a not in ("normalization", "scale")]
+            assert set(map(tuple, unguided[others].values)) == set(map(tuple, guided[others].values))
+        elif spec.combinations is None:
+            assert_grid(runs, axes)
+        else:
+            section = config[name]
+            pairs = {("unguided", 0.0)} | {
+                (method, float(scale)) for method, entry in method_entries(section).items() for scale in entry["scales"]
+            }
+            setting = [a for a in axes if a not in ("method", "scale")]
+            for _, group in runs.groupby(setting):
+                assert set(zip(group["method"], group["scale"])) == pairs and len(group) == len(pairs)
+            settings = runs.drop_duplicates(setting)
+            assert_grid(
+                settings.assign(pair=settings["network"] + "/" + settings["layers"]),
+                [a for a in setting if a not in ("network", "layers")] + ["pair"],
+            )
+            for network, group in settings.groupby("network"):
+                assert set(group["layers"]) == shown(spec, spec.axis("layers"), network_layer_sets(section, network))
         jobs = built.jobs(name)
         assert sorted(run for runs_ in jobs.values() for run in runs_) == sorted(runs["run"])
         patterns = built.job_outputs(name, ".png")
         for job_runs in jobs.values():  # every job fills its rule's patterns: one output per run
             assert len(patterns) == len(job_runs), (preset, name)
+
+
+@pytest.mark.parametrize("preset", ["quick", "sd_style"])
+def test_each_command_line_gives_every_axis_its_flag(preset):
+    """A run's command line holds each axis' flag with its value (the grouped axis' values comma-joined)
+    and the run's output; the flags the axes do not make come from the section (``--steps``)."""
+    config = preset_config(preset)
+    built = plan.build(config)
+    for name in config["experiments"]:
+        spec = lookup(name)
+        for job, runs in built.jobs(name).items():
+            lines = {shlex.split(line)[-1]: line for line in built.commands(name, job)}  # by --out
+            for run in runs:
+                values = built.values[name][run]
+                grouped = built.output(name, run.rsplit(SEPARATOR, 1)[0])  # the seeds' line: OUT__s<seed>.png
+                line = lines.get(built.output(name, run)) or lines[grouped]
+                words = shlex.split(line)
+                assert words.count("--steps") == 1 and words[-3:-2] == ["--no-progress"]
+                for axis in spec.axes:
+                    if axis.argv is not None:
+                        continue
+                    text = axis.codec.render(values[axis.name], built)
+                    if text is None:
+                        assert axis.flag not in words
+                    elif axis.name == spec.grouped:
+                        assert str(values[axis.name]) in words[words.index(axis.flag) + 1].split(","), (run, axis.name)
+                    else:
+                        assert words[words.index(axis.flag) + 1] == text, (run, axis.name)
 
 
 def test_adding_a_seed_adds_only_that_seeds_rows():
@@ -275,3 +335,89 @@ def test_networks_axis_gives_each_network_its_own_layer_sets_and_command():
                 assert "--weights" not in command and "--pooling" not in command
             else:
                 assert "--network" not in command and "--layers relu1_1" in command
+
+
+def test_plan_into_a_closed_pipe_is_quiet():
+    """`stylediff plan | head -1`: the reader leaves early; the verb stops with the status of a filter whose
+    pipe closed (141), and no BrokenPipeError traceback."""
+    read, write = os.pipe()
+    os.close(read)  # every write now fails: the reader has gone
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "stylediff", "plan"], cwd=ROOT, stdout=write, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+def contrary(changes: dict, preset: str = "quick") -> dict:
+    """The preset's config with some keys of its sections replaced."""
+    config = preset_config(preset)
+    for key, value in changes.items():
+        section, _, name = key.partition(".")
+        if name:
+            config[section] = {**config[section], name: value}
+        else:
+            config[section] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"transfer.size": 8},
+            "transfer.size 8 is below the 16 px that relu1_1, relu2_1, relu3_1, relu4_1, relu5_1, relu4_2 need",
+        ),
+        (  # the content layer counts: relu1_1 alone needs 1 px, relu5_2 16
+            {"transfer.layers": ["relu1_1"], "transfer.content_layer": "relu5_2", "transfer.size": 8},
+            "transfer.size 8 is below the 16 px that relu1_1, relu5_2 need",
+        ),
+        (
+            {"texture.size": 15},
+            "texture.size 15 is below the 16 px that relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 need",
+        ),
+        ({"inversion.size": 4}, "inversion.size 4 is below the 16 px"),
+        (
+            {"inversion.images": ["skimage:astronaut", "data/nope.png"]},
+            "inversion.images: image not found: data/nope.png",
+        ),
+        (
+            {"texture.styles": ["skimage:brick", "skimage:bricks"]},
+            "texture.styles: unknown scikit-image image 'skimage:bricks'",
+        ),
+        (
+            {"guidance.models": ["models/ddpm-emoji-faces-32", "elsewhere/ddpm-emoji-faces-32"]},
+            "have the same name 'ddpm-emoji-faces-32'",
+        ),
+        ({"texture.losses": ["gram", "gram"]}, None),  # the same value twice is one run, not a collision
+        ({"experiments": ["inversion", "texture"], "texture": None}, "experiment 'texture' is listed"),
+    ],
+)
+def test_check_names_what_the_schema_cannot_say(changes, message, monkeypatch):
+    monkeypatch.chdir(ROOT)  # image paths are relative to the workflow's directory
+    config = contrary(changes)
+    if changes.get("texture", "kept") is None:
+        del config["texture"]
+    if message is None:
+        plan.check(config, min_size=min_input_size)
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        plan.check(config, min_size=min_input_size)
+    assert "\n" not in str(error.value)
+
+
+def test_check_names_two_images_of_one_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    other = tmp_path / "starry_night.png"
+    other.write_bytes((ROOT / "data/styles/starry_night.jpg").read_bytes())
+    config = contrary({"texture.styles": ["data/styles/starry_night.jpg", str(other)]})
+    with pytest.raises(ConfigError, match=r"^texture.styles: .* have the same name 'starry_night'$"):
+        plan.check(config, min_size=min_input_size)
+
+
+@pytest.mark.parametrize("preset", ["quick", "findings", "full", "sd_style"])
+def test_check_passes_every_preset(preset, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    plan.check(preset_config(preset), min_size=min_input_size)

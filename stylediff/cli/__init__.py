@@ -11,6 +11,7 @@ for the verbs that print what they list).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import __doc__ as package_doc
@@ -46,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        return _run(args)
+    except BrokenPipeError:  # `stylediff plan | head`: the reader has gone, as with any Unix filter
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush writes nowhere
+        return 141  # 128 + SIGPIPE, the status of a filter killed by the closed pipe
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
         summary = args.func(args)
     except StylediffError as exc:
         if args.debug:
@@ -63,4 +72,5 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if summary:
         print(f"stylediff {args.verb}: {summary}")
+    sys.stdout.flush()  # here, so that a closed pipe is a BrokenPipeError main() handles
     return 0

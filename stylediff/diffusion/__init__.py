@@ -2,12 +2,13 @@
 
 * :mod:`.loading`: :func:`load_model` (a local folder or a hub id, either layout, pixel UNets and latent
   pipelines: SD 1.x/2.x/XL, LDM; offline errors; per-component provenance);
-* :mod:`.models`: the model adapter (:class:`PixelModel`, :class:`LatentModel`): sample shape, the
+* :mod:`.adapters`: the model adapters (:class:`PixelModel`, :class:`LatentModel`): sample shape, the
   denoiser with conditioning and classifier-free guidance inside, ``to_image(x̂0)``;
 * :mod:`.schedule`: ᾱ, the ε/x̂0 split, the update's coefficients, re-noising; :func:`make_scheduler`;
 * :mod:`.methods`: the guidance rules, one file each, registered in :data:`METHODS`;
 * :mod:`.sampler`: :class:`GuidedSampler`, the loop (numbered steps, a callback per step);
-* :mod:`.analytic`: a Gaussian data model whose optimal denoiser is closed-form (exactness checks).
+* :mod:`.analytic`: a Gaussian data model whose optimal denoiser is closed-form (exactness checks);
+* :mod:`.knob_search`: beam search over a method's knobs.
 """
 
 from .adapters import LatentModel, PixelModel

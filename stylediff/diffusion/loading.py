@@ -7,7 +7,7 @@ pipeline layout (``unet/`` and ``scheduler/``, as ``DDPMPipeline.save_pretrained
 and the weights at the root, as ``UNet2DModel.from_pretrained(id)`` caches a flat repository).
 Latent models are pipeline folders whose ``model_index.json`` names a ``vae``/``vqvae``
 (Stable Diffusion 1.x/2.x/XL, ``LDMPipeline``; :func:`load_latent`). Weights are never initialised
-at random. What a loaded model is to the sampler is :mod:`.models`' business (:meth:`DiffusionModel.adapter`).
+at random. What a loaded model is to the sampler is :mod:`.adapters`' business (:meth:`DiffusionModel.adapter`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class DiffusionModel:
         return make_scheduler(name, self.scheduler_config)
 
     def adapter(self, scheduler, **options):
-        """The sampler's view of this model (:func:`.models.make_adapter`; prompts need ``scheduler``)."""
+        """The sampler's view of this model (:func:`.adapters.make_adapter`; prompts need ``scheduler``)."""
         from .adapters import make_adapter
 
         return make_adapter(self, scheduler, **options)

@@ -1,4 +1,4 @@
-"""The sampling loop around a model adapter (:mod:`.models`: pixel or latent, conditioning and
+"""The sampling loop around a model adapter (:mod:`.adapters`: pixel or latent, conditioning and
 classifier-free guidance inside) and a diffusers scheduler (not a fork of diffusers): a short loop of
 numbered steps that knows no guidance rule and no kind of model. Each step hands a
 :class:`~.methods.base.StepContext` to the guidance method, which returns x_{t−1}; without a method
@@ -110,7 +110,7 @@ class HistoryRecorder:
 
 
 class GuidedSampler:
-    """Sample ``model`` (a :mod:`.models` adapter, or a bare pixel UNet) with ``scheduler``, each step
+    """Sample ``model`` (a :mod:`.adapters` adapter, or a bare pixel UNet) with ``scheduler``, each step
     guided by ``method`` on ``objective``.
 
     ``sampler(seeds, num_inference_steps=50, eta=0.0)`` returns a :class:`SampleOutput`. Scheduler,

@@ -1,0 +1,3 @@
+"""Every weight fetch and cache lookup: the ImageNet VGG-16/AlexNet backbone files in ``TORCH_HOME``
+(:mod:`.backbones`), their LPIPS conversions (:mod:`.lpips_backbones`) and the Hugging Face cache
+(:mod:`.hub`)."""

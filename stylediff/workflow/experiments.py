@@ -1,13 +1,28 @@
 """The experiments the workflow knows: each one's spec (axes, batched axis, command line, references,
 figures), by its config section's name.
 
-An experiment is an :class:`Experiment` spec: its axes (each a config key holding a list of values),
-the verb its runs call, the axis (or consecutive axes) whose values one job runs together in one
-process (``batched``), optionally the axis that one command line covers (``grouped``: the seeds of one
-sampling setting are one batch of images; a job then runs the batched axis *and every axis after it*,
-so one sampling process imports diffusers and loads its model once for all of them), how a run's
-command line is built, which images are its reference and its baseline, and which figures it draws.
-:func:`stylediff.workflow.plan.build` turns a config into the runs of these specs. Torch-free.
+An experiment is an :class:`Experiment` spec: its axes (each a config key holding a list of values, a
+run-id kind and the verb flag that takes the value), the verb its runs call, the axis (or consecutive
+axes) whose values one job runs together in one process (``batched``), optionally the axis that one
+command line covers (``grouped``: the seeds of one sampling setting are one batch of images; a job then
+runs the batched axis *and every axis after it*, so one sampling process imports diffusers and loads
+its model once for all of them), the rest of its command line as data (``command``: the axes' flags in
+order, among the :class:`Setting` entries of its section), which images are its reference and its baseline, and
+which figures it draws. :func:`stylediff.workflow.plan.build` turns a config into the runs of these
+specs and :meth:`Experiment.command_line` into their command lines. Torch-free.
+
+**Adding an experiment** (say ``diffusion_transfer``): an ``Experiment(...)`` in :data:`EXPERIMENTS`
+with its ``name`` (its config section), ``title``, ``verb``, ``axes`` (``Axis(name, config key, kind,
+flag=...)``; a new experiment's axes need no default, see the axis rule in
+:mod:`stylediff.workflow.runids`), ``batched`` (the axes one process runs), ``command`` (the order of
+its flags: axis names and ``Setting("key", default)`` of its section; the VGG flags are
+:data:`VGG_FLAGS`), ``reference`` and ``figures``. Then its section and its name in
+``schemas/config.schema.yaml`` (``tests/test_package.py`` checks the names), a preset's section in
+``config.yaml`` or ``config/*.yaml``, and ``rules/<name>.smk``, the run rule (copy ``rules/transfer.smk``
+and change the names). A config check that concerns one experiment is spec data too
+(``sized_layers``), read by :func:`stylediff.workflow.plan.check`.
+
+**Adding an axis**: its ``Axis`` line in the spec (and its key in the schema); see docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -19,7 +34,78 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import ConfigError
-from .runids import IMAGE, Axis, model_slug, run_id
+from .runids import AXIS_RULE, IMAGE, Axis, model_slug, run_id
+
+REQUIRED: Any = object()
+"""A :class:`Setting` without a default: the config section must hold its key."""
+
+
+def quoted(path: Any) -> str:
+    """``path`` as one shell word."""
+    return shlex.quote(str(path))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One flag of every run's command line, read from the experiment's config section (``top``: from the
+    config's top level): ``--key value`` (``flag`` for another name; ``render`` writes the value).
+
+    ``default``: the value when the key is absent (:data:`REQUIRED`: none). The flag is left out when
+    the value is None or in ``omit``, and when the run's ``when`` axis is empty (the negative prompt of
+    a run without a prompt). ``switch``: a bare flag, given when the value is true.
+    """
+
+    key: str
+    default: Any = REQUIRED
+    flag: str = ""
+    render: Callable[[Any], str] = str
+    top: bool = False
+    omit: tuple = ()
+    when: str | None = None
+    switch: bool = False
+
+    def args(self, plan: Any, spec: Experiment, values: dict) -> list[str]:
+        source = plan.config if self.top else plan.config[spec.name]
+        value = source[self.key] if self.default is REQUIRED else source.get(self.key, self.default)
+        if value is None or value in self.omit or (self.when is not None and not values.get(self.when)):
+            return []
+        flag = self.flag or "--" + self.key.replace("_", "-")
+        if self.switch:
+            return [flag] if value else []
+        return [flag, quoted(self.render(value))]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """``--<knob> value`` for each entry of the run's method's ``knobs:`` (``methods: [{name, scales,
+    knobs}]``), a list comma-joined."""
+
+    def args(self, plan: Any, spec: Experiment, values: dict) -> list[str]:
+        entry = method_entries(plan.config[spec.name]).get(values["method"]) or {}
+        args = []
+        for knob, value in (entry.get("knobs") or {}).items():
+            text = ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+            args += ["--" + knob.replace("_", "-"), quoted(text)]
+        return args
+
+
+def _scale_list(scales: Any) -> str:
+    """``--scales``: ``auto`` (the CLI's default, said on the line), the scales, or ``none`` (one scale)."""
+    return scales if scales == "auto" else ",".join(str(s) for s in scales) or "none"
+
+
+DEVICE, WEIGHTS = Setting("device", top=True), Setting("weights", top=True)
+VGG_FLAGS = (DEVICE, WEIGHTS, Setting("pooling", top=True))
+"""The VGG-19 a run optimises or guides with: the config's device, weights and pooling."""
+OPTIMIZE = (
+    Setting("size"),
+    Setting("steps"),
+    Setting("scales", "auto", render=_scale_list),
+    Setting("optimizer", "lbfgs"),
+)
+"""The optimisation flags a texture and a transfer run share (then ``--seed`` and the VGG flags)."""
+CONTENT_LAYER = "relu4_2"
+"""The transfer's content layer when the config names none (Gatys et al. 2016)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +119,10 @@ class Experiment:
     batched: str | tuple[str, ...]
     """The axis, or consecutive axes, whose values one job runs in one process (each process pays the
     imports and the model loading once)."""
-    command: Callable[[Any, dict], list[str]]
+    command: tuple
+    """The order of a run's flags: an axis by its name, a :class:`Setting` (or :class:`Knobs`) by itself.
+    An axis it does not name comes after them, so a new axis needs only its ``Axis`` line; the order kept
+    here keeps the command lines, and so Snakemake's params, of existing runs. ``--no-progress`` ends it."""
     reference: str
     figures: Callable[[dict], list[str]]
     baseline: Callable[[Any, dict], str | None] = lambda plan, values: None
@@ -48,6 +137,40 @@ class Experiment:
     """What ``stylediff metrics --kind`` scores its outputs as (default: its name)."""
     combinations: Callable[[dict, Experiment], list[dict]] | None = None
     """The axes' combinations, when they are not the product of the axes' lists (default)."""
+    category: str = ""
+    """The Snakemake report's category of its figures (default: its title)."""
+    sized_layers: Callable[[dict], list[list[str]]] = lambda section: (
+        section.get("layer_sets") or [section.get("layers", [])]
+    )
+    """The layer sets its section's ``size`` must suit (checked when the section has a size)."""
+
+    def __post_init__(self):
+        problems = list(self._problems())
+        if problems:
+            raise ConfigError(f"experiment {self.name!r}: {'; '.join(problems)} (the axis rule: {AXIS_RULE})")
+        object.__setattr__(self, "category", self.category or self.title)
+
+    def _problems(self):
+        """What breaks the axis rule (:mod:`stylediff.workflow.runids`) or names no axis."""
+        names = [axis.name for axis in self.axes]
+        batched = (self.batched,) if isinstance(self.batched, str) else tuple(self.batched)
+        grouped = (self.grouped,) if self.grouped else ()
+        unknown = [n for n in (*batched, *grouped, *(i for i in self.command if isinstance(i, str))) if n not in names]
+        if unknown or len(set(names)) < len(names):
+            yield f"{', '.join(map(repr, unknown)) or 'an axis name twice'}: not one axis each"
+            return
+        yield from (f"axis {axis.name!r} declares no flag" for axis in self.axes if not axis.flag)
+        unmarked = [axis.name for axis in self.axes if axis.optional and axis.codec.mark is None]
+        if len(unmarked) > 1:
+            yield f"the optional axes {', '.join(map(repr, unmarked))} have no mark"
+        yield from (
+            f"the batched or grouped axis {n!r} has a default" for n in batched + grouped if self.axis(n).optional
+        )
+        start = names.index(batched[0])
+        if names[start : start + len(batched)] != list(batched):
+            yield "the batched axes are not consecutive"
+        if grouped and names[-1] != self.grouped:
+            yield f"the grouped axis {self.grouped!r} is not the last"
 
     @property
     def kind(self) -> str:
@@ -66,125 +189,26 @@ class Experiment:
             return [axis.default]
         raise ConfigError(f"{self.name}.{axis.key} is missing")
 
+    def command_line(self, plan: Any, values: dict) -> list[str]:
+        """A run's verb arguments (without ``--out``): the flags of ``command`` in order, then those of the
+        axes it does not name. ``values``: the run's axis values as in the config, the grouped axis' as
+        the list of its values."""
+        named = {item for item in self.command if isinstance(item, str)}
+        args = []
+        for item in [*self.command, *(axis.name for axis in self.axes if axis.name not in named)]:
+            args += (
+                self._axis_args(self.axis(item), plan, values)
+                if isinstance(item, str)
+                else item.args(plan, self, values)
+            )
+        return args + ["--no-progress"]
 
-def quoted(path: Any) -> str:
-    """``path`` as one shell word."""
-    return shlex.quote(str(path))
-
-
-def _vgg_args(config: dict, pooling: str | None = None) -> list[str]:
-    return ["--device", config["device"], "--weights", config["weights"], "--pooling", pooling or config["pooling"]]
-
-
-def _scales(section: dict) -> list[str]:
-    scales = section.get("scales", "auto")
-    return ["--scales", scales if scales == "auto" else ",".join(str(s) for s in scales) or "none"]
-
-
-def _optimize_args(plan: Any, section: dict, values: dict) -> list[str]:
-    """The optimisation flags a texture and a transfer run share: size, steps, scales,
-    optimiser, seed, network weights."""
-    return [
-        "--size",
-        str(section["size"]),
-        "--steps",
-        str(section["steps"]),
-        *_scales(section),
-        "--optimizer",
-        section.get("optimizer", "lbfgs"),
-        "--seed",
-        str(values["seed"]),
-        *_vgg_args(plan.config),
-        "--no-progress",
-    ]
-
-
-def _invert(plan: Any, values: dict) -> list[str]:
-    section = plan.config["inversion"]
-    return [
-        "--image",
-        quoted(plan.image(values["image"])),
-        "--layer",
-        values["layer"],
-        "--size",
-        str(section["size"]),
-        "--steps",
-        str(section["steps"]),
-        "--optimizer",
-        section.get("optimizer", "lbfgs"),
-        "--tv-weight",
-        str(section.get("tv_weight", 0)),
-        "--seed",
-        str(values["seed"]),
-        *_vgg_args(plan.config, values["pooling"]),
-        "--no-progress",
-    ]
-
-
-def _texture(plan: Any, values: dict) -> list[str]:
-    section = plan.config["texture"]
-    return [
-        "--style",
-        quoted(plan.image(values["style"])),
-        "--layers",
-        ",".join(values["layers"]),
-        "--loss",
-        values["loss"],
-        *_optimize_args(plan, section, values),
-    ]
-
-
-def _transfer(plan: Any, values: dict) -> list[str]:
-    section = plan.config["transfer"]
-    return [
-        "--content",
-        quoted(plan.image(values["content"])),
-        "--style",
-        quoted(plan.image(values["style"])),
-        "--layers",
-        ",".join(section["layers"]),
-        "--loss",
-        values["loss"],
-        "--content-layer",
-        section.get("content_layer", "relu4_2"),
-        "--style-weight",
-        str(section.get("style_weight", 10)),
-        *_optimize_args(plan, section, values),
-    ]
-
-
-def _sample(plan: Any, values: dict) -> list[str]:
-    section = plan.config["guidance"]
-    return [
-        "--model",
-        quoted(values["model"]),
-        "--style",
-        quoted(plan.image(values["style"])),
-        "--scale",
-        str(values["scale"]),
-        "--method",
-        values["method"],
-        "--normalize",
-        values["normalization"],
-        "--loss",
-        values["loss"],
-        "--layers",
-        ",".join(values["layers"]),
-        "--scheduler",
-        section.get("scheduler", "ddim"),
-        "--steps",
-        str(section["steps"]),
-        "--eta",
-        str(section.get("eta", 0.0)),
-        "--window",
-        ",".join(str(float(w)) for w in values["window"]),
-        "--recurrence",
-        str(section.get("recurrence", 1)),
-        "--seeds",
-        ",".join(str(s) for s in values["seeds"]),
-        *_vgg_args(plan.config),
-        "--no-progress",
-    ]
+    def _axis_args(self, axis: Axis, plan: Any, values: dict) -> list[str]:
+        if axis.argv is not None:
+            return axis.argv(plan, self, values)
+        value = values[axis.name]
+        texts = [axis.codec.render(v, plan) for v in (value if axis.name == self.grouped else [value])]
+        return [] if None in texts else [axis.flag, quoted(",".join(texts))]
 
 
 def method_entries(section: dict) -> dict[str, dict]:
@@ -221,55 +245,30 @@ def _method_combinations(config: dict, spec: Experiment) -> list[dict]:
     return out
 
 
-def _sample_methods(plan: Any, values: dict) -> list[str]:
-    section = plan.config["guidance_methods"]
-    entries = method_entries(section)
-    entry = entries.get(values["method"]) or {}
-    knobs = entry.get("knobs") or {}
-    method = values["method"] if values["scale"] else next(iter(entries))
-    args = [
-        "--model",
-        quoted(values["model"]),
-        *_text_args(section, values.get("prompt", "")),
-        "--style",
-        quoted(plan.image(values["style"])),
-        "--scale",
-        str(values["scale"]),
-        "--method",
-        method,
-        "--loss",
-        values["loss"],
-        "--layers",
-        ",".join(values["layers"]),
-        "--scheduler",
-        section.get("scheduler", "ddim"),
-        "--steps",
-        str(section["steps"]),
-        "--eta",
-        str(section.get("eta", 0.0)),
-        "--seeds",
-        ",".join(str(s) for s in values["seeds"]),
-    ]
-    for knob, value in knobs.items():
-        flag = "--" + knob.replace("_", "-")
-        args += [flag, ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)]
+def _method_args(plan: Any, spec: Experiment, values: dict) -> list[str]:
+    """Scale 0 (method ``unguided``) samples without guidance; the verb still takes a method: the first."""
+    entries = method_entries(plan.config[spec.name])
+    return ["--method", quoted(values["method"] if values["scale"] else next(iter(entries)))]
+
+
+def _network_args(plan: Any, spec: Experiment, values: dict) -> list[str]:
+    """VGG-19, the default network, takes the config's weights and pooling; another network is named."""
     network = values.get("network", DEFAULT_NETWORK)
     if network == DEFAULT_NETWORK:
-        return args + [*_vgg_args(plan.config), "--no-progress"]
-    return args + ["--network", network, "--device", plan.config["device"], "--no-progress"]
+        return [arg for setting in VGG_FLAGS for arg in setting.args(plan, spec, values)]
+    return ["--network", quoted(network), *DEVICE.args(plan, spec, values)]
 
 
-def _text_args(section: dict, prompt: str) -> list[str]:
-    """A text-conditioned model's prompt, negative prompt and CFG scale, and a latent model's decoder
-    options (none for a pixel model: the config leaves them out)."""
-    args = ["--prompt", quoted(prompt)] if prompt else []
-    if prompt and section.get("negative_prompt"):
-        args += ["--negative-prompt", quoted(section["negative_prompt"])]
-    if prompt and section.get("cfg_scale") is not None:
-        args += ["--cfg-scale", str(section["cfg_scale"])]
-    if section.get("decoder", "vae") != "vae":
-        args += ["--decoder", quoted(section["decoder"])]
-    return args + (["--vae-checkpointing"] if section.get("vae_checkpointing") else [])
+TEXT_FLAGS = (
+    Setting("negative_prompt", None, omit=("",), when="prompt"),
+    Setting("cfg_scale", None, when="prompt"),
+    Setting("decoder", "vae", omit=("vae",)),
+    Setting("vae_checkpointing", False, switch=True),
+)
+"""A text-conditioned model's negative prompt and CFG scale (with a prompt), and a latent model's decoder
+options (none for a pixel model: the config leaves them out)."""
+SAMPLE = (Setting("scheduler", "ddim"), Setting("steps"), Setting("eta", 0.0))
+"""The sampler flags of both guidance experiments."""
 
 
 def methods_figure_stem(slug: str, network: str = DEFAULT_NETWORK) -> str:
@@ -321,13 +320,24 @@ EXPERIMENTS: dict[str, Experiment] = {
             title="Feature inversion",
             verb="invert",
             axes=(
-                Axis("image", "images", IMAGE),
-                Axis("layer", "layers"),
-                Axis("pooling", "poolings", fallback="pooling"),
-                Axis("seed", "seeds", "seed"),
+                Axis("image", "images", IMAGE, flag="--image"),
+                Axis("layer", "layers", flag="--layer"),
+                Axis("pooling", "poolings", fallback="pooling", flag="--pooling"),
+                Axis("seed", "seeds", "seed", flag="--seed"),
             ),
             batched="layer",
-            command=_invert,
+            command=(
+                "image",
+                "layer",
+                Setting("size"),
+                Setting("steps"),
+                Setting("optimizer", "lbfgs"),
+                Setting("tv_weight", 0),
+                "seed",
+                DEVICE,
+                WEIGHTS,
+                "pooling",
+            ),
             reference="image",
             figures=lambda config: ["inversion_grid.png", "inversion_error.png"],
         ),
@@ -336,13 +346,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             title="Texture synthesis",
             verb="texture",
             axes=(
-                Axis("style", "styles", IMAGE),
-                Axis("layers", "layer_sets", "layers"),
-                Axis("loss", "losses"),
-                Axis("seed", "seeds", "seed"),
+                Axis("style", "styles", IMAGE, flag="--style"),
+                Axis("layers", "layer_sets", "layers", flag="--layers"),
+                Axis("loss", "losses", flag="--loss"),
+                Axis("seed", "seeds", "seed", flag="--seed"),
             ),
             batched=("layers", "loss"),
-            command=_texture,
+            command=("style", "layers", "loss", *OPTIMIZE, "seed", *VGG_FLAGS),
             reference="style",
             figures=lambda config: ["texture_layers_grid.png", "texture_losses_grid.png", "texture_gram_vs_layers.png"],
         ),
@@ -351,39 +361,64 @@ EXPERIMENTS: dict[str, Experiment] = {
             title="Style transfer",
             verb="transfer",
             axes=(
-                Axis("content", "contents", IMAGE),
-                Axis("style", "styles", IMAGE),
-                Axis("loss", "losses"),
-                Axis("seed", "seeds", "seed"),
+                Axis("content", "contents", IMAGE, flag="--content"),
+                Axis("style", "styles", IMAGE, flag="--style"),
+                Axis("loss", "losses", flag="--loss"),
+                Axis("seed", "seeds", "seed", flag="--seed"),
             ),
             batched="loss",
-            command=_transfer,
+            command=(
+                "content",
+                "style",
+                Setting("layers", render=",".join),
+                "loss",
+                Setting("content_layer", CONTENT_LAYER),
+                Setting("style_weight", 10),
+                *OPTIMIZE,
+                "seed",
+                *VGG_FLAGS,
+            ),
             reference="style",
             baseline=lambda plan, values: plan.image(values["content"]),
             figures=lambda config: ["transfer_grid.png"],
+            sized_layers=lambda section: [section["layers"] + [section.get("content_layer", CONTENT_LAYER)]],
         ),
         Experiment(
             name="guidance",
             title="Style-guided diffusion sampling",
             verb="sample",
             axes=(
-                Axis("model", "models", "model"),
-                Axis("style", "styles", IMAGE),
-                Axis("loss", "losses"),
-                Axis("layers", "layer_sets", "layers"),
-                Axis("window", "windows", "window", default=None),
-                Axis("method", "methods"),
-                Axis("normalization", "normalizations", default="per_step"),
-                Axis("scale", "scales", "scale"),
-                Axis("seed", "seeds", "seed"),
+                Axis("model", "models", "model", flag="--model"),
+                Axis("style", "styles", IMAGE, flag="--style"),
+                Axis("loss", "losses", flag="--loss"),
+                Axis("layers", "layer_sets", "layers", flag="--layers"),
+                Axis("window", "windows", "window", flag="--window"),
+                Axis("method", "methods", flag="--method"),
+                Axis("normalization", "normalizations", default="per_step", flag="--normalize"),
+                Axis("scale", "scales", "scale", flag="--scale"),
+                Axis("seed", "seeds", "seed", flag="--seeds"),
             ),
             batched="method",
             grouped="seed",
-            command=_sample,
+            command=(
+                "model",
+                "style",
+                "scale",
+                "method",
+                "normalization",
+                "loss",
+                "layers",
+                *SAMPLE,
+                "window",
+                Setting("recurrence", 1),
+                "seed",
+                *VGG_FLAGS,
+            ),
             reference="style",
             canonical=_unguided_canonical,
             baseline=lambda plan, values: _unscaled(plan, "guidance", values),
             gpu_always=True,
+            category="Guided diffusion",
             figures=lambda config: _guidance_figures(config.get("guidance", {}), "guidance"),
         ),
         Experiment(
@@ -391,24 +426,38 @@ EXPERIMENTS: dict[str, Experiment] = {
             title="Guidance methods compared",
             verb="sample",
             axes=(
-                Axis("model", "models", "model"),
-                Axis("prompt", "prompts", "prompt", default=""),
-                Axis("style", "styles", IMAGE),
-                Axis("loss", "losses"),
-                Axis("network", "networks", "network", default=DEFAULT_NETWORK),
-                Axis("layers", "layer_sets", "layers"),
-                Axis("method", "methods"),
-                Axis("scale", "scales", "scale"),
-                Axis("seed", "seeds", "seed"),
+                Axis("model", "models", "model", flag="--model"),
+                Axis("prompt", "prompts", "prompt", default="", flag="--prompt"),
+                Axis("style", "styles", IMAGE, flag="--style"),
+                Axis("loss", "losses", flag="--loss"),
+                Axis("network", "networks", "network", default=DEFAULT_NETWORK, flag="--network", argv=_network_args),
+                Axis("layers", "layer_sets", "layers", flag="--layers"),
+                Axis("method", "methods", flag="--method", argv=_method_args),
+                Axis("scale", "scales", "scale", flag="--scale"),
+                Axis("seed", "seeds", "seed", flag="--seeds"),
             ),
             batched="method",
             grouped="seed",
-            command=_sample_methods,
+            command=(
+                "model",
+                "prompt",
+                *TEXT_FLAGS,
+                "style",
+                "scale",
+                "method",
+                "loss",
+                "layers",
+                *SAMPLE,
+                "seed",
+                Knobs(),
+                "network",
+            ),
             reference="style",
             canonical=_methods_canonical,
             baseline=lambda plan, values: _unscaled(plan, "guidance_methods", values),
             gpu_always=True,
             metrics_kind="guidance",
+            category="Guided diffusion",
             combinations=_method_combinations,
             figures=lambda config: _guidance_figures(config.get("guidance_methods", {}), "guidance_methods"),
         ),

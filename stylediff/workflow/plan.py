@@ -10,14 +10,15 @@ workflow's rules, the metrics job and the tables all read its one DataFrame, so 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, StylediffError
 from .experiments import Experiment, lookup, network_layer_sets, quoted
-from .image_specs import resolve_image
-from .runids import IMAGE, SEPARATOR, model_slug, parse_run_id, run_id, split_run
+from .image_specs import check_spec, resolve_image
+from .runids import IMAGE, SEPARATOR, model_slug, parse_run_id, present_axes, run_id, split_run
 
 REFERENCE_SEED = 1000
 """First seed of the realism reference sets (the runs' seeds are small integers)."""
@@ -34,6 +35,7 @@ class Plan:
     """Where the run's summaries, figures and findings go (under ``results``; `snakemake publish` copies them)."""
     values: dict[str, dict[str, dict]] = field(default_factory=dict)
     """{experiment: {run id: {axis: config value}}} (lists and paths as in the config)."""
+    _jobs: dict[str, dict[str, list[str]]] = field(default_factory=dict, repr=False)
 
     def image(self, spec: str) -> str:
         """The file of an image spec (``skimage:NAME`` images are written by the workflow's image rule)."""
@@ -60,11 +62,13 @@ class Plan:
         return f"{wildcards.head}{SEPARATOR}{wildcards.tail}"
 
     def jobs(self, experiment: str) -> dict[str, list[str]]:
-        """{job: [run ids]}."""
-        jobs: dict[str, list[str]] = {}
-        for run in self.values.get(experiment, {}):
-            jobs.setdefault(self.job_of(experiment, run), []).append(run)
-        return jobs
+        """{job: [run ids]} (computed once: the rules ask for every job's commands and inputs)."""
+        if experiment not in self._jobs:
+            jobs: dict[str, list[str]] = {}
+            for run in self.values.get(experiment, {}):
+                jobs.setdefault(self.job_of(experiment, run), []).append(run)
+            self._jobs[experiment] = jobs
+        return self._jobs[experiment]
 
     def job_outputs(self, experiment: str, suffix: str) -> list[str]:
         """Output patterns of one job, around its ``{head}`` (and ``{tail}``) wildcards: one per batched part
@@ -106,9 +110,9 @@ class Plan:
         for key, runs in lines.items():
             values = dict(self.values[experiment][runs[0]])
             if spec.grouped:
-                values[f"{spec.grouped}s"] = [self.values[experiment][run][spec.grouped] for run in runs]
+                values[spec.grouped] = [self.values[experiment][run][spec.grouped] for run in runs]
             target = key if len(runs) > 1 else runs[0]
-            out.append(" ".join(spec.command(self, values) + ["--out", quoted(self.output(experiment, target))]))
+            out.append(" ".join(spec.command_line(self, values) + ["--out", quoted(self.output(experiment, target))]))
         return out
 
     # -- metrics, figures -------------------------------------------------------------------
@@ -170,7 +174,7 @@ class Plan:
             "layers": network_layer_sets(section, network)[0],
             "method": "unguided",
             "scale": 0,
-            "seeds": entry["seeds"],
+            "seed": entry["seeds"],
         }
 
     def reference_set_inputs(self, experiment: str, slug: str) -> list[str]:
@@ -181,7 +185,38 @@ class Plan:
     def reference_set_command(self, experiment: str, slug: str) -> str:
         values = self._reference_set_values(experiment, slug)
         out = self.reference_sets(experiment)[slug]["out"]
-        return " ".join(lookup(experiment).command(self, values) + ["--out", quoted(out)])
+        return " ".join(lookup(experiment).command_line(self, values) + ["--out", quoted(out)])
+
+
+def check(config: dict, min_size: Callable[[list[str]], int]) -> None:
+    """What the schema cannot say about ``config``, as one-line ConfigErrors: every listed experiment has
+    its section, its images exist, the values of each of its axes have distinct run-id parts, and its
+    ``size`` suits the layer sets of its spec's ``sized_layers``. ``min_size``: a layer set's minimum
+    input size in pixels (:func:`stylediff.networks.vgg19_layers.min_input_size`; passed in, since the
+    workflow package imports no network)."""
+    for name in config["experiments"]:
+        spec = lookup(name)
+        if name not in config:
+            raise ConfigError(f"experiment {name!r} is listed in 'experiments' but has no {name}: section")
+        section = config[name]
+        for axis in spec.axes:
+            if not section.get(axis.key):
+                continue
+            slugs: dict[str, Any] = {}
+            for value in spec.values(config, axis):
+                if axis.kind == IMAGE:
+                    try:
+                        check_spec(value)
+                    except StylediffError as exc:
+                        raise ConfigError(f"{name}.{axis.key}: {exc}") from None
+                slug = axis.encode(value)
+                if slugs.setdefault(slug, value) != value:
+                    raise ConfigError(f"{name}.{axis.key}: {slugs[slug]!r} and {value!r} have the same name {slug!r}")
+        for layers in spec.sized_layers(section) if "size" in section else []:
+            if section["size"] < min_size(layers):
+                raise ConfigError(
+                    f"{name}.size {section['size']} is below the {min_size(layers)} px that {', '.join(layers)} need"
+                )
 
 
 def _combinations(config: dict, spec: Experiment) -> list[dict[str, Any]]:
@@ -192,8 +227,23 @@ def _combinations(config: dict, spec: Experiment) -> list[dict[str, Any]]:
     return [dict(zip((axis.name for axis in axes), combo)) for combo in itertools.product(*values)]
 
 
+def _read_back(spec: Experiment, run: str, values: dict) -> dict[str, Any]:
+    """The axis values of ``run`` as a table shows them; ConfigError when the id reads as other axes than
+    the ones it was written from (a value that looks like the mark of an absent axis: the axis rule)."""
+    written = [axis for axis in spec.axes if not (axis.optional and values.get(axis.name) == axis.default)]
+    read = present_axes(spec, run)
+    if read != written:
+        axis = next(a for a in spec.axes if (a in read) != (a in written))
+        raise ConfigError(
+            f"{spec.name}: the run id {run!r} reads as if {axis.name} were {'' if axis in read else 'not '}in it; "
+            "rename the value that looks like its mark (the axis rule, stylediff.workflow.runids)"
+        )
+    return parse_run_id(spec, run)
+
+
 def build(config: dict) -> Plan:
-    """The plan of ``config`` (a merged, validated workflow config)."""
+    """The plan of ``config`` (a merged, validated workflow config; :func:`check` says what the schema
+    cannot)."""
     import pandas as pd
 
     results = str(config.get("results_dir", "results")).rstrip("/")
@@ -211,12 +261,12 @@ def build(config: dict) -> Plan:
                 raise ConfigError(f"{name}: two combinations of axes give the run id {run!r}; make the values distinct")
             runs[run] = values
         plan.values[name] = runs
-        for run in runs:
+        for run, values in runs.items():
             rows.append(
                 {
                     "experiment": name,
                     "run": run,
-                    **parse_run_id(spec, run),
+                    **_read_back(spec, run, values),
                     "job": plan.job_of(name, run),
                     "output": plan.output(name, run),
                 }

@@ -2,30 +2,57 @@
 
 **Run ids** are readable slugs of a run's axes joined by ``__``
 (``starry_night__relu1_1-relu2_1__gram__s0``), written and read here only (:func:`run_id`,
-:func:`parse_run_id`, :func:`split_run`; round-trip tested). Each function takes an experiment spec
-(:class:`stylediff.workflow.experiments.Experiment`: its ``name``, ``axes``, ``batched`` axes and ``canonical``
-form). Snakemake's ``Paramspace`` was considered and not used: its patterns have one wildcard per
-column for every row (``style~a/loss~b/...``), while a job here is a run id with the batched part left
-out (``{head}__{tail}``), which Paramspace cannot express; its values are ``str()`` of the column (a
-layer set or a window needs a slug anyway); and keeping the grammar keeps every committed table and
-figure name valid. Torch-free.
+:func:`parse_run_id`, :func:`split_run`; round-trip tested, also on every committed table). Each function
+takes an experiment spec (:class:`stylediff.workflow.experiments.Experiment`: its ``name``, ``axes``,
+``batched`` axes and ``canonical`` form).
+
+**Kinds.** How a value is written, read back and given to a verb is its axis' kind: a :class:`Codec`
+registered in :data:`CODECS` (name, ``encode``, ``decode``, ``mark``, ``render``). A kind with a
+``mark`` writes every value so that the mark (a regular expression) matches it: ``s3`` (seed), ``g0p1``
+(scale), ``w0-1`` (window), ``p-a_cat-3f2a1c`` (prompt), ``n-clip-vit-b16`` (network).
+
+**The axis rule** (:data:`AXIS_RULE`; ``Experiment`` checks it when a spec is made). A run id has one part
+per axis, in the spec's order, except that an *optional* axis (one with a ``default``) is left out at its
+default, so ids written before the axis existed stay valid. An id reads back one way because
+
+1. an optional axis is of a marked kind, and is present exactly when the part at its place carries its
+   mark; an experiment may have at most one unmarked optional axis, whose presence the number of parts
+   tells;
+2. the batched axes (consecutive) and the grouped axis (the last) are required: a job's name is the run
+   id around them.
+
+Nothing else constrains the order: an optional axis may sit before or after the batched ones.
+(A value that happens to look like the mark of an absent axis before it, say a style image named
+``n-x``, would read wrongly; :func:`stylediff.workflow.plan.build` reads every id back and names such a
+value.)
+
+Snakemake's ``Paramspace`` was considered and not used: its patterns have one wildcard per column for
+every row (``style~a/loss~b/...``), while a job here is a run id with the batched part left out
+(``{head}__{tail}``), which Paramspace cannot express; its values are ``str()`` of the column (a layer
+set or a window needs a slug anyway); and keeping the grammar keeps every committed table and figure
+name valid. Torch-free.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 from ..core.errors import ConfigError
+from ..core.registry import Registry
 from .image_specs import image_slug
 
 SEPARATOR = "__"
 IMAGE = "image"
 """The axis kind of an image spec (a file or ``skimage:NAME``)."""
+AXIS_RULE = (
+    "an optional axis (with a default) has a marked kind, but for at most one per experiment; "
+    "the batched axes (consecutive) and the grouped axis (last) have no default"
+)
+"""The axis rule of the module docstring, in the one line of the error that names it."""
 
 
 def model_slug(model: str) -> str:
@@ -33,24 +60,167 @@ def model_slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(model).rstrip("/").split("/")[-1]).strip("_") or "model"
 
 
-def _clean(text: str) -> str:
-    return re.sub(r"_{2,}", "_", text)
+def _slug(text: Any) -> str:
+    return re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9_-]+", "_", str(text)))
 
 
 def _number(value: float) -> str:
     return f"{float(value):g}".replace("e+", "e").replace("e-", "em").replace(".", "p")
 
 
+class Codec:
+    """One kind of axis value: how it is written in a run id (``encode``), what a table shows of it
+    (``decode``), the ``mark`` every written value matches (None: any slug) and the text a verb's flag
+    takes (``render``; None leaves the flag out)."""
+
+    name: ClassVar[str]
+    mark: ClassVar[str | None] = None
+    _pattern: ClassVar[re.Pattern | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._pattern = re.compile(cls.mark) if cls.mark else None
+
+    def encode(self, value: Any) -> str:
+        return _slug(value)
+
+    def decode(self, text: str) -> Any:
+        return text
+
+    def recognises(self, text: str) -> bool:
+        return self._pattern is None or self._pattern.fullmatch(text) is not None
+
+    def render(self, value: Any, plan: Any) -> str | None:
+        return str(value)
+
+
+CODECS: Registry = Registry("axis kind", ConfigError)
+"""Every run-id kind by name (``Axis(kind=...)``)."""
+
+
+@CODECS.register
+class Name(Codec):
+    """A name, as is (a loss, a method, a layer)."""
+
+    name = "name"
+
+
+@CODECS.register
+class Seed(Codec):
+    name, mark = "seed", r"s\d+"
+
+    def encode(self, value: Any) -> str:
+        return f"s{int(value)}"
+
+    def decode(self, text: str) -> int:
+        return int(text[1:])
+
+
+@CODECS.register
+class Scale(Codec):
+    name, mark = "scale", r"g-?(\d[\dp]*(em?\d+)?|inf)"
+
+    def encode(self, value: Any) -> str:
+        return f"g{_number(value)}"
+
+    def decode(self, text: str) -> float:
+        return float(text[1:].replace("p", ".").replace("em", "e-"))
+
+
+@CODECS.register
+class Window(Codec):
+    """Two fractions of the trajectory (or the ``0-1`` a table shows); ``--window 0.0,1.0``."""
+
+    name, mark = "window", r"w[\dp]+-[\dp]+"
+
+    def encode(self, value: Any) -> str:
+        text = value if isinstance(value, str) else "-".join(f"{float(v):g}" for v in value)
+        return "w" + text.replace(".", "p")
+
+    def decode(self, text: str) -> str:
+        return text[1:].replace("p", ".")
+
+    def render(self, value: Any, plan: Any) -> str:
+        return ",".join(str(float(v)) for v in value)
+
+
+@CODECS.register
+class Layers(Codec):
+    """A layer set: ``relu1_1-relu2_1`` in an id, ``relu1_1,relu2_1`` on a command line."""
+
+    name = "layers"
+
+    def encode(self, value: Any) -> str:
+        return "-".join(value) if isinstance(value, (list, tuple)) else str(value)
+
+    def render(self, value: Any, plan: Any) -> str:
+        return ",".join(value) if isinstance(value, (list, tuple)) else str(value)
+
+
+@CODECS.register
+class Image(Codec):
+    """An image spec: its slug in an id, its file (the plan's, for ``skimage:NAME``) on a command line."""
+
+    name = IMAGE
+
+    def encode(self, value: Any) -> str:
+        return _slug(image_slug(str(value)))
+
+    def render(self, value: Any, plan: Any) -> str:
+        return plan.image(str(value))
+
+
+@CODECS.register
+class Model(Codec):
+    name = "model"
+
+    def encode(self, value: Any) -> str:
+        return _slug(model_slug(value))
+
+
+@CODECS.register
+class Network(Codec):
+    """A feature network's registry name after ``n-`` (``n-clip-vit-b16``)."""
+
+    name, mark = "network", r"n-[A-Za-z0-9_-]+"
+
+    def encode(self, value: Any) -> str:
+        return "n-" + _slug(value)
+
+    def decode(self, text: str) -> str:
+        return text[2:]
+
+
+@CODECS.register
+class Prompt(Codec):
+    """A prompt: its first words and a short hash of the whole text (``p-a_cat_on_a-3f2a1c``); the empty
+    prompt gives no ``--prompt``."""
+
+    name, mark = "prompt", r"p-\w*-[0-9a-f]{6}"
+
+    def encode(self, value: Any) -> str:
+        if self.recognises(str(value)):  # the slug a table shows
+            return str(value)
+        words = re.sub(r"[^A-Za-z0-9]+", "_", str(value)).strip("_")[:24].strip("_")
+        return f"p-{words}-{hashlib.sha256(str(value).encode()).hexdigest()[:6]}"
+
+    def render(self, value: Any, plan: Any) -> str | None:
+        return str(value) or None
+
+
 @dataclass(frozen=True)
 class Axis:
-    """One axis of an experiment: a plan column, a config key and how a value is written in a run id.
+    """One axis of an experiment: a plan column, a config key, its run-id kind and its verb flag.
 
-    ``kind``: ``image`` (a file or ``skimage:NAME``, written as its slug), ``model``, ``layers`` (a
-    list), ``window`` (two fractions), ``seed`` (``s3``), ``scale`` (``g0p1``), ``prompt`` (its first
-    words and a short hash of the whole text: ``p-a_cat_on_a-3f2a1c``), ``network`` (a feature network's
-    registry name after ``n-``: ``n-clip-vit-b16``) or ``name`` (as is).
-    ``default``: a value left out of run ids (ids written before the axis existed stay valid).
+    ``kind``: a :data:`CODECS` name (``name``, ``seed``, ``scale``, ``window``, ``layers``, ``image``,
+    ``model``, ``network``, ``prompt``).
+    ``default``: a value left out of run ids (ids written before the axis existed stay valid; see the
+    axis rule).
     ``fallback``: config key whose value is the axis' only value when its own key is absent.
+    ``flag``: the verb's option that takes the value (``--style``), rendered by the kind (an image as its
+    file, a layer set comma-joined, the grouped axis' values comma-joined).
+    ``argv``: ``(plan, spec, values) -> [args]`` where a value is not simply ``flag value`` (the guidance
+    network: VGG-19 takes its weights flags, another network is named).
     """
 
     name: str
@@ -58,47 +228,27 @@ class Axis:
     kind: str = "name"
     default: Any = None
     fallback: str | None = None
+    flag: str | None = None
+    argv: Callable[[Any, Any, dict], list[str]] | None = None
+    codec: Codec = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "codec", CODECS.lookup(self.kind)())
+
+    @property
+    def optional(self) -> bool:
+        return self.default is not None
 
     def encode(self, value: Any) -> str:
-        if self.kind == "seed":
-            return f"s{int(value)}"
-        if self.kind == "scale":
-            return f"g{_number(value)}"
-        if self.kind == "window":  # two fractions, or the "0-1" a table shows
-            text = value if isinstance(value, str) else "-".join(f"{float(v):g}" for v in value)
-            return "w" + text.replace(".", "p")
-        if self.kind == "layers":
-            return "-".join(value) if isinstance(value, (list, tuple)) else str(value)
-        if self.kind == "image":
-            return _clean(image_slug(str(value)))
-        if self.kind == "model":
-            return _clean(model_slug(value))
-        if self.kind == "network":
-            return "n-" + _clean(re.sub(r"[^A-Za-z0-9_-]+", "_", str(value)))
-        if self.kind == "prompt":  # a prompt, or the slug a table shows
-            if re.fullmatch(r"p-\w*-[0-9a-f]{6}", str(value)):
-                return str(value)
-            words = re.sub(r"[^A-Za-z0-9]+", "_", str(value)).strip("_")[:24].strip("_")
-            return f"p-{words}-{hashlib.sha256(str(value).encode()).hexdigest()[:6]}"
-        return _clean(re.sub(r"[^A-Za-z0-9_-]+", "_", str(value)))
+        return self.codec.encode(value)
 
     def decode(self, text: str) -> Any:
         """The value a table shows: numbers for seeds and scales, slugs for the rest."""
-        if self.kind == "seed":
-            return int(text[1:])
-        if self.kind == "scale":
-            return float(text[1:].replace("p", ".").replace("em", "e-"))
-        if self.kind == "window":
-            return text[1:].replace("p", ".")
-        if self.kind == "network":
-            return text[2:]
-        return text
+        return self.codec.decode(text)
 
     def recognises(self, text: str) -> bool:
-        """Whether ``text`` can be this axis' part of a run id: the marked kinds (prompt, network) only
-        their own marks, so that a run id with some optional axes left out reads unambiguously."""
-        marks = {"prompt": r"p-\w*-[0-9a-f]{6}", "network": r"n-[A-Za-z0-9_-]+"}
-        return self.kind not in marks or re.fullmatch(marks[self.kind], text) is not None
+        """Whether ``text`` can be this axis' part of a run id (carries the kind's mark, if it has one)."""
+        return self.codec.recognises(text)
 
 
 class Spec(Protocol):
@@ -112,7 +262,7 @@ class Spec(Protocol):
 
 def defaults(spec: Spec) -> dict[str, Any]:
     """The values an id leaves out: each optional axis at its default."""
-    return {axis.name: axis.default for axis in spec.axes if axis.default is not None}
+    return {axis.name: axis.default for axis in spec.axes if axis.optional}
 
 
 def run_id(spec: Spec, values: dict[str, Any]) -> str:
@@ -121,37 +271,68 @@ def run_id(spec: Spec, values: dict[str, Any]) -> str:
     return SEPARATOR.join(
         axis.encode(values[axis.name])
         for axis in spec.axes
-        if not (axis.default is not None and values[axis.name] == axis.default)
+        if not (axis.optional and values[axis.name] == axis.default)
+    )
+
+
+def _layouts(axes: tuple[Axis, ...], parts: list[str]) -> list[list[Axis]]:
+    """Every way to read ``parts`` as the present axes, by the axis rule: every part carries its kind's
+    mark; a marked optional axis is present exactly when its part carries the mark; an unmarked one is
+    tried both ways."""
+    found, todo = [], [(0, 0, ())]
+    while todo:
+        i, j, taken = todo.pop()
+        while i < len(axes):
+            axis = axes[i]
+            fits = j < len(parts) and axis.recognises(parts[j])
+            if axis.optional and not (fits and axis.codec.mark is not None):
+                if fits:  # unmarked: present is the other reading
+                    todo.append((i + 1, j + 1, (*taken, i)))
+                i += 1
+            elif fits:
+                i, j, taken = i + 1, j + 1, (*taken, i)
+            else:
+                break
+        else:
+            if j == len(parts):
+                found.append([axes[k] for k in taken])
+    return found
+
+
+def present_axes(spec: Spec, run: str) -> list[Axis]:
+    """The axes that have a part in ``run`` (the others are optional and at their defaults)."""
+    return _layout(spec, run)[1]
+
+
+def _layout(spec: Spec, run: str) -> tuple[list[str], list[Axis]]:
+    parts = run.split(SEPARATOR)
+    layouts = _layouts(tuple(spec.axes), parts)
+    if len(layouts) == 1:
+        return parts, layouts[0]
+    optional = ", ".join(axis.name for axis in spec.axes if axis.optional) or "none"
+    reason = "reads two ways" if layouts else f"does not read as the axes of a {spec.name} run"
+    raise ConfigError(
+        f"run id {run!r} {reason} ({SEPARATOR.join(axis.name for axis in spec.axes)}; optional: {optional})"
     )
 
 
 def parse_run_id(spec: Spec, run: str) -> dict[str, Any]:
-    """Axis values of a run id, as :meth:`Axis.decode` shows them. Optional axes left out of the id take
-    their defaults; which ones are left out is read from the marks of the others (:meth:`Axis.recognises`)."""
-    parts = run.split(SEPARATOR)
-    optional = [axis for axis in spec.axes if axis.default is not None]
-    missing = len(spec.axes) - len(parts)
-    for absent in itertools.combinations(optional, missing) if 0 <= missing <= len(optional) else ():
-        present = [axis for axis in spec.axes if axis not in absent]
-        if all(axis.recognises(part) for axis, part in zip(present, parts) if axis.default is not None):
-            return {
-                **{axis.name: axis.decode(part) for axis, part in zip(present, parts)},
-                **{axis.name: axis.default for axis in absent},
-            }
-    raise ConfigError(
-        f"run id {run!r} does not have the {len(spec.axes)} parts of a {spec.name} run "
-        f"({SEPARATOR.join(axis.name for axis in spec.axes)}), optional: {', '.join(a.name for a in optional) or 'none'}"
-    )
+    """Axis values of a run id, as :meth:`Axis.decode` shows them; optional axes left out of the id take
+    their defaults (see the axis rule)."""
+    parts, present = _layout(spec, run)
+    values = defaults(spec)
+    for axis, part in zip(present, parts):
+        try:
+            values[axis.name] = axis.decode(part)
+        except ValueError:
+            raise ConfigError(f"run id {run!r}: {part!r} is not a {axis.kind} ({spec.name} axis {axis.name})") from None
+    return {axis.name: values[axis.name] for axis in spec.axes}
 
 
 def split_run(spec: Spec, run: str) -> tuple[str, str, str]:
-    """(head, batched part, tail) of a run id. An optional axis (left out of the id at its default) may
-    come before the batched one or after it, not both: the batched part is found counting from the
-    side that has none."""
-    parts = run.split(SEPARATOR)
-    names = [axis.name for axis in spec.axes]
+    """(head, batched part, tail) of a run id: the parts before the batched axes, theirs, and the rest."""
+    parts, present = _layout(spec, run)
     batched = (spec.batched,) if isinstance(spec.batched, str) else spec.batched
-    position, end = names.index(batched[0]), names.index(batched[-1]) + 1
-    if any(axis.default is not None for axis in spec.axes[:position]):
-        position, end = len(parts) - (len(names) - position), len(parts) - (len(names) - end)
-    return (SEPARATOR.join(parts[:position]), SEPARATOR.join(parts[position:end]), SEPARATOR.join(parts[end:]))
+    names = [axis.name for axis in present]
+    start, end = names.index(batched[0]), names.index(batched[-1]) + 1
+    return (SEPARATOR.join(parts[:start]), SEPARATOR.join(parts[start:end]), SEPARATOR.join(parts[end:]))
