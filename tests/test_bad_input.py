@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylediff.cli import main
+from .conftest import run_main
 
 pytest.importorskip("diffusers")
 
@@ -97,12 +97,9 @@ def command(verb: str, image: Path, out: Path, model_dir: Path, *extra: str) -> 
 
 
 def run(capsys, argv: list[str]) -> tuple[int, str]:
-    """Exit status and stderr of one CLI call (argument errors exit from argparse, the rest return)."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
+    """Exit status and stderr of one CLI call."""
+    code, _, err = run_main(capsys, argv)
+    return code, err
 
 
 BAD_IMAGES = {

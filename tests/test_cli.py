@@ -1,7 +1,6 @@
 """The CLI verbs end to end, in a subprocess as a user runs them: outputs, sidecars, one-line errors."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -9,19 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import STYLES
-
-
-def stylediff(*args, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", "stylediff.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(result.stderr)
-    return result
+from .conftest import STYLES, stylediff
 
 
 def read_sidecar(png):

@@ -15,6 +15,8 @@ from stylediff.cli import build_parser, main
 from stylediff.diffusion.methods import METHODS, Evaluations, GuidanceMethod, make_method
 from stylediff.diffusion.methods.base import knob
 
+from .conftest import run_main
+
 ROOT = Path(__file__).resolve().parents[1]
 STYLE = ROOT / "data" / "styles" / "the_scream.jpg"
 MODEL = ROOT / "models" / "ddpm-emoji-faces-32"
@@ -61,24 +63,29 @@ def groups_of(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
     return {group.title: [action.dest for action in group._group_actions] for group in parser._action_groups}
 
 
-def test_sample_groups_each_methods_knobs_under_it():
+def test_sample_groups_each_methods_knobs_under_it(monkeypatch):
+    """The knobs every method has sit in the common group; each method's own knob in its group, or in the group
+    of the first method that has it (its own group then names it); each group says the method's defaults; a
+    knob whose help differs between methods says each one's."""
+    monkeypatch.setenv("COLUMNS", "2000")  # one line per option
     sample = verbs(build_parser())["sample"]
     groups = groups_of(sample)
-    common = groups["guidance (every method)"]
-    assert {"method", "scale", "window", "recurrence"} <= set(common)
+    shared = set(GuidanceMethod.knobs())
+    assert {"method", "scale"} | shared <= set(groups["guidance (every method)"])
     titles = {title.split(":")[0]: title for title in groups if title}
-    placed = {dest: title for title, dests in groups.items() for dest in dests}
+    text = sample.format_help()
+    first: dict[str, str] = {}
     for name, cls in METHODS.items():
         assert name in titles, f"no group for method {name}"
-        for field in cls.knobs():
-            assert field in placed, f"{name}'s knob {field} is no flag"
-    # each method's own knob sits under that method, or under the first method that has it
-    assert set(groups[titles["tfg"]]) >= {"rho", "mu", "variance", "mc_samples", "rho_schedule"}
-    assert groups[titles["freedom"]] == ["travel_window"]
-    text = " ".join(sample.format_help().split())  # unwrapped
-    assert "inner_steps" in groups[titles["ugd"]] and "--inner-steps (under ugd)" in text
-    assert groups[titles["classifier"]] == [] and set(groups[titles["x0"]]) == {"normalize", "clip_grad"}
-    assert "defaults: scale=15.0" in text and "ugd: backward-guidance Adam steps" in text  # dps's, shared help
+        assert f"defaults: scale={cls().scale}" in text, name
+        for knob_name in set(cls.knobs()) - shared:
+            owner = first.setdefault(knob_name, name)
+            assert knob_name in groups[titles[owner]], (name, knob_name)
+            if owner != name:
+                assert f"--{knob_name.replace('_', '-')} (under {owner})" in text, (name, knob_name)
+            helps = {other.knob_help(knob_name)["help"] for other in METHODS.values() if knob_name in other.knobs()}
+            if len(helps) > 1:
+                assert f"{name}: {cls.knob_help(knob_name)['help']}" in text, (name, knob_name)
 
 
 def test_a_new_method_needs_only_its_class_and_registry_line():
@@ -135,10 +142,9 @@ def check_fake_method():
 
 
 def run_verb(capsys, argv: list[str]) -> list[str]:
-    code = main(argv)
-    captured = capsys.readouterr()
-    assert code == 0, captured.err[-2000:]
-    return captured.out.splitlines()
+    code, out, err = run_main(capsys, argv)
+    assert code == 0, err[-2000:]
+    return out.splitlines()
 
 
 def test_texture_says_in_one_line_what_it_wrote(capsys, tmp_path):

@@ -12,6 +12,8 @@ from PIL import Image
 
 from stylediff.cli import main
 
+from .conftest import DEMO_MODEL, sample_argv, stylediff
+
 pytest.importorskip("diffusers")
 
 STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "the_scream.jpg"
@@ -23,46 +25,13 @@ def model_dir(tiny_ddpm_dir) -> Path:
 
 
 def sample(model_dir, out, *extra):
-    return main(
-        [
-            "sample",
-            "--model",
-            str(model_dir),
-            "--style",
-            str(STYLE),
-            "--out",
-            str(out),
-            "--layers",
-            "relu1_1,relu2_1",
-            "--steps",
-            "3",
-            "--device",
-            "cpu",
-            "--no-progress",
-            *extra,
-        ]
-    )
+    return main(sample_argv(model_dir, out, *extra, style=STYLE))
 
 
 def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
     out = tmp_path / "run" / "guided.png"
-    assert (
-        sample(
-            model_dir,
-            out,
-            "--num-images",
-            "3",
-            "--seed",
-            "4",
-            "--scale",
-            "0.2",
-            "--method",
-            "x0",
-            "--window",
-            "0.0,0.9",
-        )
-        == 0
-    )
+    batch = ("--num-images", 3, "--seed", 4, "--scale", 0.2, "--method", "x0", "--window", "0.0,0.9")
+    assert sample(model_dir, out, *batch) == 0
     paths = [tmp_path / "run" / f"guided__s{seed}.png" for seed in (4, 5, 6)]
     for seed, path in zip((4, 5, 6), paths):
         assert Image.open(path).size == (16, 16)
@@ -90,23 +59,7 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
 
     # a CPU run is bit-reproducible: the same command writes the same pixels
     again = tmp_path / "again" / "guided.png"
-    assert (
-        sample(
-            model_dir,
-            again,
-            "--num-images",
-            "3",
-            "--seed",
-            "4",
-            "--scale",
-            "0.2",
-            "--method",
-            "x0",
-            "--window",
-            "0.0,0.9",
-        )
-        == 0
-    )
+    assert sample(model_dir, again, *batch) == 0
     for seed in (4, 5, 6):
         assert np.array_equal(
             np.asarray(Image.open(tmp_path / "run" / f"guided__s{seed}.png")),
@@ -164,30 +117,8 @@ def test_bad_arguments_exit_before_work(model_dir, tmp_path, capsys):
 def test_a_normal_sample_run_prints_nothing_that_is_not_the_users_business(tmp_path):
     """The demo model, as the README runs it, in a fresh process: no diffusers "install accelerate"
     notice, no huggingface_hub or torch deprecation warnings on stderr."""
-    import subprocess
-    import sys
-
-    model = Path(__file__).resolve().parents[1] / "models" / "ddpm-emoji-faces-32"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stylediff.cli",
-            "sample",
-            "--model",
-            str(model),
-            "--style",
-            str(STYLE),
-            "--steps",
-            "2",
-            "--layers",
-            "relu1_1",
-            "--no-progress",
-            "--out",
-            str(tmp_path / "s.png"),
-        ],
-        capture_output=True,
-        text=True,
+    result = stylediff(
+        *("sample", "--model", DEMO_MODEL, "--style", STYLE, "--steps", 2, "--layers", "relu1_1", "--no-progress"),
+        *("--out", tmp_path / "s.png"),
     )
-    assert result.returncode == 0, result.stderr
     assert not any(word in result.stderr.lower() for word in ("accelerate", "warning", "deprecat")), result.stderr

@@ -12,6 +12,8 @@ from stylediff.core.errors import ConfigError, NumericalError, ResourceError, We
 from stylediff.diffusion import GuidedSampler, default_guidance_size, load_model, make_method, make_scheduler
 from stylediff.diffusion.schedule import Schedule
 
+from .conftest import fill_hub_cache
+
 diffusers = pytest.importorskip("diffusers")
 
 STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "starry_night.jpg"
@@ -217,18 +219,6 @@ def test_missing_models_are_one_line_weights_errors(tmp_path):
     assert "local diffusers folder" in str(hub.value)
 
 
-def _fill_cache(cache: Path, repo: str, files: dict[str, bytes], commit: str = "0123456789abcdef" * 2 + "01234567"):
-    """A Hugging Face cache holding ``repo`` at ``commit`` (the layout huggingface_hub writes)."""
-    folder = cache / f"models--{repo.replace('/', '--')}"
-    snapshot = folder / "snapshots" / commit
-    for name, data in files.items():
-        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
-        (snapshot / name).write_bytes(data)
-    (folder / "refs").mkdir(parents=True, exist_ok=True)
-    (folder / "refs" / "main").write_text(commit)
-    return commit
-
-
 @pytest.mark.parametrize("layout", ["pipeline", "flat"])
 def test_hub_models_load_offline_in_either_layout(tmp_path, layout, monkeypatch):
     """The real architecture of google/ddpm-cifar10-32 (random weights), cached by the test under that id
@@ -257,7 +247,7 @@ def test_hub_models_load_offline_in_either_layout(tmp_path, layout, monkeypatch)
         ).read_bytes(),
     }
     cache = tmp_path / "hub"
-    commit = _fill_cache(cache, "google/ddpm-cifar10-32", files)
+    commit = fill_hub_cache(cache, "google/ddpm-cifar10-32", files)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from huggingface_hub import constants
 

@@ -17,6 +17,8 @@ from PIL import Image
 from stylediff.cli import main
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method
 
+from .conftest import Counting, clip_tokenizer, fill_hub_cache, sample_argv
+
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
@@ -35,39 +37,6 @@ SCALES = {
     "tfg": (1.0, 30.0),
 }
 """Scales tried per method on the random tiny SD (its losses and CFG corrections are not a real model's)."""
-
-
-def clip_tokenizer(folder: Path):
-    """transformers' CLIP tokenizer test vocabulary (23 tokens), written to ``folder``."""
-    vocab = [
-        "l",
-        "o",
-        "w",
-        "e",
-        "r",
-        "s",
-        "t",
-        "i",
-        "d",
-        "n",
-        "lo",
-        "l</w>",
-        "w</w>",
-        "r</w>",
-        "t</w>",
-        "low</w>",
-        "er</w>",
-        "lowest</w>",
-        "newer</w>",
-        "wider",
-        "<unk>",
-        "<|startoftext|>",
-        "<|endoftext|>",
-    ]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
-    (folder / "merges.txt").write_text("#version: 0.2\nl o\nlo w</w>\ne r</w>\n")
-    return transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
 
 
 def ddim():
@@ -321,25 +290,7 @@ def test_scale_zero_reproduces_sdxl_and_ldm_pipelines(sdxl_dir, ldm_dir, style_l
 
 
 def run(model_dir, out, *extra, steps=4):
-    return main(
-        [
-            "sample",
-            "--model",
-            str(model_dir),
-            "--style",
-            str(STYLE),
-            "--out",
-            str(out),
-            "--layers",
-            "relu1_1,relu2_1",
-            "--steps",
-            str(steps),
-            "--device",
-            "cpu",
-            "--no-progress",
-            *extra,
-        ]
-    )
+    return main(sample_argv(model_dir, out, *extra, style=STYLE, steps=steps))
 
 
 def test_cli_scale_zero_is_the_pipeline_image_for_every_method(sd_dir, tmp_path):
@@ -361,21 +312,6 @@ def test_cli_scale_zero_is_the_pipeline_image_for_every_method(sd_dir, tmp_path)
         assert part["files"], name
         for file, digest in part["files"].items():
             assert hashlib.sha256((sd_dir / part["subfolder"] / file).read_bytes()).hexdigest() == digest
-
-
-class Counting:
-    """An objective that counts its forward and backward evaluations (in batches of ``batch`` images)."""
-
-    def __init__(self, objective, batch):
-        self.objective, self.batch, self.forward, self.backward = objective, batch, 0, 0
-        self.min_size = getattr(objective, "min_size", 1)
-
-    def __call__(self, images):
-        self.forward += images.shape[0] // self.batch
-        loss = self.objective(images)
-        if loss.requires_grad:
-            loss.register_hook(lambda grad: setattr(self, "backward", self.backward + images.shape[0] // self.batch))
-        return loss
 
 
 def hooked(unet, vae):
@@ -525,11 +461,9 @@ def test_sd_loads_offline_from_the_hub_cache(sd_dir, tmp_path, monkeypatch):
     """The tiny SD folder cached under a hub id loads with HF_HUB_OFFLINE=1, every component's files hashed."""
     from huggingface_hub import constants
 
-    from .test_diffusion import _fill_cache
-
     files = {str(path.relative_to(sd_dir)): path.read_bytes() for path in sd_dir.rglob("*") if path.is_file()}
     cache = tmp_path / "hub"
-    commit = _fill_cache(cache, "stable-diffusion-v1-5/stable-diffusion-v1-5", files)
+    commit = fill_hub_cache(cache, "stable-diffusion-v1-5/stable-diffusion-v1-5", files)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     loaded = load_model("stable-diffusion-v1-5/stable-diffusion-v1-5", cache_dir=cache, local_files_only=True)
     assert loaded.info["source"] == "hub" and loaded.info["revision"] == commit

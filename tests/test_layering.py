@@ -91,30 +91,34 @@ def test_imports_only_go_down():
     assert not wrong, "imports against the layering (docs/concepts.md):\n" + "\n".join(wrong)
 
 
-def test_no_import_cycle_between_modules():
-    """Module-level imports (not those inside functions) form no cycle."""
-    modules = _modules()
+def _module_level_imports(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """``{module: the package modules it imports at module level}`` (not those inside functions)."""
     graph: dict[str, set[str]] = {}
     for module, path in modules.items():
         tree = ast.parse(path.read_text())
         top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-        shallow = ast.Module(body=top_level, type_ignores=[])
-        targets = set()
         package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-        for node in ast.walk(shallow):
-            if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package[: len(package) - node.level + 1]
-                    target = ".".join(base + (node.module.split(".") if node.module else []))
-                elif node.module and node.module.startswith("stylediff"):
-                    target = node.module
-                else:
-                    continue
-                for alias in node.names:  # `from . import submodule` imports the submodule
-                    sub = f"{target}.{alias.name}"
-                    targets.add(sub if sub in modules else target)
+        targets = set()
+        for node in ast.walk(ast.Module(body=top_level, type_ignores=[])):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = ".".join(base + (node.module.split(".") if node.module else []))
+            elif node.module and node.module.startswith("stylediff"):
+                target = node.module
+            else:
+                continue
+            for alias in node.names:  # `from . import submodule` imports the submodule
+                sub = f"{target}.{alias.name}"
+                targets.add(sub if sub in modules else target)
         graph[module] = {t for t in targets if t in modules and t != module}
+    return graph
 
+
+def test_no_import_cycle_between_modules():
+    """Module-level imports (not those inside functions) form no cycle."""
+    graph = _module_level_imports(_modules())
     state: dict[str, int] = {}
     stack: list[str] = []
 

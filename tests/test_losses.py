@@ -222,8 +222,13 @@ def test_objective_moves_its_targets_and_never_the_shared_network(vgg, loss):
 
     style = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     objective = style_objective(vgg, style, ["relu1_1", "relu2_1"], loss)
-    buffers = dict(objective.named_buffers())
-    assert buffers and all(name.split(".")[-1].startswith(("target_", "scale_")) for name in buffers)
+    term = objective.terms["style"]
+    held = [term.scale(layer) for layer in term.layers]
+    for layer in term.layers:
+        target = term.target(layer)
+        held += list(target) if isinstance(target, tuple) else [target]
+    buffers = [b for _, b in objective.named_buffers()]
+    assert held and all(any(part is b for b in buffers) for part in held)  # every target and scale is a buffer
     objective.to(torch.float64)
     assert all(b.dtype == torch.float64 for b in objective.buffers())
     assert load_vgg19().convs["conv1_1"].weight.dtype == torch.float32  # the shared one is untouched
@@ -255,7 +260,7 @@ def test_objective_to_a_dtype_works_for_every_loss(vgg, loss, dtype):
     objective.to(torch.float32)
     assert torch.equal(value(image), before)
     kept = [b for name, b in objective.named_buffers() if b.dtype == torch.float64]
-    assert len(kept) == (3 * 2 if loss == "gaussian_w2" else 0)
+    assert len(kept) == len(get_style_loss(loss).float64_parts) * 2  # what the loss keeps in float64, per layer
 
 
 def test_gram_matrix_backward_is_the_exact_gradient():

@@ -4,18 +4,17 @@ UNet (and on the analytic Gaussian model where an identity must hold exactly).""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from stylediff.core.seeding import derived_seed
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method, make_scheduler
 from stylediff.diffusion.analytic import GaussianDenoiser, QuadraticLoss
 from stylediff.diffusion.methods.base import Evaluations, GuidanceMethod
+
+from .conftest import Counting, stylediff
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -47,23 +46,6 @@ def pipeline_images(pipe, seeds, steps, **kwargs) -> torch.Tensor:
     ).images
     images = torch.as_tensor(images)
     return images.permute(0, 3, 1, 2) if images.shape[-1] == 3 else images
-
-
-class Counting:
-    """Wraps an objective: counts its evaluations (in images / batch size) and the backward passes
-    through its output."""
-
-    def __init__(self, objective, batch: int):
-        self.objective, self.batch = objective, batch
-        self.forward = self.backward = 0
-        self.min_size = getattr(objective, "min_size", 1)
-
-    def __call__(self, images):
-        self.forward += images.shape[0] // self.batch
-        loss = self.objective(images)
-        if loss.requires_grad:
-            loss.register_hook(lambda grad: setattr(self, "backward", self.backward + images.shape[0] // self.batch))
-        return loss
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -233,28 +215,17 @@ def test_analytic_denoiser_samples_its_gaussian():
     assert abs(x.std().item() - 0.2) < 4 * 0.2 / (2 * n) ** 0.5
 
 
-def test_registry_cli_schema_and_methods_verb_name_the_same_methods():
+def test_methods_json_and_sample_flags_name_every_registered_method():
+    """(The schema's enums and --method's choices: tests/test_registries.py.)"""
     from stylediff.cli import build_parser
-    from stylediff.diffusion.methods.normalised import NormalisedGradient
 
     names = list(METHODS)
-    schema = yaml.safe_load((ROOT / "schemas" / "config.schema.yaml").read_text())
-    assert schema["$defs"]["method"]["enum"] == names, "schemas/config.schema.yaml $defs.method.enum"
-    normalised = [name for name, cls in METHODS.items() if issubclass(cls, NormalisedGradient)]
-    assert schema["$defs"]["normalised_method"]["enum"] == normalised
     parser = build_parser()
-    for name in names:  # --method takes every registered name and only those
-        assert (
-            parser.parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--method", name]).method == name
-        )
-    with pytest.raises(SystemExit):
-        parser.parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--method", "nope"])
     knobs = {knob for cls in METHODS.values() for knob in cls.knobs()}
     sample = parser._subparsers._group_actions[0].choices["sample"]
+    sample.format_help()  # builds the deferred method groups
     assert knobs <= {action.dest for action in sample._actions}, "every knob of every method is a sample flag"
-    printed = subprocess.run(
-        [sys.executable, "-m", "stylediff", "methods", "--json"], capture_output=True, text=True, cwd=ROOT, check=True
-    ).stdout
+    printed = stylediff("methods", "--json").stdout
     rows = json.loads(printed)
     assert [row["name"] for row in rows] == names
     for row in rows:

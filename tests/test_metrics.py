@@ -170,6 +170,8 @@ def test_metrics_verb_batch_and_errors(tmp_path):
         assert doc["metrics"] == pytest.approx(expected, rel=1e-6)
     assert docs[0]["metrics"]["feature_error"] != docs[1]["metrics"]["feature_error"]
     assert docs[0]["metric_weights"]["vgg19"]["source"] == "caffe"
+    # the direction of each column, for the torch-free report: the similarities PSNR and SSIM, not the distance
+    assert set(docs[0]["higher_is_better"]) == {"psnr", "ssim"} and "feature_error" in docs[0]["metrics"]
     result = subprocess.run(base + ["--out", str(tmp_path / "only_one.json")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "--out got 1 paths for 2" in result.stderr

@@ -4,8 +4,6 @@ CSD's conversion against OpenAI CLIP's equations, held-out metrics' order on pai
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,26 +16,13 @@ from stylediff.evaluation.heldout import HELDOUT, HeldOut, HeldOutMetric
 from stylediff.networks import NETWORKS, load_network, network_available, network_status
 from stylediff.nst.losses import STYLE_LOSSES, Objective, StyleTerm
 
+from .conftest import DEMO_MODEL, csd_checkpoint_state, stylediff
+
 ROOT = Path(__file__).resolve().parents[1]
 STYLES = sorted((ROOT / "data" / "styles").glob("*.jpg"))
 
 
-@pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory) -> Path:
-    """A random 3-block CLIPVisionModel (hidden 32, 32-px input, 8-px patches) saved as a local folder."""
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    torch.manual_seed(0)
-    config = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2, image_size=32, patch_size=8
-    )
-    folder = tmp_path_factory.mktemp("clip")
-    CLIPVisionModel(config).eval().save_pretrained(folder)
-    return folder
-
-
-def test_every_network_is_registered_once_with_a_way_to_get_its_weights():
-    assert set(NETWORKS) == {"vgg19", "vgg19-torchvision", "vgg16", "alexnet", "clip-vit-b16", "clip-vit-b32", "csd"}
+def test_every_network_says_in_one_line_how_to_get_its_weights():
     for name in NETWORKS:
         status = network_status(name)
         assert status is None or ("\n" not in status and status)
@@ -53,14 +38,14 @@ def test_absent_clip_weights_are_a_one_line_error_naming_the_fetch_command(monke
     assert "\n" not in str(info.value) and "stylediff weights fetch --networks clip-vit-b16" in str(info.value)
 
 
-def test_clip_hidden_states_are_transformers_own_without_the_cls_token(tiny_clip):
+def test_clip_hidden_states_are_transformers_own_without_the_cls_token(tiny_clip_vision):
     from transformers import CLIPVisionModel
 
-    network = load_network("clip-vit-b16", path=tiny_clip)
+    network = load_network("clip-vit-b16", path=tiny_clip_vision)
     assert network.layers == ("hidden0", "hidden1", "hidden2", "hidden3") and network.style_layers == ("hidden2",)
     images = torch.rand(2, 3, 40, 56)
     ours = network(images, ["hidden2", "hidden1"])
-    theirs = CLIPVisionModel.from_pretrained(tiny_clip)(
+    theirs = CLIPVisionModel.from_pretrained(tiny_clip_vision)(
         pixel_values=network.preprocess(images), output_hidden_states=True
     ).hidden_states
     for k in (1, 2):
@@ -68,12 +53,12 @@ def test_clip_hidden_states_are_transformers_own_without_the_cls_token(tiny_clip
         torch.testing.assert_close(ours[f"hidden{k}"][..., 0], theirs[k][:, 1:, :].transpose(1, 2))
     with pytest.raises(LayerError):
         network.check_layers("hidden9")
-    assert network.provenance()["sha256"] and network.provenance()["path"].startswith(str(tiny_clip))
+    assert network.provenance()["sha256"] and network.provenance()["path"].startswith(str(tiny_clip_vision))
 
 
 @pytest.mark.parametrize("loss", list(STYLE_LOSSES))
-def test_every_style_loss_runs_on_clip_tokens_and_is_zero_at_the_style(tiny_clip, loss):
-    network = load_network("clip-vit-b16", path=tiny_clip)
+def test_every_style_loss_runs_on_clip_tokens_and_is_zero_at_the_style(tiny_clip_vision, loss):
+    network = load_network("clip-vit-b16", path=tiny_clip_vision)
     style = load_image(STYLES[0], 48)
     objective = Objective(network, {"style": (StyleTerm(network, style, network.style_layers, loss), 1.0)})
     noise = torch.rand(1, 3, 48, 48, requires_grad=True)
@@ -83,33 +68,12 @@ def test_every_style_loss_runs_on_clip_tokens_and_is_zero_at_the_style(tiny_clip
     assert noise.grad.abs().sum() > 0
 
 
-def test_clip_gram_texture_through_the_cli(tiny_clip, tmp_path):
+def test_clip_gram_texture_through_the_cli(tiny_clip_vision, tmp_path):
     out = tmp_path / "t.png"
-    cmd = [
-        sys.executable,
-        "-m",
-        "stylediff",
-        "texture",
-        "--style",
-        str(STYLES[0]),
-        "--network",
-        "clip-vit-b16",
-        "--network-path",
-        str(tiny_clip),
-        "--size",
-        "32",
-        "--steps",
-        "5",
-        "--scales",
-        "none",
-        "--device",
-        "cpu",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
+    done = stylediff(
+        *("texture", "--style", STYLES[0], "--network", "clip-vit-b16", "--network-path", tiny_clip_vision),
+        *("--size", 32, "--steps", 5, "--scales", "none", "--device", "cpu", "--out", out, "--no-progress"),
+    )
     assert done.stdout.count("\n") == 1 and done.stderr == ""  # one line saying what it wrote
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["config"]["layers"] == "hidden2" and sidecar["config"]["network"] == "clip-vit-b16"
@@ -118,25 +82,16 @@ def test_clip_gram_texture_through_the_cli(tiny_clip, tmp_path):
     assert history[-1]["loss"] < history[0]["loss"]
 
 
-def test_pooling_applies_to_vgg19_only(tiny_clip, tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "stylediff",
-        "texture",
-        "--style",
-        str(STYLES[0]),
-        "--network",
-        "clip-vit-b16",
-        "--network-path",
-        str(tiny_clip),
-        "--pooling",
-        "avg",
-        "--out",
-        str(tmp_path / "t.png"),
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "VGG-19 only" in done.stderr
+def test_pooling_applies_only_to_networks_that_take_it(tiny_clip_vision, tmp_path):
+    done = stylediff(
+        *("texture", "--style", STYLES[0], "--network", "clip-vit-b16", "--network-path", tiny_clip_vision),
+        *("--pooling", "avg", "--out", tmp_path / "t.png"),
+        check=False,
+    )
+    takes = [name for name, spec in NETWORKS.items() if "pooling" in spec.options]
+    assert takes and "pooling" not in NETWORKS["clip-vit-b16"].options
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"applies to {', '.join(takes)} only, not to --network clip-vit-b16" in done.stderr
     assert not (tmp_path / "t.png").exists()
 
 
@@ -154,46 +109,6 @@ def test_torchvision_backbones_reach_their_layers_at_their_min_size(name):
 
 
 # ------------------------------------------------------------------------------------------ CSD
-def _openai_visual(width=64, layers=2, patch=8, grid=3, out=16, seed=0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-
-    def r(*shape, s=0.05):
-        return torch.randn(*shape, generator=g) * s
-
-    state = {
-        "conv1.weight": r(width, 3, patch, patch),
-        "class_embedding": r(width),
-        "positional_embedding": r(grid * grid + 1, width),
-        "ln_pre.weight": 1 + r(width),
-        "ln_pre.bias": r(width),
-        "ln_post.weight": 1 + r(width),
-        "ln_post.bias": r(width),
-    }
-    for i in range(layers):
-        p = f"transformer.resblocks.{i}."
-        state.update(
-            {
-                p + "attn.in_proj_weight": r(3 * width, width, s=0.2),
-                p + "attn.in_proj_bias": r(3 * width),
-                p + "attn.out_proj.weight": r(width, width, s=0.2),
-                p + "attn.out_proj.bias": r(width),
-                p + "ln_1.weight": 1 + r(width),
-                p + "ln_1.bias": r(width),
-                p + "ln_2.weight": 1 + r(width),
-                p + "ln_2.bias": r(width),
-                p + "mlp.c_fc.weight": r(4 * width, width, s=0.2),
-                p + "mlp.c_fc.bias": r(4 * width),
-                p + "mlp.c_proj.weight": r(width, 4 * width, s=0.2),
-                p + "mlp.c_proj.bias": r(width),
-            }
-        )
-    return {
-        **{"module.backbone." + k: v for k, v in state.items()},
-        "module.last_layer_style": r(width, out, s=0.3),
-        "module.last_layer_content": r(width, out),
-    }
-
-
 def _openai_reference(state, x):
     """OpenAI CLIP's VisionTransformer.forward (clip/model.py), transcribed: conv1, class token, positions,
     ln_pre, residual blocks (nn.MultiheadAttention with in_proj, QuickGELU MLP), ln_post of token 0, proj."""
@@ -232,7 +147,7 @@ def _openai_reference(state, x):
 
 
 def test_csd_embedding_equals_openai_clip_equations_on_a_converted_checkpoint(tmp_path, monkeypatch):
-    state = _openai_visual()
+    state = csd_checkpoint_state()
     path = tmp_path / "checkpoint.pth"
     torch.save({"model_state_dict": state, "epoch": 1}, path)
     monkeypatch.setenv("STYLEDIFF_NETWORK_CSD", str(path))
@@ -272,7 +187,7 @@ def test_heldout_real_backbones_rank_self_then_another_painting_then_noise(metri
     _check_order(HeldOut("true", metrics=[metric]), metric.column)
 
 
-def test_heldout_with_random_weights_offline_fixture(tiny_clip, tmp_path, monkeypatch):
+def test_heldout_with_random_weights_offline_fixture(tiny_clip_vision, tmp_path, monkeypatch):
     """No ../shared needed: a random-weight AlexNet file and the tiny random CLIP through the env variables."""
     import torchvision
 
@@ -280,7 +195,7 @@ def test_heldout_with_random_weights_offline_fixture(tiny_clip, tmp_path, monkey
     alex = tmp_path / "alexnet-random.pth"
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), alex)
     monkeypatch.setenv("STYLEDIFF_NETWORK_ALEXNET", str(alex))
-    monkeypatch.setenv("STYLEDIFF_NETWORK_CLIP_VIT_B32", str(tiny_clip))
+    monkeypatch.setenv("STYLEDIFF_NETWORK_CLIP_VIT_B32", str(tiny_clip_vision))
     metrics = [m for m in HELDOUT if m.network in ("alexnet", "clip-vit-b32")]
     held = HeldOut("true", metrics=metrics)
     for metric in metrics:
@@ -307,7 +222,7 @@ def test_heldout_auto_skips_absent_networks_in_one_line_and_true_fails(capsys, m
     assert capsys.readouterr().err == ""
 
 
-def test_clip_gram_guides_sampling(tiny_clip, tiny_ddpm_dir, tmp_path):
+def test_clip_gram_guides_sampling(tiny_clip_vision, tiny_ddpm_dir, tmp_path):
     """`stylediff sample --network clip-vit-b16`: the guidance loss is the CLIP-Gram of the tiny CLIP."""
     from stylediff.cli import main
 
@@ -327,7 +242,7 @@ def test_clip_gram_guides_sampling(tiny_clip, tiny_ddpm_dir, tmp_path):
                     "--network",
                     "clip-vit-b16",
                     "--network-path",
-                    str(tiny_clip),
+                    str(tiny_clip_vision),
                     "--steps",
                     "3",
                     "--scale",
@@ -349,14 +264,8 @@ def test_clip_gram_guides_sampling(tiny_clip, tiny_ddpm_dir, tmp_path):
 
 
 def test_weights_fetch_networks_offline_is_one_line(tmp_path):
-    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "stylediff", "weights", "fetch", "--networks", "clip-vit-b32"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    done = stylediff("weights", "fetch", "--networks", "clip-vit-b32", env=env, check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "openai/clip-vit-base-patch32" in done.stderr and "--networks clip-vit-b32" in done.stderr
 
@@ -388,7 +297,7 @@ def test_a_full_clip_checkpoint_loads_its_image_encoder(tmp_path):
     torch.testing.assert_close(network(images, ["hidden2"])["hidden2"][..., 0], theirs[:, 1:, :].transpose(1, 2))
 
 
-def test_transfer_on_clip_takes_the_networks_content_layer(tiny_clip, tmp_path):
+def test_transfer_on_clip_takes_the_networks_content_layer(tiny_clip_vision, tmp_path):
     from stylediff.cli import main
 
     out = tmp_path / "t.png"
@@ -403,7 +312,7 @@ def test_transfer_on_clip_takes_the_networks_content_layer(tiny_clip, tmp_path):
                 "--network",
                 "clip-vit-b16",
                 "--network-path",
-                str(tiny_clip),
+                str(tiny_clip_vision),
                 "--size",
                 "32",
                 "--steps",
@@ -446,42 +355,18 @@ def test_metrics_documents_carry_the_heldout_columns_of_networks_the_run_did_not
     assert ("heldout_alexnet_gram" in docs["vgg16"]) == ("heldout_alexnet_gram" in present)
 
 
-def test_clip_gram_guides_sampling_through_the_cli(tiny_clip, tmp_path):
+def test_clip_gram_guides_sampling_through_the_cli(tiny_clip_vision, tmp_path):
     """CLIP-Gram as the guidance loss of `stylediff sample` (the sd_style preset's second network): the
     guided sample of a seed has a lower CLIP-Gram loss than the unguided one, and the sidecar says which
     network guided it."""
     losses = {}
     for scale in (0, 0.3):
         out = tmp_path / f"g{scale}.png"
-        cmd = [
-            sys.executable,
-            "-m",
-            "stylediff",
-            "sample",
-            "--model",
-            str(ROOT / "models" / "ddpm-emoji-faces-32"),
-            "--style",
-            str(STYLES[0]),
-            "--network",
-            "clip-vit-b16",
-            "--network-path",
-            str(tiny_clip),
-            "--method",
-            "through_unet",
-            "--scale",
-            str(scale),
-            "--steps",
-            "8",
-            "--seed",
-            "0",
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--out",
-            str(out),
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        assert done.returncode == 0, done.stderr
+        stylediff(
+            *("sample", "--model", DEMO_MODEL, "--style", STYLES[0], "--network", "clip-vit-b16"),
+            *("--network-path", tiny_clip_vision, "--method", "through_unet", "--scale", scale, "--steps", 8),
+            *("--seed", 0, "--device", "cpu", "--no-progress", "--out", out),
+        )
         sidecar = json.loads(out.with_suffix(".json").read_text())
         assert sidecar["config"]["network"] == "clip-vit-b16" and sidecar["config"]["layers"] == "hidden2"
         losses[scale] = sidecar["final_style_loss"]

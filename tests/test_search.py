@@ -11,6 +11,8 @@ import yaml
 from stylediff.cli import main
 from stylediff.diffusion.knob_search import beam_search
 
+from .conftest import search_argv
+
 STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "starry_night.jpg"
 
 
@@ -59,34 +61,7 @@ def test_beam_search_stops_a_knob_at_its_cap_and_tfg_starts_where_its_reference_
 
 def test_search_verb_writes_every_candidate_and_a_workflow_entry(tiny_ddpm_dir, tmp_path):
     out = tmp_path / "best.yaml"
-    code = main(
-        [
-            "search",
-            "--method",
-            "tfg",
-            "--model",
-            str(tiny_ddpm_dir),
-            "--style",
-            str(STYLE),
-            "--seeds",
-            "0,1",
-            "--rounds",
-            "1",
-            "--beam",
-            "1",
-            "--steps",
-            "3",
-            "--layers",
-            "relu1_1",
-            "--lpips",
-            "false",
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--out",
-            str(out),
-        ]
-    )
+    code = main(search_argv(tiny_ddpm_dir, out, "tfg", style=STYLE))
     assert code == 0
     table = pd.read_csv(out.with_suffix(".csv"))
     assert len(table) == 4 and {"rho", "mu", "variance", "gram_dist_mean", "within_budget"} <= set(table.columns)

@@ -17,6 +17,8 @@ from stylediff.diffusion import GuidedSampler, load_model, make_method
 from stylediff.nst.losses import style_objective
 from stylediff.nst.optimize import OptimizeConfig, transfer_style
 
+from .conftest import search_argv
+
 pytest.importorskip("diffusers")
 
 STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "starry_night.jpg"
@@ -106,36 +108,9 @@ def test_search_scores_every_candidate_with_common_random_numbers(tiny_ddpm_dir,
 
     def search(start, out):
         code = main(
-            [
-                "search",
-                "--method",
-                "x0",
-                "--model",
-                str(tiny_ddpm_dir),
-                "--style",
-                str(STYLE),
-                "--seeds",
-                "0,1",
-                "--rounds",
-                "1",
-                "--beam",
-                "1",
-                "--steps",
-                "3",
-                "--layers",
-                "relu1_1",
-                "--loss",
-                "sliced_wasserstein",
-                "--lpips",
-                "false",
-                "--device",
-                "cpu",
-                "--no-progress",
-                "--start",
-                f"scale={start}",
-                "--out",
-                str(out),
-            ]
+            search_argv(
+                tiny_ddpm_dir, out, "x0", "--loss", "sliced_wasserstein", "--start", f"scale={start}", style=STYLE
+            )
         )
         assert code == 0
         return pd.read_csv(out.with_suffix(".csv")).set_index("scale")

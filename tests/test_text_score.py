@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,8 @@ from stylediff.core.provenance import file_sha256
 from stylediff.evaluation.document import image_metrics
 from stylediff.evaluation.scorer import Scorer
 from stylediff.evaluation.text_score import COLUMN, ENV_VAR, TextScore, load, status
-from tests.test_latent import clip_tokenizer
+
+from .conftest import clip_tokenizer, stylediff
 
 transformers = pytest.importorskip("transformers")
 
@@ -212,13 +210,7 @@ def test_guidance_metrics_of_a_prompted_run_have_the_column(local_clip, tmp_path
 
 
 def test_weights_fetch_text_score_offline_is_one_line(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "stylediff", "weights", "fetch", "--text-score"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    done = stylediff("weights", "fetch", "--text-score", env=env, check=False)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "openai/clip-vit-base-patch32" in done.stderr and "stylediff weights fetch --text-score" in done.stderr

@@ -125,3 +125,18 @@ def test_missing_caffe_file_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("STYLEDIFF_VGG19_CAFFE", str(tmp_path / "nope.bin"))
     with pytest.raises(WeightsError, match="STYLEDIFF_VGG19_CAFFE"):
         caffe_weights_path()
+
+
+def test_vgg19_is_found_like_every_network(monkeypatch, tmp_path):
+    """load_vgg19 is the registered network of its weight source (one process-wide cache); a path or
+    STYLEDIFF_NETWORK_VGG19 points it at a file; a missing file is one line naming it."""
+    from stylediff.networks import load_network, network_status
+
+    assert load_vgg19("caffe", "avg") is load_network("vgg19", pooling="avg") is not load_vgg19("caffe", "max")
+    file = caffe_weights_path()
+    assert load_network("vgg19", path=file).provenance()["path"] == str(file)
+    monkeypatch.setenv("STYLEDIFF_NETWORK_VGG19", str(tmp_path / "nope.bin"))
+    status = network_status("vgg19")
+    assert status and "\n" not in status and "nope.bin" in status
+    with pytest.raises(ConfigError, match="network vgg16 has no option pooling"):
+        load_network("vgg16", pooling="avg")

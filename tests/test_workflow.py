@@ -26,7 +26,7 @@ import yaml
 from stylediff.workflow import plan
 from stylediff.workflow.experiments import lookup
 
-from .conftest import preset_config
+from .conftest import preset_config, snakemake_command
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_RULES = {
@@ -51,21 +51,9 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
 
 
 def snakemake(work: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-        "--workflow-profile",
-        "none",
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout, env=ENV)
+    return subprocess.run(
+        snakemake_command(work, *args), cwd=work, capture_output=True, text=True, timeout=timeout, env=ENV
+    )
 
 
 def job_stats(output: str) -> dict[str, int]:
@@ -357,20 +345,7 @@ def test_tiny_end_to_end(tmp_path, tiny_ddpm_dir):
     # corrupt file and resumes with --rerun-incomplete to the same bytes as the uninterrupted run
     for png in (work / "results" / "texture").glob("*.png"):
         png.unlink()
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(work),
-        "--workflow-profile",
-        "none",
-        "--cores",
-        "2",
-        *args,
-    ]
+    command = snakemake_command(work, *args)
     process = subprocess.Popen(
         command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=ENV
     )

@@ -363,6 +363,31 @@ def heldout_x0_mse(unet, sched, x0, seed=1234):
     return tot / len(ts)
 
 
+RESUME_KEEPS = ("out_dir", "data", "minutes", "resume", "ckpt_minutes", "log_every", "threads", "sample_every_minutes")
+"""What a resumed run takes from its command line; the rest of the recipe comes from the checkpoint."""
+
+
+def _recipe(args, ckpt):
+    """The run's arguments: the checkpoint's recipe with only the budget and cadence of ``args`` (a fresh run: ``args``)."""
+    if ckpt is None:
+        return args
+    return argparse.Namespace(**{**ckpt["args"], **{k: getattr(args, k) for k in RESUME_KEEPS}})
+
+
+def _restore(ckpt, unet, ema, opt):
+    """Weights, optimiser, random states and history of ``ckpt`` into a run: ``(step, elapsed_s, losses, evals,
+    runs)`` (a fresh run's when ``ckpt`` is None)."""
+    if ckpt is None:
+        return 0, 0.0, [], [], []
+    unet.load_state_dict(ckpt["model"])
+    ema.load_state_dict(ckpt["ema"])
+    opt.load_state_dict(ckpt["opt"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    np.random.set_state(ckpt["rng"]["numpy"])
+    random.setstate(ckpt["rng"]["python"])
+    return ckpt["step"], ckpt["elapsed_s"], ckpt["losses"], ckpt.get("evals", []), ckpt.get("runs", [])
+
+
 def train(args):
     torch.set_num_threads(args.threads)
     out_dir = Path(args.out_dir)
@@ -377,36 +402,14 @@ def train(args):
     )
 
     ckpt = torch.load(args.resume, map_location="cpu", weights_only=False) if args.resume else None
-    if ckpt is not None:  # the recipe comes from the checkpoint; only the budget/cadence may change
-        keep = {
-            k: getattr(args, k)
-            for k in (
-                "out_dir",
-                "data",
-                "minutes",
-                "resume",
-                "ckpt_minutes",
-                "log_every",
-                "threads",
-                "sample_every_minutes",
-            )
-        }
-        args = argparse.Namespace(**{**ckpt["args"], **keep})
+    args = _recipe(args, ckpt)
     unet = build_unet(args)
     sched = build_scheduler(args)
     ema = copy.deepcopy(unet).eval().requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=args.wd)
-    step, elapsed0, losses, evals, runs = 0, 0.0, [], [], []
     random.seed(args.seed), np.random.seed(args.seed), torch.manual_seed(args.seed)
+    step, elapsed0, losses, evals, runs = _restore(ckpt, unet, ema, opt)
     if ckpt is not None:
-        unet.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["opt"])
-        step, elapsed0, losses, evals = ckpt["step"], ckpt["elapsed_s"], ckpt["losses"], ckpt.get("evals", [])
-        runs = ckpt.get("runs", [])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        np.random.set_state(ckpt["rng"]["numpy"])
-        random.setstate(ckpt["rng"]["python"])
         print(f"resumed from {args.resume} at step {step}, {elapsed0 / 60:.1f} min trained", flush=True)
     runs.append(
         {

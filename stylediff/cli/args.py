@@ -6,33 +6,70 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..networks.vgg19_layers import POOLINGS, STYLE_LAYERS_GATYS, WEIGHT_SOURCES
 
 
-def registered(registry: str):
-    """An argument type: a name of ``stylediff.nst.losses.STYLE_LOSSES``, of the feature networks or of the guidance methods, checked
-    when parsing (the registry's one-line message lists the valid names); imports it only then."""
+def registry(kind: str):
+    """The registry of ``kind`` (``loss``, ``network``, ``method``), imported when first asked for (the losses'
+    and methods' modules import torch; ``stylediff --help`` must not)."""
+    if kind == "loss":
+        from ..nst.losses import STYLE_LOSSES
+
+        return STYLE_LOSSES
+    if kind == "network":
+        from ..networks import NETWORKS
+
+        return NETWORKS
+    from ..diffusion.methods import METHODS
+
+    return METHODS
+
+
+class RegisteredNames(Sequence):
+    """The names registered as ``kind``, read from the registry when argparse first looks (``%(choices)s`` in a
+    help, the choices check), so building the parser imports nothing and a new registration shows with no
+    edit here."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __getitem__(self, index):
+        return list(registry(self.kind))[index]
+
+    def __len__(self) -> int:
+        return len(registry(self.kind))
+
+    def __contains__(self, name) -> bool:
+        return name in registry(self.kind)
+
+
+def registered(kind: str):
+    """An argument type: a name of the registry of ``kind`` (:func:`registry`), checked when parsing (the
+    registry's one-line message lists the valid names); imports it only then."""
 
     def check(name: str) -> str:
         from ..core.errors import StylediffError
 
-        if registry == "loss":
-            from ..nst.losses import STYLE_LOSSES as names
-        elif registry == "network":
-            from ..networks import NETWORKS as names
-        else:
-            from ..diffusion.methods import METHODS as names
         try:
-            names.lookup(name)
+            registry(kind).lookup(name)
         except StylediffError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return name
 
-    check.__name__ = registry
+    check.__name__ = kind
     return check
+
+
+def add_registered(parser, flag: str, kind: str, help: str, **kwargs) -> None:
+    """``flag`` taking a name of the registry of ``kind``: checked (one line listing the valid names), its
+    choices and help (``%(choices)s``) read from the registry."""
+    parser.add_argument(
+        flag, type=registered(kind), choices=RegisteredNames(kind), metavar=kind.upper(), help=help, **kwargs
+    )
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -142,14 +179,14 @@ def add_network(parser: argparse.ArgumentParser, device: str = "auto") -> None:
     parser.add_argument(
         "--weights", choices=WEIGHT_SOURCES, default="caffe", help="VGG-19 weight source (when --network is not given)"
     )
-    parser.add_argument("--pooling", choices=POOLINGS, default="max", help="VGG-19 pooling")
-    parser.add_argument(
+    parser.add_argument("--pooling", choices=POOLINGS, default=POOLINGS[0], help="VGG-19 pooling")
+    add_registered(
+        parser,
         "--network",
-        type=registered("network"),
+        "network",
+        "feature network of the losses: %(choices)s (default: VGG-19 of --weights); "
+        "CLIP-Gram is --network clip-vit-b16",
         default=None,
-        metavar="NETWORK",
-        help="feature network of the losses: vgg19 (default, with --weights), vgg19-torchvision, "
-        "vgg16, alexnet, clip-vit-b16, clip-vit-b32, csd; e.g. CLIP-Gram: --network clip-vit-b16",
     )
     parser.add_argument(
         "--network-path",
@@ -171,27 +208,21 @@ def add_style(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated weight per style layer (default: equal, summing to 1)",
     )
-    parser.add_argument(
-        "--loss",
-        default="gram",
-        type=registered("loss"),
-        metavar="LOSS",
-        help="style loss: gram, mean_std, sliced_wasserstein, gaussian_w2 (any registered loss)",
-    )
+    add_registered(parser, "--loss", "loss", "style loss: %(choices)s (default: %(default)s)", default="gram")
 
 
 def feature_network(args: argparse.Namespace, device):
-    """The network ``--network`` names (VGG-19 of ``--weights`` and ``--pooling`` when it is not given)."""
-    from ..networks import load_network
-    from ..networks.vgg19 import load_vgg19
+    """The network ``--network`` names (the VGG-19 of ``--weights`` when it is not given), with ``--pooling``
+    where the network takes that option."""
+    from ..networks import NETWORKS, load_network
+    from ..networks.vgg19 import SOURCES
 
-    name = getattr(args, "network", None)
-    if name is None or name.startswith("vgg19"):
-        weights = args.weights if name is None else ("caffe" if name == "vgg19" else "torchvision")
-        return load_vgg19(weights, args.pooling, device)
-    if args.pooling != "max":
-        raise ConfigError(f"--pooling {args.pooling} applies to VGG-19 only, not to --network {name}")
-    return load_network(name, device, path=args.network_path)
+    name = getattr(args, "network", None) or {source: n for n, source in SOURCES.items()}[args.weights]
+    options = {"pooling": args.pooling} if "pooling" in NETWORKS.lookup(name).options else {}
+    if not options and args.pooling != POOLINGS[0]:
+        takes = ", ".join(n for n, spec in NETWORKS.items() if "pooling" in spec.options)
+        raise ConfigError(f"--pooling {args.pooling} applies to {takes} only, not to --network {name}")
+    return load_network(name, device, path=getattr(args, "network_path", None), **options)
 
 
 def style_layers(args: argparse.Namespace, network) -> list[str]:

@@ -1,5 +1,6 @@
-"""Verbs that print what the package knows: ``layers`` (the VGG-19 layer names, or another feature
-network's) and ``methods`` (the registered guidance methods). ``layers`` of VGG-19 imports no torch."""
+"""Verbs that print what the package knows: ``layers`` (the layer names of VGG-19 or of another feature
+network) and ``methods`` (the registered guidance methods). ``layers`` of a network that declares its layer
+names (VGG-19) imports no torch."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import json
 
 
 def run_layers(args) -> None:
-    if args.network in (None, "vgg19", "vgg19-torchvision"):
-        from ..networks.vgg19_layers import LAYERS
+    from ..networks import NETWORKS, load_network
+    from ..workflow.experiments import DEFAULT_NETWORK
 
-        print("\n".join(LAYERS))
-        return
-    from ..networks import load_network
-
-    print("\n".join(load_network(args.network, path=args.network_path).layers))
+    name = args.network or DEFAULT_NETWORK
+    # a network whose layer names are known without loading it needs no torch here
+    print("\n".join(NETWORKS.lookup(name).layers or load_network(name, path=args.network_path).layers))
 
 
 def run_methods(args) -> None:
@@ -63,16 +62,10 @@ def run_methods(args) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .args import registered
+    from .args import add_registered
 
     p = sub.add_parser("layers", help="list the layer names of VGG-19 (or of --network)")
-    p.add_argument(
-        "--network",
-        type=registered("network"),
-        default=None,
-        metavar="NETWORK",
-        help="a feature network (stylediff texture --help lists them); its weights must be present",
-    )
+    add_registered(p, "--network", "network", "a feature network: %(choices)s", default=None)
     p.add_argument("--network-path", default=None, help="local weights of --network")
     p.set_defaults(func=run_layers)
     p = sub.add_parser(

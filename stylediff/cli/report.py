@@ -63,7 +63,7 @@ def run_metrics(args) -> str:
     from ..core.io import ensure_parent, write_json
     from ..core.provenance import peak_rss_mb, versions
     from ..evaluation.document import image_metrics
-    from ..evaluation.metrics import column_label
+    from ..evaluation.metrics import column_label, higher_is_better
     from ..evaluation.scorer import Scorer
     from ..nst.losses import STYLE_LOSSES
 
@@ -88,8 +88,9 @@ def run_metrics(args) -> str:
     load = time.perf_counter() - start
     for image, reference, baseline, reference_set, out in zip(images, references, baselines, reference_sets, args.out):
         doc = image_metrics(scorer, args.kind, image, reference, baseline, args.reference_size, reference_set)
-        # what the torch-free tables and figures need to know of the registries: labels and loss names
+        # what the torch-free tables and figures need to know of the registries: labels, directions, loss names
         doc["metric_labels"] = {column: column_label(column) for column in doc["metrics"]}
+        doc["higher_is_better"] = [column for column in doc["metrics"] if higher_is_better(column)]
         doc["style_losses"] = list(STYLE_LOSSES)
         doc["metric_weights"] = scorer.provenance()
         doc["metric_versions"] = versions()

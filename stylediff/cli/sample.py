@@ -62,12 +62,12 @@ def add_method_groups(parser: argparse.ArgumentParser) -> None:
 
     classes = list(METHODS.values())
     common = parser.add_argument_group("guidance (every method)")
-    common.add_argument(
+    cli.add_registered(
+        common,
         "--method",
+        "method",
+        "guidance rule (default %(default)s): %(choices)s (stylediff methods describes them)",
         default="x0",
-        type=cli.registered("method"),
-        metavar="METHOD",
-        help=f"guidance rule (default x0): {', '.join(METHODS)} (stylediff methods describes them)",
     )
     common.add_argument(
         "--scale",
@@ -114,25 +114,48 @@ def seeds_of(args) -> list[int]:
 
 
 def run_sample(args) -> str:
-    from torchvision.utils import make_grid
-
     from ..core.errors import ImageError
-    from ..core.images import load_image, save_image
-    from ..core.io import ensure_parent, write_json
-    from ..core.provenance import peak_rss_mb, sidecar
-    from ..diffusion import GuidedSampler, default_guidance_size, load_model, make_method
-    from ..diffusion.loading import load_decoder
-    from ..nst.losses import get_style_loss, style_objective
+    from ..core.io import ensure_parent
+    from ..diffusion import make_method
+    from ..nst.losses import get_style_loss
 
+    # 1. check what can be checked before anything loads
     ensure_parent(args.out)
-    get_style_loss(args.loss)  # unknown names fail before any loading
+    get_style_loss(args.loss)
     seeds = seeds_of(args)
     method = make_method(args.method, scale=args.scale, **{knob: getattr(args, knob) for knob in knob_names()})
-    style_path = Path(args.style)
-    if not style_path.is_file():
-        raise ImageError(f"style image not found: {style_path}")
+    if not Path(args.style).is_file():
+        raise ImageError(f"style image not found: {Path(args.style)}")
+    # 2. load the feature network, the model and the style; sample
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
+    run = prepare(args, method, device)
+    load_seconds = time.perf_counter() - start
+    result = run["sampler"](
+        seeds,
+        num_inference_steps=args.steps,
+        eta=args.eta,
+        precision=args.precision,
+        progress=not args.no_progress,
+        description=f"sample {args.method} s={method.scale:g}",
+    )
+    # 3. the images and their sidecars
+    paths = write_outputs(args, seeds, result, *records(args, method, run, result, load_seconds), device)
+    if len(seeds) == 1:
+        return f"{cli.wrote(args.out, cli.sidecar_path(args.out))} ({args.method}, {result.seconds:.3g} s)"
+    return (
+        f"wrote {args.out} (grid of {len(seeds)}), {cli.sidecar_path(args.out)} and {paths[0].name} … "
+        f"{paths[-1].name} with their sidecars ({args.method}, {result.seconds:.3g} s)"
+    )
+
+
+def prepare(args, method, device) -> dict:
+    """The feature network, the diffusion model (its adapter and decoder), the style image and the sampler."""
+    from ..core.images import load_image
+    from ..diffusion import GuidedSampler, default_guidance_size, load_model
+    from ..diffusion.loading import load_decoder
+    from ..nst.losses import style_objective
+
     network = cli.feature_network(args, device)
     layers = cli.style_layers(args, network)
     offline = True if args.offline else None
@@ -151,28 +174,32 @@ def run_sample(args) -> str:
     )
     min_side = network.min_size(layers)
     guidance_size = args.guidance_size or default_guidance_size(max(model.sample_size), min_side)
-    style = load_image(style_path, args.style_size or guidance_size, min_side)
+    style = load_image(args.style, args.style_size or guidance_size, min_side)
     objective = style_objective(network, style.to(device), layers, args.loss, args.layer_weights)
-    sampler = GuidedSampler(adapter, scheduler, objective, method, args.guidance_size)
-    load_seconds = time.perf_counter() - start
+    return {
+        "network": network,
+        "model": model,
+        "adapter": adapter,
+        "decoder_info": decoder_info,
+        "style": style,
+        "sampler": GuidedSampler(adapter, scheduler, objective, method, args.guidance_size),
+    }
 
-    result = sampler(
-        seeds,
-        num_inference_steps=args.steps,
-        eta=args.eta,
-        precision=args.precision,
-        progress=not args.no_progress,
-        description=f"sample {args.method} s={method.scale:g}",
-    )
+
+def records(args, method, run: dict, result, load_seconds: float) -> tuple[dict, dict]:
+    """What every sidecar of the run records: weights and timing (``common``), and the guidance settings."""
+    from ..core.provenance import peak_rss_mb
+
+    adapter, seeds = run["adapter"], result.seeds
     evaluations = {
         key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(args.steps))
         for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")
     }
     common = {
         "weights": {
-            "diffusion": model.info,
-            **cli.network_weights(network),
-            **({"decoder": decoder_info} if decoder_info else {}),
+            "diffusion": run["model"].info,
+            **cli.network_weights(run["network"]),
+            **({"decoder": run["decoder_info"]} if run["decoder_info"] else {}),
         },
         "timing": {
             "load_seconds": load_seconds,
@@ -188,7 +215,7 @@ def run_sample(args) -> str:
         "method": args.method,
         **method.settings(),
         "guidance_shape": list(result.guidance_size or ()),
-        "style_shape": list(style.shape[-2:]),
+        "style_shape": list(run["style"].shape[-2:]),
         "scheduler": args.scheduler,
         "steps": args.steps,
         "eta": args.eta,
@@ -204,59 +231,47 @@ def run_sample(args) -> str:
         ),
         **({"decoder": args.decoder, "vae_checkpointing": args.vae_checkpointing} if adapter.latent else {}),
     }
+    return common, guidance
+
+
+def write_outputs(args, seeds: list[int], result, common: dict, guidance: dict, device) -> list[Path]:
+    """Each image (with its own sidecar when there are several), the grid, and the run's sidecar at OUT.json."""
+    from torchvision.utils import make_grid
+
+    from ..core.images import save_image
+    from ..core.io import write_json
+    from ..core.provenance import sidecar
+
     paths = output_paths(args.out, seeds)
     for index, (image, path, seed, loss) in enumerate(zip(result.images, paths, seeds, result.losses)):
         save_image(image.unsqueeze(0), path)
         if len(seeds) > 1:
+            history = [
+                {**record, **{key: value[index] for key, value in record.items() if isinstance(value, list)}}
+                for record in result.history
+            ]
+            results = {"guidance": guidance, "seed": seed, "batch": str(args.out), "final_style_loss": [loss]}
+            config = {**cli.rerun_config(args), "seeds": [seed], "num_images": None}
             write_json(
                 cli.sidecar_path(path),
-                sidecar(
-                    "sample",
-                    {**cli.rerun_config(args), "seeds": [seed], "num_images": None},
-                    device=device,
-                    **common,
-                    results={
-                        "guidance": guidance,
-                        "seed": seed,
-                        "batch": str(args.out),
-                        "final_style_loss": [loss],
-                        "history": [
-                            {
-                                **record,
-                                **{key: value[index] for key, value in record.items() if isinstance(value, list)},
-                            }
-                            for record in result.history
-                        ],
-                    },
-                ),
+                sidecar("sample", config, device=device, **common, results={**results, "history": history}),
             )
     if len(seeds) > 1:
         save_image(make_grid(result.images, nrow=min(len(seeds), 8), padding=2, pad_value=1.0).unsqueeze(0), args.out)
+    images = [
+        {"path": str(path), "seed": seed, "style_loss": loss} for path, seed, loss in zip(paths, seeds, result.losses)
+    ]
+    results = {
+        "guidance": guidance,
+        "images": images,
+        "final_style_loss": result.losses,
+        "grid": str(args.out) if len(seeds) > 1 else None,
+        "history": result.history,
+    }
     write_json(
-        cli.sidecar_path(args.out),
-        sidecar(
-            "sample",
-            cli.rerun_config(args),
-            device=device,
-            **common,
-            results={
-                "guidance": guidance,
-                "images": [
-                    {"path": str(path), "seed": seed, "style_loss": loss}
-                    for path, seed, loss in zip(paths, seeds, result.losses)
-                ],
-                "final_style_loss": result.losses,
-                "grid": str(args.out) if len(seeds) > 1 else None,
-                "history": result.history,
-            },
-        ),
+        cli.sidecar_path(args.out), sidecar("sample", cli.rerun_config(args), device=device, **common, results=results)
     )
-    if len(seeds) == 1:
-        return f"{cli.wrote(args.out, cli.sidecar_path(args.out))} ({args.method}, {result.seconds:.3g} s)"
-    return (
-        f"wrote {args.out} (grid of {len(seeds)}), {cli.sidecar_path(args.out)} and {paths[0].name} … "
-        f"{paths[-1].name} with their sidecars ({args.method}, {result.seconds:.3g} s)"
-    )
+    return paths
 
 
 def register(sub: argparse._SubParsersAction) -> None:

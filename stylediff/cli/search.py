@@ -127,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "on a few seeds: the best Gram distance within a fidelity budget. Writes the "
         "best setting as a workflow methods entry (YAML) and every candidate to a CSV.",
     )
-    p.add_argument("--method", required=True, type=cli.registered("method"), metavar="METHOD")
+    cli.add_registered(p, "--method", "method", "the guidance method: %(choices)s", required=True)
     p.add_argument("--model", required=True, help="hub id or local diffusers folder")
     p.add_argument("--offline", action="store_true")
     p.add_argument("--style", required=True)

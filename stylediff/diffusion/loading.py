@@ -208,26 +208,10 @@ def load_latent(text: str, path: Path | None, index: dict, device, kwargs: dict,
     if "text_encoder" in subfolders and "tokenizer" not in subfolders:
         raise WeightsError(f"{text} has a text encoder but no tokenizer in its model_index.json")
     source = str(path) if path is not None else text
-    loaded: dict[str, Any] = {}
-    for name, subfolder in subfolders.items():
-        spec = index[subfolder]
-        cls = _part_class(subfolder, spec)
-        if path is not None and not (path / subfolder).is_dir():
-            raise WeightsError(
-                f"{text} names a {subfolder} ({spec[1]}) in model_index.json but has no {subfolder}/ "
-                "folder: copy the whole pipeline folder"
-            )
-        extra = {"low_cpu_mem_usage": False} if spec[0] == "diffusers" else {}
-        try:
-            part = _quietly(cls.from_pretrained, source, subfolder=subfolder, **extra, **kwargs)
-        except (OSError, ValueError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if path is not None:
-                raise WeightsError(f"cannot load {subfolder} of {text}: {reason}") from None
-            raise _not_found(text, reason, offline) from None
-        if isinstance(part, torch.nn.Module):
-            part = part.to(device).eval().requires_grad_(False)
-        loaded[name] = part
+    loaded = {
+        name: _load_part(text, path, subfolder, index[subfolder], device, kwargs, offline)
+        for name, subfolder in subfolders.items()
+    }
     if "text_encoder" not in loaded and type(loaded["unet"]).__name__ == "UNet2DConditionModel":
         raise WeightsError(
             f"{text} has a text-conditioned UNet but no text encoder (text_encoder/ in "
@@ -255,18 +239,48 @@ def load_latent(text: str, path: Path | None, index: dict, device, kwargs: dict,
             "class": type(part).__name__,
             "subfolder": subfolders[name],
             "parameters": sum(p.numel() for p in part.parameters()) if isinstance(part, torch.nn.Module) else None,
-            "files": {
-                file.name: file_sha256(file)
-                for file in sorted(folder.iterdir())
-                if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)
-            }
-            if folder
-            else {},
+            "files": _weight_files(folder),
         }
     options = {"force_zeros_for_empty_prompt": index.get("force_zeros_for_empty_prompt", True)}
     return DiffusionModel(
         unet=loaded["unet"], scheduler_config=dict(config), info=info, components={**loaded, "options": options}
     )
+
+
+def _load_part(text: str, path: Path | None, subfolder: str, spec: list, device, kwargs: dict, offline: bool):
+    """One part of a latent pipeline (``spec``: its ``[library, class]`` in model_index.json) from its subfolder,
+    frozen on ``device``."""
+    if path is not None and not (path / subfolder).is_dir():
+        raise WeightsError(
+            f"{text} names a {subfolder} ({spec[1]}) in model_index.json but has no {subfolder}/ "
+            "folder: copy the whole pipeline folder"
+        )
+    extra = {"low_cpu_mem_usage": False} if spec[0] == "diffusers" else {}
+    try:
+        part = _quietly(
+            _part_class(subfolder, spec).from_pretrained,
+            str(path) if path is not None else text,
+            subfolder=subfolder,
+            **extra,
+            **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if path is not None:
+            raise WeightsError(f"cannot load {subfolder} of {text}: {reason}") from None
+        raise _not_found(text, reason, offline) from None
+    return part.to(device).eval().requires_grad_(False) if isinstance(part, torch.nn.Module) else part
+
+
+def _weight_files(folder: Path | None) -> dict[str, str]:
+    """``{file name: sha256}`` of the weight files in ``folder`` (none when it is not on disk)."""
+    if folder is None:
+        return {}
+    return {
+        file.name: file_sha256(file)
+        for file in sorted(folder.iterdir())
+        if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)
+    }
 
 
 def _part_folder(text: str, path: Path | None, subfolder: str, kwargs: dict) -> tuple[Path | None, str | None]:
@@ -335,12 +349,6 @@ def load_decoder(
         "source": "local" if local else "hub",
         "revision": commit,
         "class": "AutoencoderTiny",
-        "files": {
-            file.name: file_sha256(file)
-            for file in sorted(folder.iterdir())
-            if file.is_file() and file.name.endswith(WEIGHT_SUFFIXES)
-        }
-        if folder
-        else {},
+        "files": _weight_files(folder),
     }
     return decoder.to(device).eval().requires_grad_(False), info

