@@ -13,8 +13,9 @@ import pytest
 
 from stylediff.core.errors import ConfigError
 from stylediff.workflow import plan
-from stylediff.workflow.experiments import EXPERIMENTS, Experiment, lookup
+from stylediff.workflow.experiments import EXPERIMENTS, lookup
 from stylediff.workflow.runids import CODECS, Axis, parse_run_id, run_id, split_run
+from stylediff.workflow.spec import Experiment
 
 from .conftest import preset_config
 

@@ -16,8 +16,9 @@ import pytest
 from stylediff.core.errors import ConfigError
 from stylediff.networks.vgg19_layers import min_input_size
 from stylediff.workflow import plan
-from stylediff.workflow.experiments import lookup, method_entries, network_layer_sets
+from stylediff.workflow.experiments import lookup, network_layer_sets
 from stylediff.workflow.runids import SEPARATOR, model_slug, parse_run_id, run_id, split_run
+from stylediff.workflow.spec import method_entries
 
 from .conftest import preset_config
 

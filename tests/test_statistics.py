@@ -119,7 +119,7 @@ def test_the_findings_preset_plans_a_split_half_comparison():
     seeds each (every run is sampled for both), and every method's scales span its scale_range."""
     from stylediff.diffusion import METHODS
     from stylediff.workflow import plan
-    from stylediff.workflow.experiments import method_entries
+    from stylediff.workflow.spec import method_entries
 
     from .conftest import preset_config
 

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, StylediffError
-from .experiments import Experiment, lookup, network_layer_sets, quoted
+from .experiments import lookup, network_layer_sets
 from .image_specs import check_spec, resolve_image
 from .runids import IMAGE, SEPARATOR, model_slug, parse_run_id, present_axes, run_id, split_run
+from .spec import Experiment, quoted
 
 REFERENCE_SEED = 1000
 """First seed of the realism reference sets (the runs' seeds are small integers)."""
