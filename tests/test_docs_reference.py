@@ -59,4 +59,3 @@ def test_every_directive_outside_the_method_pages_is_under_reference():
         if not page.startswith(("docs/reference/", "docs/part2/methods/"))
     }
     assert not elsewhere, f"API directives outside docs/reference/: {elsewhere}"
-
