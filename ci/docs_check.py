@@ -45,7 +45,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-# screenshot name -> page: the pages a new user reads first, a figure page, and the API page of GuidedSampler
+# screenshot name -> page: the pages a new user reads first, figure pages, GuidedSampler's API entry, a maths page
 PAGES = {
     "home": "",
     "getting-started": "getting-started/",
@@ -53,6 +53,7 @@ PAGES = {
     "method": "part2/methods/tfg/",
     "results": "results/",
     "api-guided-sampler": "reference/diffusion/#stylediff.diffusion.sampler.GuidedSampler",
+    "losses": "part1/losses/",  # inline maths in a table: KaTeX loads offline and renders
 }
 WIDTH = 1280  # a laptop screen: the width at which the issue found tables and figures cut off or shrunk
 MAX_HEIGHT = 14000  # a screenshot shows a page down to here (the results page is ~13000 px)
