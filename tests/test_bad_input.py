@@ -166,6 +166,33 @@ def test_bad_flag_is_refused_in_one_line_without_output(capsys, tmp_path, files,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_flag_prefix_is_no_flag(capsys, tmp_path, files, model_dir):
+    # argparse took `--mode x0` for `--model x0` (abbreviations): now an unknown flag is refused by name
+    code, err = run(capsys, command("sample", files["good"], tmp_path / "out.png", model_dir, "--mode", "x0"))
+    assert code == 2 and "unrecognized arguments: --mode x0" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("typo", ["{model}x", "{model}/nope/", "models/nope", "./nope"])
+def test_a_model_path_that_is_no_folder_fails_at_once_with_the_nearest(
+    capsys, tmp_path, monkeypatch, files, model_dir, typo
+):
+    # a path-like --model never reaches the hub (models/nope also reads as a hub id: owner/name)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("asked the hub"))
+    model = typo.format(model=model_dir)
+    argv = command("sample", files["good"], tmp_path / "out.png", model_dir)
+    argv[argv.index("--model") + 1] = model
+    code, err = run(capsys, argv)
+    assert code == 2 and f"model folder {model}: no such folder" in err and len(err.strip().splitlines()) == 1
+    nearest = {"{model}x": str(model_dir), "models/nope": "models/ddpm-emoji-faces-32"}.get(typo)
+    if nearest:
+        assert nearest in err.split("nearest local models:")[1]
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("verb", VERBS)
 def test_unwritable_output_folder(capsys, files, model_dir, verb):
     code, err = run(capsys, command(verb, files["good"], files["blocker"] / "out.png", model_dir))

@@ -20,6 +20,26 @@ def test_layers_lists_every_layer():
     assert names[0] == "conv1_1" and names[-1] == "pool5" and len(names) == 37
 
 
+def test_methods_prints_an_aligned_table_in_a_terminal_and_markdown_on_request():
+    from stylediff.diffusion.methods import METHODS
+
+    text = stylediff("methods", env={"COLUMNS": "100"}).stdout
+    table = text.split("\n\n- ")[0].split("\nhow each method")[0].splitlines()
+    at = next(i for i, line in enumerate(table) if set(line) == {"-", " "})  # the rule under the header
+    header, rule = table[0], table[at]
+    assert header.startswith("name") and "|" not in text
+    starts = [i for i, c in enumerate(rule) if c == "-" and (i == 0 or rule[i - 1] == " ")]
+    assert len(starts) == 6 and all(header[i - 1 : i] in ("", " ") for i in starts)
+    first_lines = {line.split()[0]: line for line in table[at + 1 :] if line and not line.startswith(" ")}
+    assert sorted(first_lines) == sorted(METHODS)
+    for line in first_lines.values():  # each row's cells begin where the header's columns do
+        assert all(line[i - 1] == " " and line[i] != " " for i in starts[1:])
+    assert max(len(line) for line in text.splitlines()) <= 100
+    markdown = stylediff("methods", "--markdown").stdout.splitlines()
+    assert markdown[0].startswith("| name | paper |") and markdown[1].startswith("|---|")
+    assert sum(line.startswith("| ") for line in markdown) == 1 + len(METHODS)
+
+
 @pytest.mark.parametrize(
     "verb, args",
     [

@@ -80,6 +80,7 @@ class OneLineParser(argparse.ArgumentParser):
     must not."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # `--mode x0` was taken as `--model x0`: prefixes are no flags
         super().__init__(*args, **kwargs)
         self._deferred: list = []
 

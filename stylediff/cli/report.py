@@ -54,9 +54,13 @@ def run_plan(args) -> str | None:
 
         write_text(args.out, runs.to_csv(index=False))
         return f"{cli.wrote(args.out)} ({len(runs)} runs)"
-    for name, group in runs.groupby("experiment", sort=False):
-        jobs = len(built.jobs(name))
-        print(f"{name}: {len(group)} runs in {jobs} jobs")
+    counts = [(name, len(group), len(built.jobs(name))) for name, group in runs.groupby("experiment", sort=False)]
+    if args.summary_md:  # one line the docs include (docs/generated/, written by tools/docs_numbers.py)
+        parts = ", ".join(f"{name} {n} in {jobs}" for name, n, jobs in counts)
+        print(f"{sum(c[1] for c in counts)} runs in {sum(c[2] for c in counts)} run jobs ({parts})")
+        return None
+    for name, n, jobs in counts:
+        print(f"{name}: {n} runs in {jobs} jobs")
 
 
 def run_metrics(args) -> str:
@@ -167,6 +171,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config-json", default=None, help="a merged config as JSON (what the workflow passes)")
     p.add_argument("--experiment", choices=list(EXPERIMENTS), default=None)
     p.add_argument("--out", default=None, help="CSV of the runs, one row per run (default: print counts)")
+    p.add_argument(
+        "--summary-md",
+        action="store_true",
+        help="print the counts as one Markdown line: total runs and run jobs, then per experiment",
+    )
     p.set_defaults(func=run_plan)
 
     p = sub.add_parser(

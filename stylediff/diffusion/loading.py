@@ -12,6 +12,7 @@ at random. What a loaded model is to the sampler is :mod:`.adapters`' business (
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import warnings
@@ -61,6 +62,34 @@ class DiffusionModel:
         return make_adapter(self, scheduler, **options)
 
 
+def _check_path_like(text: str) -> None:
+    """A model written as a path that is no folder fails here, at once, with the nearest local model
+    folders: ``models/nope`` also reads as a hub id (owner/name), and the hub would be asked for it,
+    with retries, for over a minute. Path-like: it starts with ``.``, ``/`` or ``~``, ends with a
+    separator, has more than two parts, or its first part is an existing folder."""
+    parts = [part for part in re.split(r"[/\\]", text) if part]
+    path = Path(text).expanduser()
+    path_like = (
+        text.startswith((".", "/", "~"))
+        or text.endswith(("/", "\\"))
+        or len(parts) > 2
+        or (len(parts) > 1 and Path(parts[0]).expanduser().is_dir())
+    )
+    if path.exists() or not path_like:
+        return
+    folder = next((parent for parent in path.parents if parent.is_dir()), Path("."))
+    names = sorted(
+        child.name
+        for child in folder.iterdir()
+        if any((child / name).is_file() for name in ("model_index.json", "config.json", "unet/config.json"))
+    )
+    # the names like the one typed, else every model folder there (a few)
+    nearest = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6) or names[:5]
+    models = ", ".join((folder / name).as_posix() for name in nearest)
+    hint = f"nearest local models: {models}" if nearest else f"no diffusers model folder in {folder}/"
+    raise WeightsError(f"model folder {text}: no such folder ({hint})")
+
+
 def _not_found(model: str, reason: str, offline: bool) -> WeightsError:
     home = os.environ.get("HF_HOME", "~/.cache/huggingface")
     where = "HF_HUB_OFFLINE=1 / --offline" if offline else "it could not be downloaded"
@@ -100,6 +129,7 @@ def load_model(
     local_files_only: bool | None = None,
 ) -> DiffusionModel:
     """Load a diffusion model (pixel ``UNet2DModel``, or a latent pipeline) from a local folder or a hub id."""
+    _check_path_like(str(model))  # before anything reaches the hub
     from diffusers import DDPMScheduler, UNet2DModel
 
     text = str(model)
