@@ -114,8 +114,6 @@ def seeds_of(args) -> list[int]:
 
 
 def run_sample(args) -> str:
-    from torchvision.utils import make_grid
-
     from ..core.errors import ImageError
     from ..core.images import load_image, save_image
     from ..core.io import ensure_parent, write_json
@@ -123,6 +121,7 @@ def run_sample(args) -> str:
     from ..diffusion import GuidedSampler, default_guidance_size, load_model, make_method
     from ..diffusion.loading import load_decoder
     from ..nst.losses import get_style_loss, style_objective
+    from ..reporting.figures import labelled_grid
 
     ensure_parent(args.out)
     get_style_loss(args.loss)  # unknown names fail before any loading
@@ -230,8 +229,8 @@ def run_sample(args) -> str:
                     },
                 ),
             )
-    if len(seeds) > 1:
-        save_image(make_grid(result.images, nrow=min(len(seeds), 8), padding=2, pad_value=1.0).unsqueeze(0), args.out)
+    if len(seeds) > 1:  # the style first, then one labelled column per seed
+        labelled_grid([[style, *result.images]], None, ["style", *(f"seed {s}" for s in seeds)], args.out)
     write_json(
         cli.sidecar_path(args.out),
         sidecar(
