@@ -446,7 +446,15 @@ def labelled_grid(
 
 # --------------------------------------------------------------------------------------------- helpers
 def _model_text(frame) -> str:
-    return ", ".join(dict.fromkeys(frame["model"].astype(str)))
+    return ", ".join(dict.fromkeys(frame["model"].astype(str))) if "model" in frame else "(model not recorded)"
+
+
+def _lookup(frame, keys: Sequence[str], column: str) -> dict[tuple, str]:
+    """{(row's ``keys`` values): row's ``column``}; empty when the table has no such column (a table
+    without image paths still gives its captions)."""
+    if column not in frame:
+        return {}
+    return {tuple(row[k] for k in keys): row[column] for _, row in frame.iterrows()}
 
 
 def _first_seed(frame):
@@ -480,17 +488,14 @@ def inversion_figures(frame) -> list[Figure]:
     seed = first["seed"].iloc[0]
     images = unique(frame["image"])
     layers = sorted(unique(frame["layer"]), key=lambda name: LAYER_INDEX.get(name, 0))
-    cells = {}
-    for _, row in first.iterrows():
-        cells[(row["image"], row["layer"])] = row["output"]
-        cells[(row["image"], "original")] = row["reference"]
+    outputs, refs = _lookup(first, ["image", "layer"], "output"), _lookup(first, ["image"], "reference")
     columns = ["original"] + layers
     seeds = sorted(frame["seed"].unique())
     metric = "lpips_vgg" if "lpips_vgg" in frame else "psnr"
 
     def grid(path):
         labelled_grid(
-            [[cells.get((image, col)) for col in columns] for image in images],
+            [[refs.get((image,))] + [outputs.get((image, layer)) for layer in layers] for image in images],
             images,
             columns,
             path,
@@ -544,16 +549,16 @@ def texture_figures(frame) -> list[Figure]:
     losses = unique(frame["loss"])
     loss0 = "gram" if "gram" in losses else losses[0]
     deepest = layer_sets[-1]
-    refs = {row["style"]: row["reference"] for _, row in first.iterrows()}
+    refs = _lookup(first, ["style"], "reference")
     labels = [layer_set_label(s) for s in layer_sets]
-    by_layers = {(r["style"], r["layers"]): r["output"] for _, r in first[first["loss"] == loss0].iterrows()}
-    by_loss = {(r["style"], r["loss"]): r["output"] for _, r in first[first["layers"] == deepest].iterrows()}
+    by_layers = _lookup(first[first["loss"] == loss0], ["style", "layers"], "output")
+    by_loss = _lookup(first[first["layers"] == deepest], ["style", "loss"], "output")
     seeds = sorted(frame["seed"].unique())
     ticks = [f"…{str(s).split('-')[-1]}" for s in layer_sets]
 
     def layers_grid(path):
         labelled_grid(
-            [[refs.get(style)] + [by_layers.get((style, s)) for s in layer_sets] for style in styles],
+            [[refs.get((style,))] + [by_layers.get((style, s)) for s in layer_sets] for style in styles],
             styles,
             ["style"] + labels,
             path,
@@ -562,7 +567,7 @@ def texture_figures(frame) -> list[Figure]:
 
     def losses_grid(path):
         labelled_grid(
-            [[refs.get(style)] + [by_loss.get((style, loss)) for loss in losses] for style in styles],
+            [[refs.get((style,))] + [by_loss.get((style, loss)) for loss in losses] for style in styles],
             styles,
             ["style"] + losses,
             path,
@@ -614,20 +619,15 @@ def transfer_figures(frame) -> list[Figure]:
     first = _first_seed(frame)
     seed = first["seed"].iloc[0]
     losses = unique(frame["loss"])
-    pairs, cells = [], {}
-    for _, row in first.iterrows():
-        key = f"{row['content']} × {row['style']}"
-        if key not in pairs:
-            pairs.append(key)
-        cells[(key, "content")] = row["baseline"]
-        cells[(key, "style")] = row["reference"]
-        cells[(key, row["loss"])] = row["output"]
+    pairs = unique(zip(first["content"], first["style"]))
+    contents, refs = _lookup(first, ["content"], "baseline"), _lookup(first, ["style"], "reference")
+    outputs = _lookup(first, ["content", "style", "loss"], "output")
     columns = ["content", "style"] + losses
 
     def grid(path):
         labelled_grid(
-            [[cells.get((pair, col)) for col in columns] for pair in pairs],
-            pairs,
+            [[contents.get((c,)), refs.get((s,))] + [outputs.get((c, s, loss)) for loss in losses] for c, s in pairs],
+            [f"{c} × {s}" for c, s in pairs],
             columns,
             path,
             title=f"Style transfer by loss, seed {seed} ({model})",
@@ -657,32 +657,32 @@ def _guidance_model_figures(sub, slug: str) -> list[Figure]:
     model = _model_text(sub)
     first = _first_seed(sub)
     seed = first["seed"].iloc[0]
-    loss0, layers0 = unique(sub["loss"])[0], unique(sub["layers"])[0]
-    window0 = unique(sub["window"])[0] if "window" in sub else None
-    grid = first[(first["loss"] == loss0) & (first["layers"] == layers0)]
-    if window0 is not None:
-        grid = grid[grid["window"] == window0]
-    if "normalization" in grid:  # the grids show the default normalisation; the curves compare them
-        grid = grid[grid["normalization"] == DEFAULT_NORMALIZATION]
+    # the grids show the first loss, layer set and window and the default normalisation; the curves
+    # compare them (a table without one of these axes has one value of it)
+    picked = {column: unique(sub[column])[0] for column in ("loss", "layers", "window") if column in sub}
+    picked.update({"normalization": DEFAULT_NORMALIZATION} if "normalization" in sub else {})
+    grid = first
+    for column, value in picked.items():
+        grid = grid[grid[column] == value]
+    window0 = picked.get("window")
+    loss = f"loss {picked['loss']}" if "loss" in picked else "the style loss"
+    loss += f" at {layer_set_label(picked['layers'])}" if "layers" in picked else ""
     styles = unique(sub["style"])
     seeds = sorted(sub["seed"].unique())
     scales = sorted(unique(sub["scale"]))
     window = "" if window0 is None or sub["window"].nunique() == 1 else f", window {window0}"
     figures = []
+    refs = _lookup(grid, ["style"], "reference")
     for method in unique(sub["method"]):
-        cells = {}
-        for _, row in grid[grid["method"] == method].iterrows():
-            cells[(row["style"], "style")] = row["reference"]
-            cells[(row["style"], row["scale"])] = row["output"]
-        columns = ["style"] + scales
+        outputs = _lookup(grid[grid["method"] == method], ["style", "scale"], "output")
 
-        def draw(path, cells=cells, columns=columns, method=method):
+        def draw(path, outputs=outputs, method=method):
             labelled_grid(
-                [[cells.get((style, col)) for col in columns] for style in styles],
+                [[refs.get((style,))] + [outputs.get((style, scale)) for scale in scales] for style in styles],
                 styles,
                 ["style"] + [_scale_text(s) for s in scales],
                 path,
-                title=f"Guidance {method}, loss {loss0} ({layer_set_label(layers0)}){window}, seed {seed} ({model})",
+                title=f"Guidance {method}, {loss}{window}, seed {seed} ({model})",
             )
 
         figures.append(
@@ -691,7 +691,7 @@ def _guidance_model_figures(sub, slug: str) -> list[Figure]:
                 f"Style-guided sampling, guidance mode {method}{window}: {_count(len(styles), 'style')} (rows; the "
                 f"style image first) at {_count(len([s for s in scales if s > 0]), 'scale')} "
                 f"({_listing(f'{s:g}' for s in scales if s > 0)}; columns), the unguided sample (scale 0, same "
-                f"seed) first; loss {loss0} at {layer_set_label(layers0)}; seed {seed}; model {model}.",
+                f"seed) first; {loss}; seed {seed}; model {model}.",
                 draw,
             )
         )
@@ -800,14 +800,10 @@ def methods_grid(sub, model: str, name: str) -> Figure:
     style0, seed0 = unique(sub["style"])[0], sorted(sub["seed"].unique())[0]
     methods = [m for m in unique(sub["method"]) if m != "unguided"]
     shown = sub[(sub["style"] == style0) & (sub["seed"] == seed0)]
-    unguided = shown[shown["method"] == "unguided"]["output"]
-    reference = shown["reference"].iloc[0] if len(shown) else None
+    outputs = _lookup(shown, ["method", "scale"], "output")
+    reference = next(iter(_lookup(shown, ["style"], "reference").values()), None)
     columns = grid_columns(sub, methods)
     n_styles, n_seeds = sub["style"].nunique(), sub["seed"].nunique()
-
-    def output(method, scale):
-        runs = shown[(shown["method"] == method) & (shown["scale"] == scale)]["output"]
-        return runs.iloc[0] if len(runs) else None
 
     def note(method, scale):
         if scale is None:
@@ -818,7 +814,7 @@ def methods_grid(sub, model: str, name: str) -> Figure:
     def draw(path):
         labelled_grid(
             [
-                [reference, unguided.iloc[0] if len(unguided) else None] + [output(m, s) for s in columns.scales[m]]
+                [reference, outputs.get(("unguided", 0.0))] + [outputs.get((m, s)) for s in columns.scales[m]]
                 for m in methods
             ],
             methods,
