@@ -107,8 +107,8 @@ def test_captions_follow_the_number_of_scales(tmp_path):
 
 
 def test_methods_grid_shows_each_method_at_matched_lpips(tmp_path):
-    """With LPIPS, the columns are the levels 0.1, 0.2, 0.3 and each cell notes its scale; a scale nearest two
-    levels shows at the nearer one only, and the caption says so."""
+    """With LPIPS, the columns are the levels 0.1, 0.2, 0.3 and each cell is the scale nearest the level
+    within 0.05, else empty, and the caption says so."""
     from stylediff.reporting.figures import grid_columns
 
     frame = _methods_frame(tmp_path, 3)  # mean LPIPS 0.09, 0.21, 0.28 per method
@@ -117,9 +117,13 @@ def test_methods_grid_shows_each_method_at_matched_lpips(tmp_path):
     assert columns.scales["x0"] == [0.01, 0.03, 0.09]
     frame = frame[~((frame["method"] == "x0") & (frame["scale"] > 0.02))]  # x0 only at LPIPS 0.09
     columns = grid_columns(frame, ["x0", "dps"])
-    assert columns.scales["x0"] == [0.01, None, None]
+    assert columns.scales["x0"] == [0.01, None, None]  # 0.09 is too far from 0.2 and 0.3 to stand for them
+    frame.loc[frame["method"] == "dps", "lpips_vgg"] += 0.03  # dps at 0.12, 0.24, 0.31
+    assert grid_columns(frame, ["x0", "dps"]).scales["dps"] == pytest.approx([0.3, 0.9, 2.7])
+    frame.loc[frame["method"] == "dps", "lpips_vgg"] += 0.05  # dps at 0.17, 0.29, 0.36: none near 0.1
+    assert grid_columns(frame, ["x0", "dps"]).scales["dps"] == pytest.approx([None, 0.3, 0.9])
     caption = figure_captions("guidance_methods", frame)["guidance_methods_tiny_grid.png"]
-    assert "nearest 0.1, 0.2, 0.3" in caption and "2 guidance methods (x0, dps)" in caption
+    assert "nearest 0.1, 0.2, 0.3 and within 0.05" in caption and "2 guidance methods (x0, dps)" in caption
 
 
 def test_curve_figures_fit_the_page_and_record_their_smallest_font(tmp_path):
@@ -178,6 +182,8 @@ def test_matched_fidelity_figure_draws_ranked_levels_with_bands():
         assert all(line.get_linestyle() == "-" for line in segments if line.get_color() == a_color)
     with pytest.raises(ConfigError, match="lacks columns coverage"):
         matched_fidelity_figure(_matched_frame().drop(columns="coverage"))
+    empty = matched_fidelity_figure(_matched_frame().iloc[:0])  # a table without LPIPS: a figure that says so
+    assert "no LPIPS" in empty.get_axes()[0].texts[0].get_text()
 
 
 def test_matched_fidelity_frame_reads_each_curve_at_its_first_crossing():

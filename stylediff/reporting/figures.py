@@ -51,9 +51,13 @@ MIN_FONT_KEY = "min_font_px"
 GRID_CELL_MIN_PX = 64
 """The smallest image cell of a grid: a 32 px sample magnified twice; more columns than fit the page at
 this size make the grid wider than the page (and its ``min_font_px`` says so once it is shrunk)."""
-GRID_CELL_MAX_PX = 160
+GRID_CELL_MAX_PX = 128
+"""The largest cell: a 32 px sample magnified four times; larger cells only make a tall grid taller."""
 FIDELITY_LEVELS = (0.1, 0.2, 0.3)
 """The LPIPS levels at which the guidance-methods grid shows each method (issue 37's matched levels)."""
+MATCH_TOLERANCE = 0.05
+"""How far a scale's mean LPIPS may lie from a level to be shown at it: half the levels' spacing, so a
+sample in the 0.3 column is not one that moved by 0.5."""
 
 OKABE_ITO = {
     "black": "#000000",
@@ -87,7 +91,6 @@ METHOD_STYLES = {
 }
 """A fixed colour and marker per guidance method; the pairs that issue 35 found hard to tell apart
 (dps/ugd, freedom/mpgd) differ in hue and marker."""
-UNGUIDED_STYLE = {"color": "#000000", "marker": "x", "linestyle": "none"}
 
 
 # ------------------------------------------------------------------------------------------- basics
@@ -291,6 +294,10 @@ def _as_image(image):
     return Image.fromarray(array.astype(np.uint8), "RGB")
 
 
+GRID_GLYPHS = str.maketrans({"×": "x", "≈": "~", "–": "-", "—": "-", "→": "->"})
+"""Characters Pillow's bundled font (Aileron) has no glyph for, and what the grids draw instead."""
+
+
 def _font(size: int):
     from PIL import ImageFont
 
@@ -298,8 +305,11 @@ def _font(size: int):
 
 
 def _wrap(text: str, font, width: int) -> list[str]:
-    """``text`` broken into lines no wider than ``width`` px: at its newlines, then between words, and a
-    word wider than the line between characters."""
+    """``text`` broken into lines no wider than ``width`` px: at its newlines, then between words; a word
+    wider than the line after its ``_``, ``-`` or ``…`` (``sliced_`` / ``wasserstein``), and between
+    characters where a part is still too wide."""
+    import re
+
     lines = []
     for paragraph in str(text).split("\n"):
         line = ""
@@ -311,24 +321,35 @@ def _wrap(text: str, font, width: int) -> list[str]:
             if line:
                 lines.append(line)
             line = ""
-            for char in word:
-                if font.getlength(line + char) > width and line:
+            if font.getlength(word) <= width:
+                line = word
+                continue
+            for part in re.findall(r"[^_\-…]+[_\-…]?|[_\-…]", word):
+                if font.getlength(line + part) <= width:
+                    line += part
+                    continue
+                if line:
                     lines.append(line)
-                    line = ""
-                line += char
+                line = ""
+                for char in part:
+                    if font.getlength(line + char) > width and line:
+                        lines.append(line)
+                        line = ""
+                    line += char
         lines.append(line)
     return lines
 
 
 def _cell_size(images: Sequence, columns: int, label_width: int, width: int) -> int:
-    """The side of an image cell: the page width shared by the columns, rounded down to a whole multiple of
-    the smallest image side when that fits (a 32 px sample shown at 64, 96, … px, pixel for pixel)."""
+    """The side of an image cell: the page width shared by the columns, rounded down to a whole multiple
+    (two or more) of the smallest image side when that fits (a 32 px sample at 64, 96, 128 px, pixel for
+    pixel)."""
     gap = 4
     available = (width - label_width - 8) // max(columns, 1) - gap
     available = max(GRID_CELL_MIN_PX, min(GRID_CELL_MAX_PX, available))
     sides = [max(img.size) for img in images]
     smallest = min(sides) if sides else available
-    return smallest * (available // smallest) if smallest <= available else available
+    return smallest * (available // smallest) if 2 * smallest <= available else available
 
 
 def labelled_grid(
@@ -359,12 +380,17 @@ def labelled_grid(
         ``out`` as a Path.
 
     Each image is fitted into a square cell keeping its aspect ratio: magnified by a whole factor with
-    nearest-neighbour sampling when small (pixels stay pixels), reduced with Lanczos when large.
+    nearest-neighbour sampling when small (pixels stay pixels), reduced with Lanczos when large. Text is
+    drawn in Pillow's bundled font, whose missing characters are replaced (:data:`GRID_GLYPHS`).
     """
     from PIL import Image, ImageDraw
 
     font = _font(GRID_FONT_PX)
     line_height = GRID_FONT_PX + 4
+    title = title.translate(GRID_GLYPHS) if title else title
+    row_labels = [str(label).translate(GRID_GLYPHS) for label in row_labels] if row_labels is not None else None
+    col_labels = [str(label).translate(GRID_GLYPHS) for label in col_labels] if col_labels is not None else None
+    notes = [[note.translate(GRID_GLYPHS) if note else note for note in row] for row in notes] if notes else notes
     loaded = [
         [
             None
@@ -420,20 +446,18 @@ def labelled_grid(
         for j, img in enumerate(row):
             left = x0 + j * (cell + gap)
             if img is not None:
-                side = max(img.size)
-                if side <= cell:
-                    factor = cell // side
-                    fitted = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
-                else:
-                    ratio = cell / side
-                    fitted = img.resize(
-                        (max(1, round(img.width * ratio)), max(1, round(img.height * ratio))), Image.LANCZOS
-                    )
+                ratio = cell / max(img.size)
+                ratio = math.floor(ratio) if ratio >= 2 else ratio  # whole pixels where magnified twice or more
+                size = (max(1, round(img.width * ratio)), max(1, round(img.height * ratio)))
+                fitted = img.resize(size, Image.NEAREST if ratio >= 1 else Image.LANCZOS)
                 canvas.paste(fitted, (left + (cell - fitted.width) // 2, top + (cell - fitted.height) // 2))
             if notes is not None and i < len(note_lines) and j < len(note_lines[i]):
-                for k, line in enumerate(note_lines[i][j]):
+                lines = note_lines[i][j]
+                # under the image; in the middle of an empty cell (the note says why it is empty)
+                start = top + cell if img is not None else top + (cell - line_height * len(lines)) / 2
+                for k, line in enumerate(lines):
                     left_text = left + (cell - font.getlength(line)) / 2
-                    draw.text((left_text, top + cell + k * line_height), line, font=font, fill=ink)
+                    draw.text((left_text, start + k * line_height), line, font=font, fill=ink)
     text_drawn = bool(title_lines or header_lines or row_lines or any(any(r) for r in note_lines))
     from PIL.PngImagePlugin import PngInfo
 
@@ -551,6 +575,7 @@ def texture_figures(frame) -> list[Figure]:
     deepest = layer_sets[-1]
     refs = _lookup(first, ["style"], "reference")
     labels = [layer_set_label(s) for s in layer_sets]
+    headers = [str(s).split("-")[0] if i == 0 else f"…{str(s).split('-')[-1]}" for i, s in enumerate(layer_sets)]
     by_layers = _lookup(first[first["loss"] == loss0], ["style", "layers"], "output")
     by_loss = _lookup(first[first["layers"] == deepest], ["style", "loss"], "output")
     seeds = sorted(frame["seed"].unique())
@@ -560,7 +585,7 @@ def texture_figures(frame) -> list[Figure]:
         labelled_grid(
             [[refs.get((style,))] + [by_layers.get((style, s)) for s in layer_sets] for style in styles],
             styles,
-            ["style"] + labels,
+            ["style"] + headers,
             path,
             title=f"Textures by layer set, loss {loss0}, seed {seed} ({model})",
         )
@@ -593,7 +618,7 @@ def texture_figures(frame) -> list[Figure]:
             "texture_layers_grid.png",
             f"Texture synthesis (Gatys et al. 2015) with nested layer sets: each of {_count(len(styles), 'style')} "
             f"(rows; the style image first) synthesised from noise by the {loss0} loss at "
-            f"{_listing(labels)} (columns); seed {seed}; {model}.",
+            f"{_listing(labels)} (columns, each headed by its deepest layer); seed {seed}; {model}.",
             layers_grid,
         ),
         Figure(
@@ -700,16 +725,23 @@ def _guidance_model_figures(sub, slug: str) -> list[Figure]:
         curves["method"] = curves["method"] + ", window " + curves["window"].astype(str)
     if "normalization" in curves and curves["normalization"].nunique() > 1:
         curves["method"] = curves["method"] + ", " + curves["normalization"].astype(str)
-    metrics = [m for m in ("gram_dist_mean", "lpips_vgg") if m in curves]
+    titles = {"gram_dist_mean": "Gram distance to the style", "lpips_vgg": "LPIPS to the unguided sample"}
+    metrics = [m for m in titles if m in curves and curves[m].notna().any()]
     lines = {m: _errorbar_lines(curves, "scale", m, "method", scales) for m in metrics}
     pairs = (
         [p for p in coinciding(lines[metrics[0]]) if all(p in coinciding(lines[m]) for m in metrics)] if metrics else []
     )
     positive = [s for s in scales if s > 0]
     modes = unique(curves["method"])
+    panels = {
+        "gram_dist_mean": "the Gram distance of the samples to the style image (mean over relu1_1…relu5_1)",
+        "lpips_vgg": "LPIPS (VGG) to the unguided sample of the same seed",
+    }
 
     def draw_curves(path):
-        fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH_PX / FIGURE_DPI, 3.2 + 0.22 * math.ceil(len(modes) / 2)))
+        height = 3.2 + 0.22 * math.ceil(len(modes) / 2)
+        fig, axes = plt.subplots(1, len(metrics), figsize=(PAGE_WIDTH_PX / FIGURE_DPI, height), squeeze=False)
+        axes = list(axes[0])
         styles = line_styles(modes)
         for ax, metric in zip(axes, metrics):
             # dodge multiplicatively: the axis is symlog, scale 0 (the shared unguided sample) stays put
@@ -719,9 +751,8 @@ def _guidance_model_figures(sub, slug: str) -> list[Figure]:
             ax.set_xticklabels([f"{s:g}" for s in scales])
             ax.set_xlabel("guidance scale (0 = unguided)")
             ax.set_ylabel(recorded_label(curves, metric))
+            ax.set_title(titles[metric])
             ax.grid(alpha=0.3)
-        axes[0].set_title("Gram distance to the style")
-        axes[1].set_title("LPIPS to the unguided sample")
         _legend_below(fig, axes, ncol=2)
         _save(fig, path)
 
@@ -729,8 +760,11 @@ def _guidance_model_figures(sub, slug: str) -> list[Figure]:
         Figure(
             f"guidance_{slug}_scale.png",
             f"Guidance scale sweep, one line per guidance mode ({_count(len(modes), 'mode')}: {'; '.join(modes)}): "
-            f"left, the Gram distance of the samples to the style image (mean over relu1_1…relu5_1); right, LPIPS "
-            f"(VGG) to the unguided sample of the same seed. Scales {_listing(f'{s:g}' for s in scales)} on a "
+            + "; ".join(
+                f"{side}{panels[m]}" for side, m in zip(["left, " if len(metrics) > 1 else "", "right, "], metrics)
+            )
+            + (" (the table has no LPIPS)" if "lpips_vgg" not in metrics else "")
+            + f". Scales {_listing(f'{s:g}' for s in scales)} on a "
             f"symlog axis (0 = unguided); mean ± standard deviation over {_count(len(styles), 'style')} × "
             f"{_count(len(seeds), 'seed')}; model {model}." + _coincide_text(pairs),
             draw_curves,
@@ -768,8 +802,8 @@ class GridColumns:
 
 def grid_columns(sub, methods: list[str], levels: Sequence[float] = FIDELITY_LEVELS) -> GridColumns:
     """With an LPIPS column: for each method and level, the scale whose mean LPIPS (over every style and
-    seed) is nearest the level, a scale kept only at the level it is nearest (so no image shows twice);
-    without one: each method's scales, low to high."""
+    seed) is nearest the level, if within ``MATCH_TOLERANCE`` of it, and kept only at the level it is
+    nearest (so no image shows twice); without one: each method's scales, low to high."""
     lpips = {}
     if "lpips_vgg" in sub and sub["lpips_vgg"].notna().any():
         means = sub[sub["method"].isin(methods)].groupby(["method", "scale"])["lpips_vgg"].mean()
@@ -778,20 +812,17 @@ def grid_columns(sub, methods: list[str], levels: Sequence[float] = FIDELITY_LEV
         scales = {}
         for method in methods:
             options = {s: v for (m, s), v in lpips.items() if m == method}
-            nearest = [min(options, key=lambda s: abs(options[s] - level)) if options else None for level in levels]
             keep = []
-            for level, scale in zip(levels, nearest):
-                if scale is None:
-                    keep.append(None)
-                    continue
-                distance = abs(options[scale] - level)
-                closer = any(abs(options[scale] - other) < distance for other in levels if other != level)
+            for level in levels:
+                near = {s: abs(v - level) for s, v in options.items() if abs(v - level) <= MATCH_TOLERANCE}
+                scale = min(near, key=near.get) if near else None
+                closer = scale is not None and any(abs(options[scale] - o) < near[scale] for o in levels if o != level)
                 keep.append(None if closer else scale)
             scales[method] = keep
         return GridColumns([f"LPIPS ≈ {level:g}" for level in levels], scales, lpips, True)
     scales = {m: sorted(float(s) for s in sub[sub["method"] == m]["scale"].unique()) for m in methods}
     width = max((len(v) for v in scales.values()), default=0)
-    return GridColumns([f"scale {i}" for i in range(1, width + 1)], scales, {}, False)
+    return GridColumns(["guided"] if width == 1 else [f"scale #{i}" for i in range(1, width + 1)], scales, {}, False)
 
 
 def methods_grid(sub, model: str, name: str) -> Figure:
@@ -807,7 +838,7 @@ def methods_grid(sub, model: str, name: str) -> Figure:
 
     def note(method, scale):
         if scale is None:
-            return "no scale nearer" if columns.matched else None
+            return f"none within {MATCH_TOLERANCE:g}" if columns.matched else None
         lpips = columns.lpips.get((method, scale))
         return f"scale {scale:g}" + (f"\nLPIPS {lpips:.2f}" if lpips is not None else "")
 
@@ -834,14 +865,15 @@ def methods_grid(sub, model: str, name: str) -> Figure:
         what = (
             f"then the method at the scale (of its {scales_text}) whose LPIPS (VGG) to the unguided sample, "
             f"averaged over {_count(n_styles, 'style')} × {_count(n_seeds, 'seed')}, is nearest "
-            f"{_listing(f'{v:g}' for v in FIDELITY_LEVELS)} (columns; under each image its scale and that mean; "
-            "a scale nearest to two levels is shown at the nearer one only)"
+            f"{_listing(f'{v:g}' for v in FIDELITY_LEVELS)} and within {MATCH_TOLERANCE:g} of it (columns; under "
+            "each image its scale and that mean; an empty cell: no scale of the method is that near the level)"
         )
     else:
         what = (
-            f"then the method at each of its {scales_text} scales, low to high (columns; under each image "
-            "its scale; the table has no LPIPS to match them by)"
-        )
+            "then the method at its one scale"
+            if scales_text == "1"
+            else f"then the method at each of its {scales_text} scales, low to high (columns #1, #2, …)"
+        ) + " (under each image its scale; the table has no LPIPS to match methods by)"
     return Figure(
         name,
         f"{_count(len(methods), 'guidance method')} ({_listing(methods)}), one row each, on style {style0}, "
@@ -874,6 +906,14 @@ def matched_figure(sub, model: str, name: str) -> Figure:
         _save(matched_fidelity_figure(curves, labels, model), path)
 
     levels = f"{FIGURE_LEVELS[0]:g}…{FIGURE_LEVELS[-1]:g}"
+    if "lpips_vgg" not in sub or sub["lpips_vgg"].isna().all():
+        return Figure(
+            name,
+            "Style distance at matched fidelity: this table has no LPIPS to the unguided sample (the metrics job "
+            f"found no LPIPS backbone), so no method can be read at a fidelity level and the figure is empty; model "
+            f"{model}.",
+            draw,
+        )
     return Figure(
         name,
         f"Style distance at matched fidelity, one panel per style metric ({len(metrics)}: the guidance loss, "
@@ -895,6 +935,18 @@ def matched_fidelity_figure(curves, labels: dict[str, str] | None = None, model:
     if missing:
         raise ConfigError(f"matched-fidelity frame lacks columns {', '.join(missing)}")
     plt = _pyplot()
+    if curves.empty:
+        fig, ax = plt.subplots(figsize=(PAGE_WIDTH_PX / FIGURE_DPI, 1.6))
+        ax.set_axis_off()
+        ax.text(
+            0.5,
+            0.5,
+            "no LPIPS to the unguided sample in the table:\nno method matched by fidelity",
+            ha="center",
+            va="center",
+        )
+        fig.tight_layout(pad=0.4)
+        return fig
     labels = labels or {}
     metrics, methods = unique(curves["metric"]), unique(curves["method"])
     styles = line_styles(methods)
