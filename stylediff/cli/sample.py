@@ -230,7 +230,7 @@ def run_sample(args) -> str:
                 ),
             )
     if len(seeds) > 1:  # the style first, then one labelled column per seed
-        labelled_grid([[style, *result.images]], None, ["style", *(f"seed {s}" for s in seeds)], args.out)
+        labelled_grid([[args.style, *result.images]], None, ["style", *(f"seed {s}" for s in seeds)], args.out)
     write_json(
         cli.sidecar_path(args.out),
         sidecar(
