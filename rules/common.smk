@@ -1,6 +1,7 @@
 # Common helpers (no rules here): the schema validation, the plan (stylediff.workflow.plan: one row per run, its
 # config checks) and the input functions and command strings the rules use.
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ if BASEDIR not in sys.path:
     sys.path.insert(0, BASEDIR)
 
 from stylediff.workflow import experiments, plan
+from stylediff.reporting.figures import caption_name
 from stylediff.core.errors import StylediffError
 from stylediff.networks.vgg19_layers import min_input_size
 
@@ -106,24 +108,23 @@ def metrics_args(experiment):
     return " ".join(shlex.quote(part) for part in parts)
 
 
-def caption_of(name):
-    """Caption file of a figure: the guidance figures of every model share their captions."""
-    stem = Path(name).stem
-    for prefix, kind in (("guidance_methods_", "guidance_methods_"), ("guidance_", "guidance_")):
-        if stem.startswith(prefix):
-            return kind + ("grid" if stem.endswith("_grid") else stem.rsplit("_", 1)[-1])
-    return stem
-
-
 def figure_outputs(experiment):
-    return [report(f"{REPORT}/{name}", caption=f"../report/captions/{caption_of(name)}.rst",
+    """The experiment's figures, each registered with the caption file `stylediff figures` writes beside it
+    from the figure's own parameters (an absolute path: report() resolves a relative one against rules/)."""
+    return [report(f"{REPORT}/{name}", caption=os.path.abspath(f"{REPORT}/{caption_name(name)}"),
                    category=experiments.lookup(experiment).category) for name in PLAN.figures(experiment)]
 
 
+def caption_outputs(experiment):
+    return [f"{REPORT}/{caption_name(name)}" for name in PLAN.figures(experiment)]
+
+
 REPORT_FILES = [
-    f"{REPORT}/{name}" for experiment in EXPERIMENTS for name in [f"{experiment}_summary.md"] + PLAN.figures(experiment)
+    f"{REPORT}/{name}"
+    for experiment in EXPERIMENTS
+    for name in [f"{experiment}_summary.md"] + PLAN.figures(experiment) + list(map(caption_name, PLAN.figures(experiment)))
 ]
-"""What `snakemake publish` copies into PUBLISH: every summary and figure."""
+"""What `snakemake publish` copies into PUBLISH: every summary, figure and figure caption."""
 ALL_TARGETS = [
     target
     for experiment in EXPERIMENTS

@@ -48,7 +48,7 @@ for experiment in EXPERIMENTS:
             sidecar=f"{RESULTS}/tables/{experiment}.json",
             images=PLAN.outputs(experiment) + metrics_references(experiment),
         output:
-            figure_outputs(experiment),
+            figure_outputs(experiment) + caption_outputs(experiment),
         params:
             experiment=experiment,
         conda:
@@ -91,7 +91,8 @@ rule publish:
         tables=[f"{RESULTS}/tables/{experiment}.csv" for experiment in EXPERIMENTS],
     params:
         findings=(" --table " + " ".join(f"{experiment}={RESULTS}/tables/{experiment}.csv" for experiment in EXPERIMENTS)
-                  + f" --page docs/results.md --readme README.md --preset {config['preset']}")
+                  + f" --page docs/results.md --readme README.md --preset {config['preset']}"
+                  + " --captions-in README.md docs/index.md")
         if config.get("readme") else "",
     conda:
         "../envs/stylediff.yaml"

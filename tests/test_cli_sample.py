@@ -78,7 +78,7 @@ def test_sample_writes_images_grid_and_sidecar(model_dir, tmp_path):
 
 @pytest.mark.parametrize(
     "model,expected",
-    [("{tmp}/missing-model", "not found"), ("stylediff-test/no-such-model", "stylediff weights fetch --models")],
+    [("{tmp}/missing-model", "no such folder"), ("stylediff-test/no-such-model", "stylediff weights fetch --models")],
 )
 def test_missing_model_is_one_line_and_exit_2(tmp_path, capsys, model, expected):
     code = main(

@@ -150,7 +150,9 @@ def run_findings(args) -> str:
 def run_publish(args) -> str:
     from ..reporting.publish import publish
 
-    written = publish(args.files, args.to, _tables(args.table or []), args.page, args.readme, args.preset)
+    written = publish(
+        args.files, args.to, _tables(args.table or []), args.page, args.readme, args.preset, args.captions_in
+    )
     return cli.wrote(*written) if written else f"{args.to} already up to date"
 
 
@@ -292,4 +294,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--page", default=None, help="write the results page here, e.g. docs/results.md")
     p.add_argument("--readme", default=None, help="splice the short results table into this README between its markers")
     p.add_argument("--preset", default=None, help="preset name, quoted in the text")
+    p.add_argument(
+        "--captions-in",
+        nargs="+",
+        default=None,
+        help="Markdown files whose <!-- caption: FIGURE --> markers get the published figures' captions",
+    )
     p.set_defaults(func=run_publish)

@@ -236,11 +236,10 @@ def records(args, method, run: dict, result, load_seconds: float) -> tuple[dict,
 
 def write_outputs(args, seeds: list[int], result, common: dict, guidance: dict, device) -> list[Path]:
     """Each image (with its own sidecar when there are several), the grid, and the run's sidecar at OUT.json."""
-    from torchvision.utils import make_grid
-
     from ..core.images import save_image
     from ..core.io import write_json
     from ..core.provenance import sidecar
+    from ..reporting.figures import labelled_grid
 
     paths = output_paths(args.out, seeds)
     for index, (image, path, seed, loss) in enumerate(zip(result.images, paths, seeds, result.losses)):
@@ -256,8 +255,8 @@ def write_outputs(args, seeds: list[int], result, common: dict, guidance: dict, 
                 cli.sidecar_path(path),
                 sidecar("sample", config, device=device, **common, results={**results, "history": history}),
             )
-    if len(seeds) > 1:
-        save_image(make_grid(result.images, nrow=min(len(seeds), 8), padding=2, pad_value=1.0).unsqueeze(0), args.out)
+    if len(seeds) > 1:  # the style first, then one labelled column per seed
+        labelled_grid([[args.style, *result.images]], None, ["style", *(f"seed {s}" for s in seeds)], args.out)
     images = [
         {"path": str(path), "seed": seed, "style_loss": loss} for path, seed, loss in zip(paths, seeds, result.losses)
     ]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..core.io import write_text
-from .figures import layer_set_label, unique
+from .figures import figure_captions, layer_set_label, unique, with_captions
 from .markdown import fmt as _fmt
 from .markdown import label as _label
 from .markdown import mean_std as _mean_std
@@ -344,8 +344,9 @@ def findings_markdown(
         frame = pd.read_csv(tables[experiment])
         if frame.empty:
             raise ConfigError(f"table {tables[experiment]} has no rows")
+        captions = figure_captions(experiment, frame)
         for section in sections:
-            lines += section(frame, figure)
+            lines += with_captions(section(frame, figure), captions)
             written += 1
     if not written:
         raise ConfigError(f"no table of {', '.join(SECTIONS)} given; got {', '.join(tables) or 'none'}")

@@ -126,7 +126,7 @@ def guidance_methods_section(frame, figure: Callable[[str], str]) -> list[str]:
         )
         lines += [
             f"![guidance methods]({figure(f'{stem}_grid.png')})",
-            f"![guidance methods pareto]({figure(f'{stem}_pareto.png')})",
+            f"![guidance methods at matched fidelity]({figure(f'{stem}_matched.png')})",
             "",
         ]
         lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {setup(sub, 'style')}.*", ""]

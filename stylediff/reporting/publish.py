@@ -6,7 +6,9 @@ committed folder (``report/`` for the quick preset), and, for a preset with ``re
 tables into ``tables/`` there, writes the results page ``docs/results.md`` (:func:`stylediff.reporting.findings.findings_markdown`
 of the published tables, figure links pointing at the published figures) and splices a short table of its
 findings, one row per section heading and a link to the page, into README.md between its markers.
-Torch-free.
+Any Markdown file given with ``captions_in`` (the README, the docs home page) gets, between each
+``<!-- caption: FIGURE -->`` and ``<!-- /caption -->``, the caption the workflow wrote for that figure
+(:func:`splice_captions`), so a page's caption is the figure's own. Torch-free.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..core.io import atomic_path, write_text
+from .figures import caption_name
 from .findings import findings_markdown, splice_readme
+
+CAPTION_BEGIN, CAPTION_END = "<!-- caption: ", "<!-- /caption -->"
+"""Markers around a figure's caption in a Markdown file: ``<!-- caption: PATH -->`` (PATH the figure,
+relative to the file) … ``<!-- /caption -->``."""
 
 
 def _link(folder: Path, base: Path):
@@ -42,11 +49,13 @@ def publish(
     page: str | os.PathLike | None = None,
     readme: str | os.PathLike | None = None,
     preset: str | None = None,
+    captions_in: list[str | os.PathLike] | None = None,
 ) -> list[Path]:
     """Copy ``files`` into the folder ``to`` and ``tables`` ({experiment: csv}) into ``to/tables`` (atomically;
     a file whose bytes are unchanged is left alone, so its modification time stays); from the copied tables,
-    write the results ``page`` and/or splice them into ``readme``, their figure links pointing into ``to``.
-    Returns the paths written."""
+    write the results ``page`` and/or splice them into ``readme``, their figure links pointing into ``to``;
+    splice the captions of the figures in ``to`` into the Markdown files ``captions_in``. Returns the paths
+    written."""
     to = Path(to)
     written: list[Path] = []
     for file in map(Path, files):
@@ -65,7 +74,38 @@ def publish(
         target = os.path.relpath(Path(page).resolve(), readme.resolve().parent) if page else None
         splice_readme(readme, readme_table(findings_markdown(tables, _link(to, readme.parent), preset), preset, target))
         written.append(readme)
+    for markdown in map(Path, captions_in or []):
+        if splice_captions(markdown, to) and markdown not in written:
+            written.append(markdown)
     return written
+
+
+def splice_captions(markdown: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Replace the text between each caption marker pair of ``markdown`` whose figure lies in ``folder``
+    by that figure's caption file (:func:`stylediff.reporting.figures.caption_name`) in italics; markers
+    of figures elsewhere are left alone. Returns whether the file changed."""
+    import re
+
+    markdown, folder = Path(markdown), Path(folder).resolve()
+    if not markdown.is_file():
+        raise ConfigError(f"{markdown} does not exist")
+    text = markdown.read_text()
+    pattern = re.compile(re.escape(CAPTION_BEGIN) + r"(\S+) -->\n.*?" + re.escape(CAPTION_END), re.S)
+
+    def caption(found) -> str:
+        figure = (markdown.parent / found.group(1)).resolve()
+        if figure.parent != folder:
+            return found.group(0)
+        source = figure.parent / caption_name(figure.name)
+        if not source.is_file():
+            raise ConfigError(f"{markdown}: no caption {source} for {found.group(1)}: run the workflow's figures first")
+        # blank lines around the caption: Markdown reads it as its own paragraph between the two comments
+        return f"{CAPTION_BEGIN}{found.group(1)} -->\n\n*{source.read_text().strip()}*\n\n{CAPTION_END}"
+
+    new = pattern.sub(caption, text)
+    if new != text:
+        write_text(markdown, new)
+    return new != text
 
 
 def readme_table(page: str, preset: str | None = None, link: str | None = None) -> str:

@@ -126,7 +126,7 @@ def _guidance_figures(section: dict, name: str) -> list[str]:
             for network in networks or [DEFAULT_NETWORK]:
                 files += [
                     f"{methods_figure_stem(slug, network)}_grid.png",
-                    f"{methods_figure_stem(slug, network)}_pareto.png",
+                    f"{methods_figure_stem(slug, network)}_matched.png",
                 ]
     return files
 
