@@ -15,7 +15,7 @@
 
    * maths: every ``arithmatex`` element rendered by KaTeX, no ``katex-error``;
    * figures: every ``<img>`` whose PNG declares its smallest font size (the text chunk
-     ``min_font_px``: pixels at the PNG's own size, written by stylediff/reporting/figures.py) fails
+     ``min_font_px``: pixels at the PNG's own size, written by stylediff/reporting/figures/style.py) fails
      when that font, scaled to the size the page shows the image at, is below ``MIN_FONT_PX``; an image
      shown below its natural size without that chunk is listed as unchecked (a warning, not a failure);
    * wide content: tables and code blocks wider than the column are listed (they scroll; a note).

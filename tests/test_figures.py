@@ -13,9 +13,6 @@ from PIL import Image
 
 from stylediff.core.errors import ConfigError
 from stylediff.reporting.figures import (
-    GRID_FONT_PX,
-    MATCHED_COLUMNS,
-    PAGE_WIDTH_PX,
     caption_name,
     figure_captions,
     labelled_grid,
@@ -24,6 +21,8 @@ from stylediff.reporting.figures import (
     read_min_font_px,
     with_captions,
 )
+from stylediff.reporting.figures.guidance import MATCHED_COLUMNS
+from stylediff.reporting.figures.style import GRID_FONT_PX, PAGE_WIDTH_PX
 
 
 def _png(path, side=32, seed=0):
@@ -109,7 +108,7 @@ def test_captions_follow_the_number_of_scales(tmp_path):
 def test_methods_grid_shows_each_method_at_matched_lpips(tmp_path):
     """With LPIPS, the columns are the levels 0.1, 0.2, 0.3 and each cell is the scale nearest the level
     within 0.05, else empty, and the caption says so."""
-    from stylediff.reporting.figures import grid_columns
+    from stylediff.reporting.figures.guidance import grid_columns
 
     frame = _methods_frame(tmp_path, 3)  # mean LPIPS 0.09, 0.21, 0.28 per method
     columns = grid_columns(frame, ["x0", "dps"])
