@@ -134,7 +134,7 @@ def run_sample(args) -> str:
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
     network = cli.feature_network(args, device)
-    layers = cli.style_layers(args, network)
+    layers = cli.style_layers(args, network, method)
     offline = True if args.offline else None
     model = load_model(args.model, device, revision=args.revision, local_files_only=offline)
     scheduler = model.scheduler(args.scheduler)
@@ -154,6 +154,7 @@ def run_sample(args) -> str:
     style = load_image(style_path, args.style_size or guidance_size, min_side)
     objective = style_objective(network, style.to(device), layers, args.loss, args.layer_weights)
     sampler = GuidedSampler(adapter, scheduler, objective, method, args.guidance_size)
+    method = sampler.method  # its knobs resolved for this model (auto step rules, MPGD's window): recorded
     load_seconds = time.perf_counter() - start
 
     result = sampler(
