@@ -74,7 +74,7 @@ def test_sample_groups_each_methods_knobs_under_it():
             assert field in placed, f"{name}'s knob {field} is no flag"
     # each method's own knob sits under that method, or under the first method that has it
     assert set(groups[titles["tfg"]]) >= {"rho", "mu", "variance", "mc_samples", "rho_schedule"}
-    assert groups[titles["freedom"]] == ["travel_window"]
+    assert groups[titles["freedom"]] == ["travel_window", "step_size"]  # mpgd's --step-size shares it
     text = " ".join(sample.format_help().split())  # unwrapped
     assert "inner_steps" in groups[titles["ugd"]] and "--inner-steps (under ugd)" in text
     assert groups[titles["classifier"]] == [] and set(groups[titles["x0"]]) == {"normalize", "clip_grad"}

@@ -58,8 +58,12 @@ class LGDGuidance(GuidanceMethod):
     latent_note = "n decodes of x̂0 + √(1−ᾱ_t)·δ_k with gradient, back through the decoder and the UNet (CFG batch); TFG's SD harness: CFG 7.5, 100 steps, eta 1"
     clip_style_layer = "hidden2"
     note = "TFG's code divides the gradient by n; the reference samples DDIM eta = 1, here the shared sampler's eta"
-    scale_range = (0.0, 0.0)
-    scale: float = 15000.0
+    scale_range = (4500.0, 150000.0)
+    """Measured with ``python bench/scale_range.py --methods lgd --styles starry_night,the_scream --seeds 0,1
+    --steps 30 --factors 0.03,0.1,0.3,1,3,10 --reference 32`` around 15000 (n = 10): Gram 1.53 at 4500 (≤ 0.9 ×
+    1.94 unguided; 1500 gives 1.80), realism 0.080 at 150000 (under 0.082; faces barely there). Large because
+    log p = −√L/100 of a relative loss is small and the code divides by n."""
+    scale: float = 25000.0
     mc_samples: int = knob(10, "Monte-Carlo samples n of x0-hat + sqrt(1 - alpha_bar)*delta (the reference's lgd_n)")
     log_prob: str = knob(
         "norm",
