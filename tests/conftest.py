@@ -290,6 +290,11 @@ def fill_hub_cache(cache: Path, repo: str, files: dict[str, bytes], commit: str 
     return commit
 
 
+# -- tiny random latent models and CLIP encoders (diffusers' and transformers' own test configurations) -----
+PROMPT = "lower newer"
+"""A prompt of the tiny tokenizer's vocabulary."""
+
+
 def clip_tokenizer(folder: Path):
     """transformers' CLIP tokenizer test vocabulary (23 tokens), written to ``folder``."""
     vocab = [
@@ -404,3 +409,99 @@ def tiny_csd(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("csd") / "checkpoint.pth"
     torch.save({"model_state_dict": csd_checkpoint_state(), "epoch": 1}, path)
     return path
+
+
+def sd_ddim(prediction_type: str = "epsilon"):
+    """Stable Diffusion's DDIM scheduler config (scaled-linear betas, leading spacing, offset 1)."""
+    import diffusers
+
+    return diffusers.DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type=prediction_type,
+    )
+
+
+def tiny_vae(channels=(4, 8), groups=2, **config):
+    import diffusers
+
+    torch.manual_seed(0)
+    return diffusers.AutoencoderKL(
+        block_out_channels=list(channels),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        norm_num_groups=groups,
+        **config,
+    )
+
+
+def build_tiny_sd(folder: Path, prediction_type: str = "epsilon") -> Path:
+    """diffusers' ``StableDiffusionPipelineFastTests.get_dummy_components`` (32² latents, 64² images) with a
+    DDIM scheduler predicting ``prediction_type``, saved to ``folder``; returns it."""
+    import diffusers
+    import transformers
+
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(
+        block_out_channels=(4, 8),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=8,
+        norm_num_groups=2,
+    )
+    vae = tiny_vae()
+    torch.manual_seed(0)
+    text = transformers.CLIPTextModel(
+        transformers.CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=2,
+            hidden_size=8,
+            intermediate_size=16,
+            layer_norm_eps=1e-5,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            pad_token_id=1,
+            vocab_size=1000,
+        )
+    )
+    diffusers.StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=clip_tokenizer(folder.parent / f"{folder.name}-vocab"),
+        unet=unet,
+        scheduler=sd_ddim(prediction_type),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    ).save_pretrained(folder)
+    return folder
+
+
+def tiny_clip_vision_model(seed: int = 0):
+    """A random ``CLIPVisionModel`` (4 blocks of width 32, 32 px input, 8 px patches: 16 tokens)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    config = transformers.CLIPVisionConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4, image_size=32, patch_size=8
+    )
+    return transformers.CLIPVisionModel(config).eval()
+
+
+def tiny_clip_network(name: str = "clip-vit-b16", seed: int = 0):
+    """``tiny_clip_vision_model`` as stylediff's CLIP feature network ``name`` (so a method's CLIP layer applies)."""
+    from stylediff.networks.clip import CLIPVision
+
+    return CLIPVision(name, tiny_clip_vision_model(seed), provenance={"name": name, "source": "tests"})

@@ -17,15 +17,19 @@ from PIL import Image
 from stylediff.cli import main
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method
 
-from .conftest import Counting, clip_tokenizer, fill_hub_cache, sample_argv
+from .conftest import PROMPT, Counting, build_tiny_sd, clip_tokenizer, fill_hub_cache, sample_argv, tiny_vae
+from .conftest import sd_ddim as ddim
 
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 
 STYLE = Path(__file__).resolve().parents[1] / "data" / "styles" / "starry_night.jpg"
-PROMPT = "lower newer"
-FAST = {"ugd": {"recurrence": 2}, "freedom": {"window": (0.0, 1.0), "travel_window": (0.3, 0.7)}}
-"""Knobs that keep the tests fast (UGD's 6 recurrences, FreeDoM's window on a 4-step run)."""
+FAST = {
+    "ugd": {"recurrence": 2},
+    "freedom": {"window": (0.0, 1.0), "travel_window": (0.3, 0.7)},
+    "lgd": {"mc_samples": 2},
+}
+"""Knobs that keep the tests fast (UGD's 6 recurrences, FreeDoM's window on a 4-step run, LGD's 10 samples)."""
 SCALES = {
     "x0": (0.03, 0.3),
     "through_unet": (0.1, 1.0),
@@ -35,77 +39,15 @@ SCALES = {
     "ugd": (1e2, 1e4),
     "mpgd": (1.0, 10.0),
     "tfg": (1.0, 30.0),
+    "lgd": (1e3, 1e5),
 }
 """Scales tried per method on the random tiny SD (its losses and CFG corrections are not a real model's)."""
-
-
-def ddim():
-    return diffusers.DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-
-
-def tiny_vae(channels=(4, 8), groups=2):
-    torch.manual_seed(0)
-    return diffusers.AutoencoderKL(
-        block_out_channels=list(channels),
-        in_channels=3,
-        out_channels=3,
-        down_block_types=["DownEncoderBlock2D"] * 2,
-        up_block_types=["UpDecoderBlock2D"] * 2,
-        latent_channels=4,
-        norm_num_groups=groups,
-    )
 
 
 @pytest.fixture(scope="module")
 def sd_dir(tmp_path_factory) -> Path:
     """diffusers' ``StableDiffusionPipelineFastTests.get_dummy_components`` (32² latents, 64² images)."""
-    folder = tmp_path_factory.mktemp("tiny-sd")
-    torch.manual_seed(0)
-    unet = diffusers.UNet2DConditionModel(
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=8,
-        norm_num_groups=2,
-    )
-    vae = tiny_vae()
-    torch.manual_seed(0)
-    text = transformers.CLIPTextModel(
-        transformers.CLIPTextConfig(
-            bos_token_id=0,
-            eos_token_id=2,
-            hidden_size=8,
-            intermediate_size=16,
-            layer_norm_eps=1e-5,
-            num_attention_heads=2,
-            num_hidden_layers=2,
-            pad_token_id=1,
-            vocab_size=1000,
-        )
-    )
-    diffusers.StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text,
-        tokenizer=clip_tokenizer(folder / "vocab"),
-        unet=unet,
-        scheduler=ddim(),
-        safety_checker=None,
-        feature_extractor=None,
-        image_encoder=None,
-        requires_safety_checker=False,
-    ).save_pretrained(folder / "pipe")
-    return folder / "pipe"
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd") / "pipe")
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +231,48 @@ def test_scale_zero_reproduces_sdxl_and_ldm_pipelines(sdxl_dir, ldm_dir, style_l
     assert np.abs(out.images.permute(0, 2, 3, 1).numpy() - images).max() <= 1e-5
 
 
+def test_sdxl_decodes_as_its_pipeline(sdxl_dir, tmp_path):
+    """An SDXL VAE with ``latents_mean``/``latents_std``: the unguided images are the pipeline's (which
+    decodes z·std/scaling_factor + mean), and under fp16 autocast a ``force_upcast`` VAE decodes in fp32."""
+    from stylediff.diffusion.adapters import LatentModel
+
+    folder = tmp_path / "sdxl"
+    shutil.copytree(sdxl_dir, folder)
+    config_path = folder / "vae" / "config.json"
+    config = json.loads(config_path.read_text())
+    config.update(latents_mean=[0.1, -0.2, 0.3, 0.05], latents_std=[0.9, 1.3, 0.7, 1.1], force_upcast=True)
+    config_path.write_text(json.dumps(config))
+    pipe = pipe_of(folder, diffusers.StableDiffusionXLPipeline)
+    expected = pipe(
+        PROMPT,
+        guidance_scale=5.0,
+        num_inference_steps=3,
+        height=64,
+        width=64,
+        generator=torch.Generator().manual_seed(5),
+        output_type="pt",
+    ).images
+    model = load_model(folder)
+    _, out = latents_of(model, make_method("mpgd", scale=0.0), [5], 3, None, prompt=PROMPT, cfg_scale=5.0)
+    assert (out.images - expected).abs().max().item() <= 1e-5
+    plain = load_model(sdxl_dir)  # the same latents read without the statistics: another image
+    _, other = latents_of(plain, make_method("mpgd", scale=0.0), [5], 3, None, prompt=PROMPT, cfg_scale=5.0)
+    assert (other.images - expected).abs().max().item() > 1e-2
+    adapter = model.adapter(model.scheduler("ddim"), prompt=PROMPT, cfg_scale=5.0)
+    dtypes = []
+    hook = adapter.decoder.decoder.conv_in.register_forward_hook(lambda m, inputs, o: dtypes.append(o.dtype))
+    try:
+        with torch.autocast("cpu", dtype=torch.float16):
+            assert LatentModel.upcasts(adapter.decoder, "cpu")
+            adapter.to_image(torch.zeros(1, 4, 8, 8))
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the pipeline upcasts fp16 only
+            assert not LatentModel.upcasts(adapter.decoder, "cpu")
+            adapter.to_image(torch.zeros(1, 4, 8, 8))
+    finally:
+        hook.remove()
+    assert dtypes == [torch.float32, torch.bfloat16]
+
+
 def run(model_dir, out, *extra, steps=4):
     return main(sample_argv(model_dir, out, *extra, style=STYLE, steps=steps))
 
@@ -348,8 +332,9 @@ def test_every_method_on_sd_lowers_the_style_loss_and_its_gradients_take_its_pat
         finally:
             for hook in hooks:
                 hook.remove()
+        ran = method.resolved(latent=True, cfg=True)  # what the sampler runs (MPGD: its SD window)
         expected = {
-            key: sum(method.evaluations(i, steps).to_dict()[key] for i in range(steps))
+            key: sum(ran.evaluations(i, steps).to_dict()[key] for i in range(steps))
             for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")
         }
         final = 1  # the sampler's last loss of the final images
@@ -359,7 +344,8 @@ def test_every_method_on_sd_lowers_the_style_loss_and_its_gradients_take_its_pat
             expected["objective_forward"],
             expected["objective_backward"],
         )
-        assert calls["decoder_backward"] == expected["objective_backward"] > 0  # through the VAE decoder
+        per_call = ran.mc_samples if name == "lgd" else 1  # LGD decodes its n samples as one batch
+        assert calls["decoder_backward"] * per_call == expected["objective_backward"] > 0  # through the VAE decoder
         assert (calls["unet_backward"] > 0) == METHODS.lookup(name).differentiates_unet  # MPGD, x0: never the UNet
         results.append(sum(out.losses))
     assert min(results) < sum(plain.losses), (name, results, sum(plain.losses))
@@ -390,7 +376,7 @@ def test_mpgd_autoencoder_projection_goes_through_the_encoder(ldm_dir, style_los
     calls = []
     hook = encoder.register_full_backward_hook(lambda *a: calls.append(1))
     try:
-        latents_of(model, make_method("mpgd", scale=1.0, ae_window=(0.0, 0.5)), [0], 4, style_loss)
+        latents_of(model, make_method("mpgd", scale=1.0, window=(0.0, 1.0), ae_window=(0.0, 0.5)), [0], 4, style_loss)
     finally:
         hook.remove()
     assert len(calls) == 2  # the two steps inside the projection's window

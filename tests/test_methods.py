@@ -174,8 +174,9 @@ def analytic(std=0.2):
 
 
 def test_tfg_with_mpgd_settings_gives_mpgd_s_sample():
-    """TFG with ρ = 0, N_iter = 1, γ = 0 and a constant μ schedule is TFG's own MPGD baseline (mpgd with
-    step_schedule constant, gradient squared): the same sample, on the analytic model (whose x̂0 needs no clipping)."""
+    """TFG with ρ = 0, N_iter = 1, γ = 0, a constant μ schedule and log p = −L is TFG's own MPGD baseline (mpgd
+    with step_schedule constant, gradient squared): the same sample, on the analytic model (whose x̂0 needs no
+    clipping)."""
     unet, scheduler = analytic()
     loss = QuadraticLoss(target=0.5)
     seeds = [0, 1, 2, 3]
@@ -183,7 +184,9 @@ def test_tfg_with_mpgd_settings_gives_mpgd_s_sample():
         unet,
         scheduler,
         loss,
-        make_method("tfg", scale=1.0, rho=0.0, mu=0.3, inner_steps=1, variance=0.0, mu_schedule="constant"),
+        make_method(
+            "tfg", scale=1.0, rho=0.0, mu=0.3, inner_steps=1, variance=0.0, mu_schedule="constant", log_prob="squared"
+        ),
         guidance_size=4,
     )
     mpgd = GuidedSampler(

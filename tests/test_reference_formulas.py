@@ -171,7 +171,13 @@ TFG = {"rho": 0.5, "mu": 0.05, "inner_steps": 2, "variance": 0.0}
 def reference_tfg(st, x, s):
     """YWolfeee/Training-Free-Guidance ``methods/tfg.py`` ``TFGGuidance.guide_step`` (γ = 0: one
     zero offset), with ``base.py`` ``_predict_x0`` (clip_x0: clamp in the graph) and
-    ``_predict_x_prev_from_zero``; ρ_i = ρ·α_i·n/Σα (increase), likewise μ_i; ``scale`` multiplies ρ, μ."""
+    ``_predict_x_prev_from_zero``; ρ_i = ρ·α_i·n/Σα (increase), likewise μ_i; ``scale`` multiplies ρ, μ;
+    Δ_t = ρ·∇_{x_t} log p, x̂0 += μ·∇ log p with the style guider's log p = −√L/100
+    (``tasks/networks/style_CLIP.py`` line 59, unsquared)."""
+
+    def log_p(y):
+        return -st.loss(y).sqrt() / 100
+
     alphas = torch.stack(
         [
             st.alphas[t] / (st.alphas[p] if p >= 0 else torch.tensor(1.0, dtype=torch.float64))
@@ -180,11 +186,11 @@ def reference_tfg(st, x, s):
     )
     weight = alphas[INDEX] * len(alphas) / alphas.sum()
     rho, mu = s * TFG["rho"] * weight, s * TFG["mu"] * weight
-    delta_t = -rho * grad_x(st, x, lambda y: st.loss(y.clamp(-1, 1)))
+    delta_t = rho * grad_x(st, x, lambda y: log_p(y.clamp(-1, 1)))
     x0 = st.x0(x).clamp(-1, 1)
     moved = x0.clone()
     for _ in range(TFG["inner_steps"]):
-        moved = moved - mu * grad_y(moved, st.loss)
+        moved = moved + mu * grad_y(moved, log_p)
     eps = (x - st.a.sqrt() * x0) / st.sigma
     prev = st.ap.sqrt() * (x - st.sigma * eps) / st.a.sqrt() + (1 - st.ap - st.variance_eta).sqrt() * eps
     return prev + delta_t / (st.a / st.ap).sqrt() + st.ap.sqrt() * (moved - x0)
@@ -228,7 +234,7 @@ REFERENCES = {
     ),
     "ugd": (reference_ugd, 20.0, [("ddim", 0.0)], (False, True), {"recurrence": 1}),
     "mpgd": (reference_mpgd, 0.3, [("ddim", 0.0)], (False, True), {}),
-    "tfg": (reference_tfg, 1.0, [("ddim", 0.0)], (False, True), TFG),
+    "tfg": (reference_tfg, 200.0, [("ddim", 0.0)], (False, True), TFG),
     "x0": (reference_x0, 0.05, [("ddim", 0.0), ("ddpm", 0.0)], (False, True), {}),
     "through_unet": (reference_through_unet, 0.1, [("ddim", 0.0), ("ddpm", 0.0)], (False, True), {}),
 }

@@ -226,9 +226,15 @@ def feature_network(args: argparse.Namespace, device):
     return load_network(name, device, path=getattr(args, "network_path", None), **options)
 
 
-def style_layers(args: argparse.Namespace, network) -> list[str]:
-    """``--layers`` checked against the network, or the network's style layers; recorded back in ``args``."""
-    layers = network.check_layers(args.layers) if args.layers else list(network.style_layers)
+def style_layers(args: argparse.Namespace, network, method=None) -> list[str]:
+    """``--layers`` checked against the network, or else the guidance method's reference CLIP layer on a
+    CLIP network (``clip_style_layer``: FreeDoM/MPGD ``hidden3``, TFG ``hidden2``), or else the network's
+    style layers; recorded back in ``args``."""
+    reference = getattr(method, "clip_style_layer", None) if network.name.startswith("clip-") else None
+    if args.layers:
+        layers = network.check_layers(args.layers)
+    else:
+        layers = network.check_layers([reference]) if reference else list(network.style_layers)
     args.layers = ",".join(layers)
     return layers
 

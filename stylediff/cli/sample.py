@@ -130,6 +130,7 @@ def run_sample(args) -> str:
     start = time.perf_counter()
     device = cli.resolve_device(args.device)
     run = prepare(args, method, device)
+    method = run["sampler"].method  # its knobs resolved for this model (auto step rules, MPGD's window): recorded
     load_seconds = time.perf_counter() - start
     result = run["sampler"](
         seeds,
@@ -157,7 +158,7 @@ def prepare(args, method, device) -> dict:
     from ..nst.losses import style_objective
 
     network = cli.feature_network(args, device)
-    layers = cli.style_layers(args, network)
+    layers = cli.style_layers(args, network, method)
     offline = True if args.offline else None
     model = load_model(args.model, device, revision=args.revision, local_files_only=offline)
     scheduler = model.scheduler(args.scheduler)

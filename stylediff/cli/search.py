@@ -25,7 +25,7 @@ def run_search(args) -> str:
     cls = METHODS.lookup(args.method)
     device = cli.resolve_device(args.device)
     network = cli.feature_network(args, device)
-    layers = cli.style_layers(args, network)
+    layers = cli.style_layers(args, network, cls)
     model = load_model(args.model, device, local_files_only=True if args.offline else None)
     min_side = network.min_size(layers)
     guidance_size = default_guidance_size(max(model.sample_size), min_side)

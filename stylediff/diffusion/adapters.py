@@ -4,12 +4,18 @@ A model adapter owns three things, and nothing else knows which kind of model it
 
 * ``sample_shape``: the shape of one x_t (pixels, or latents);
 * ``denoise(x, t)``: the model output at x_t with the conditioning and classifier-free guidance folded
-  in (``ε = ε_u + w·(ε_c − ε_u)``, one UNet call on the doubled "CFG batch", as diffusers'
-  ``StableDiffusionPipeline.__call__`` does it), returned with the CFG correction ``w·(ε_c − ε_u)``
-  (None without CFG) for the rules whose step size their latent references take from it;
+  in (``out = out_u + w·(out_c − out_u)``, one UNet call on the doubled "CFG batch", as diffusers'
+  ``StableDiffusionPipeline.__call__`` does it), returned with the CFG correction ``w·(out_c − out_u)``
+  in the model's output space (ε, v or x0; None without CFG). The sampler hands methods its ε-space
+  value w·(ε_c − ε_u) (``Schedule.eps_change``), the quantity FreeDoM's and MPGD's Stable Diffusion
+  samplers take their step size from, for every prediction type;
 * ``to_image(x̂0)``: model-space x̂0 → images ``(N, 3, H, W)`` in [0, 1], differentiable: the identity
-  (with a straight-through clamp to [-1, 1]) for pixel models, ``decoder.decode(x̂0 / scaling_factor)``
-  for latent ones (FreeDoM/UGD's ``decode_first_stage_with_grad``).
+  (with a straight-through clamp to [-1, 1]) for pixel models; for latent ones the decoding as the
+  model's pipeline does it (FreeDoM/UGD's ``decode_first_stage_with_grad``): ``decode(x̂0 /
+  scaling_factor)``, and for SDXL ``decode(x̂0·latents_std/scaling_factor + latents_mean)`` when the VAE
+  config has them, in fp32 under fp16 autocast when it says ``force_upcast``
+  (``StableDiffusionXLPipeline.__call__``), then the same straight-through clamp (a stated deviation:
+  none of the Stable Diffusion references clamps the decoded image).
 
 :class:`~.sampler.GuidedSampler` owns the loop and the objective's resize; the guidance methods
 (:mod:`.methods`) own the rules and see x̂0 only through ``ctx.loss`` = L(to_image(x̂0)), so every
@@ -28,12 +34,14 @@ import torch
 from ..core.errors import ConfigError
 
 DEFAULT_CFG_SCALE = 7.5
-"""Classifier-free guidance scale of the published Stable Diffusion style tasks (FreeDoM, MPGD, TFG)."""
+"""Classifier-free guidance scale of diffusers' Stable Diffusion pipelines and of TFG's Stable Diffusion
+harness (``diffusion/stable_diffusion.py``); FreeDoM's and MPGD's style scripts run 5, Universal
+Guidance's 3 (``--cfg-scale``; docs/part2/sampler.md lists each reference's)."""
 
 
 class Denoised(NamedTuple):
     output: torch.Tensor  # the model output (ε, x0 or v) after classifier-free guidance
-    correction: torch.Tensor | None  # w·(ε_c − ε_u) of CFG, None for a model without it
+    correction: torch.Tensor | None  # w·(out_c − out_u) of CFG in the output's space, None without CFG
 
 
 def straight_through_clamp(x: torch.Tensor) -> torch.Tensor:
@@ -71,6 +79,11 @@ class PixelModel:
         return tuple(self.sample_shape[1:])
 
     @property
+    def cfg(self) -> bool:
+        """Whether ``denoise`` runs classifier-free guidance."""
+        return False
+
+    @property
     def cfg_batch(self) -> int:
         """UNet inputs per image in one denoiser call (2 with classifier-free guidance)."""
         return 1
@@ -101,7 +114,8 @@ class LatentModel(PixelModel):
     encoder of MPGD's projection); ``decoder``: the differentiable decoder guidance goes through (the
     VAE, or a cheaper ``AutoencoderTiny``); ``conditioning``: the UNet's keyword arguments for
     (unconditional, conditional) prompts, each with a batch of one (repeated to the batch at each call);
-    ``cfg_scale`` w: CFG runs, as diffusers does, when w > 1 (else the conditional prediction alone).
+    ``cfg_scale`` w: CFG runs, as diffusers does, when w > 1 (else the conditional prediction alone);
+    ``sdxl``: decode as ``StableDiffusionXLPipeline`` does (``latents_mean``/``latents_std``, ``force_upcast``).
     """
 
     latent = True
@@ -114,8 +128,10 @@ class LatentModel(PixelModel):
         conditioning: tuple[dict, dict] | None = None,
         cfg_scale: float = DEFAULT_CFG_SCALE,
         info: dict[str, Any] | None = None,
+        sdxl: bool = False,
     ):
         super().__init__(unet, info)
+        self.sdxl = sdxl
         if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
             raise ConfigError(f"the classifier-free guidance scale must be finite and >= 0, got {cfg_scale}")
         self.vae = vae
@@ -173,8 +189,31 @@ class LatentModel(PixelModel):
     def clamp(self, x0: torch.Tensor) -> torch.Tensor:
         return x0  # latents have no fixed range
 
+    def _latent_statistics(self, decoder, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """SDXL's per-channel ``latents_mean``/``latents_std`` of ``decoder`` (None where the pipeline uses none:
+        SD 1.x/2.x and LDM never do, an SDXL VAE only when its config has both)."""
+        config = decoder.config
+        mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
+        if not self.sdxl or mean is None or std is None:
+            return None
+        return (torch.tensor(mean).view(1, -1, 1, 1).to(like), torch.tensor(std).view(1, -1, 1, 1).to(like))
+
+    @staticmethod
+    def upcasts(decoder, device_type: str) -> bool:
+        """Whether SDXL's pipeline would decode in fp32 here: the VAE config says ``force_upcast`` and the
+        decoder would run in fp16 (stylediff keeps fp32 weights, so: fp16 autocast on ``device_type``)."""
+        if not getattr(decoder.config, "force_upcast", False):
+            return False
+        return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.float16
+
     def _decode(self, decoder, z: torch.Tensor) -> torch.Tensor:
-        return decoder.decode(z / decoder.config.scaling_factor).sample
+        statistics = self._latent_statistics(decoder, z)
+        scale = decoder.config.scaling_factor
+        z = z / scale if statistics is None else z * statistics[1] / scale + statistics[0]
+        if self.sdxl and self.upcasts(decoder, z.device.type):  # the SDXL VAE gives NaN in fp16
+            with torch.autocast(z.device.type, enabled=False):
+                return decoder.decode(z.float()).sample
+        return decoder.decode(z).sample
 
     def to_image(self, x0: torch.Tensor) -> torch.Tensor:
         return straight_through_clamp(self._decode(self.decoder, x0).float()) / 2 + 0.5
@@ -190,7 +229,9 @@ class LatentModel(PixelModel):
         image = self._decode(self.vae, x0)
         encoded = self.vae.encode(image)
         latents = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latents
-        return latents * self.vae.config.scaling_factor
+        statistics = self._latent_statistics(self.vae, latents)
+        scale = self.vae.config.scaling_factor
+        return latents * scale if statistics is None else (latents - statistics[0]) * scale / statistics[1]
 
 
 def _text_pipeline(components: dict[str, Any], scheduler):
@@ -311,4 +352,5 @@ def make_adapter(
     chosen = decoder if decoder is not None else components["vae"]
     if vae_checkpointing:
         chosen.enable_gradient_checkpointing()
-    return LatentModel(model.unet, components["vae"], chosen, conditioning, cfg_scale, model.info)
+    sdxl = "text_encoder_2" in components
+    return LatentModel(model.unet, components["vae"], chosen, conditioning, cfg_scale, model.info, sdxl=sdxl)

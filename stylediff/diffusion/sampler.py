@@ -89,11 +89,13 @@ class SampleOutput:
 
 
 def _recording(ctx: StepContext, denoiser, t) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``ctx.unet``: the denoiser at t, keeping its classifier-free-guidance correction in ``ctx.correction``."""
+    """``ctx.unet``: the denoiser at t, keeping its classifier-free-guidance correction in ``ctx.correction``,
+    converted from the model's output space to ε-space (``Schedule.eps_change``: the correction of a
+    v-prediction model is √ᾱ_t·w·(v_c − v_u) in ε)."""
 
     def call(sample: torch.Tensor) -> torch.Tensor:
         out, correction = denoiser(sample, t)
-        ctx.correction = None if correction is None else correction.detach()
+        ctx.correction = None if correction is None else ctx.schedule.eps_change(correction.detach(), t)
         return out
 
     return call
@@ -115,7 +117,8 @@ class GuidedSampler:
 
     ``sampler(seeds, num_inference_steps=50, eta=0.0)`` returns a :class:`SampleOutput`. Scheduler,
     steps and η belong to the sampler and are shared by every method, so a comparison of methods
-    changes only the guidance rule.
+    changes only the guidance rule. ``sampler.method`` is ``method`` resolved for the model
+    (:meth:`~.methods.base.GuidanceMethod.resolved`): what a sidecar records.
     """
 
     def __init__(
@@ -129,7 +132,8 @@ class GuidedSampler:
         self.model = model if isinstance(model, PixelModel) else PixelModel(model)
         self.scheduler = scheduler
         self.objective = objective
-        self.method = method
+        # the knobs a method leaves to the model (auto, a None window) set once, for this model
+        self.method = None if method is None else method.resolved(self.model.latent, self.model.cfg)
         if guidance_size is not None and guidance_size <= 0:
             raise ConfigError(f"guidance size must be a positive number of pixels, got {guidance_size}")
         self.guidance_size = guidance_size

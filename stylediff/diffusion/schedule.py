@@ -80,6 +80,28 @@ class Schedule:
             return a * out + s * x, a * x - s * out
         raise ConfigError(f"unsupported prediction type {kind!r} (epsilon, sample or v_prediction)")
 
+    def eps_change(self, delta_output: torch.Tensor, t) -> torch.Tensor:
+        """Δε̂ at a fixed x_t for a change ``delta_output`` of the model output (``split`` is linear in it):
+        ε-prediction Δ; v-prediction √ᾱ_t·Δ (ε = √ᾱ_t·v + √(1 − ᾱ_t)·x_t); sample prediction
+        −√(ᾱ_t/(1 − ᾱ_t))·Δ (ε = (x_t − √ᾱ_t·x0)/√(1 − ᾱ_t)). The classifier-free-guidance correction
+        w·(out_c − out_u) becomes w·(ε_c − ε_u), the quantity the ε-space references measure."""
+        kind = self.scheduler.config.prediction_type
+        ab = self.alpha_bar(t)
+        if kind == "epsilon":
+            return delta_output
+        if kind == "v_prediction":
+            return ab.sqrt() * delta_output
+        if kind == "sample":
+            return -(ab / (1 - ab)).sqrt() * delta_output
+        raise ConfigError(f"unsupported prediction type {kind!r} (epsilon, sample or v_prediction)")
+
+    def posterior_coefficient(self, t, index: int) -> torch.Tensor:
+        """c1 = √ᾱ_prev·(1 − ᾱ_t/ᾱ_prev)/(1 − ᾱ_t): the weight of x̂0 in the DDPM posterior mean over the
+        step's gap, c1·x̂0 + c2·x_t (DDIM η = 1 with ε̂ re-derived from x_t and x̂0; FreeDoM's and MPGD's
+        Stable Diffusion samplers step with it)."""
+        ab, ab_prev = self.alpha_bar(t), self.alpha_bar_prev(t, index)
+        return ab_prev.sqrt() * (1 - ab / ab_prev) / (1 - ab)
+
     def x0_from_eps(self, x: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         ab = self.alpha_bar(t)
         return (x - (1 - ab).sqrt() * eps) / ab.sqrt()

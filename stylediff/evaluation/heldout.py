@@ -13,7 +13,8 @@ column                     network            distance to the style image
 ``heldout_clip_b32_gram``  ``clip-vit-b32``   the same at hidden2 (CLS dropped): TFG's style score network
                                               (Gram of CLIP ViT-B/32 tokens at ``hidden_states[2]``,
                                               ``tasks/networks/style_CLIP.py``), as a relative distance
-                                              instead of TFG's raw −‖G − Gₛ‖²/100, so styles compare
+                                              instead of TFG's raw −‖G − Gₛ‖_F/100 (unsquared,
+                                              ``evaluations/image.py``), so styles compare
 ``heldout_csd``            ``csd``            1 − cos of the CSD style embeddings (Somepalli et al. 2024)
 =========================  =================  ===============================================================
 

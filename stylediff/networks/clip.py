@@ -4,22 +4,29 @@ Layers ``hidden0 … hiddenL`` are transformers' ``hidden_states[k]`` (``hidden0
 ``pre_layrnorm``; ``hiddenk``: the output of encoder block k), returned without the CLS token as
 ``(N, C, T, 1)`` (T patch tokens). Only the blocks up to the deepest requested layer run.
 
-**CLIP-Gram**, the style loss of FreeDoM, MPGD and TFG, is the ``gram`` style loss on ``clip-vit-b16`` at
-``hidden2`` (the default style layer), i.e. ``--network clip-vit-b16 --loss gram``:
+**CLIP-Gram**, the style loss of FreeDoM, MPGD and TFG on Stable Diffusion, is the ``gram`` style loss on
+``clip-vit-b16`` at one early layer, ``--network clip-vit-b16 --loss gram``; the layer differs by reference
+(``stylediff sample`` takes each method's ``clip_style_layer`` when ``--layers`` is not given):
 
-* TFG ``tasks/networks/style_CLIP.py`` ``StyleCLIP.get_gram_matrix`` ("following mpgd"): the image resized to
-  the processor's 224 × 224 by ``interpolate(…, mode="bicubic")``, CLIP mean/std, ``hidden_states[2][:, 1:, :]``
-  (CLS dropped), ``G = Fᵀ F`` (C × C, unnormalised); ``forward`` returns −(G − Gₛ)²/100 per entry.
+* TFG ``tasks/networks/style_CLIP.py`` ``StyleCLIP.get_gram_matrix`` (its comment "following mpgd" is off by
+  one block): the image resized to the processor's 224 × 224 by ``interpolate(…, mode="bicubic")``, CLIP
+  mean/std, ``hidden_states[2][:, 1:, :]`` (CLS dropped) = ``hidden2``, ``G = Fᵀ F`` (C × C, unnormalised);
+  ``forward`` returns the log-probability −‖G − Gₛ‖_F/100 per image (``-(diff ** 2).sum(dim=1).sqrt() / 100``,
+  unsquared).
 * MPGD ``nonlinear/SD_style/ldm/models/diffusion/clip/base_clip.py`` ``get_gram_matrix_residual`` (FreeDoM
-  ``SD_style`` has the same code): the same tokens of OpenAI CLIP ViT-B/16 (``feats[2][1:, 0, :]``), the same
-  bicubic resize and normalisation, guided by ``‖G − Gₛ‖_F`` (``torch.linalg.norm`` of the residual).
+  ``SD_style`` has the same code): OpenAI CLIP ViT-B/16's ``encode_image_with_features`` appends each residual
+  block's *output* (``clip/model.py`` lines 354-356), so its ``feats[2][1:, 0, :]`` are the tokens after three
+  blocks, transformers' ``hidden_states[3]`` = ``hidden3``; the same bicubic resize and normalisation; guided
+  by ``‖G − Gₛ‖_F`` (``torch.linalg.norm`` of the residual, unsquared).
 
 stylediff's ``gram`` normalises G by C·T and, in a :class:`~stylediff.nst.losses.StyleTerm`, divides by the
-target's magnitude, so its value is ``‖G − Gₛ‖²_F / ‖Gₛ‖²_F``: TFG's sum times 100/‖Gₛ‖² (a constant per style
-image), MPGD's norm squared over the same constant. Deviations, stated: the style image is read by
+target's magnitude, so its value is ``‖G − Gₛ‖²_F / ‖Gₛ‖²_F`` of the references' unnormalised matrices: the
+square of their residual norm over ‖Gₛ‖²_F (a constant per style image). FreeDoM's and MPGD's steps are
+normalised (an RMS ratio), so the constant and the square cancel; TFG's log-probability (``tfg``/``lgd``
+``log_prob norm``: −√L/100) keeps the constant 1/‖Gₛ‖_F. Deviations, stated: the style image is read by
 stylediff (``load_image`` at the run's style size) and goes through the same bicubic resize as the output,
-where both references resize the style image with PIL's bilinear filter; and the scale of the guidance
-step is the method's own (the constant factors above are absorbed into it).
+where the references resize the style image with PIL's bilinear filter; TFG also feeds its decoded [-1, 1]
+image straight into the mean/std normalisation and normalises its target twice.
 
 Weights: the hub ids ``openai/clip-vit-base-patch16`` / ``-patch32`` read from the Hugging Face cache only
 (never downloaded while a run loads them: ``stylediff weights fetch --networks clip-vit-b16`` pre-fills the
@@ -44,7 +51,7 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 STYLE_LAYER = "hidden2"
-"""``hidden_states[2]``: TFG's and MPGD's style layer."""
+"""``hidden_states[2]``: TFG's style layer (FreeDoM's and MPGD's is ``hidden3``: their methods say so)."""
 
 
 class CLIPVision(FeatureNetwork):

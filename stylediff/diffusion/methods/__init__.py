@@ -13,6 +13,7 @@ from .base import Evaluations, GuidanceMethod, StepContext
 from .classifier import ClassifierGuidance
 from .dps import DPSGuidance
 from .freedom import FreeDoMGuidance
+from .lgd import LGDGuidance
 from .mpgd import MPGDGuidance
 from .tfg import TFGGuidance
 from .through_unet import ThroughUNetGuidance
@@ -29,6 +30,7 @@ for _method in (
     UniversalGuidance,
     MPGDGuidance,
     TFGGuidance,
+    LGDGuidance,
 ):
     METHODS.register(_method)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 import torch
@@ -80,7 +80,9 @@ class StepContext:
     autoencode: Callable[[torch.Tensor], torch.Tensor] | None = None
     """x̂0 -> encode(decode(x̂0)) through the model's autoencoder (latent models; MPGD's projection)."""
     correction: torch.Tensor | None = None
-    """w·(ε_c − ε_u) of the last ``unet`` call's classifier-free guidance (None without CFG)."""
+    """w·(ε_c − ε_u) of the last ``unet`` call's classifier-free guidance, in ε-space whatever the model
+    predicts (the sampler converts a v- or x0-prediction's correction with ``Schedule.eps_change``);
+    None without CFG."""
     state: dict = field(default_factory=dict)
     """Kept across the steps of one sampling call (e.g. a first step's normalisation ratio)."""
     record: dict = field(default_factory=dict)
@@ -143,6 +145,27 @@ class StepContext:
             )
         self.record["loss"] = loss.detach().float().tolist()
         return torch.nan_to_num(grad.float(), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+STEP_SIZES = ("auto", "cfg", "pixel")
+"""FreeDoM's and MPGD's step-size rules: ``cfg`` = their Stable Diffusion samplers' (the size of this
+step's classifier-free-guidance correction over the gradient's), ``pixel`` = their pixel-space code's,
+``auto`` = ``cfg`` where classifier-free guidance runs, else ``pixel``."""
+
+
+def resolve_step_size(method: str, step_size: str, cfg: bool) -> str:
+    """``step_size`` with ``auto`` resolved for a model with (``cfg``) or without classifier-free guidance;
+    ``cfg`` without it is a one-line ConfigError (there is no correction to measure)."""
+    if step_size not in STEP_SIZES:
+        raise ConfigError(f"unknown {method} step size {step_size!r}; choose one of {', '.join(STEP_SIZES)}")
+    if step_size == "auto":
+        return "cfg" if cfg else "pixel"
+    if step_size == "cfg" and not cfg:
+        raise ConfigError(
+            f"{method} --step-size cfg needs classifier-free guidance (a text model with --cfg-scale > 1); "
+            "use --step-size pixel"
+        )
+    return step_size
 
 
 def knob(default: Any, help: str, **spec: Any) -> Any:
@@ -223,6 +246,10 @@ class GuidanceMethod:
     their defaults)."""
     search_caps: ClassVar[dict[str, float]] = {}
     """The largest value ``stylediff search`` gives a knob (default: uncapped)."""
+    clip_style_layer: ClassVar[str | None] = None
+    """The CLIP layer of the reference's style loss (``hidden3``: OpenAI CLIP's ``feats[2]``, the output of
+    the third block; ``hidden2``: transformers' ``hidden_states[2]``), the default ``--layers`` when the
+    guidance network is a CLIP encoder; None: the network's own default style layer."""
 
     scale: float = knob(0.0, "the method's strength; 0 = the unguided diffusers sample")
     window: tuple[float, float] = knob(
@@ -235,10 +262,11 @@ class GuidanceMethod:
     def __post_init__(self):
         if not math.isfinite(self.scale) or self.scale < 0:
             raise ConfigError(f"guidance scale must be finite and >= 0, got {self.scale}")
-        window = tuple(float(w) for w in self.window)
-        if len(window) != 2 or not (0.0 <= window[0] <= window[1] <= 1.0):
-            raise ConfigError(f"guidance window must be two fractions 0 <= start <= end <= 1, got {self.window}")
-        self.window = window
+        if self.window is not None:  # None: the method's window for the kind of model (``resolved``)
+            window = tuple(float(w) for w in self.window)
+            if len(window) != 2 or not (0.0 <= window[0] <= window[1] <= 1.0):
+                raise ConfigError(f"guidance window must be two fractions 0 <= start <= end <= 1, got {self.window}")
+            self.window = window
         if int(self.recurrence) != self.recurrence or self.recurrence < 1:
             raise ConfigError(f"recurrence must be an integer >= 1, got {self.recurrence}")
         self.recurrence = int(self.recurrence)
@@ -262,6 +290,12 @@ class GuidanceMethod:
                 out[f.name] = list(f.default) if isinstance(f.default, tuple) else f.default
         return out
 
+    def resolved(self, latent: bool, cfg: bool) -> GuidanceMethod:
+        """A copy with every knob left to the model (``auto``, a None window) set to the reference's
+        choice for this kind of model: ``latent`` (a VAE's latents), ``cfg`` (classifier-free guidance
+        runs). The sampler calls it once, before sampling, so ``settings()`` records the rule that ran."""
+        return replace(self)
+
     def settings(self) -> dict[str, Any]:
         return {key: (list(v) if isinstance(v, tuple) else v) for key, v in asdict(self).items()}
 
@@ -282,7 +316,8 @@ class GuidanceMethod:
         return window[0] <= position <= window[1]
 
     def active(self, index: int, steps: int) -> bool:
-        return self.scale > 0 and self.in_window(self.window, index, steps)
+        window = (0.0, 1.0) if self.window is None else self.window  # unresolved: the pixel default
+        return self.scale > 0 and self.in_window(window, index, steps)
 
     def repeats(self, index: int, steps: int) -> int:
         return self.recurrence

@@ -15,6 +15,14 @@ straight-through gradient instead of DPS's clamp (whose gradient is zero on clip
 and a clipped x̂0 the step keeps the model's ε̂ (diffusers' ``use_clipped_model_output=False``) where
 the repository's DDIM sampler re-derives ε̂ from the clipped x̂0 (its configs sample DDPM, where the two
 agree).
+
+On latent models: DPS's repository is pixel-space only; the gradient goes back through the VAE decoder
+and the UNet (on the CFG batch), ∇_{z_t}√L(decode(x̂0(z_t))), the decoded image clamped straight-through.
+The only Stable Diffusion implementation among the references is TFG's DPS baseline
+(YWolfeee/Training-Free-Guidance ``methods/dps.py`` lines 27-37), which divides the step by the guider's
+|log p| per image (x_{t−1} += ζ·∇log p/|log p|, i.e. −ζ·∇log ℓ for log p = −ℓ/100), on CLIP ViT-B/16
+``hidden_states[2]`` (its style guider: ``clip_style_layer = "hidden2"``), CFG 7.5, 100 steps, η = 1;
+that division is not ported (a deviation from TFG's SD baseline, not from DPS's own code).
 """
 
 from __future__ import annotations
@@ -36,7 +44,8 @@ class DPSGuidance(GuidanceMethod):
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
     differentiates_unet = True
     clamp = "straight-through; reference: in-graph (clip_denoised in p_mean_variance)"
-    latent_note = "∇_{x_t}√L(decode(x̂0)) through decoder and UNet; the reference is pixel-space only"
+    latent_note = "∇_{x_t}√L(decode(x̂0)) through decoder and UNet; the reference is pixel-space only (TFG's SD baseline divides by |log p|)"
+    clip_style_layer = "hidden2"
     scale_range = (3.0, 90.0)
     scale: float = 15.0
     note = "the reference samples DDPM with 1000 steps; here the shared sampler (DDIM 50, eta 0 by default)"

@@ -12,8 +12,22 @@ gaussian_diffusion.py`` ``ddim_sample_operation`` (pixel space):
 
 On latent models: the reference's Stable Diffusion sampler (``stable-diffusion-guided/ldm/models/
 diffusion/ddim_with_grad.py`` ``DDIMSamplerWithGrad.sample``, ``guidance_3``) takes the same forward
-guidance through ``decode_first_stage_with_grad`` and the UNet on the CFG batch, and does not clamp
-the latent x̂0; here ``ctx.clamp`` is the identity for latents, so the rule is unchanged.
+guidance through ``decode_first_stage_with_grad`` and the UNet on the CFG batch (lines 129-168 of
+``DDIMSamplerWithGrad.sample``: ``selected = -criterion``, ``grad * optim_guidance_3_wt``,
+``e_t = e_t - sqrt_one_minus_at * grad``; the DDIM step and the re-noising after every pass, 207-220),
+and does not clamp the latent x̂0; here ``ctx.clamp`` is the identity for latents, so the rule is
+unchanged and the CFG correction is not used (ε̂ comes from the model output, v-prediction included).
+
+Stable Diffusion deviations (docs/part2/methods/ugd.md lists them): the reference's style loss is not a
+Gram loss but a CLIP-RN50 image-embedding similarity, −100·cos(f(x), f(s)) with f OpenAI CLIP RN50's
+``encode_image`` of (x + 1)/2 resized bicubically to 224 and normalised by the *ImageNet* mean/std,
+L2-normalised, the style image at its native size (``scripts/style_transfer.py`` lines 164-198); no
+RN50 CLIP is offered here (its weights are not among stylediff's networks), so the method runs on
+whichever loss is given and its strength does not carry over. Its README's style commands run CFG 3,
+500 DDIM steps, η = 0, 6 self-recurrences with forward weight 6 (``--scale 3.0 --ddim_steps 500
+--optim_num_steps 6 --optim_forward_guidance_wt 6``; here ``--cfg-scale 3 --steps 500 --scale 6``),
+SD v1 in fp32 with CLIP in fp16; the decoded image is clamped to [-1, 1] here (straight-through), not
+there.
 
 Defaults: the style preset of its README (k = 6, no backward guidance, DDIM η = 0); the inner Adam's
 rate 0.01 is the scripts' ``--optim_lr``. Not ported: the per-image loss cutoff (1e-5, never reached
