@@ -8,6 +8,7 @@ from typing import Any
 
 from ...core.errors import ConfigError
 from ...core.registry import Registry
+from .attention_distillation import AttentionDistillation
 from .base import Evaluations, GuidanceMethod, StepContext
 from .classifier import ClassifierGuidance
 from .dps import DPSGuidance
@@ -28,6 +29,7 @@ for _method in (
     UniversalGuidance,
     MPGDGuidance,
     TFGGuidance,
+    AttentionDistillation,
 ):
     METHODS.register(_method)
 
