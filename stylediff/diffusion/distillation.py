@@ -88,7 +88,7 @@ class DistillationOptimizer(GuidedSampler):
             info = {"step": index + 1, "t": int(t), "guided": True, "ad_loss": loss.tolist()}
             recorder(info)
             if callback is not None:
-                callback({**info, "x": z.detach()})
+                callback({**info, "x": z.detach().clone()})  # Adam updates z in place
         bar.close()
         seconds = time.perf_counter() - began
         z = z.detach()
