@@ -440,3 +440,44 @@ def test_the_optimize_engine_is_the_references_optimize_bit_for_bit(path):
     assert len(ours) == len(expected) == 4
     assert all(torch.equal(a, b) for a, b in zip(ours, expected))
     assert out.start == {"start": "content", "t_start": 0, "first_t": int(scheduler.timesteps[0])}
+
+
+@pytest.mark.parametrize("content", [False, True])
+def test_unet_calls_are_what_the_method_declares(content):
+    """Forward and backward hooks on the UNet: each guided step makes the denoising call, the style's (and
+    the content's) attention call and one forward and backward per iteration, as ``evaluations`` says."""
+    model = load_model(PIXEL)
+    scheduler = model.scheduler("ddim")
+    method = make_method("attention_distillation", scale=0.01, iterations=2)
+    counts = {"forward": 0, "backward": 0}
+    unet = model.unet
+    hooks = [
+        unet.conv_in.register_forward_hook(lambda *a: counts.__setitem__("forward", counts["forward"] + 1)),
+        unet.conv_in.register_full_backward_hook(lambda *a: counts.__setitem__("backward", counts["backward"] + 1)),
+    ]
+    start = ContentStart(held_out_face(0), 0.5) if content else None
+    per_step = []
+    try:
+        sampler = GuidedSampler(
+            model.adapter(scheduler), scheduler, None, method, references={"style": load_image(STYLE, 32)}
+        )
+        sampler(
+            [0, 1],
+            num_inference_steps=4,
+            progress=False,
+            start=start,
+            callback=lambda info: per_step.append(dict(counts)),
+        )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    first = 2 if content else 0
+    previous = {"forward": 0, "backward": 0}
+    for index, totals in zip(range(first, 4), per_step):
+        expected = method.evaluations(index, 4)
+        assert (totals["forward"] - previous["forward"], totals["backward"] - previous["backward"]) == (
+            expected.unet_forward,
+            expected.unet_backward,
+        )
+        previous = totals
+    assert method.evaluations(first, 4).unet_forward == (1 + 1 + content + 2)
