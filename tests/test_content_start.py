@@ -13,6 +13,7 @@ import torch
 
 from stylediff.cli import main
 from stylediff.core.errors import ConfigError
+from stylediff.core.images import load_image
 from stylediff.core.seeding import image_generators
 from stylediff.diffusion import METHODS, GuidedSampler, load_model, make_method
 from stylediff.diffusion.starts import ContentStart, first_index
@@ -245,3 +246,24 @@ def test_cli_content_errors_are_one_line(tmp_path, capsys):
     assert "no step to run" in capsys.readouterr().err
     assert sample_cli(tmp_path, "--method", "attention_distillation", "--ad-mode", "optimize", "--strength", "0.5") == 2
     assert "takes no --strength" in capsys.readouterr().err
+
+
+def test_cli_lpips_content_term_keeps_the_content_closer(tmp_path):
+    """--content-loss lpips: the objective adds LPIPS (AlexNet) to the content; a large weight keeps the
+    TFG-guided image closer to the content (by LPIPS) than no content term does."""
+    from stylediff.evaluation.lpips import lpips_to
+    from stylediff.weights.backbones import backbone_path
+
+    if not backbone_path("alex").is_file():
+        pytest.skip("needs the AlexNet backbone (stylediff weights fetch)")
+    distances = []
+    for weight in ("0", "10"):
+        run = tmp_path / weight
+        run.mkdir()
+        assert (
+            sample_cli(run, "--method", "x0", "--scale", "0.05", "--content-loss", "lpips", "--content-weight", weight)
+            == 0
+        )
+        image = load_image(run / "out.png")
+        distances.append(lpips_to(held_out_face(3))(image).item())
+    assert distances[1] < distances[0]
