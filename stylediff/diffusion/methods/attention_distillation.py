@@ -38,12 +38,14 @@ Reference settings (``ad.ipynb``): style transfer optimise, lr 0.05, 1 iteration
 (cell 8); texture synthesis optimise, lr 0.05, 300 steps (cell 2), or sample, lr 0.05, 3 iterations,
 CFG 1, prompt "" (cell 4); style-specific text-to-image sample, lr 0.015, 3 iterations, CFG 7.5, AdaIN
 (cell 11); ``sample``'s signature default w = 0.25 (``:99-130``). Defaults here: ``iterations`` 3 and w 0.25
-are the reference's; ``scale`` 0.01 is a learning rate for the 32 px demo models, where the reference's
-0.05 and 0.015 (tuned for SD 1.5's 64×64 latents) are too large: on held-out faces at strength 0.6 the
-pixel model keeps the face with the painting's palette at 0.01 and loses it to texture from 0.02; the
-latent demo model (8×8 latents) gains a little style up to 0.03 and breaks into blotches from 0.1
-(docs/part2/methods/attention_distillation.md). Pass ``--scale 0.05`` (transfer, texture) or 0.015
-(text-to-image) on Stable Diffusion.
+are the reference's; ``scale`` (the learning rate) 0.005 is the geometric middle of the range
+``bench/scale_range.py`` measures on the faces model from noise, 0.003–0.01, as every method's. The
+reference's 0.05 and 0.015 (tuned for SD 1.5's 64×64 latents) destroy the 32 px demo models' samples.
+For style transfer (a content start and the query term keep the face) 0.01 is the demo models' setting:
+on held-out faces at strength 0.6 the pixel model keeps the face in the painting's palette at 0.01 and
+loses it to texture from 0.02; the latent demo model (8×8 latents) gains a little style up to 0.03 and
+breaks into blotches from 0.1 (docs/part2/methods/attention_distillation.md). On Stable Diffusion pass
+the reference's ``--scale 0.05`` (transfer, texture) or 0.015 (text-to-image).
 
 Deviations: the loss is summed over the batch's images (each image's loss is the reference's loss on
 that image alone), where the reference averages it over the batch: with Adam's ε an image's result then
@@ -118,8 +120,8 @@ class AttentionDistillation(GuidanceMethod):
     clamp = "none: the loss reads the UNet's self-attention of x_{t-1}, not x̂0 (as the reference)"
     latent_note = "the reference's own setting: Adam on the latent x_{t-1}, the UNet's attention on the null prompt"
     note = "Adam on x_{t-1} after each step (lr = scale); the style latent's keys/values as the attention target"
-    scale_range = (0.003, 0.03)
-    scale: float = 0.01
+    scale_range = (0.003, 0.01)
+    scale: float = 0.005
     iterations: int = knob(3, "Adam iterations per step (the reference's 3; ad_mode optimize: per timestep, its 1)")
     query_weight: float = knob(0.25, "weight w of the content term on the queries (used with a content image)")
     attn_scale: float = knob(1.0, "query scale a inside the attention target SDPA(a·q, K_s, V_s) (the reference's 1)")
