@@ -45,8 +45,8 @@ def church_like(sample_size: int, smoke: bool):
             block_out_channels=(32, 32),
             layers_per_block=1,
             norm_num_groups=8,
-            down_block_types=("DownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "UpBlock2D"),
+            down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+            up_block_types=("AttnUpBlock2D", "UpBlock2D"),  # self-attention, as the church UNet: every method runs
         )
     else:
         unet = UNet2DModel(
@@ -98,7 +98,8 @@ def main() -> None:
 
     vgg = load_vgg19(device=device)
     layers = STYLE_LAYERS_GATYS[:2] if args.smoke else STYLE_LAYERS_GATYS
-    objective = style_objective(vgg, load_image(STYLE, 32 if args.smoke else 256).to(device), layers)
+    style = load_image(STYLE, 32 if args.smoke else 256).to(device)
+    objective = style_objective(vgg, style, layers)
 
     # 1. guided sampling: every method at its default scale, each batch size and precision
     for name in METHODS:
@@ -108,7 +109,8 @@ def main() -> None:
                     break
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                sampler = GuidedSampler(unet, make_scheduler("ddim", scheduler_config), objective, make_method(name))
+                scheduler = make_scheduler("ddim", scheduler_config)
+                sampler = GuidedSampler(unet, scheduler, objective, make_method(name), references={"style": style})
                 tick = time.perf_counter()
                 result = sampler(list(range(batch)), num_inference_steps=steps, precision=precision, progress=False)
                 if device.type == "cuda":

@@ -46,9 +46,8 @@ def main() -> None:
     model = load_model(args.model, device)
     unet = model.unet
     side = default_guidance_size(max(model.sample_size), min_input_size(STYLE_LAYERS_GATYS))
-    objective = style_objective(
-        load_vgg19(device=device), load_image(args.style, side).to(device), list(STYLE_LAYERS_GATYS)
-    )
+    style = load_image(args.style, side).to(device)
+    objective = style_objective(load_vgg19(device=device), style, list(STYLE_LAYERS_GATYS))
     scheduler = model.scheduler("ddim")
     scheduler.set_timesteps(50)
     t = scheduler.timesteps[10]
@@ -88,7 +87,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name in METHODS:
         method = make_method(name, **OPEN.get(name, {}))
-        sampler = GuidedSampler(unet, model.scheduler("ddim"), objective, method)
+        sampler = GuidedSampler(unet, model.scheduler("ddim"), objective, method, references={"style": style})
         seconds = (
             median_seconds(lambda: sampler(seeds, args.steps, progress=False), args.repeats, device, warmup=1)
             / args.steps

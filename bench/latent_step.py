@@ -157,8 +157,10 @@ def main() -> None:
         decoder,
         conditioning=({"encoder_hidden_states": embeddings[:1]}, {"encoder_hidden_states": embeddings[1:]}),
         cfg_scale=7.5,
+        null_conditioning={"encoder_hidden_states": embeddings[:1]},  # attention calls (random weights anyway)
     )
-    objective = style_objective(load_vgg19(), load_image(args.style, side), list(STYLE_LAYERS_GATYS))
+    style = load_image(args.style, side)
+    objective = style_objective(load_vgg19(), style, list(STYLE_LAYERS_GATYS))
     scheduler = make_scheduler("ddim", SCHEDULER)
     scheduler.set_timesteps(50)
     t = scheduler.timesteps[20]
@@ -210,7 +212,9 @@ def main() -> None:
     seeds = list(range(args.batch))
 
     def run(method):
-        sampler = GuidedSampler(model, make_scheduler("ddim", SCHEDULER), objective, method)
+        sampler = GuidedSampler(
+            model, make_scheduler("ddim", SCHEDULER), objective, method, references={"style": style}
+        )
         return cost_seconds(lambda: sampler(seeds, args.steps, progress=False), args.repeats, warmup=0)
 
     unguided = run(None)

@@ -120,8 +120,9 @@ def main() -> None:
             grams, reals, images = [], [], []
             for name, style in styles.items():
                 objective = style_objective(vgg, style, layers)
+                method = make_method(method_name, scale=scale)
                 sampler = GuidedSampler(
-                    model.unet, model.scheduler("ddim"), objective, make_method(method_name, scale=scale)
+                    model.unet, model.scheduler("ddim"), objective, method, references={"style": style}
                 )
                 try:
                     out = sampler(seeds, args.steps, progress=False)

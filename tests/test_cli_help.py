@@ -97,7 +97,7 @@ def test_a_new_method_needs_only_its_class_and_registry_line():
         name = "fake"
         paper = "Nobody 2026, a method made up for this test"
         scale: float = 1.0
-        strength: float = knob(2.0, "how hard it pushes")
+        push: float = knob(2.0, "how hard it pushes")
         shape: str = knob("round", "its shape", choices=("round", "square"))
         span: tuple[float, float] = knob((0.1, 0.9), "where it acts")
 
@@ -124,7 +124,7 @@ def check_fake_method():
             "o",
             "--method",
             "fake",
-            "--strength",
+            "--push",
             "3",
             "--shape",
             "square",
@@ -132,11 +132,11 @@ def check_fake_method():
             "0.2,0.5",
         ]
     )
-    assert (args.method, args.strength, args.shape, args.span) == ("fake", 3.0, "square", (0.2, 0.5))
+    assert (args.method, args.push, args.shape, args.span) == ("fake", 3.0, "square", (0.2, 0.5))
     groups = groups_of(verbs(parser)["sample"])
-    assert groups["fake: Nobody 2026, a method made up for this test"] == ["strength", "shape", "span"]
-    method = make_method("fake", strength=args.strength, shape=args.shape, span=args.span)
-    assert (method.strength, method.shape, method.span) == (3.0, "square", (0.2, 0.5))
+    assert groups["fake: Nobody 2026, a method made up for this test"] == ["push", "shape", "span"]
+    method = make_method("fake", push=args.push, shape=args.shape, span=args.span)
+    assert (method.push, method.shape, method.span) == (3.0, "square", (0.2, 0.5))
     with pytest.raises(SystemExit):  # choices come from the knob's metadata
         build_parser().parse_args(["sample", "--model", "m", "--style", "s", "--out", "o", "--shape", "oval"])
 

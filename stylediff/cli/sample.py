@@ -8,6 +8,13 @@ write ``OUT__s<seed>.png`` with a sidecar each (``OUT__s<seed>.json``), a grid a
 batch's sidecar at OUT.json. Sidecars record the config, the method and its settings, the diffusion
 model (id, revision or file sha256), the VGG weights, network evaluations, time per step and image,
 and the final style loss of each image.
+
+``--content IMG`` transfers the style onto a given image: the run starts from the content noised to
+``--strength`` (SDEdit, as diffusers' img2img pipeline) or DDIM-inverted (``--start inversion``), and the
+objective adds a content term (``--content-weight``; the feature network's content layer as Part 1's
+transfer, or LPIPS), so every method runs unchanged; attention-based methods also read the content
+image itself. ``--method attention_distillation --ad-mode optimize`` runs that method's own engine
+(the reference's transfer protocol) instead of the sampler.
 """
 
 from __future__ import annotations
@@ -113,6 +120,95 @@ def seeds_of(args) -> list[int]:
     return [args.seed + i for i in range(args.num_images or 1)]
 
 
+# -- a content image (style transfer) -------------------------------------------------------------
+def add_content_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("content image (style transfer of a given image)")
+    group.add_argument("--content", default=None, help="content image: start from it and keep it (a content term)")
+    group.add_argument(
+        "--strength",
+        type=cli.nonnegative_float,
+        default=None,
+        help="noise level of the start in (0, 1]: the run is the last int(steps x strength) steps "
+        "(default 0.8, diffusers' img2img default)",
+    )
+    group.add_argument(
+        "--start",
+        choices=("sdedit", "inversion"),
+        default="sdedit",
+        help="sdedit: the content noised (img2img); inversion: its DDIM inversion (needs --scheduler ddim)",
+    )
+    group.add_argument(
+        "--content-weight",
+        type=cli.nonnegative_float,
+        default=0.1,
+        help="weight of the content term against the style loss's 1 (default 0.1: Part 1's transfer ratio, 1 : 10)",
+    )
+    group.add_argument(
+        "--content-loss",
+        choices=("features", "lpips"),
+        default="features",
+        help="features: the feature network's content layer (relu4_2 of VGG-19, Part 1's content loss); "
+        "lpips: LPIPS (AlexNet) to the content image",
+    )
+
+
+def content_start(args, adapter, optimize: bool):
+    """The run's :class:`ContentStart` (None without ``--content``) and the sidecar's ``content`` entry. The
+    content is scaled to cover the model's image and centre-cropped to it; ``ad_mode optimize`` starts
+    from the content itself (no strength, no inversion)."""
+    from ..core.errors import ConfigError
+    from ..core.images import load_image, resize
+    from ..core.provenance import file_sha256
+    from ..diffusion.starts import DEFAULT_STRENGTH, ContentStart
+
+    if args.content is None:
+        if args.strength is not None or args.start != "sdedit":
+            raise ConfigError("--strength and --start need a --content image")
+        return None, None
+    if optimize and (args.strength is not None or args.start != "sdedit"):
+        raise ConfigError("--ad-mode optimize starts from the content itself: it takes no --strength or --start")
+    height, width = adapter.image_shape
+    image = load_image(args.content)
+    side = max(height / image.shape[-2], width / image.shape[-1])
+    covered = resize(image, (max(height, round(image.shape[-2] * side)), max(width, round(image.shape[-1] * side))))
+    top, left = (covered.shape[-2] - height) // 2, (covered.shape[-1] - width) // 2
+    image = covered[..., top : top + height, left : left + width].contiguous()
+    strength = 1.0 if optimize else (DEFAULT_STRENGTH if args.strength is None else args.strength)
+    start = ContentStart(image, strength, args.start)
+    info = {
+        "path": str(args.content),
+        "sha256": file_sha256(args.content),
+        "shape": [height, width],
+        "content_weight": args.content_weight,
+        "content_loss": args.content_loss,
+    }
+    return start, info
+
+
+def content_objective(args, network, objective, content, shape):
+    """``objective`` plus ``--content-weight`` × the content term of ``content`` at the guidance ``shape``
+    (Part 1's ``ContentTerm`` at the network's content layer in the same ``Objective``, or LPIPS)."""
+    from ..core.images import resize
+    from ..nst.losses import ContentTerm, Objective
+
+    if content is None or args.content_weight == 0:
+        return objective
+    target = resize(content, shape)
+    if args.content_loss == "features":
+        term = ContentTerm(network, target, [network.content_layer])
+        terms = {name: (term_, objective.term_weights[name]) for name, term_ in objective.terms.items()}
+        return Objective(network, {**terms, "content": (term, args.content_weight)})
+    from ..evaluation.lpips import lpips_to
+
+    lpips = lpips_to(target)
+
+    def total(images):
+        return objective(images) + args.content_weight * lpips(images)
+
+    total.min_size = objective.min_size
+    return total
+
+
 def run_sample(args) -> str:
     from ..core.errors import ImageError
     from ..core.io import ensure_parent
@@ -139,6 +235,7 @@ def run_sample(args) -> str:
         precision=args.precision,
         progress=not args.no_progress,
         description=f"sample {args.method} s={method.scale:g}",
+        start=run["start"],
     )
     # 3. the images and their sidecars
     paths = write_outputs(args, seeds, result, *records(args, method, run, result, load_seconds), device)
@@ -152,8 +249,9 @@ def run_sample(args) -> str:
 
 def prepare(args, method, device) -> dict:
     """The feature network, the diffusion model (its adapter and decoder), the style image and the sampler."""
-    from ..core.images import load_image
+    from ..core.images import load_image, scaled_shape
     from ..diffusion import GuidedSampler, default_guidance_size, load_model
+    from ..diffusion.distillation import engine_for
     from ..diffusion.loading import load_decoder
     from ..nst.losses import style_objective
 
@@ -177,13 +275,21 @@ def prepare(args, method, device) -> dict:
     guidance_size = args.guidance_size or default_guidance_size(max(model.sample_size), min_side)
     style = load_image(args.style, args.style_size or guidance_size, min_side)
     objective = style_objective(network, style.to(device), layers, args.loss, args.layer_weights)
+    engine = engine_for(method)
+    start_from, content_info = content_start(args, adapter, optimize=engine is not GuidedSampler)
+    if start_from is not None:
+        shape = scaled_shape(adapter.image_shape, guidance_size)
+        objective = content_objective(args, network, objective, start_from.image.to(device), shape)
+    references = {"style": load_image(args.style, max(adapter.image_shape))}
     return {
         "network": network,
         "model": model,
         "adapter": adapter,
         "decoder_info": decoder_info,
         "style": style,
-        "sampler": GuidedSampler(adapter, scheduler, objective, method, args.guidance_size),
+        "start": start_from,
+        "content_info": content_info,
+        "sampler": engine(adapter, scheduler, objective, method, args.guidance_size, references),
     }
 
 
@@ -191,9 +297,10 @@ def records(args, method, run: dict, result, load_seconds: float) -> tuple[dict,
     """What every sidecar of the run records: weights and timing (``common``), and the guidance settings."""
     from ..core.provenance import peak_rss_mb
 
-    adapter, seeds = run["adapter"], result.seeds
+    adapter, seeds, content_info = run["adapter"], result.seeds, run["content_info"]
+    first = (result.start or {}).get("t_start", 0)  # a content start runs the steps from t_start only
     evaluations = {
-        key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(args.steps))
+        key: sum(method.evaluations(i, args.steps).to_dict()[key] for i in range(first, args.steps))
         for key in ("unet_forward", "unet_backward", "objective_forward", "objective_backward")
     }
     common = {
@@ -207,7 +314,7 @@ def records(args, method, run: dict, result, load_seconds: float) -> tuple[dict,
             "sample_seconds": result.seconds,
             "seconds_per_image": result.seconds / len(seeds),
             "seconds_per_step": result.seconds_per_step,
-            "seconds_per_step_median": statistics.median(result.step_seconds),
+            "seconds_per_step_median": statistics.median(result.step_seconds) if result.step_seconds else 0.0,
             "step_seconds": result.step_seconds,
             "peak_rss_mb": peak_rss_mb(),
         },
@@ -231,6 +338,7 @@ def records(args, method, run: dict, result, load_seconds: float) -> tuple[dict,
             else {}
         ),
         **({"decoder": args.decoder, "vae_checkpointing": args.vae_checkpointing} if adapter.latent else {}),
+        **({"content": {**content_info, **result.start}} if content_info else {}),
     }
     return common, guidance
 
@@ -339,6 +447,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="fp32",
         help="autocast: bf16 on CPU or CUDA, fp16 on CUDA",
     )
+    add_content_arguments(p)
     cli.add_style(p)
     cli.add_common(p)
     p.defer(add_method_groups)

@@ -45,9 +45,10 @@ def run_search(args) -> str:
     def evaluate(knobs):
         method = make_method(args.method, **knobs)
         start = time.perf_counter()
-        images = GuidedSampler(model.unet, model.scheduler(args.scheduler), vgg_objective, method)(
-            seeds, num_inference_steps=args.steps, eta=args.eta, progress=False
-        ).images.to(device)
+        references = {"style": metric_style}  # what an attention-based method reads
+        images = GuidedSampler(
+            model.unet, model.scheduler(args.scheduler), vgg_objective, method, references=references
+        )(seeds, num_inference_steps=args.steps, eta=args.eta, progress=False).images.to(device)
         seconds = (time.perf_counter() - start) / len(seeds)
         with torch.no_grad():  # the Gram distance at relu1_1…relu5_1, samples resized to the style's shape
             resized = torch.nn.functional.interpolate(

@@ -17,6 +17,12 @@ A model adapter owns three things, and nothing else knows which kind of model it
   (``StableDiffusionXLPipeline.__call__``), then the same straight-through clamp (a stated deviation:
   none of the Stable Diffusion references clamps the decoded image).
 
+The adapter also owns what content starts and attention-based rules need of the model
+(:meth:`PixelModel.encode`: images → model space, as the img2img pipeline draws it;
+:meth:`PixelModel.denoise_without_cfg` for DDIM inversion; :meth:`PixelModel.attention` and
+:meth:`PixelModel.attention_hook`: the UNet's self-attention, :mod:`.attention`), so neither the sampler
+nor a method knows which kind of model it runs.
+
 :class:`~.sampler.GuidedSampler` owns the loop and the objective's resize; the guidance methods
 (:mod:`.methods`) own the rules and see x̂0 only through ``ctx.loss`` = L(to_image(x̂0)), so every
 method, the callback, recurrence, windows and the OOM split work unchanged for both kinds.
@@ -32,6 +38,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ..core.errors import ConfigError
+from .attention import AttentionHook, AttentionRecord, Edit, decoder_layers
 
 DEFAULT_CFG_SCALE = 7.5
 """Classifier-free guidance scale of diffusers' Stable Diffusion pipelines and of TFG's Stable Diffusion
@@ -105,6 +112,39 @@ class PixelModel:
     def autoencode(self, x0: torch.Tensor) -> torch.Tensor:
         raise ConfigError("the autoencoder projection needs a latent model with an encoder (a VAE)")
 
+    # -- content images and the UNet's attention (content starts, attention-based rules) -----------
+    def encode(self, images: torch.Tensor, generators: list | None = None) -> torch.Tensor:
+        """Images ``(N, 3, H, W)`` in [0, 1] → model space: ``2x − 1`` for pixels (nothing is drawn).
+        ``generators`` (one per image) make a latent model draw from its encoder's distribution. The result
+        is contiguous (NCHW): a channels-last or expanded input would change the UNet's kernels' rounding."""
+        return (images.to(self.device, self.dtype) * 2 - 1).contiguous()
+
+    def denoise_without_cfg(self, x: torch.Tensor, t) -> torch.Tensor:
+        """The model output at x_t with no classifier-free guidance (the conditional prediction of a text
+        model): what DDIM inversion steps with."""
+        return self.unet(x, t).sample
+
+    def attention_conditioning(self, n: int) -> dict:
+        """The UNet's keyword arguments of an attention call (none for an unconditional UNet)."""
+        return {}
+
+    def attention_layers(self, count: int) -> list[int]:
+        """The last ``count`` self-attention layers of the UNet's decoder (:func:`.attention.decoder_layers`)."""
+        return decoder_layers(self.unet, count)
+
+    def attention_hook(self, layers: list[int], record: bool = True, edit: Edit | None = None) -> AttentionHook:
+        """A ``with`` block in which every UNet call records (and ``edit`` changes) the self-attention of
+        ``layers`` (forward-order numbers): for rules that edit the denoising call itself."""
+        return AttentionHook(self.unet, layers, record, edit)
+
+    def attention(self, x: torch.Tensor, t, layers: list[int], edit: Edit | None = None) -> list[AttentionRecord]:
+        """One UNet call on x at t, without classifier-free guidance and with the null prompt on a text
+        model (Attention Distillation's ``extract_feature``, ``pipeline_sd.py:675-690``), returning the
+        records of ``layers`` in their order; differentiable when x requires grad (the output is dropped)."""
+        with self.attention_hook(layers, edit=edit) as hook:
+            self.unet(x, t, **self.attention_conditioning(x.shape[0]))
+        return hook.ordered()
+
 
 class LatentModel(PixelModel):
     """A UNet on the latents of an autoencoder, optionally text-conditioned with classifier-free guidance.
@@ -116,6 +156,8 @@ class LatentModel(PixelModel):
     (unconditional, conditional) prompts, each with a batch of one (repeated to the batch at each call);
     ``cfg_scale`` w: CFG runs, as diffusers does, when w > 1 (else the conditional prediction alone);
     ``sdxl``: decode as ``StableDiffusionXLPipeline`` does (``latents_mean``/``latents_std``, ``force_upcast``).
+    ``null_conditioning``: the UNet's keyword arguments for the empty prompt "" (batch of one), which
+    attention calls use (Attention Distillation's ``null_embeds``, ``pipeline_sd.py:228-233``).
     """
 
     latent = True
@@ -129,9 +171,11 @@ class LatentModel(PixelModel):
         cfg_scale: float = DEFAULT_CFG_SCALE,
         info: dict[str, Any] | None = None,
         sdxl: bool = False,
+        null_conditioning: dict | None = None,
     ):
         super().__init__(unet, info)
         self.sdxl = sdxl
+        self.null_conditioning = null_conditioning
         if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
             raise ConfigError(f"the classifier-free guidance scale must be finite and >= 0, got {cfg_scale}")
         self.vae = vae
@@ -221,6 +265,45 @@ class LatentModel(PixelModel):
     def final_images(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return (self._decode(self.vae, x).float() / 2 + 0.5).clamp(0, 1)
+
+    def encode(self, images: torch.Tensor, generators: list | None = None) -> torch.Tensor:
+        """Images ``(N, 3, H, W)`` in [0, 1] → latents ``scaling_factor · E(2x − 1)``: the posterior mean
+        without ``generators`` (Attention Distillation's ``image2latent``, ``pipeline_sd.py:45-52``), else a
+        sample drawn from generator i for image i, each image encoded alone (``StableDiffusionImg2ImgPipeline
+        .prepare_latents`` with a list of generators; ``retrieve_latents``' default ``sample``). A ``VQModel``
+        has no distribution: its ``latents``."""
+        if not hasattr(self.vae, "encode"):
+            raise ConfigError("a content image needs a VAE with an encoder")
+        x = (images.to(self.device, self.vae.dtype) * 2 - 1).contiguous()
+        if generators is None:
+            encoded = self.vae.encode(x)
+            latents = encoded.latent_dist.mean if hasattr(encoded, "latent_dist") else encoded.latents
+        else:
+            parts = []
+            for i, generator in enumerate(generators):
+                encoded = self.vae.encode(x[i : i + 1])
+                parts.append(
+                    encoded.latent_dist.sample(generator) if hasattr(encoded, "latent_dist") else encoded.latents
+                )
+            latents = torch.cat(parts)
+        statistics = self._latent_statistics(self.vae, latents)  # SDXL's img2img: (z − mean)·scaling_factor/std
+        if statistics is not None:
+            return (latents - statistics[0]) * self.vae.config.scaling_factor / statistics[1]
+        return latents * self.vae.config.scaling_factor
+
+    def denoise_without_cfg(self, x: torch.Tensor, t) -> torch.Tensor:
+        if self.conditioning is None:
+            return self.unet(x, t).sample
+        return self.unet(x, t, **self._batched(self.conditioning[1], x.shape[0])).sample
+
+    def attention_conditioning(self, n: int) -> dict:
+        if self.conditioning is None:
+            return {}
+        if self.null_conditioning is None:
+            raise ConfigError(
+                "attention calls of a text model need its empty-prompt conditioning (make_adapter sets it)"
+            )
+        return self._batched(self.null_conditioning, n)
 
     def autoencode(self, x0: torch.Tensor) -> torch.Tensor:
         """encode(decode(x̂0)): the latent projected through the autoencoder (MPGD's projection)."""
@@ -342,15 +425,17 @@ def make_adapter(
     cfg_scale = DEFAULT_CFG_SCALE if cfg_scale is None else float(cfg_scale)
     if not (math.isfinite(cfg_scale) and cfg_scale >= 0):
         raise ConfigError(f"the classifier-free guidance scale must be finite and >= 0, got {cfg_scale}")
-    conditioning = None
+    conditioning = null = None
     if text:
         latent = PixelModel(model.unet).sample_shape[1:]
         factor = 2 ** (len(components["vae"].config.block_out_channels) - 1)
-        conditioning = encode_prompts(
-            components, scheduler, prompt or "", negative_prompt, cfg_scale, tuple(side * factor for side in latent)
-        )
+        shape = tuple(side * factor for side in latent)
+        conditioning = encode_prompts(components, scheduler, prompt or "", negative_prompt, cfg_scale, shape)
+        null = encode_prompts(components, scheduler, "", None, 1.0, shape)[1]  # "" without CFG: the positive branch
     chosen = decoder if decoder is not None else components["vae"]
     if vae_checkpointing:
         chosen.enable_gradient_checkpointing()
     sdxl = "text_encoder_2" in components
-    return LatentModel(model.unet, components["vae"], chosen, conditioning, cfg_scale, model.info, sdxl=sdxl)
+    return LatentModel(
+        model.unet, components["vae"], chosen, conditioning, cfg_scale, model.info, sdxl=sdxl, null_conditioning=null
+    )

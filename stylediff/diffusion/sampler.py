@@ -12,6 +12,12 @@ The objective is any differentiable callable ``images (N, 3, H, W) in [0, 1] -> 
 clamped to [-1, 1] with a straight-through gradient, or the VAE's decoding of a latent x̂0, with
 gradient), resized to the guidance size.
 
+A run starts from pure noise, or from a content image (:class:`~.starts.ContentStart`: SDEdit as
+diffusers' ``StableDiffusionImg2ImgPipeline``, or DDIM inversion) at a later step; the loop then runs the
+remaining steps with their indices in the full schedule. ``references`` (a style image, and the start's
+content) reach the methods in model space (``ctx.reference``) and the UNet's self-attention through the
+adapter (``ctx.attention``), for rules on the UNet's own features.
+
 Seeds: each image has its own CPU generator (seed s), drawn per image exactly as diffusers draws from
 a list of generators; every other random draw (recurrence, Monte-Carlo variance, and the objective's
 own, such as sliced_wasserstein's projections) comes from streams derived from the image's seed
@@ -33,11 +39,12 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core.errors import ConfigError, NumericalError, ResourceError
-from ..core.images import scaled_shape
+from ..core.images import resize, scaled_shape
 from ..core.seeding import ImageStreams, drawing_from, image_generators
 from .adapters import PixelModel
 from .methods.base import GuidanceMethod, StepContext
 from .schedule import Schedule, check_supported, is_ddim
+from .starts import ContentStart, first_index
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 GuidanceLoss = Callable[[torch.Tensor], torch.Tensor]
@@ -60,6 +67,7 @@ class SampleOutput:
     history: list[dict[str, Any]] = field(default_factory=list)
     guidance_size: tuple[int, int] | None = None
     batches: list[int] | None = None  # batch sizes actually run (smaller than asked after an out-of-memory)
+    start: dict | None = None  # a content start: kind, strength, t_start (its index), first_t (None: noise)
 
     @property
     def seconds_per_step(self) -> float:
@@ -85,6 +93,7 @@ class SampleOutput:
             history=history,
             guidance_size=first.guidance_size,
             batches=[size for part in parts for size in (part.batches or [len(part.seeds)])],
+            start=first.start,
         )
 
 
@@ -128,6 +137,7 @@ class GuidedSampler:
         objective: GuidanceLoss | None = None,
         method: GuidanceMethod | None = None,
         guidance_size: int | None = None,
+        references: dict[str, torch.Tensor] | None = None,
     ):
         self.model = model if isinstance(model, PixelModel) else PixelModel(model)
         self.scheduler = scheduler
@@ -137,9 +147,13 @@ class GuidedSampler:
         if guidance_size is not None and guidance_size <= 0:
             raise ConfigError(f"guidance size must be a positive number of pixels, got {guidance_size}")
         self.guidance_size = guidance_size
+        self.references = dict(references or {})
         if self.guided:
-            if objective is None:
+            if objective is None and self.method.needs_objective:
                 raise ConfigError("a guidance scale > 0 needs an objective (a callable images -> (N,) losses)")
+            missing = [name for name in self.method.needs_references if name not in self.references]
+            if missing:
+                raise ConfigError(f"method {self.method.name} needs the reference image(s) {', '.join(missing)}")
             check_supported(scheduler)
 
     @property
@@ -208,9 +222,11 @@ class GuidedSampler:
         progress: bool = True,
         description: str = "sample",
         callback: Callable[[dict], None] | None = None,
+        start: ContentStart | None = None,
     ) -> SampleOutput:
-        """Sample one image per seed (``int`` = one image); after an out-of-memory on CUDA the batch is
-        split in two and retried (each image has its own generators: the same images come out)."""
+        """Sample one image per seed (``int`` = one image), from pure noise or from ``start`` (a content
+        image at a strength); after an out-of-memory on CUDA the batch is split in two and retried (each
+        image has its own generators: the same images come out)."""
         seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
         if not seeds:
             raise ConfigError("give at least one seed")
@@ -222,11 +238,11 @@ class GuidedSampler:
             raise ConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         if precision == "fp16" and self.device.type != "cuda":
             raise ConfigError("fp16 autocast needs a CUDA device; on the CPU use bf16 or fp32")
-        return self._fitting(seeds, num_inference_steps, eta, precision, progress, description, callback)
+        return self._fitting(seeds, num_inference_steps, eta, precision, progress, description, callback, start)
 
-    def _fitting(self, seeds, steps, eta, precision, progress, description, callback) -> SampleOutput:
+    def _fitting(self, seeds, steps, eta, precision, progress, description, callback, start=None) -> SampleOutput:
         try:
-            return self._sample(seeds, steps, eta, precision, progress, description, callback)
+            return self._sample(seeds, steps, eta, precision, progress, description, callback, start)
         except torch.OutOfMemoryError:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -241,30 +257,68 @@ class GuidedSampler:
             )
             return SampleOutput.concatenate(
                 [
-                    self._fitting(part, steps, eta, precision, progress, description, callback)
+                    self._fitting(part, steps, eta, precision, progress, description, callback, start)
                     for part in (seeds[:half], seeds[half:])
                 ]
             )
 
-    def _sample(self, seeds, num_inference_steps, eta, precision, progress, description, callback) -> SampleOutput:
+    def _references(self, start: ContentStart | None) -> Callable[[str], torch.Tensor | None]:
+        """``ctx.reference``: each reference image (and the start's content) resized to the model's image
+        shape and encoded (posterior mean) at its first use, once per call."""
+        images = {**self.references, **({"content": start.image} if start is not None else {})}
+        encoded: dict[str, torch.Tensor] = {}
+
+        def reference(name: str) -> torch.Tensor | None:
+            if name not in images:
+                return None
+            if name not in encoded:
+                encoded[name] = self.model.encode(resize(images[name], self.model.image_shape))
+            return encoded[name]
+
+        return reference
+
+    def _attention(self, precision: str) -> Callable:
+        def call(x: torch.Tensor, t, layers: list[int]) -> list:
+            with self._autocast(precision):
+                return self.model.attention(x, t, layers)
+
+        return call
+
+    def _initial(self, seeds, generators, start: ContentStart | None, steps: int, precision: str) -> torch.Tensor:
+        """x at the first step: the pipelines' noise (one generator per image), or ``start``'s."""
         from diffusers.utils.torch_utils import randn_tensor
 
-        # 1. the initial noise, one generator per image (as the pipelines draw it)
+        if start is not None:
+
+            def denoise(x, t):
+                with self._autocast(precision):
+                    return self.model.denoise_without_cfg(x, t).float()
+
+            return start.initial(self.model, self.scheduler, steps, generators, denoise)
+        generator = generators[0] if len(generators) == 1 else generators
+        shape = (len(seeds), *self.sample_shape)
+        return randn_tensor(shape, generator=generator, device=self.device, dtype=self.model.dtype) * (
+            self.scheduler.init_noise_sigma
+        )
+
+    def _sample(
+        self, seeds, num_inference_steps, eta, precision, progress, description, callback, content_start=None
+    ) -> SampleOutput:
+        # 1. the trajectory and the initial x (noise, one generator per image as the pipelines draw it,
+        # or the content start's x at its first step: img2img sets the timesteps before drawing too)
         generators = image_generators(seeds)
         generator = generators[0] if len(generators) == 1 else generators
-        x = (
-            randn_tensor(
-                (len(seeds), *self.sample_shape), generator=generator, device=self.device, dtype=self.model.dtype
-            )
-            * self.scheduler.init_noise_sigma
-        )
-        # 2. the trajectory
         self.scheduler.set_timesteps(num_inference_steps)
         timesteps = self.scheduler.timesteps
         steps = len(timesteps)
+        first = 0 if content_start is None else first_index(steps, content_start.strength)
+        x = self._initial(seeds, generators, content_start, steps, precision)
+        # 2. what every step shares
         schedule = Schedule(self.scheduler, self.device)
         streams = ImageStreams(seeds)
         denoiser = self._denoiser(precision)
+        reference = self._references(content_start)
+        attention = self._attention(precision)
         loss = self._loss(precision, streams) if self.objective is not None else None
         state: dict = {}
         step_kwargs = {"eta": eta} if is_ddim(self.scheduler) else {}
@@ -273,8 +327,9 @@ class GuidedSampler:
         recorder = HistoryRecorder()
         step_seconds: list[float] = []
         start = time.perf_counter()
-        bar = tqdm(timesteps, desc=description, disable=not progress, leave=False, dynamic_ncols=True)
-        for index, t in enumerate(bar):
+        bar = tqdm(range(first, steps), desc=description, disable=not progress, leave=False, dynamic_ncols=True)
+        for index in bar:  # the global index: the DDPM update's ᾱ_prev, schedules and windows read it
+            t = timesteps[index]
             tick = time.perf_counter()
             # 3. one step: the method's (or the scheduler's), every scheduler call with this step's noise
             states = [g.get_state() for g in generators]
@@ -298,6 +353,9 @@ class GuidedSampler:
                 clamp=self.model.clamp,
                 autoencode=self.model.autoencode,
                 state=state,
+                attention=attention,
+                attention_layers=self.model.attention_layers,
+                reference=reference,
             )
             ctx.unet = _recording(ctx, denoiser, t)
             guided = self.method is not None and self.method.active(index, steps)
@@ -329,4 +387,5 @@ class GuidedSampler:
             history=recorder.records,
             guidance_size=self.guidance_shape() if self.objective is not None else None,
             batches=[len(seeds)],
+            start=None if content_start is None else content_start.describe(steps, timesteps),
         )

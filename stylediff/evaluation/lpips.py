@@ -25,3 +25,14 @@ def lpips_metric(net: str, device: str = "cpu"):
     with torchvision_hub({net: ensure_backbone(net)}):
         metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
     return metric.to(device).eval()
+
+
+def lpips_to(target, net: str = "alex"):
+    """A differentiable ``images (N, 3, H, W) in [0, 1] -> (N,)``: LPIPS of each image to ``target``
+    ``(1, 3, H, W)`` (the torchmetrics network itself, without the metric's accumulating state)."""
+    metric = lpips_metric(net, str(target.device))
+
+    def distance(images):
+        return metric.net(images, target.to(images.dtype).expand_as(images), normalize=True).flatten()
+
+    return distance

@@ -9,6 +9,7 @@ from typing import Any
 
 from ...core.errors import ConfigError
 from ...core.registry import Registry
+from .attention_distillation import AttentionDistillation
 from .base import Evaluations, GuidanceMethod, StepContext
 from .classifier import ClassifierGuidance
 from .dps import DPSGuidance
@@ -31,6 +32,7 @@ for _method in (
     MPGDGuidance,
     TFGGuidance,
     LGDGuidance,
+    AttentionDistillation,
 ):
     METHODS.register(_method)
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 
 from ...core.errors import ConfigError, NumericalError
-from ..schedule import Schedule
+from ..schedule import Schedule, is_ddim
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,25 @@ class StepContext:
     """Kept across the steps of one sampling call (e.g. a first step's normalisation ratio)."""
     record: dict = field(default_factory=dict)
     """What the step reports to the callback: loss per image, rms of the guidance's change of x_{t−1}."""
+    attention: Callable[[torch.Tensor, Any, list[int]], list] | None = None
+    """(x, t, layers) -> the :class:`~..attention.AttentionRecord` of each self-attention layer in ``layers``
+    (forward-order numbers) in one UNet call on x at t: null prompt, no classifier-free guidance, the
+    sampler's autocast; differentiable when x requires grad (the model adapter's ``attention``)."""
+    attention_layers: Callable[[int], list[int]] | None = None
+    """count -> the last ``count`` self-attention layers of the UNet's decoder, in forward order."""
+    reference: Callable[[str], torch.Tensor | None] = lambda name: None
+    """name (``style``, ``content``) -> that reference image in model space (the VAE's posterior mean, or
+    ``2x − 1``), a batch of one at the model's image shape; None when the run has none."""
+
+    @property
+    def prev_timestep(self) -> int:
+        """The timestep of the x_{t−1} this step makes: DDIM's t − T/n, 0 at the end (Attention
+        Distillation's ``max(t − T // n, 0)``, ``pipeline_sd.py:622-627``); DDPM's next timestep, 0 after the last."""
+        scheduler = self.schedule.scheduler
+        if is_ddim(scheduler):
+            return max(int(self.t) - scheduler.config.num_train_timesteps // scheduler.num_inference_steps, 0)
+        timesteps = scheduler.timesteps
+        return int(timesteps[self.index + 1]) if self.index + 1 < len(timesteps) else 0
 
     @property
     def clip_range(self) -> float | None:
@@ -250,6 +269,11 @@ class GuidanceMethod:
     """The CLIP layer of the reference's style loss (``hidden3``: OpenAI CLIP's ``feats[2]``, the output of
     the third block; ``hidden2``: transformers' ``hidden_states[2]``), the default ``--layers`` when the
     guidance network is a CLIP encoder; None: the network's own default style layer."""
+
+    needs_objective: ClassVar[bool] = True
+    """Whether the rule reads the objective (``ctx.loss``); a rule on the UNet's own features does not."""
+    needs_references: ClassVar[tuple[str, ...]] = ()
+    """The reference images the rule reads through ``ctx.reference`` and cannot run without."""
 
     scale: float = knob(0.0, "the method's strength; 0 = the unguided diffusers sample")
     window: tuple[float, float] = knob(
