@@ -439,6 +439,12 @@ def test_mpgd_and_freedom_resolve_the_reference_rules_per_model():
     assert (latent.window, latent.step_schedule, latent.step_size) == ((0.3, 0.7), "posterior", "cfg")
     assert (pixel.window, pixel.step_schedule, pixel.step_size) == ((0.0, 1.0), "inv_sqrt_alpha_prev", "pixel")
     assert make_method("mpgd", window=(0.0, 1.0)).resolved(latent=True, cfg=False).window == (0.0, 1.0)
+    unconditional = mpgd.resolved(latent=True, cfg=False)  # an LDM: no CFG correction, the unconditional reference
+    assert (unconditional.window, unconditional.step_schedule, unconditional.step_size) == (
+        (0.0, 1.0),
+        "inv_sqrt_alpha_prev",
+        "pixel",
+    )
     assert make_method("freedom").resolved(latent=True, cfg=True).step_size == "cfg"
     assert make_method("freedom").resolved(latent=True, cfg=False).step_size == "pixel"
     with pytest.raises(ConfigError, match="needs classifier-free guidance"):

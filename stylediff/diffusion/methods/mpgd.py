@@ -42,10 +42,11 @@ Knobs for that: ``step_schedule posterior`` moves x_{t−1} by −c1·c_t·g (``
 applied to x_{t−1} directly, so at any η; at η = 1 the base step is the reference's posterior too);
 ``step_size cfg`` is c_t = s·rms(w·(ε_c − ε_u))/rms(g) with the CFG correction in ε-space (converted for
 v-prediction models), ``pixel`` is c_t = s (the linear-inverse code's); ``auto`` (the defaults) resolve
-once before sampling: ``step_schedule`` to ``posterior`` on latent models and ``inv_sqrt_alpha_prev``
-on pixels, ``step_size`` to ``cfg`` where classifier-free guidance runs, else ``pixel``, and a ``window``
-left unset (None) to 0.3–0.7 on latent models and 0–1 on pixels; the sidecar records the resolved
-values. With ``step_size cfg`` the loss's scale cancels, so ``gradient`` norm and squared give the same
+once before sampling to the reference of the model at hand: the SD sampler's on a latent model with
+classifier-free guidance (``step_schedule`` ``posterior``, ``step_size`` ``cfg``, a ``window`` left unset
+(None) at 0.3–0.7), the unconditional code's elsewhere (``inv_sqrt_alpha_prev``, ``pixel``, 0–1): an
+unconditional latent model (an LDM, or Stable Diffusion at ``--cfg-scale`` ≤ 1) has no CFG correction to
+size the step by, and its reference is the unconditional one. The sidecar records the resolved values. With ``step_size cfg`` the loss's scale cancels, so ``gradient`` norm and squared give the same
 step. So ``--scale 15`` with ``--cfg-scale 5 --steps 100 --eta 1`` is the reference's ``run.sh``.
 
 Stable Diffusion style layer: OpenAI CLIP ViT-B/16 ``feats[2]`` (``clip/base_clip.py`` line 65), the
@@ -113,8 +114,8 @@ class MPGDGuidance(GuidanceMethod):
     step_schedule: str = knob(
         "auto",
         "the x0 step's schedule: s/sqrt(alpha_bar_prev) (inv_sqrt_alpha_prev, the original's), s (constant, TFG's "
-        "MPGD baseline), c1*s on x_{t-1} (posterior, the SD sampler's), or auto: posterior on latent models, "
-        "else inv_sqrt_alpha_prev",
+        "MPGD baseline), c1*s on x_{t-1} (posterior, the SD sampler's), or auto: posterior on latent models "
+        "with classifier-free guidance, else inv_sqrt_alpha_prev",
         choices=STEP_SCHEDULES,
     )
     step_size: str = knob(
@@ -149,9 +150,10 @@ class MPGDGuidance(GuidanceMethod):
 
     def resolved(self, latent: bool, cfg: bool) -> MPGDGuidance:
         schedule = self.step_schedule
+        sd_sampler = latent and cfg  # the SD_style sampler's rule needs a CFG correction to size its step
         if schedule == "auto":
-            schedule = "posterior" if latent else "inv_sqrt_alpha_prev"
-        window = self.window if self.window is not None else (LATENT_WINDOW if latent else (0.0, 1.0))
+            schedule = "posterior" if sd_sampler else "inv_sqrt_alpha_prev"
+        window = self.window if self.window is not None else (LATENT_WINDOW if sd_sampler else (0.0, 1.0))
         return replace(
             self, window=window, step_schedule=schedule, step_size=resolve_step_size(self.name, self.step_size, cfg)
         )
