@@ -1,6 +1,7 @@
 # Common helpers (no rules here): config validation, the plan (stylediff.workflow.plan: one row per run) and
 # the input functions and command strings the rules use.
 import json
+import re
 import shlex
 import sys
 from pathlib import Path

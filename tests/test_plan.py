@@ -12,7 +12,7 @@ import pytest
 
 from stylediff.core.errors import ConfigError
 from stylediff.workflow import plan
-from stylediff.workflow.experiments import lookup, method_entries
+from stylediff.workflow.experiments import lookup, method_entries, method_scales
 from stylediff.workflow.runids import model_slug, parse_run_id, run_id, split_run
 
 from .conftest import preset_config
@@ -94,9 +94,13 @@ def test_run_id_matches_design_example_and_rejects_bad_ids():
 def expected_rows(config: dict, name: str) -> int:
     """The product of the axes, with one unguided (scale 0) run per combination of the others."""
     section = config[name]
-    if name == "guidance_methods":
-        others = math.prod(len(section[key]) for key in ("models", "styles", "losses", "layer_sets", "seeds"))
-        return others * (1 + sum(len(entry["scales"]) for entry in section["methods"]))
+    if name == "guidance_methods":  # each style at its group's scales
+        others = math.prod(len(section[key]) for key in ("models", "losses", "layer_sets", "seeds"))
+        per_style = [
+            1 + sum(len(method_scales(section, entry, style)) for entry in section["methods"])
+            for style in section["styles"]
+        ]
+        return others * sum(per_style)
     spec = lookup(name)
     count = 1
     for axis in spec.axes:
@@ -121,9 +125,10 @@ def test_rows_are_the_product_of_the_axes(preset):
             assert run_id(lookup(name), parse_run_id(lookup(name), run)) == run
         jobs = built.jobs(name)
         assert sorted(run for runs_ in jobs.values() for run in runs_) == sorted(runs["run"])
-        patterns = built.job_outputs(name, ".png")
-        for job_runs in jobs.values():  # every job fills its rule's patterns: one output per run
-            assert len(patterns) == len(job_runs), (preset, name)
+        for group in built.job_groups(name):  # every job fills its rule's patterns: one output per run
+            patterns = built.job_outputs(name, ".png", group)
+            for job in group:
+                assert len(patterns) == len(jobs[job]), (preset, name)
 
 
 def test_adding_a_seed_adds_only_that_seeds_rows():
@@ -166,15 +171,17 @@ def test_sampling_jobs_run_every_setting_of_a_head_with_seeds_batched():
     job, runs = next(iter(jobs.items()))
     commands = built.commands("guidance_methods", job)
     entries = method_entries(section)
-    assert len(commands) == 1 + sum(len(entry["scales"]) for entry in entries.values())  # + the unguided one
+    style = section["styles"][0]
+    assert len(commands) == 1 + sum(len(method_scales(section, e, style)) for e in entries.values())  # + unguided
     seeds = ",".join(str(s) for s in section["seeds"])
     assert all(f"--seeds {seeds}" in command for command in commands)
     for method in entries:
-        assert sum(f"--method {method} " in command for command in commands) == len(entries[method]["scales"]) + (
-            method == next(iter(entries))
-        )  # the unguided command names the first method (scale 0 ignores it)
+        assert sum(f"--method {method} " in command for command in commands) == len(
+            method_scales(section, entries[method], style)
+        ) + (method == next(iter(entries)))  # the unguided command names the first method (scale 0 ignores it)
     assert sum("__unguided__g0.png" in command for command in commands) == 1
-    patterns = built.job_outputs("guidance_methods", ".png")
+    group = next(group for group in built.job_groups("guidance_methods") if job in group)
+    patterns = built.job_outputs("guidance_methods", ".png", group)
     assert {p.format(head=job) for p in patterns} == {built.output("guidance_methods", run) for run in runs}
 
     (slug,) = built.reference_sets("guidance_methods")
@@ -275,3 +282,27 @@ def test_networks_axis_gives_each_network_its_own_layer_sets_and_command():
                 assert "--weights" not in command and "--pooling" not in command
             else:
                 assert "--network" not in command and "--layers relu1_1" in command
+
+
+def test_style_groups_sample_their_own_scales_in_a_rule_of_their_own():
+    """A method's scales_by_group replace its scales for the styles of that group; the jobs of each group
+    write the same outputs (one rule each), and a group the styles do not define is a one-line error."""
+    config = preset_config("findings")
+    section = config["guidance_methods"]
+    built = plan.build(config)
+    runs = built.runs[built.runs["experiment"] == "guidance_methods"]
+    high = set(section["style_groups"]["high_loss"])
+    for entry in section["methods"]:
+        for spec in section["styles"]:
+            scales = entry.get("scales_by_group", {}).get("high_loss") if spec in high else None
+            got = runs[(runs["method"] == entry["name"]) & (runs["style"] == Path(spec).stem.removeprefix("skimage:"))]
+            expected = scales or entry["scales"]
+            assert sorted(got["scale"].unique()) == pytest.approx(sorted(expected)), (entry["name"], spec)
+    groups = built.job_groups("guidance_methods")
+    assert len(groups) == 2 and sum(map(len, groups)) == len(section["styles"])
+    bad = {**section, "methods": [{"name": "dps", "scales": [1], "scales_by_group": {"textures": [0.1]}}]}
+    with pytest.raises(ConfigError, match="scales_by_group names textures, not in style_groups"):
+        plan.build({**config, "guidance_methods": bad})
+    twice = {**section, "style_groups": {"high_loss": ["skimage:brick"], "b": ["skimage:brick"]}}
+    with pytest.raises(ConfigError, match="in several style_groups"):
+        plan.build({**config, "guidance_methods": twice})
