@@ -101,6 +101,12 @@ def expected_rows(config: dict, name: str) -> int:
             for style in section["styles"]
         ]
         return others * sum(per_style)
+    if name == "texture":  # a loss given with its own layer sets runs on those only
+        pairs = sum(
+            len(entry["layer_sets"]) if isinstance(entry, dict) else len(section["layer_sets"])
+            for entry in section["losses"]
+        )
+        return len(section["styles"]) * len(section["seeds"]) * pairs
     spec = lookup(name)
     count = 1
     for axis in spec.axes:
@@ -306,3 +312,15 @@ def test_style_groups_sample_their_own_scales_in_a_rule_of_their_own():
     twice = {**section, "style_groups": {"high_loss": ["skimage:brick"], "b": ["skimage:brick"]}}
     with pytest.raises(ConfigError, match="in several style_groups"):
         plan.build({**config, "guidance_methods": twice})
+
+
+def test_a_texture_loss_with_its_own_layer_sets_runs_on_those_only():
+    config = preset_config("findings")
+    runs = plan.build(config).runs
+    runs = runs[runs["experiment"] == "texture"]
+    deepest = "-".join(config["texture"]["layer_sets"][-1])
+    assert set(runs[runs["loss"] == "gram"]["layers"]) == {"-".join(s) for s in config["texture"]["layer_sets"]}
+    assert set(runs[runs["loss"] == "sliced_wasserstein"]["layers"]) == {deepest}
+    stray = {**config["texture"], "losses": ["gram", {"name": "mean_std", "layer_sets": [["relu9_1"]]}]}
+    with pytest.raises(ConfigError, match="not in texture.layer_sets"):
+        plan.build({**config, "texture": stray})

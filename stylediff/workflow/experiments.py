@@ -242,6 +242,29 @@ def _method_combinations(config: dict, spec: Experiment) -> list[dict]:
     return out
 
 
+def _texture_combinations(config: dict, spec: Experiment) -> list[dict]:
+    """texture: the product of the axes, except that a loss given as ``{name, layer_sets}`` runs on those
+    of the section's layer sets only (e.g. the slow losses on the deepest set, the depth trend on gram)."""
+    section = config[spec.name]
+    known = [list(layers) for layers in section["layer_sets"]]
+    only = {}
+    for entry in section["losses"]:
+        if isinstance(entry, dict):
+            only[entry["name"]] = [list(layers) for layers in entry["layer_sets"]]
+            stray = [layers for layers in only[entry["name"]] if layers not in known]
+            if stray:
+                raise ConfigError(
+                    f"texture.losses: {entry['name']}'s layer set {stray[0]} is not in texture.layer_sets"
+                )
+    axes = list(spec.axes)
+    out = []
+    for combo in itertools.product(*(spec.values(config, axis) for axis in axes)):
+        values = dict(zip((axis.name for axis in axes), combo))
+        if values["loss"] not in only or list(values["layers"]) in only[values["loss"]]:
+            out.append(values)
+    return out
+
+
 def _sample_methods(plan: Any, values: dict) -> list[str]:
     section = plan.config["guidance_methods"]
     entries = method_entries(section)
@@ -365,6 +388,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             batched=("layers", "loss"),
             command=_texture,
             reference="style",
+            combinations=_texture_combinations,
             figures=lambda config: ["texture_layers_grid.png", "texture_losses_grid.png", "texture_gram_vs_layers.png"],
         ),
         Experiment(
