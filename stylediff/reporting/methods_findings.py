@@ -46,19 +46,14 @@ def _not_ranked(result: MatchedComparison, metric: str, level: float) -> str:
     """The methods not ranked at ``level`` and why; a held-out metric's sentence names only those whose
     reason differs from the guidance loss's (said in its sentence just before)."""
     skipped = result.results[metric].unranked(level)
+    prefix = " Not ranked: "
     if metric != result.metrics[0]:
         said = result.results[result.metrics[0]].unranked(level)
         skipped = {m: why for m, why in skipped.items() if said.get(m) != why}
-        return (
-            " Not ranked for this metric alone: "
-            + "; ".join(f"`{m}` ({why})" for m, why in sorted(skipped.items()))
-            + "."
-            if skipped
-            else ""
-        )
+        prefix = " Not ranked for this metric alone: "
     if not skipped:
         return ""
-    return " Not ranked: " + "; ".join(f"`{m}` ({why})" for m, why in sorted(skipped.items())) + "."
+    return prefix + "; ".join(f"`{m}` ({why})" for m, why in sorted(skipped.items())) + "."
 
 
 def _lead(res: MetricResult, level: float, lowest: list[str]) -> str:
