@@ -2,6 +2,7 @@
 # config checks) and the input functions and command strings the rules use.
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path

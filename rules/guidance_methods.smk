@@ -5,26 +5,36 @@
 # reference set of unguided samples (other seeds) is the model's own distribution for the realism metric.
 
 
-rule sample_methods:
-    input:
-        job_inputs("guidance_methods"),
-    output:
-        png=PLAN.job_outputs("guidance_methods", ".png"),
-        sidecar=PLAN.job_outputs("guidance_methods", ".json"),
-    params:
-        runs=job_runs("guidance_methods"),
-    conda:
-        "../envs/stylediff.yaml"
-    log:
-        f"{RESULTS}/logs/guidance_methods/{{head}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/guidance_methods/{{head}}.tsv"
-    threads: THREADS
-    resources:
-        gpu=1,
-    priority: PRIORITY["sampling"]
-    shell:
-        f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
+# One rule per group of jobs that write the same files after their head: a single group unless a method's
+# scales differ by style group (`scales_by_group`); the first is `sample_methods`, the others
+# `sample_methods_2`, ..., each limited to its heads.
+SAMPLE_GROUPS = PLAN.job_groups("guidance_methods") or [None]
+for index, heads in enumerate(SAMPLE_GROUPS, 1):
+
+    rule:
+        name:
+            "sample_methods" if index == 1 else f"sample_methods_{index}"
+        input:
+            job_inputs("guidance_methods"),
+        output:
+            png=PLAN.job_outputs("guidance_methods", ".png", heads),
+            sidecar=PLAN.job_outputs("guidance_methods", ".json", heads),
+        wildcard_constraints:
+            head="|".join(re.escape(head) for head in heads) if heads and len(SAMPLE_GROUPS) > 1 else "[A-Za-z0-9_-]+",
+        params:
+            runs=job_runs("guidance_methods"),
+        conda:
+            "../envs/stylediff.yaml"
+        log:
+            f"{RESULTS}/logs/guidance_methods/{{head}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/guidance_methods/{{head}}.tsv"
+        threads: THREADS
+        resources:
+            gpu=1,
+        priority: PRIORITY["sampling"]
+        shell:
+            f"{THREAD_ENV} {STYLEDIFF} batch sample {{params.runs}} > {{log}} 2>&1"
 
 
 rule reference_set:

@@ -2,6 +2,7 @@
 points at its LPIPS backbones (elsewhere torchvision's usual cache and download apply), and the
 Hugging Face hub is switched off."""
 
+import itertools
 import json
 import os
 import re
@@ -505,3 +506,41 @@ def tiny_clip_network(name: str = "clip-vit-b16", seed: int = 0):
     from stylediff.networks.clip import CLIPVision
 
     return CLIPVision(name, tiny_clip_vision_model(seed), provenance={"name": name, "source": "tests"})
+
+
+def methods_table(
+    gaps: dict[str, float],
+    styles: int = 6,
+    seeds: int = 6,
+    held_out: dict[str, float] | None = None,
+    noise: float = 0.02,
+    rng: int = 0,
+):
+    """A synthetic guidance-methods table (pandas): every method's (style, seed) curve has LPIPS 0.07 k to the
+    unguided sample at its k-th scale (k = 1 … 5: every level of 0.1, 0.2, 0.3 bracketed by points 0.07
+    apart) and the log ratio of its style distance to the unguided one is −(1 + gaps[method]) · LPIPS plus
+    noise: a larger gap is closer to the style at every matched LPIPS. The unguided distances differ tenfold
+    between the first half of the styles and the second (paintings and textures). ``held_out`` gives the
+    gaps the held-out metric ``heldout_vgg16_gram`` sees (default: the same)."""
+    import pandas as pd
+
+    noise_of = np.random.default_rng(rng)
+    held_out = gaps if held_out is None else held_out
+    rows = []
+    for style in range(styles):
+        base = 2.0 if style < styles / 2 else 20.0
+        for seed in range(seeds):
+            common = {"model_slug": "m", "model": "m", "style": f"s{style}", "seed": seed, "steps": 25}
+            rows.append(
+                {**common, "method": "unguided", "scale": 0.0, "lpips_vgg": 0.0, "realism": 0.01}
+                | {"gram_dist_mean": base, "heldout_vgg16_gram": 0.5}
+            )
+            for method, k in itertools.product(gaps, range(1, 6)):
+                lpips = 0.07 * k
+                y = -(1 + gaps[method]) * lpips + noise * float(noise_of.normal())
+                h = -(1 + held_out[method]) * lpips + noise * float(noise_of.normal())
+                rows.append(
+                    {**common, "method": method, "scale": float(k), "lpips_vgg": lpips, "realism": 0.01 + 0.01 * k}
+                    | {"gram_dist_mean": base * np.exp(y), "heldout_vgg16_gram": 0.5 * np.exp(h)}
+                )
+    return pd.DataFrame(rows)

@@ -16,7 +16,7 @@ import pytest
 from stylediff.core.errors import ConfigError
 from stylediff.networks.vgg19_layers import min_input_size
 from stylediff.workflow import plan
-from stylediff.workflow.experiments import lookup, network_layer_sets
+from stylediff.workflow.experiments import lookup, method_scales, network_layer_sets
 from stylediff.workflow.runids import SEPARATOR, model_slug, parse_run_id, run_id, split_run
 from stylediff.workflow.spec import method_entries
 
@@ -154,9 +154,10 @@ def test_runs_are_every_combination_of_the_axes_once(preset):
                 assert set(group["layers"]) == shown(spec, spec.axis("layers"), network_layer_sets(section, network))
         jobs = built.jobs(name)
         assert sorted(run for runs_ in jobs.values() for run in runs_) == sorted(runs["run"])
-        patterns = built.job_outputs(name, ".png")
-        for job_runs in jobs.values():  # every job fills its rule's patterns: one output per run
-            assert len(patterns) == len(job_runs), (preset, name)
+        for group in built.job_groups(name):  # every job fills its rule's patterns: one output per run
+            patterns = built.job_outputs(name, ".png", group)
+            for job in group:
+                assert len(patterns) == len(jobs[job]), (preset, name)
 
 
 @pytest.mark.parametrize("preset", ["quick", "sd_style"])
@@ -227,15 +228,17 @@ def test_sampling_jobs_run_every_setting_of_a_head_with_seeds_batched():
     job, runs = next(iter(jobs.items()))
     commands = built.commands("guidance_methods", job)
     entries = method_entries(section)
-    assert len(commands) == 1 + sum(len(entry["scales"]) for entry in entries.values())  # + the unguided one
+    style = section["styles"][0]
+    assert len(commands) == 1 + sum(len(method_scales(section, e, style)) for e in entries.values())  # + unguided
     seeds = ",".join(str(s) for s in section["seeds"])
     assert all(f"--seeds {seeds}" in command for command in commands)
     for method in entries:
-        assert sum(f"--method {method} " in command for command in commands) == len(entries[method]["scales"]) + (
-            method == next(iter(entries))
-        )  # the unguided command names the first method (scale 0 ignores it)
+        assert sum(f"--method {method} " in command for command in commands) == len(
+            method_scales(section, entries[method], style)
+        ) + (method == next(iter(entries)))  # the unguided command names the first method (scale 0 ignores it)
     assert sum("__unguided__g0.png" in command for command in commands) == 1
-    patterns = built.job_outputs("guidance_methods", ".png")
+    group = next(group for group in built.job_groups("guidance_methods") if job in group)
+    patterns = built.job_outputs("guidance_methods", ".png", group)
     assert {p.format(head=job) for p in patterns} == {built.output("guidance_methods", run) for run in runs}
 
     (slug,) = built.reference_sets("guidance_methods")

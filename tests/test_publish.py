@@ -4,6 +4,7 @@ README.md's results section). The tables are the committed findings tables."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stylediff.core.errors import ConfigError
-from stylediff.reporting.findings import README_BEGIN, README_END
+from stylediff.reporting.findings import FINDING, README_BEGIN, README_END
 from stylediff.reporting.publish import publish
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,11 @@ def test_page_and_readme_link_the_published_figures(run):
     assert "](../report/findings/inversion_grid.png)" in page and "preset `findings`" in page
     assert "stale text" not in readme and "](docs/results.md)" in readme
     headings = [line[4:] for line in page.splitlines() if line.startswith("### ")]
+    findings = [line[len(FINDING) :] for line in page.splitlines() if line.startswith(FINDING)]
     rows = readme[readme.index(README_BEGIN) : readme.index(README_END)].splitlines()[3:]
-    assert headings and rows == [f"| {heading} |" for heading in headings]  # one row per finding of the page
+    assert len(headings) == len(findings) == 3  # inversion, texture, losses
+    assert rows == [f"| {h} | {f} |" for h, f in zip(headings, findings)]  # each section: its finding, its numbers
+    assert "PSNR falls (ρ = " in rows[0] and re.search(r"\[-?\d", rows[0])
     assert readme.startswith(f"# title\n\nbefore\n{README_BEGIN}\n") and readme.endswith(f"{README_END}\nafter\n")
 
 
@@ -88,3 +92,14 @@ def test_cli(run):
         check=False,
     )
     assert result.returncode != 0 and result.stderr.count("\n") == 1 and "x.png does not exist" in result.stderr
+
+
+def test_the_readme_row_is_the_sections_finding_and_follows_its_data():
+    from stylediff.reporting.publish import readme_table
+
+    page = "\n".join(
+        ["## Results", "", "### A", "", f"{FINDING}x falls (ρ = -0.9 [-1, -0.8]).", "", "text", "### B", "", "t"]
+    )
+    assert readme_table(page) == "| section | finding |\n|---|---|\n| A | x falls (ρ = -0.9 [-1, -0.8]). |\n"
+    flipped = page.replace("falls (ρ = -0.9 [-1, -0.8])", "rises (ρ = 0.9 [0.8, 1])")
+    assert "| A | x rises (ρ = 0.9 [0.8, 1]). |" in readme_table(flipped)  # B has no finding: no row

@@ -94,7 +94,11 @@ def expected_jobs(config: dict) -> dict[str, int]:
     expected = {"all": 1}
     skimage = set()
     for experiment in config["experiments"]:
-        expected[RUN_RULES[experiment]] = len(built.jobs(experiment))
+        if experiment == "guidance_methods":  # a rule per style group with scales of its own
+            for index, group in enumerate(built.job_groups(experiment), 1):
+                expected["sample_methods" if index == 1 else f"sample_methods_{index}"] = len(group)
+        else:
+            expected[RUN_RULES[experiment]] = len(built.jobs(experiment))
         if built.reference_sets(experiment):
             expected["reference_set"] = expected.get("reference_set", 0) + len(built.reference_sets(experiment))
         expected[f"metrics_{experiment}"] = 1
@@ -137,7 +141,7 @@ def test_dry_run_counts_and_gpu_resources(tmp_path, preset):
     )
     for rule, lines in resources.items():
         for line in lines:
-            if rule in gpu_rules:
+            if rule in gpu_rules or rule.startswith("sample_methods"):
                 assert "gpu=1" in line, (rule, line)
             else:
                 assert not re.search(r"gpu=[1-9]", line), (rule, line)

@@ -13,8 +13,11 @@ Only pandas and scipy are needed (imported inside the functions, like :mod:`styl
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ConfigError
@@ -27,7 +30,16 @@ from .markdown import setup as _setup
 from .markdown import table as _table
 from .markdown import with_interval
 from .methods_findings import guidance_methods_section
-from .statistics import Interval, spearman, spearman_interval, trend_word
+from .statistics import (
+    CrossedDraws,
+    Interval,
+    bootstrap_p,
+    holm,
+    percentile_interval,
+    spearman,
+    spearman_interval,
+    trend_word,
+)
 from .tables import with_shared_baselines
 
 README_BEGIN = (
@@ -39,6 +51,9 @@ INVERSION_METRICS = ("psnr", "ssim", "lpips_vgg", "feature_error")
 STYLE_METRICS = ("gram_mean", "mean_std_mean", "sliced_wasserstein_mean", "gaussian_w2_mean")
 """Each style loss used as a metric: its own normalised distance at relu1_1…relu5_1, averaged."""
 DEPTH_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+RESAMPLES = 20000
+"""Crossed-bootstrap draws of the paired comparisons (losses, poolings, the guidance change): enough for
+the smallest Holm threshold of a family of 24 (0.05 / 24 = 2e-3 against a smallest p of 1e-4)."""
 
 
 def _layer_depth(layer: str) -> int:
@@ -53,60 +68,83 @@ def _trend(interval: Interval, noun: str = "") -> str:
 
 
 # -------------------------------------------------------------------------------------- inversion
+def _per_image_monotone(sub, depth: dict[str, int]) -> tuple[list[tuple[str, float]], int, int]:
+    """(ρ(depth, PSNR averaged over seeds) per image, images whose PSNR falls strictly, rises strictly)."""
+    per_image = []
+    for image in unique(sub["image"]):
+        means = sub[sub["image"] == image].groupby("layer")["psnr"].mean()
+        per_image.append((image, spearman([depth[layer] for layer in means.index], means.values)))
+    return per_image, sum(rho <= -0.999 for _, rho in per_image), sum(rho >= 0.999 for _, rho in per_image)
+
+
+def _inversion_pooling(sub, layers, depth, metrics, pooling) -> tuple[list[str], str, Interval]:
+    """One pooling's table lines, its claim and its ρ(depth, PSNR)."""
+    label = "" if pooling is None else f" ({pooling} pooling)"
+    rows = [[layer] + [_mean_std(sub[sub["layer"] == layer][m]) for m in metrics] for layer in layers]
+    rhos = {m: spearman_interval(sub["layer"].map(depth), sub[m], groups=sub["image"]) for m in metrics}
+    rows.append(["Spearman ρ(depth, ·) [95 % CI]"] + [with_interval(rhos[m], 2) for m in metrics])
+    lines = [f"Mean ± std over images and seeds{label}; ρ's interval resamples whole images:", ""]
+    lines += _table(["layer"] + [_label(m) for m in metrics], rows)
+    per_image, falling, rising = _per_image_monotone(sub, depth)
+    lines += [
+        f"Per image{label}, ρ(depth, PSNR averaged over seeds): "
+        + ", ".join(f"{image} {_fmt(rho, 2)}" for image, rho in per_image)
+        + ".",
+        "",
+    ]
+    scored = int(sub["psnr"].notna().sum())
+    missing = f" ({len(sub) - scored} without a PSNR left out)" if scored < len(sub) else ""
+    lpips = f" and LPIPS {_trend(rhos['lpips_vgg'])}" if "lpips_vgg" in rhos else ""
+    claim = (
+        f"With {pooling or 'the configured'} pooling, PSNR {_trend(rhos['psnr'])} with depth over {scored} runs{missing} "
+        f"({_fmt(sub[sub['layer'] == layers[0]]['psnr'].mean())} dB at {layers[0]} → "
+        f"{_fmt(sub[sub['layer'] == layers[-1]]['psnr'].mean())} dB at {layers[-1]}){lpips}; per image, PSNR "
+        f"falls strictly with depth for {falling} and rises strictly for {rising} of {len(per_image)} images."
+    )
+    return lines, claim, rhos["psnr"]
+
+
+def pooling_claim(frame, poolings: list[str], rhos: dict[str, Interval]) -> str:
+    """The second pooling against the first: the PSNR difference paired over images × seeds (averaged over
+    layers), with a crossed-bootstrap interval, and each pooling's own depth trend."""
+    first, second = poolings
+    means = frame.groupby(["pooling", "image", "seed"])["psnr"].mean()
+    images, seeds = unique(frame["image"]), sorted(frame["seed"].unique())
+    diff = [
+        [means.get((second, i, s), float("nan")) - means.get((first, i, s), float("nan")) for s in seeds]
+        for i in images
+    ]
+    delta = CrossedDraws.draw(images, seeds, RESAMPLES).interval(diff)
+    word = trend_word(delta, rises="raises", falls="lowers", flat="does not change detectably")
+    return (
+        f"{second} instead of {first} pooling {word} the PSNR (mean difference over layers, paired over "
+        f"{len(images)} images × {len(seeds)} seeds: {with_interval(delta, 2, signed=True)} dB, images and seeds "
+        f"resampled); PSNR {trend_word(rhos[first])} with depth with {first} pooling and "
+        f"{trend_word(rhos[second])} with {second} pooling."
+    )
+
+
 def inversion_section(frame, figure: Callable[[str], str]) -> list[str]:
     layers = sorted(unique(frame["layer"]), key=_layer_depth)
     depth = {layer: rank for rank, layer in enumerate(layers)}
     metrics = [m for m in INVERSION_METRICS if m in frame]
     poolings = unique(frame["pooling"]) if "pooling" in frame else [None]
     lines = ["### Feature inversion: reconstruction error by layer depth", ""]
-    claims, words = [], {}
+    claims, rhos = [], {}
     for pooling in poolings:
         sub = frame if pooling is None else frame[frame["pooling"] == pooling]
-        label = "" if pooling is None else f" ({pooling} pooling)"
-        rows = [[layer] + [_mean_std(sub[sub["layer"] == layer][m]) for m in metrics] for layer in layers]
-        rhos = {m: spearman_interval(sub["layer"].map(depth), sub[m], groups=sub["image"]) for m in metrics}
-        rows.append(["Spearman ρ(depth, ·) [95 % CI]"] + [with_interval(rhos[m], 2) for m in metrics])
-        lines += [f"Mean ± std over images and seeds{label}; ρ's interval resamples whole images:", ""]
-        lines += _table(["layer"] + [_label(m) for m in metrics], rows)
-        per_image = []
-        for image in unique(sub["image"]):
-            means = sub[sub["image"] == image].groupby("layer")["psnr"].mean()
-            per_image.append((image, spearman([depth[layer] for layer in means.index], means.values)))
-        falling = sum(rho <= -0.999 for _, rho in per_image)
-        rising = sum(rho >= 0.999 for _, rho in per_image)
-        lines += [
-            f"Per image{label}, ρ(depth, PSNR averaged over seeds): "
-            + ", ".join(f"{image} {_fmt(rho, 2)}" for image, rho in per_image)
-            + ".",
-            "",
-        ]
-        words[pooling] = trend_word(rhos["psnr"])
-        lpips = f" and LPIPS {_trend(rhos['lpips_vgg'])}" if "lpips_vgg" in rhos else ""
-        claims.append(
-            f"With {pooling or 'the configured'} pooling, PSNR {_trend(rhos['psnr'])} with depth over {len(sub)} runs "
-            f"({_fmt(sub[sub['layer'] == layers[0]]['psnr'].mean())} dB at {layers[0]} → "
-            f"{_fmt(sub[sub['layer'] == layers[-1]]['psnr'].mean())} dB at {layers[-1]}){lpips}; per image, PSNR "
-            f"falls strictly with depth for {falling} and rises strictly for {rising} of {len(per_image)} images."
-        )
+        table_lines, claim, rhos[pooling] = _inversion_pooling(sub, layers, depth, metrics, pooling)
+        lines += table_lines
+        claims.append(claim)
     if len(poolings) == 2 and None not in poolings:
-        means = frame.groupby(["pooling", "layer"])["psnr"].mean()
-        deltas = [means[(poolings[1], layer)] - means[(poolings[0], layer)] for layer in layers]
-        same = (
-            "the depth trend is the same"
-            if words[poolings[0]] == words[poolings[1]]
-            else f"the depth trend differs ({poolings[0]}: {words[poolings[0]]}, {poolings[1]}: {words[poolings[1]]})"
-        )
-        claims.append(
-            f"{poolings[1]} instead of {poolings[0]} pooling changes the mean PSNR by "
-            f"{min(deltas):+.2f} to {max(deltas):+.2f} dB across layers; {same}."
-        )
+        claims.append(pooling_claim(frame, poolings, rhos))
     lines += [
         f"![inversion grid]({figure('inversion_grid.png')})",
         f"![inversion error vs depth]({figure('inversion_error.png')})",
         "",
     ]
     lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(frame, 'image')}.* ", ""]
-    return lines
+    return _with_finding(lines, claims[0])
 
 
 # ---------------------------------------------------------------------------------------- texture
@@ -122,6 +160,61 @@ def _copy_rate(frame) -> str:
     return f"{copies} of {len(frame)} ({100 * copies / max(1, len(frame)):.0f} %)"
 
 
+def _not_copies(frame):
+    """The runs that do not reproduce the style's layout (all runs without a layout_copy column)."""
+    from ..evaluation.layout_copy import COPY_THRESHOLD
+
+    return frame[frame["layout_copy"] <= COPY_THRESHOLD] if "layout_copy" in frame else frame
+
+
+def _texture_table(sub, sets, columns, extra) -> list[str]:
+    rows = [
+        [_set_label(s)]
+        + [_mean_std(sub[sub["layers"] == s][c]) for c in columns + extra]
+        + ([_copy_rate(sub[sub["layers"] == s])] if "layout_copy" in sub else [])
+        for s in sets
+    ]
+    return _table(
+        ["layer set"]
+        + [c.replace("gram_dist_", "") for c in columns]
+        + [_label(m) for m in extra]
+        + (["copies"] if "layout_copy" in sub else []),
+        rows,
+    )
+
+
+def _depth_claims(sub, sets, columns) -> list[str]:
+    """The deepest layer's distance against the set's depth (ρ, styles resampled, runs that are not copies),
+    per style from the shallowest to the deepest set, and the same ρ at every other layer."""
+    set_rank = {s: rank for rank, s in enumerate(sets)}
+    textures = _not_copies(sub)
+    rho = {
+        c: spearman_interval(textures["layers"].map(set_rank), textures[c], groups=textures["style"]) for c in columns
+    }
+    first, last, deepest, shallow = sets[0], sets[-1], columns[-1], columns[0]
+    means = sub.groupby(["style", "layers"])[deepest].mean()
+    styles = unique(sub["style"])
+    lower = sum(means.get((style, last), math.nan) < means.get((style, first), math.nan) for style in styles)
+    higher = sum(means.get((style, last), math.nan) > means.get((style, first), math.nan) for style in styles)
+    only = f" among the {len(textures)} of {len(sub)} runs that are not copies" if "layout_copy" in sub else ""
+    name = lambda c: c.replace("gram_dist_", "")  # noqa: E731
+    claims = [
+        f"The Gram distance at {name(deepest)} {trend_word(rho[deepest])} as the set deepens{only} "
+        f"(ρ(set depth, distance) = {with_interval(rho[deepest], 2)}, styles resampled; "
+        f"{_fmt(sub[sub['layers'] == first][deepest].mean())} for {_set_label(first)} → "
+        f"{_fmt(sub[sub['layers'] == last][deepest].mean())} for {_set_label(last)}; lower for {lower} and higher "
+        f"for {higher} of {len(styles)} styles), while the distance at {name(shallow)} {trend_word(rho[shallow])} "
+        f"(ρ = {with_interval(rho[shallow], 2)})."
+    ]
+    if len(columns) > 2:
+        claims.append(
+            "ρ at the other layers: "
+            + ", ".join(f"{name(c)} {with_interval(rho[c], 2)} ({trend_word(rho[c])})" for c in columns[1:-1])
+            + "."
+        )
+    return claims
+
+
 def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
     from ..evaluation.layout_copy import COPY_THRESHOLD
 
@@ -130,12 +223,6 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
     sets = sorted(unique(sub["layers"]), key=lambda s: len(str(s).split("-")))
     columns = [f"gram_dist_{layer}" for layer in DEPTH_LAYERS if f"gram_dist_{layer}" in sub]
     extra = [m for m in ("sliced_wasserstein_mean", "layout_copy") if m in sub]
-    rows = [
-        [_set_label(s)]
-        + [_mean_std(sub[sub["layers"] == s][c]) for c in columns + extra]
-        + ([_copy_rate(sub[sub["layers"] == s])] if "layout_copy" in sub else [])
-        for s in sets
-    ]
     lines = [
         "### Texture synthesis: style distance by layer set",
         "",
@@ -144,44 +231,10 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
         f"layout the texture reproduces; above {COPY_THRESHOLD} it is a copy); mean ± std over styles and seeds:",
         "",
     ]
-    lines += _table(
-        ["layer set"]
-        + [c.replace("gram_dist_", "") for c in columns]
-        + [_label(m) for m in extra]
-        + (["copies"] if "layout_copy" in sub else []),
-        rows,
-    )
-    set_rank = {s: rank for rank, s in enumerate(sets)}
-    textures = sub[sub["layout_copy"] <= COPY_THRESHOLD] if "layout_copy" in sub else sub
-    rho_deep = {
-        c: spearman_interval(textures["layers"].map(set_rank), textures[c], groups=textures["style"]) for c in columns
-    }
-    first, last = sets[0], sets[-1]
-    deepest = columns[-1]
-    means = sub.groupby(["style", "layers"])[deepest].mean()
-    styles = unique(sub["style"])
-    lower = sum(means[(style, last)] < means[(style, first)] for style in styles)
-    higher = sum(means[(style, last)] > means[(style, first)] for style in styles)
-    shallow = sub.groupby("layers")[columns[0]].mean()
-    only = f" among the {len(textures)} of {len(sub)} runs that are not copies" if "layout_copy" in sub else ""
-    claims = [
-        f"The Gram distance at {deepest.replace('gram_dist_', '')} {trend_word(rho_deep[deepest])} as the set deepens"
-        f"{only} (ρ(set depth, distance) = {with_interval(rho_deep[deepest], 2)}, styles resampled; "
-        f"{_fmt(sub[sub['layers'] == first][deepest].mean())} for {_set_label(first)} → "
-        f"{_fmt(sub[sub['layers'] == last][deepest].mean())} for {_set_label(last)}; lower for {lower} and higher "
-        f"for {higher} of {len(styles)} styles), while the mean distance at {columns[0].replace('gram_dist_', '')} "
-        f"stays between {_fmt(shallow.min())} and {_fmt(shallow.max())} for every set."
-    ]
-    if len(columns) > 2:
-        claims.append(
-            "ρ at the other layers: "
-            + ", ".join(
-                f"{c.replace('gram_dist_', '')} {with_interval(rho_deep[c], 2)} ({trend_word(rho_deep[c])})"
-                for c in columns[:-1]
-            )
-            + "."
-        )
+    lines += _texture_table(sub, sets, columns, extra)
+    claims = _depth_claims(sub, sets, columns)
     if "layout_copy" in sub:
+        last = sets[-1]
         claims.append(
             f"Copies of the style's layout: {_copy_rate(sub[sub['layers'] == last])} runs for "
             f"{_set_label(last)} (mean layout_copy {_fmt(sub[sub['layers'] == last]['layout_copy'].mean())}"
@@ -193,60 +246,159 @@ def texture_section(frame, figure: Callable[[str], str]) -> list[str]:
         "",
     ]
     lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(frame, 'style')}.*", ""]
-    return lines
+    return _with_finding(lines, claims[0])
 
 
-def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
-    """Which loss matches the style best among outputs that are not copies; the copy rate per loss."""
-    from ..evaluation.layout_copy import COPY_THRESHOLD
+# ----------------------------------------------------------------------------------------- losses
+@dataclass
+class LossComparison:
+    """Every loss graded by every style metric: per metric the losses' means over (style, seed) cells of
+    outputs that are not copies, and every pair of losses tested (paired crossed bootstrap, Holm over all
+    metrics × pairs)."""
 
-    deepest = max(unique(frame["layers"]), key=lambda s: len(str(s).split("-")))
-    sub = frame[frame["layers"] == deepest]
-    losses = unique(sub["loss"])
+    losses: list[str]
+    metrics: list[str]
+    means: dict[tuple[str, str], Interval]
+    """(loss, metric) -> mean [95 % interval]."""
+    pairs: dict[tuple[str, str, str], tuple[Interval, float, bool]]
+    """(metric, a, b) -> (a − b at the Holm step's level, adjusted p, separated)."""
+
+    @property
+    def family(self) -> int:
+        return len(self.pairs)
+
+    def test(self, metric: str, a: str, b: str) -> tuple[Interval, float, bool]:
+        if (metric, a, b) in self.pairs:
+            return self.pairs[(metric, a, b)]
+        d, p, separated = self.pairs[(metric, b, a)]
+        return Interval(-d.value, -d.high, -d.low), p, separated
+
+    def order(self, metric: str) -> list[str]:
+        """The losses with a value, lowest mean first (then by name)."""
+        valued = [loss for loss in self.losses if not math.isnan(self.means[(loss, metric)].value)]
+        return sorted(valued, key=lambda loss: (self.means[(loss, metric)].value, loss))
+
+    def lowest(self, metric: str) -> str | None:
+        """The loss lower than every other on ``metric`` with Holm's separation from each, or None."""
+        order = self.order(metric)
+        if len(order) < 2 or order[1:] and self.means[(order[0], metric)].value == self.means[(order[1], metric)].value:
+            return None
+        return order[0] if all(self.test(metric, order[0], other)[2] for other in order[1:]) else None
+
+
+def compare_losses(textures, losses: list[str], metrics: list[str], resamples: int = RESAMPLES) -> LossComparison:
+    """Every pair of ``losses`` by every metric, paired over (style, seed) cells (a copy's cell is empty),
+    one crossed bootstrap for all, Holm over the whole family."""
+    import numpy as np
+
+    styles, seeds = unique(textures["style"]), sorted(textures["seed"].unique())
+    draws = CrossedDraws.draw(styles, seeds, resamples)
+    matrices = {
+        (loss, m): _cells(textures[textures["loss"] == loss], m, styles, seeds) for loss in losses for m in metrics
+    }
+    means = {key: draws.interval(matrix) for key, matrix in matrices.items()}
+    raw = []
+    for m in metrics:
+        for a, b in itertools.combinations([loss for loss in losses if not math.isnan(means[(loss, m)].value)], 2):
+            samples = draws.means(matrices[(a, m)] - matrices[(b, m)])
+            raw.append(((m, a, b), samples, float(np.nanmean(matrices[(a, m)] - matrices[(b, m)]))))
+    decisions = holm([bootstrap_p(samples) for _, samples, _ in raw])
+    pairs = {
+        key: (Interval(value, *percentile_interval(samples, d.level)), d.adjusted, d.rejected)
+        for (key, samples, value), d in zip(raw, decisions)
+    }
+    return LossComparison(losses, metrics, means, pairs)
+
+
+def _cells(runs, metric: str, styles, seeds):
+    """(styles × seeds) means of ``metric``, NaN where no run is."""
+    import numpy as np
+
+    means = runs.groupby(["style", "seed"])[metric].mean() if metric in runs else {}
+    return np.array([[means.get((style, seed), np.nan) for seed in seeds] for style in styles], dtype=float)
+
+
+def _loss_claim(result: LossComparison, metric: str) -> str:
+    order = result.order(metric)
+    name = _label(metric)
+    if len(order) < 2:
+        which = f"only `{order[0]}` has" if order else "no loss has"
+        return f"By {name}, {which} outputs that are not copies: no comparison."
+    top = order[0]
+    diffs = lambda others: ", ".join(  # noqa: E731
+        f"`{o}` (Δ {with_interval(result.test(metric, top, o)[0], 2, signed=True)}, p_Holm {_fmt(result.test(metric, top, o)[1], 2)})"
+        for o in others
+    )
+    separated = [o for o in order[1:] if result.test(metric, top, o)[2]]
+    tied = [o for o in order[1:] if o not in separated]
+    if not tied:
+        return f"By {name}, `{top}` is lower than every other loss: " + diffs(separated) + "."
+    lead = (
+        "has the lowest mean"
+        if result.means[(top, metric)].value < result.means[(tied[0], metric)].value
+        else "shares the lowest mean"
+    )
+    text = f"By {name}, `{top}` {lead} but is not separated from " + diffs(tied)
+    return text + ("; it is lower than " + diffs(separated) if separated else "") + "."
+
+
+def _losses_table(sub, textures, losses, metrics, result: LossComparison) -> list[str]:
     has_copy = "layout_copy" in sub
-    textures = sub[sub["layout_copy"] <= COPY_THRESHOLD] if has_copy else sub
-    metrics = [m for m in STYLE_METRICS + ("wall_seconds",) if m in sub]
-    means = textures.groupby("loss")[metrics].mean()
-    best = {m: means[m].idxmin() for m in metrics if means[m].notna().any()}
     rows = []
     for loss in losses:
         cells = [f"`{loss}`"]
         for m in metrics:
             text = _mean_std(textures[textures["loss"] == loss][m])
-            cells.append(f"**{text}**" if best.get(m) == loss and m != "wall_seconds" else text)
+            cells.append(f"**{text}**" if m in result.metrics and result.lowest(m) == loss else text)
         if has_copy:
             part = sub[sub["loss"] == loss]
             cells += [_mean_std(part["layout_copy"]), _copy_rate(part)]
         if "lpips_vgg" in sub:
             cells.append(_mean_std(sub[sub["loss"] == loss]["lpips_vgg"]))
         rows.append(cells)
-    where = (
-        f"the outputs that are not copies (layout_copy ≤ {COPY_THRESHOLD}; {len(textures)} of {len(sub)})"
-        if has_copy
-        else "all outputs"
-    )
-    lines = [
-        "### Style losses compared",
-        "",
-        f"Textures optimised with each loss on {_set_label(deepest)}, graded by every loss's own normalised "
-        f"distance (columns; mean ± std over {where}, best of each column in bold), the job's wall time, "
-        "layout_copy and the copy rate over all outputs, and LPIPS to the style image as a second copy "
-        "indicator (lowest for a copy: not a measure of style):",
-        "",
-    ]
-    lines += _table(
+    return _table(
         ["optimised with"]
         + [_label(m) for m in metrics]
         + (["layout copy", "copies"] if has_copy else [])
         + (["LPIPS to the style (copy indicator)"] if "lpips_vgg" in sub else []),
         rows,
     )
-    graded = [m for m in STYLE_METRICS if m in best]
-    own = [m for m in graded if best[m] == m.replace("_mean", "")]
-    wins = {loss: [_label(m) for m in graded if best[m] == loss] for loss in losses}
-    sentence = "; ".join(f"`{loss}` is best on {', '.join(won)}" for loss, won in wins.items() if won)
-    claims = [f"Among {where}, {sentence}. {len(own)} of {len(graded)} losses are best on their own metric."]
-    if has_copy:
+
+
+def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
+    """Which loss matches the style best among outputs that are not copies (paired, Holm); the copy rate
+    per loss."""
+    from ..evaluation.layout_copy import COPY_THRESHOLD
+
+    deepest = max(unique(frame["layers"]), key=lambda s: len(str(s).split("-")))
+    sub = frame[frame["layers"] == deepest]
+    losses, textures = unique(sub["loss"]), _not_copies(sub)
+    metrics = [m for m in STYLE_METRICS + ("wall_seconds",) if m in sub]
+    graded = [m for m in STYLE_METRICS if m in sub and sub[m].notna().any()]
+    result = compare_losses(textures, losses, graded)
+    where = (
+        f"the outputs that are not copies (layout_copy ≤ {COPY_THRESHOLD}; {len(textures)} of {len(sub)})"
+        if "layout_copy" in sub
+        else "all outputs"
+    )
+    lines = [
+        "### Style losses compared",
+        "",
+        f"Textures optimised with each loss on {_set_label(deepest)}, graded by every loss's own normalised "
+        f"distance (columns; mean ± std over {where}; bold: lower than every other loss, Holm-separated), the "
+        "job's wall time, layout_copy and the copy rate over all outputs, and LPIPS to the style image as a second "
+        "copy indicator (lowest for a copy: not a measure of style):",
+        "",
+    ]
+    lines += _losses_table(sub, textures, losses, metrics, result)
+    own = [m for m in graded if result.lowest(m) == m.replace("_mean", "")]
+    claims = [
+        f"Among {where}, paired over styles × seeds (Holm-adjusted over the {result.family} comparisons of every pair "
+        "of losses by every metric, 95 %; Δ = the lowest loss − the other): "
+        + " ".join(_loss_claim(result, m) for m in graded)
+        + f" {len(own)} of {len(graded)} losses are lower than every other loss on their own metric."
+    ]
+    if "layout_copy" in sub:
         claims.append(
             "Copy rate per loss: "
             + ", ".join(f"`{loss}` {_copy_rate(sub[sub['loss'] == loss])}" for loss in losses)
@@ -254,50 +406,65 @@ def losses_section(frame, figure: Callable[[str], str]) -> list[str]:
         )
     lines += [f"![texture by loss]({figure('texture_losses_grid.png')})", ""]
     lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(sub, 'style')}.*", ""]
-    return lines
+    return _with_finding(lines, claims[0])
 
 
 # --------------------------------------------------------------------------------------- guidance
+def _guidance_claim(part, what: str, scales: list[float]) -> str:
+    """One setting (method, window, normalisation): the distance unguided, its trend with the scale (ρ,
+    styles resampled) and the change at the largest scale as a log ratio to the unguided sample, paired
+    over styles × seeds (crossed bootstrap). No scale is picked by its result."""
+    import numpy as np
+
+    by_scale = part.groupby("scale")["gram_dist_mean"].mean()
+    rho = spearman_interval(part["scale"], part["gram_dist_mean"], groups=part["style"])
+    top = scales[-1]
+    styles, seeds = unique(part["style"]), sorted(part["seed"].unique())
+    at_top = _cells(part[part["scale"] == top], "gram_dist_mean", styles, seeds)
+    unguided = _cells(part[part["scale"] == 0], "gram_dist_mean", styles, seeds)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.log(at_top / unguided)
+    change = CrossedDraws.draw(styles, seeds, RESAMPLES).interval(ratio)
+    lp = part[part["scale"] == top]["lpips_vgg"].mean() if "lpips_vgg" in part else None
+    return (
+        f"{what}: Gram distance {_fmt(by_scale.get(0.0, math.nan))} unguided; it {_trend(rho, 'styles resampled, ')} "
+        f"with the scale; at the largest scale {top:g} it is {_fmt(by_scale.get(top, math.nan))} (ln ratio to the "
+        f"unguided sample {with_interval(change, 2, signed=True)}, styles × seeds resampled)"
+        + (f", LPIPS to the unguided sample {_fmt(lp)} there" if lp is not None else "")
+        + "."
+    )
+
+
+def _guidance_rows(sub, scales, norms):
+    windows = unique(sub["window"]) if "window" in sub else [None]
+    for method in unique(sub["method"]):
+        for window in windows:
+            for norm in norms:
+                part = sub[
+                    (sub["method"] == method)
+                    & ((sub["window"] == window) if window is not None else True)
+                    & ((sub["normalization"] == norm) if norm is not None else True)
+                ]
+                label = [method, window or "0-1"] + ([norm] if len(norms) > 1 else [])
+                what = f"`{method}`, window {window or '0-1'}" + (f", `{norm}` normalisation" if len(norms) > 1 else "")
+                yield label, part, what
+
+
 def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
     lines = ["### Style-guided diffusion: style distance by guidance scale", ""]
+    findings = []
     for slug in unique(frame["model_slug"]):
         sub = with_shared_baselines(frame[frame["model_slug"] == slug])
-        windows = unique(sub["window"]) if "window" in sub else [None]
         norms = unique(sub["normalization"]) if "normalization" in sub else [None]
         scales = sorted(unique(sub["scale"]))
         header = ["method", "window"] + (["normalisation"] if len(norms) > 1 else []) + [f"{s:g}" for s in scales]
         gram_rows, lpips_rows, claims = [], [], []
-        for method in unique(sub["method"]):
-            for window in windows:
-                for norm in norms:
-                    part = sub[
-                        (sub["method"] == method)
-                        & ((sub["window"] == window) if window is not None else True)
-                        & ((sub["normalization"] == norm) if norm is not None else True)
-                    ]
-                    label = [method, window or "0-1"] + ([norm] if len(norms) > 1 else [])
-                    gram_rows.append(label + [_mean_std(part[part["scale"] == s]["gram_dist_mean"]) for s in scales])
-                    if "lpips_vgg" in part:
-                        lpips_rows.append(label + [_mean_std(part[part["scale"] == s]["lpips_vgg"]) for s in scales])
-                    by_scale = part.groupby("scale")["gram_dist_mean"].mean()
-                    best_scale = by_scale.idxmin()
-                    rho = spearman_interval(part["scale"], part["gram_dist_mean"], groups=part["style"])
-                    lp = part.groupby("scale")["lpips_vgg"].mean() if "lpips_vgg" in part else None
-                    what = f"`{method}`, window {window or '0-1'}" + (
-                        f", `{norm}` normalisation" if len(norms) > 1 else ""
-                    )
-                    claims.append(
-                        f"{what}: Gram distance {_fmt(by_scale.get(0.0, float('nan')))} unguided "
-                        f"→ {_fmt(by_scale[best_scale])} at scale {best_scale:g}; "
-                        f"it {_trend(rho, 'styles resampled, ')} with the scale"
-                        + (f", LPIPS to the unguided sample {_fmt(lp[best_scale])} there" if lp is not None else "")
-                        + (
-                            f"; at the largest scale {scales[-1]:g} the distance is {_fmt(by_scale[scales[-1]])}"
-                            if best_scale != scales[-1]
-                            else ""
-                        )
-                        + "."
-                    )
+        for label, part, what in _guidance_rows(sub, scales, norms):
+            gram_rows.append(label + [_mean_std(part[part["scale"] == s]["gram_dist_mean"]) for s in scales])
+            if "lpips_vgg" in part:
+                lpips_rows.append(label + [_mean_std(part[part["scale"] == s]["lpips_vgg"]) for s in scales])
+            claims.append(_guidance_claim(part, what, scales))
+        findings.append(claims[0])
         lines += [
             f"Model `{slug}`. Gram distance to the style (mean over relu1_1…relu5_1), by guidance scale; "
             "mean ± std over styles and seeds:",
@@ -312,7 +479,16 @@ def guidance_section(frame, figure: Callable[[str], str]) -> list[str]:
         ]
         lines += [f"![guidance vs scale]({figure(f'guidance_{slug}_scale.png')})", ""]
         lines += ["**Claims.** " + " ".join(claims) + f" *Grid: {_setup(sub, 'style')}.*", ""]
-    return lines
+    return _with_finding(lines, findings[0])
+
+
+FINDING = "**Finding.** "
+"""The line after a section's heading that carries its one-sentence finding (the README's row)."""
+
+
+def _with_finding(lines: list[str], finding: str) -> list[str]:
+    """The section's lines with its finding after the heading."""
+    return lines[:2] + [FINDING + finding, ""] + lines[2:]
 
 
 SECTIONS = {

@@ -5,7 +5,8 @@ A run writes only under its results folder (figures, summaries and findings unde
 committed folder (``report/`` for the quick preset), and, for a preset with ``readme: true``, copies its
 tables into ``tables/`` there, writes the results page ``docs/results.md`` (:func:`stylediff.reporting.findings.findings_markdown`
 of the published tables, figure links pointing at the published figures) and splices a short table of its
-findings, one row per section heading and a link to the page, into README.md between its markers.
+findings, one row per section (its heading and its one-sentence finding with the numbers) and a link to the page,
+into README.md between its markers.
 Any Markdown file given with ``captions_in`` (the README, the docs home page) gets, between each
 ``<!-- caption: FIGURE -->`` and ``<!-- /caption -->``, the caption the workflow wrote for that figure
 (:func:`splice_captions`), so a page's caption is the figure's own. Torch-free.
@@ -19,7 +20,7 @@ from pathlib import Path
 from ..core.errors import ConfigError
 from ..core.io import atomic_path, write_text
 from .figures import caption_name
-from .findings import findings_markdown, splice_readme
+from .findings import FINDING, findings_markdown, splice_readme
 
 CAPTION_BEGIN, CAPTION_END = "<!-- caption: ", "<!-- /caption -->"
 """Markers around a figure's caption in a Markdown file: ``<!-- caption: PATH -->`` (PATH the figure,
@@ -109,9 +110,18 @@ def splice_captions(markdown: str | os.PathLike, folder: str | os.PathLike) -> b
 
 
 def readme_table(page: str, preset: str | None = None, link: str | None = None) -> str:
-    """The README's short results table: one row per finding (the page's ``###`` headings), pointing at the
-    results page (``link``, relative to the README) for the numbers."""
-    rows = [line[4:].strip() for line in page.splitlines() if line.startswith("### ")]
+    """The README's short results table: one row per section of the page (its ``###`` heading) with the
+    section's finding, the sentence each section writes after its heading (``**Finding.** …``, with its
+    numbers), pointing at the results page (``link``, relative to the README) for the rest."""
+    rows, heading = [], None
+    for line in page.splitlines():
+        if line.startswith("### "):
+            heading = line[4:].strip()
+        elif line.startswith(FINDING) and heading is not None:
+            rows.append((heading, line[len(FINDING) :].strip().replace("|", "\\|")))
+            heading = None
     where = f" (preset `{preset}`)" if preset else ""
-    numbers = f"; numbers, figures and caveats: [{link}]({Path(link).as_posix()})" if link else ""
-    return "\n".join([f"| finding{where}{numbers} |", "|---|", *(f"| {row} |" for row in rows)]) + "\n"
+    numbers = f"; figures and caveats: [{link}]({Path(link).as_posix()})" if link else ""
+    return (
+        "\n".join([f"| section | finding{where}{numbers} |", "|---|---|", *(f"| {h} | {f} |" for h, f in rows)]) + "\n"
+    )

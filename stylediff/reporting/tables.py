@@ -84,6 +84,34 @@ def _model_label(doc: dict) -> str:
     return f"VGG-19 ({vgg.get('source', 'caffe')} weights)"
 
 
+def _run_row(experiment: str, run, doc: dict, axes: list[str]) -> dict[str, Any]:
+    """One run's row: its plan axes, what its sidecar says about the model, size and steps, and its
+    metrics and timings."""
+    config = (doc.get("run") or {}).get("config") or {}
+    row: dict[str, Any] = {"experiment": experiment, "run": run["run"], **{axis: run[axis] for axis in axes}}
+    if "model" in row:
+        row["model_slug"] = row["model"]
+        row["model"] = str(config.get("model") or row["model"])
+    else:
+        row["model"] = _model_label(doc)
+    if "layers" in row:
+        row["n_layers"] = len(str(row["layers"]).split("-"))
+        row["deepest_layer"] = str(row["layers"]).split("-")[-1]
+    row.update({key: config[key] for key in ("size", "steps") if key in config})
+    row.update(
+        {
+            "output": doc.get("image"),
+            "reference": doc.get("reference"),
+            "baseline": doc.get("baseline"),
+            "device": (doc.get("run") or {}).get("device"),
+            "final_loss": doc.get("final_loss"),
+        }
+    )
+    row.update(doc.get("metrics") or {})
+    row.update(doc.get("timing") or {})
+    return row
+
+
 def table(experiment: str, plan, metrics_files: Sequence[str | os.PathLike]):
     """The tidy table: the plan's rows of ``experiment`` (a DataFrame, or a CSV written by
     ``stylediff plan``), each joined with the metrics document of its output."""
@@ -101,31 +129,7 @@ def table(experiment: str, plan, metrics_files: Sequence[str | os.PathLike]):
         doc = docs.get(str(run["output"]))
         if doc is None:
             raise ConfigError(f"no metrics file scores {run['output']} (run {run['run']})")
-        config = (doc.get("run") or {}).get("config") or {}
-        row: dict[str, Any] = {"experiment": experiment, "run": run["run"], **{axis: run[axis] for axis in axes}}
-        if "model" in row:
-            row["model_slug"] = row["model"]
-            row["model"] = str(config.get("model") or row["model"])
-        else:
-            row["model"] = _model_label(doc)
-        if "layers" in row:
-            row["n_layers"] = len(str(row["layers"]).split("-"))
-            row["deepest_layer"] = str(row["layers"]).split("-")[-1]
-        for key in ("size", "steps"):
-            if key in config:
-                row[key] = config[key]
-        row.update(
-            {
-                "output": doc.get("image"),
-                "reference": doc.get("reference"),
-                "baseline": doc.get("baseline"),
-                "device": (doc.get("run") or {}).get("device"),
-                "final_loss": doc.get("final_loss"),
-            }
-        )
-        row.update(doc.get("metrics") or {})
-        row.update(doc.get("timing") or {})
-        rows.append(row)
+        rows.append(_run_row(experiment, run, doc, axes))
     frame = pd.DataFrame(rows)
     for column in ("seed", "scale"):
         if column in frame:

@@ -67,9 +67,29 @@ def network_layer_sets(section: dict, network: str) -> list[list[str]]:
     return [list(layers) for layers in section["layer_sets"]]
 
 
+def style_group(section: dict, style: str) -> str | None:
+    """The group ``style`` belongs to in ``style_groups: {group: [styles]}`` (None: in no group)."""
+    groups = [name for name, styles in (section.get("style_groups") or {}).items() if style in styles]
+    if len(groups) > 1:
+        raise ConfigError(f"style {style!r} is in several style_groups: {', '.join(groups)}")
+    return groups[0] if groups else None
+
+
+def method_scales(section: dict, entry: dict, style: str) -> list[float]:
+    """A method's scales for one style: ``scales_by_group[group]`` when the style's group has its own
+    (a style loss ~10x larger moves the samples at ~10x smaller scales for methods that do not rescale
+    the gradient), else ``scales``."""
+    by_group = entry.get("scales_by_group") or {}
+    unknown = sorted(set(by_group) - set(section.get("style_groups") or {}))
+    if unknown:
+        raise ConfigError(f"method {entry['name']}: scales_by_group names {', '.join(unknown)}, not in style_groups")
+    return list(by_group.get(style_group(section, style), entry["scales"]))
+
+
 def _method_combinations(config: dict, spec: Experiment) -> list[dict]:
-    """guidance_methods: each method with its own scales, each network with its own layer sets, every
-    other axis a product; scale 0 (the unguided sample) once per combination of the other axes."""
+    """guidance_methods: each method with its own scales (per style group where it has them), each
+    network with its own layer sets, every other axis a product; scale 0 (the unguided sample) once per
+    combination of the other axes."""
     section = config[spec.name]
     others = [axis for axis in spec.axes if axis.name not in ("method", "scale", "layers")]
     out = []
@@ -78,7 +98,31 @@ def _method_combinations(config: dict, spec: Experiment) -> list[dict]:
             values = {**dict(zip((axis.name for axis in others), combo)), "layers": layers}
             out.append({**values, "method": "unguided", "scale": 0})
             for method, entry in method_entries(section).items():
-                out += [{**values, "method": method, "scale": scale} for scale in entry["scales"] if scale > 0]
+                scales = method_scales(section, entry, values["style"])
+                out += [{**values, "method": method, "scale": scale} for scale in scales if scale > 0]
+    return out
+
+
+def _texture_combinations(config: dict, spec: Experiment) -> list[dict]:
+    """texture: the product of the axes, except that a loss given as ``{name, layer_sets}`` runs on those
+    of the section's layer sets only (e.g. the slow losses on the deepest set, the depth trend on gram)."""
+    section = config[spec.name]
+    known = [list(layers) for layers in section["layer_sets"]]
+    only = {}
+    for entry in section["losses"]:
+        if isinstance(entry, dict):
+            only[entry["name"]] = [list(layers) for layers in entry["layer_sets"]]
+            stray = [layers for layers in only[entry["name"]] if layers not in known]
+            if stray:
+                raise ConfigError(
+                    f"texture.losses: {entry['name']}'s layer set {stray[0]} is not in texture.layer_sets"
+                )
+    axes = list(spec.axes)
+    out = []
+    for combo in itertools.product(*(spec.values(config, axis) for axis in axes)):
+        values = dict(zip((axis.name for axis in axes), combo))
+        if values["loss"] not in only or list(values["layers"]) in only[values["loss"]]:
+            out.append(values)
     return out
 
 
@@ -191,6 +235,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             batched=("layers", "loss"),
             command=("style", "layers", "loss", *OPTIMIZE, "seed", *VGG_FLAGS),
             reference="style",
+            combinations=_texture_combinations,
             figures=lambda config: ["texture_layers_grid.png", "texture_losses_grid.png", "texture_gram_vs_layers.png"],
         ),
         Experiment(

@@ -71,17 +71,30 @@ class Plan:
             self._jobs[experiment] = jobs
         return self._jobs[experiment]
 
-    def job_outputs(self, experiment: str, suffix: str) -> list[str]:
-        """Output patterns of one job, around its ``{head}`` (and ``{tail}``) wildcards: one per batched part
-        (per batched part and everything after it when the experiment groups an axis). Every job of an
-        experiment has the same parts: the grids are products, and a method's scales are the same for
-        every head."""
+    def _parts(self, experiment: str, job: str) -> tuple[str, ...]:
+        """The run ids of a job without its head: what a rule's output patterns add to ``{head}``."""
         spec = lookup(experiment)
         parts = []
-        for runs in self.jobs(experiment).values():
-            for run in runs:
-                _, part, tail = split_run(spec, run)
-                parts.append(f"{part}{SEPARATOR}{tail}" if spec.grouped else part)
+        for run in self.jobs(experiment)[job]:
+            _, part, tail = split_run(spec, run)
+            parts.append(f"{part}{SEPARATOR}{tail}" if spec.grouped else part)
+        return tuple(dict.fromkeys(parts))
+
+    def job_groups(self, experiment: str) -> list[list[str]]:
+        """The jobs grouped by the outputs they write after their head: one group when the grid is a
+        product; one per style group when a method's scales differ by style (``scales_by_group``), each
+        then a rule of its own (a rule's jobs all write the same patterns)."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for job in self.jobs(experiment):
+            groups.setdefault(self._parts(experiment, job), []).append(job)
+        return list(groups.values())
+
+    def job_outputs(self, experiment: str, suffix: str, jobs: list[str] | None = None) -> list[str]:
+        """Output patterns of one job, around its ``{head}`` (and ``{tail}``) wildcards: one per batched part
+        (per batched part and everything after it when the experiment groups an axis). Every job of
+        ``jobs`` (default: all; one of :meth:`job_groups`) has the same parts."""
+        spec = lookup(experiment)
+        parts = [part for job in (jobs or self.jobs(experiment)) for part in self._parts(experiment, job)]
         tail = "" if spec.grouped else f"{SEPARATOR}{{tail}}"
         return [f"{self.results}/{experiment}/{{head}}{SEPARATOR}{part}{tail}{suffix}" for part in dict.fromkeys(parts)]
 
