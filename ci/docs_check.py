@@ -51,6 +51,7 @@ PAGES = {
     "getting-started": "getting-started/",
     "sampler": "part2/sampler/",
     "method": "part2/methods/tfg/",
+    "methods-index": "part2/methods/",  # the methods table at 1280 px (one line per rule)
     "results": "results/",
     "api-guided-sampler": "reference/diffusion/#stylediff.diffusion.sampler.GuidedSampler",
     "losses": "part1/losses/",  # inline maths in a table: KaTeX loads offline and renders

@@ -106,3 +106,22 @@ def on_files(files, config):
             File(path.relative_to(ROOT).as_posix(), str(ROOT), config["site_dir"], config["use_directory_urls"])
         )
     return files
+
+
+CELL = re.compile(r"(<t[dh]\b[^>]*>)(.*?)(</t[dh]>)", re.S)
+CODE = re.compile(r"<code>([^<]*)</code>")
+
+
+def keep_words(match: re.Match) -> str:
+    """One code span of a table cell: each space-separated word in a span that does not break."""
+    words = re.sub(r"\S+", lambda w: f'<span class="sd-word">{w.group(0)}</span>', match.group(1))
+    return f"<code>{words}</code>"
+
+
+def on_page_content(html, page, config, files):
+    """Code in table cells breaks only between its words, never inside an identifier or a flag.
+
+    A narrow column broke ``through_unet`` as ``through_une|t`` and ``--cfg-scale`` after a hyphen; each
+    word of a cell's code span goes in a ``sd-word`` span that extra.css keeps on one line (the table
+    scrolls where that makes it wider than the column). The copied text is unchanged."""
+    return CELL.sub(lambda m: m.group(1) + CODE.sub(keep_words, m.group(2)) + m.group(3), html)

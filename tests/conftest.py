@@ -249,7 +249,9 @@ def docs_problems(read=Path.read_text) -> list[str]:
         str(METHODS_PAGE.relative_to(ROOT)),
         table_names(read(METHODS_PAGE), r"^\s*\[`([^`]+)`\]"),
         METHODS,
-        lambda name: f"the table row '| [`{name}`]({name}.md) | paper | update | reference code | default | range |'",
+        lambda name: (
+            f"the table row '| [`{name}`]({name}.md) | paper | what it does | reference code | default | range |'"
+        ),
     )
     for name in METHODS:
         if not (METHODS_PAGE.parent / f"{name}.md").is_file():

@@ -1,4 +1,6 @@
-"""The base every other package stands on: one-line user errors (:mod:`.errors`), name registries
-(:mod:`.registry`), atomic writes (:mod:`.io`), images as RGB ``[0, 1]`` tensors (:mod:`.images`), per-image
-random streams (:mod:`.seeding`), the sidecars' provenance (:mod:`.provenance`) and optional-install hints
-(:mod:`.extras`). Imports nothing else of stylediff."""
+"""The base every other package stands on; imports nothing else of stylediff.
+
+One-line user errors (:mod:`.errors`), name registries (:mod:`.registry`), atomic writes (:mod:`.io`),
+images as RGB ``[0, 1]`` tensors (:mod:`.images`), per-image random streams (:mod:`.seeding`), the
+sidecars' provenance (:mod:`.provenance`) and optional-install hints (:mod:`.extras`).
+"""

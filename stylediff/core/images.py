@@ -21,7 +21,15 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
 def resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
-    """(N, C, H, W) to ``shape`` (bilinear, antialiased when shrinking); unchanged when already that shape."""
+    """(N, C, H, W) to ``shape`` (bilinear, antialiased when shrinking); unchanged when already that shape.
+
+    Args:
+        image: ``(N, C, H, W)``.
+        shape: ``(H', W')``.
+
+    Returns:
+        ``(N, C, H', W')``.
+    """
     if tuple(image.shape[-2:]) == tuple(shape):
         return image
     return torch.nn.functional.interpolate(
@@ -30,7 +38,16 @@ def resize(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def scaled_shape(shape: tuple[int, int], longest: int, minimum: int = 1) -> tuple[int, int]:
-    """``shape`` scaled to ``longest`` pixels on its longest side, each side at least ``minimum``."""
+    """``shape`` scaled to ``longest`` pixels on its longest side, each side at least ``minimum``.
+
+    Args:
+        shape: two sides, in either order (the result keeps it).
+        longest: the longest side wanted.
+        minimum: the smallest side allowed.
+
+    Returns:
+        The two scaled sides, rounded.
+    """
     ratio = longest / max(shape)
     return max(minimum, round(shape[0] * ratio)), max(minimum, round(shape[1] * ratio))
 
@@ -60,9 +77,18 @@ MIN_SOURCE_SIDE = 2
 def load_image(path: str | os.PathLike, size: int | None = None, min_side: int = 1) -> torch.Tensor:
     """Read ``path`` as a ``(1, 3, H, W)`` float32 RGB tensor in ``[0, 1]``.
 
-    ``size`` is the longest side in pixels (``None`` keeps the file's size). ``min_side`` is
-    the smallest side the caller can use (e.g. the deepest VGG layer's minimum); a file or a
-    resized image with a smaller side is an :class:`ImageError` that names the minimum.
+    Args:
+        path: any image file Pillow opens.
+        size: the longest side in pixels (``None`` keeps the file's size).
+        min_side: the smallest side the caller can use (e.g. the deepest VGG layer's minimum).
+
+    Returns:
+        ``(1, 3, H, W)`` float32 in ``[0, 1]``.
+
+    Raises:
+        ImageError: (one line) the file is missing, a folder, not an image, corrupt or too large to
+            open safely, or the file or the resized image has a side below ``min_side`` (the message
+            names the minimum).
     """
     path = Path(path)
     if size is not None and size <= 0:
@@ -105,7 +131,18 @@ def load_image(path: str | os.PathLike, size: int | None = None, min_side: int =
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """``(1, 3, H, W)`` or ``(3, H, W)`` tensor in ``[0, 1]`` to an ``(H, W, 3)`` uint8 array."""
+    """``(1, 3, H, W)`` or ``(3, H, W)`` tensor in ``[0, 1]`` to an ``(H, W, 3)`` uint8 array.
+
+    Args:
+        image: one image; values outside ``[0, 1]`` are clipped.
+
+    Returns:
+        The rounded 8-bit pixels.
+
+    Raises:
+        ValueError: a batch of more than one image.
+        NumericalError: NaN or infinite pixels.
+    """
     if image.dim() == 4:
         if image.shape[0] != 1:
             raise ValueError(f"expected one image, got a batch of {image.shape[0]}")
@@ -117,7 +154,19 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
-    """Write one image tensor as a PNG at ``path``, atomically (temporary file, then rename)."""
+    """Write one image tensor as a PNG at ``path``, atomically (temporary file, then rename).
+
+    Args:
+        image: ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[0, 1]``.
+        path: the PNG to write (its folder is created).
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        NumericalError: NaN or infinite pixels (nothing is written).
+        OutputError: the folder cannot be created or written.
+    """
     pixels = Image.fromarray(to_uint8(image), mode="RGB")
     path = Path(path)
     with atomic_path(path) as tmp:

@@ -20,7 +20,14 @@ _PACKAGES = ("torch", "torchvision", "diffusers", "numpy", "pillow", "torchmetri
 
 
 def file_sha256(path) -> str:
-    """sha256 of a file, read in 1 MiB chunks: the identity of a weight file in every sidecar."""
+    """sha256 of a file, read in 1 MiB chunks: the identity of a weight file in every sidecar.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The hex digest.
+    """
     import hashlib
 
     digest = hashlib.sha256()
@@ -42,6 +49,14 @@ def versions() -> dict[str, str]:
 
 
 def device_name(device: torch.device | str) -> str:
+    """The device a sidecar records: the GPU's name, or the CPU's with torch's thread count.
+
+    Args:
+        device: a torch device or its name (``cpu``, ``cuda:0``).
+
+    Returns:
+        ``NVIDIA H100 80GB HBM3``, or ``cpu (x86_64, 2 threads)``.
+    """
     import torch  # here, not at the top: the torch-free reporting modules import this module
 
     device = torch.device(device)
@@ -59,7 +74,19 @@ def sidecar(
     results: dict | None = None,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
-    """The JSON document written beside an output: rerunnable config plus provenance and results."""
+    """The JSON document written beside an output: rerunnable config plus provenance and results.
+
+    Args:
+        command: the command line or verb that made the output.
+        config: every setting needed to rerun it.
+        weights: the weight files used (paths and sha256).
+        timing: seconds and memory (labels: ``TIMING_LABELS``).
+        results: more top-level keys (final losses, history…).
+        device: where it ran.
+
+    Returns:
+        The document, with the versions of the packages that change results and the creation time.
+    """
     return {
         "command": command,
         "config": config,

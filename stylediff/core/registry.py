@@ -16,15 +16,33 @@ T = TypeVar("T")
 
 
 class Registry(dict):
-    """``{name: class}`` for one kind of thing; ``lookup(name)`` fails in one line naming the valid names
-    (``get`` keeps the meaning of :meth:`dict.get`)."""
+    """``{name: class}`` for one kind of thing.
+
+    ``lookup(name)`` fails in one line naming the valid names (``get`` keeps the meaning of
+    :meth:`dict.get`).
+
+    Args:
+        kind: what is registered, for messages (``style loss``).
+        error: the error class ``lookup`` raises for an unknown name.
+        plural: the plural of ``kind`` (default ``kind + "s"``).
+    """
 
     def __init__(self, kind: str, error: type[StylediffError], plural: str | None = None):
         super().__init__()
         self.kind, self.error, self.plural = kind, error, plural or f"{kind}s"
 
     def register(self, cls: T) -> T:
-        """Class decorator: register ``cls`` under ``cls.name`` (each name once)."""
+        """Class decorator: register ``cls`` under ``cls.name`` (each name once).
+
+        Args:
+            cls: a class with a non-empty ``name`` attribute.
+
+        Returns:
+            ``cls`` unchanged.
+
+        Raises:
+            TypeError: ``cls`` has no name, or the name is registered already.
+        """
         name = getattr(cls, "name", None)
         if not name:
             raise TypeError(f"{cls.__name__} has no name to register as a {self.kind}")
@@ -34,7 +52,17 @@ class Registry(dict):
         return cls
 
     def lookup(self, name: str):
-        """The class registered as ``name``; ``self.error`` (one line, the valid names) for an unknown one."""
+        """The class registered as ``name``.
+
+        Args:
+            name: a registered name.
+
+        Returns:
+            The class.
+
+        Raises:
+            StylediffError: ``self.error``, in one line naming the valid names, for an unknown name.
+        """
         try:
             return self[name]
         except KeyError:

@@ -47,19 +47,33 @@ Guidance's 3 (``--cfg-scale``; docs/part2/sampler.md lists each reference's)."""
 
 
 class Denoised(NamedTuple):
+    """What ``denoise`` returns: the model output after classifier-free guidance, and its CFG correction."""
+
     output: torch.Tensor  # the model output (ε, x0 or v) after classifier-free guidance
     correction: torch.Tensor | None  # w·(out_c − out_u) of CFG in the output's space, None without CFG
 
 
 def straight_through_clamp(x: torch.Tensor) -> torch.Tensor:
-    """x clamped to [-1, 1] in value; where x has a graph, its gradient passes saturated entries too."""
+    """The value of x clamped to [-1, 1]; where x has a graph, its gradient passes saturated entries too.
+
+    Args:
+        x: any tensor.
+
+    Returns:
+        ``x + (clamp(x) − x).detach()`` with grad enabled, else ``clamp(x)``.
+    """
     if torch.is_grad_enabled() and x.requires_grad:
         return x + (x.clamp(-1, 1) - x).detach()
     return x.clamp(-1, 1)
 
 
 class PixelModel:
-    """A pixel-space ``UNet2DModel`` (or any module with its ``config`` and ``forward(x, t).sample``)."""
+    """A pixel-space ``UNet2DModel`` (or any module with its ``config`` and ``forward(x, t).sample``).
+
+    Args:
+        unet: the UNet.
+        info: its provenance (the sidecar's).
+    """
 
     latent = False
 
@@ -69,20 +83,24 @@ class PixelModel:
 
     @property
     def device(self) -> torch.device:
+        """The UNet's device."""
         return self.unet.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The UNet's dtype."""
         return self.unet.dtype
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
+        """One x_t's shape: ``(channels, H, W)``."""
         size = self.unet.config.sample_size
         size = (size, size) if isinstance(size, int) else tuple(size)
         return (self.unet.config.in_channels, *size)
 
     @property
     def image_shape(self) -> tuple[int, int]:
+        """The images' ``(H, W)`` (a pixel model's sample shape)."""
         return tuple(self.sample_shape[1:])
 
     @property
@@ -96,6 +114,15 @@ class PixelModel:
         return 1
 
     def denoise(self, x: torch.Tensor, t) -> Denoised:
+        """The model output at x_t (conditioning and classifier-free guidance folded in).
+
+        Args:
+            x: x_t in model space.
+            t: the timestep.
+
+        Returns:
+            The output (ε, v or x0) and the CFG correction ``w·(out_c − out_u)`` (None without CFG).
+        """
         return Denoised(self.unet(x, t).sample, None)
 
     def clamp(self, x0: torch.Tensor) -> torch.Tensor:
@@ -103,6 +130,14 @@ class PixelModel:
         return x0.clamp(-1, 1)
 
     def to_image(self, x0: torch.Tensor) -> torch.Tensor:
+        """Model-space x̂0 → images in [0, 1], differentiable (pixels: a straight-through clamp to [-1, 1]).
+
+        Args:
+            x0: the predicted clean sample in model space.
+
+        Returns:
+            ``(N, 3, H, W)`` in [0, 1].
+        """
         return straight_through_clamp(x0) / 2 + 0.5
 
     def final_images(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,37 +145,96 @@ class PixelModel:
         return (x.float() / 2 + 0.5).clamp(0, 1)
 
     def autoencode(self, x0: torch.Tensor) -> torch.Tensor:
+        """``encode(decode(x̂0))``, MPGD's projection: a latent model's only.
+
+        Raises:
+            ConfigError: always, for a pixel model.
+        """
         raise ConfigError("the autoencoder projection needs a latent model with an encoder (a VAE)")
 
     # -- content images and the UNet's attention (content starts, attention-based rules) -----------
     def encode(self, images: torch.Tensor, generators: list | None = None) -> torch.Tensor:
-        """Images ``(N, 3, H, W)`` in [0, 1] → model space: ``2x − 1`` for pixels (nothing is drawn).
-        ``generators`` (one per image) make a latent model draw from its encoder's distribution. The result
-        is contiguous (NCHW): a channels-last or expanded input would change the UNet's kernels' rounding."""
+        """Images → model space: ``2x − 1`` for pixels (nothing is drawn).
+
+        The result is contiguous (NCHW): a channels-last or expanded input would change the UNet's kernels'
+        rounding.
+
+        Args:
+            images: ``(N, 3, H, W)`` in [0, 1].
+            generators: one per image: a latent model draws from its encoder's distribution with them.
+
+        Returns:
+            The images in model space.
+        """
         return (images.to(self.device, self.dtype) * 2 - 1).contiguous()
 
     def denoise_without_cfg(self, x: torch.Tensor, t) -> torch.Tensor:
-        """The model output at x_t with no classifier-free guidance (the conditional prediction of a text
-        model): what DDIM inversion steps with."""
+        """The model output at x_t with no classifier-free guidance: what DDIM inversion steps with.
+
+        For a text model, the conditional prediction.
+
+        Args:
+            x: x_t in model space.
+            t: the timestep.
+
+        Returns:
+            The model output.
+        """
         return self.unet(x, t).sample
 
     def attention_conditioning(self, n: int) -> dict:
-        """The UNet's keyword arguments of an attention call (none for an unconditional UNet)."""
+        """The UNet's keyword arguments of an attention call (none for an unconditional UNet).
+
+        Args:
+            n: the batch size.
+
+        Returns:
+            The keyword arguments.
+        """
         return {}
 
     def attention_layers(self, count: int) -> list[int]:
-        """The last ``count`` self-attention layers of the UNet's decoder (:func:`.attention.decoder_layers`)."""
+        """The last ``count`` self-attention layers of the UNet's decoder (:func:`.attention.decoder_layers`).
+
+        Args:
+            count: how many.
+
+        Returns:
+            Their forward-order numbers.
+        """
         return decoder_layers(self.unet, count)
 
     def attention_hook(self, layers: list[int], record: bool = True, edit: Edit | None = None) -> AttentionHook:
-        """A ``with`` block in which every UNet call records (and ``edit`` changes) the self-attention of
-        ``layers`` (forward-order numbers): for rules that edit the denoising call itself."""
+        """A ``with`` block in which every UNet call records (and ``edit`` changes) the self-attention of ``layers``.
+
+        For rules that edit the denoising call itself.
+
+        Args:
+            layers: forward-order numbers of self-attention layers.
+            record: keep q, k, v and the output of each call.
+            edit: changes what a layer attends with (None: nothing).
+
+        Returns:
+            The hook (a context manager).
+        """
         return AttentionHook(self.unet, layers, record, edit)
 
     def attention(self, x: torch.Tensor, t, layers: list[int], edit: Edit | None = None) -> list[AttentionRecord]:
-        """One UNet call on x at t, without classifier-free guidance and with the null prompt on a text
-        model (Attention Distillation's ``extract_feature``, ``pipeline_sd.py:675-690``), returning the
-        records of ``layers`` in their order; differentiable when x requires grad (the output is dropped)."""
+        """One UNet call on x at t, returning the self-attention records of ``layers`` in their order.
+
+        Without classifier-free guidance and with the null prompt on a text model (Attention
+        Distillation's ``extract_feature``, ``pipeline_sd.py:675-690``); differentiable when x requires
+        grad (the output is dropped).
+
+        Args:
+            x: the sample in model space.
+            t: the timestep.
+            layers: forward-order numbers of self-attention layers.
+            edit: changes what a layer attends with (None: nothing).
+
+        Returns:
+            One record (q, k, v, output) per layer.
+        """
         with self.attention_hook(layers, edit=edit) as hook:
             self.unet(x, t, **self.attention_conditioning(x.shape[0]))
         return hook.ordered()
@@ -149,15 +243,23 @@ class PixelModel:
 class LatentModel(PixelModel):
     """A UNet on the latents of an autoencoder, optionally text-conditioned with classifier-free guidance.
 
-    ``unet``: ``UNet2DConditionModel`` (SD 1.x/2.x/XL) or ``UNet2DModel`` (unconditional, as
-    ``LDMPipeline``); ``vae``: the pipeline's ``AutoencoderKL`` or ``VQModel`` (final images, and the
-    encoder of MPGD's projection); ``decoder``: the differentiable decoder guidance goes through (the
-    VAE, or a cheaper ``AutoencoderTiny``); ``conditioning``: the UNet's keyword arguments for
-    (unconditional, conditional) prompts, each with a batch of one (repeated to the batch at each call);
-    ``cfg_scale`` w: CFG runs, as diffusers does, when w > 1 (else the conditional prediction alone);
-    ``sdxl``: decode as ``StableDiffusionXLPipeline`` does (``latents_mean``/``latents_std``, ``force_upcast``).
-    ``null_conditioning``: the UNet's keyword arguments for the empty prompt "" (batch of one), which
-    attention calls use (Attention Distillation's ``null_embeds``, ``pipeline_sd.py:228-233``).
+    Args:
+        unet: ``UNet2DConditionModel`` (SD 1.x/2.x/XL) or ``UNet2DModel`` (unconditional, as ``LDMPipeline``).
+        vae: the pipeline's ``AutoencoderKL`` or ``VQModel`` (final images, and the encoder of MPGD's
+            projection).
+        decoder: the differentiable decoder guidance goes through (the VAE, or a cheaper
+            ``AutoencoderTiny``; None: the VAE).
+        conditioning: the UNet's keyword arguments for (unconditional, conditional) prompts, each with a
+            batch of one (repeated to the batch at each call); None for an unconditional UNet.
+        cfg_scale: w; CFG runs, as diffusers does, when w > 1 (else the conditional prediction alone).
+        info: its provenance (the sidecar's).
+        sdxl: decode as ``StableDiffusionXLPipeline`` does (``latents_mean``/``latents_std``,
+            ``force_upcast``).
+        null_conditioning: the UNet's keyword arguments for the empty prompt "" (batch of one), which
+            attention calls use (Attention Distillation's ``null_embeds``, ``pipeline_sd.py:228-233``).
+
+    Raises:
+        ConfigError: a negative or non-finite ``cfg_scale``.
     """
 
     latent = True
@@ -185,18 +287,22 @@ class LatentModel(PixelModel):
 
     @property
     def vae_scale_factor(self) -> int:
+        """Pixels per latent along a side (8 for Stable Diffusion)."""
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
 
     @property
     def image_shape(self) -> tuple[int, int]:
+        """The decoded images' ``(H, W)``."""
         return tuple(side * self.vae_scale_factor for side in self.sample_shape[1:])
 
     @property
     def cfg(self) -> bool:
+        """Whether ``denoise`` runs classifier-free guidance (a text model with w > 1)."""
         return self.conditioning is not None and self.cfg_scale > 1
 
     @property
     def cfg_batch(self) -> int:
+        """UNet inputs per image in one denoiser call (2 with classifier-free guidance)."""
         return 2 if self.cfg else 1
 
     @staticmethod
@@ -220,6 +326,7 @@ class LatentModel(PixelModel):
         }
 
     def denoise(self, x: torch.Tensor, t) -> Denoised:
+        """The output with CFG as ``StableDiffusionPipeline.__call__``: one call on the doubled batch (see the base class)."""
         if self.conditioning is None:
             return Denoised(self.unet(x, t).sample, None)
         unconditional, conditional = self.conditioning
@@ -231,11 +338,15 @@ class LatentModel(PixelModel):
         return Denoised(out_u + correction, correction)
 
     def clamp(self, x0: torch.Tensor) -> torch.Tensor:
+        """The identity: latents have no fixed range."""
         return x0  # latents have no fixed range
 
     def _latent_statistics(self, decoder, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """SDXL's per-channel ``latents_mean``/``latents_std`` of ``decoder`` (None where the pipeline uses none:
-        SD 1.x/2.x and LDM never do, an SDXL VAE only when its config has both)."""
+        """SDXL's per-channel ``latents_mean``/``latents_std`` of ``decoder``.
+
+        None where the pipeline uses none: SD 1.x/2.x and LDM never do, an SDXL VAE only when its config has
+        both.
+        """
         config = decoder.config
         mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
         if not self.sdxl or mean is None or std is None:
@@ -244,8 +355,18 @@ class LatentModel(PixelModel):
 
     @staticmethod
     def upcasts(decoder, device_type: str) -> bool:
-        """Whether SDXL's pipeline would decode in fp32 here: the VAE config says ``force_upcast`` and the
-        decoder would run in fp16 (stylediff keeps fp32 weights, so: fp16 autocast on ``device_type``)."""
+        """Whether SDXL's pipeline would decode in fp32 here.
+
+        The VAE config says ``force_upcast`` and the decoder would run in fp16 (stylediff keeps fp32
+        weights, so: fp16 autocast on ``device_type``).
+
+        Args:
+            decoder: the VAE or tiny decoder.
+            device_type: ``cpu`` or ``cuda``.
+
+        Returns:
+            True when it would.
+        """
         if not getattr(decoder.config, "force_upcast", False):
             return False
         return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.float16
@@ -260,18 +381,32 @@ class LatentModel(PixelModel):
         return decoder.decode(z).sample
 
     def to_image(self, x0: torch.Tensor) -> torch.Tensor:
+        """Latent x̂0 decoded with gradient as the pipeline decodes, then the straight-through clamp, in [0, 1]."""
         return straight_through_clamp(self._decode(self.decoder, x0).float()) / 2 + 0.5
 
     def final_images(self, x: torch.Tensor) -> torch.Tensor:
+        """The last latent decoded by the full VAE, in [0, 1]."""
         with torch.no_grad():
             return (self._decode(self.vae, x).float() / 2 + 0.5).clamp(0, 1)
 
     def encode(self, images: torch.Tensor, generators: list | None = None) -> torch.Tensor:
-        """Images ``(N, 3, H, W)`` in [0, 1] → latents ``scaling_factor · E(2x − 1)``: the posterior mean
-        without ``generators`` (Attention Distillation's ``image2latent``, ``pipeline_sd.py:45-52``), else a
-        sample drawn from generator i for image i, each image encoded alone (``StableDiffusionImg2ImgPipeline
-        .prepare_latents`` with a list of generators; ``retrieve_latents``' default ``sample``). A ``VQModel``
-        has no distribution: its ``latents``."""
+        """Images → latents ``scaling_factor · E(2x − 1)``.
+
+        A ``VQModel`` has no distribution: its ``latents``.
+
+        Args:
+            images: ``(N, 3, H, W)`` in [0, 1].
+            generators: None: the posterior mean (Attention Distillation's ``image2latent``,
+                ``pipeline_sd.py:45-52``); else a sample drawn from generator i for image i, each image
+                encoded alone (``StableDiffusionImg2ImgPipeline.prepare_latents`` with a list of
+                generators; ``retrieve_latents``' default ``sample``).
+
+        Returns:
+            The latents.
+
+        Raises:
+            ConfigError: the VAE has no encoder.
+        """
         if not hasattr(self.vae, "encode"):
             raise ConfigError("a content image needs a VAE with an encoder")
         x = (images.to(self.device, self.vae.dtype) * 2 - 1).contiguous()
@@ -292,11 +427,17 @@ class LatentModel(PixelModel):
         return latents * self.vae.config.scaling_factor
 
     def denoise_without_cfg(self, x: torch.Tensor, t) -> torch.Tensor:
+        """The conditional prediction alone (see the base class)."""
         if self.conditioning is None:
             return self.unet(x, t).sample
         return self.unet(x, t, **self._batched(self.conditioning[1], x.shape[0])).sample
 
     def attention_conditioning(self, n: int) -> dict:
+        """The empty prompt's conditioning repeated to ``n`` (a text model), else none.
+
+        Raises:
+            ConfigError: a text model without its empty-prompt conditioning.
+        """
         if self.conditioning is None:
             return {}
         if self.null_conditioning is None:
@@ -306,7 +447,17 @@ class LatentModel(PixelModel):
         return self._batched(self.null_conditioning, n)
 
     def autoencode(self, x0: torch.Tensor) -> torch.Tensor:
-        """encode(decode(x̂0)): the latent projected through the autoencoder (MPGD's projection)."""
+        """The latent projected through the autoencoder, ``encode(decode(x̂0))`` (MPGD's projection).
+
+        Args:
+            x0: the latent x̂0.
+
+        Returns:
+            The projected latent (the encoder's mode).
+
+        Raises:
+            ConfigError: the VAE has no encoder.
+        """
         if not hasattr(self.vae, "encode"):
             raise ConfigError("the autoencoder projection needs a VAE with an encoder")
         image = self._decode(self.vae, x0)
@@ -318,10 +469,12 @@ class LatentModel(PixelModel):
 
 
 def _text_pipeline(components: dict[str, Any], scheduler):
-    """A diffusers pipeline object around the loaded parts, for its own ``encode_prompt`` (so prompts,
-    padding, negative prompts and SDXL's pooled embeddings are encoded exactly as the pipeline does).
-    Its constructor also updates an outdated SD scheduler config (``steps_offset`` 1, ``clip_sample``
-    off) as ``StableDiffusionPipeline`` does for every run, so the sampler's scheduler matches it."""
+    """A diffusers pipeline object around the loaded parts, for its own ``encode_prompt``.
+
+    So prompts, padding, negative prompts and SDXL's pooled embeddings are encoded exactly as the pipeline
+    does. Its constructor also updates an outdated SD scheduler config (``steps_offset`` 1, ``clip_sample``
+    off) as ``StableDiffusionPipeline`` does for every run, so the sampler's scheduler matches it.
+    """
     import warnings
 
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
@@ -368,7 +521,19 @@ def encode_prompts(
     cfg_scale: float,
     image_shape: tuple[int, int],
 ) -> tuple[dict, dict]:
-    """The UNet's keyword arguments (batch of one) for the negative and the positive prompt."""
+    """The UNet's keyword arguments (batch of one) for the negative and the positive prompt.
+
+    Args:
+        components: the loaded pipeline parts.
+        scheduler: the sampler's scheduler.
+        prompt: the prompt.
+        negative_prompt: the negative prompt (None: zeros, as the pipelines without one).
+        cfg_scale: the CFG scale (the negative prompt is encoded when it is > 1).
+        image_shape: the images' ``(H, W)`` (SDXL's time ids).
+
+    Returns:
+        ``(negative, positive)`` keyword arguments.
+    """
     pipe = _text_pipeline(components, scheduler)
     device = components["unet"].device
     cfg = cfg_scale > 1
@@ -403,10 +568,24 @@ def make_adapter(
     decoder=None,
     vae_checkpointing: bool = False,
 ) -> PixelModel:
-    """The adapter of a loaded :class:`~.loading.DiffusionModel`: a :class:`PixelModel`, or a
-    :class:`LatentModel` with its prompts encoded (``cfg_scale`` None: 7.5) and its decoder chosen
-    (``decoder``: a loaded ``AutoencoderTiny`` or None for the VAE), gradient checkpointing in the
-    decoder when asked. Options a model cannot use are one-line ConfigErrors."""
+    """The adapter of a loaded :class:`~.loading.DiffusionModel`.
+
+    Args:
+        model: the loaded model.
+        scheduler: the sampler's scheduler (prompts are encoded by the pipeline with it).
+        prompt: the prompt of a text model.
+        negative_prompt: its negative prompt.
+        cfg_scale: the classifier-free guidance scale (None: 7.5).
+        decoder: a loaded ``AutoencoderTiny`` for guidance, or None for the VAE.
+        vae_checkpointing: gradient checkpointing in the decoder.
+
+    Returns:
+        A :class:`PixelModel`, or a :class:`LatentModel` with its prompts encoded and its decoder chosen.
+
+    Raises:
+        ConfigError: one line, for an option the model cannot use (a prompt for an unconditional model, a
+            decoder for a pixel model) or a bad CFG scale.
+    """
     components = model.components
     text = "text_encoder" in components
     name = model.info.get("id")

@@ -1,5 +1,7 @@
-"""The UNet's self-attention inside an objective: an attention processor that records each layer's
-queries, keys, values and attention output, and can substitute what the layer attends with.
+"""The UNet's self-attention inside an objective: a processor that records and can edit each layer's attention.
+
+It records each layer's queries, keys, values and attention output, and can substitute what the layer
+attends with.
 
 Attention-based guidance rules (Attention Distillation; StyleID's and StyleAligned's K/V injection)
 need the UNet's attention, not only its output. The model adapter (:mod:`.adapters`) owns this hook,
@@ -35,7 +37,14 @@ Edit = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Ten
 
 @dataclass
 class AttentionRecord:
-    """One self-attention layer of one UNet call, each ``(B, heads, tokens, head_dim)``."""
+    """One self-attention layer of one UNet call, each ``(B, heads, tokens, head_dim)``.
+
+    Args:
+        q: the queries, after ``norm_q``, as the attention used them.
+        k: the keys.
+        v: the values.
+        out: SDPA(q, k, v) before the output projection ``to_out``.
+    """
 
     q: torch.Tensor  # after norm_q, as the attention used it
     k: torch.Tensor
@@ -52,8 +61,16 @@ def _section(name: str) -> int:
 
 
 def self_attention_modules(unet) -> list[tuple[str, torch.nn.Module]]:
-    """(name, ``Attention`` module) of every self-attention layer of ``unet`` in forward order: down blocks,
-    mid block, up blocks, and ``named_modules`` order within each (a stable sort keeps it)."""
+    """``(name, Attention module)`` of every self-attention layer of ``unet`` in forward order.
+
+    Down blocks, mid block, up blocks, and ``named_modules`` order within each (a stable sort keeps it).
+
+    Args:
+        unet: a diffusers UNet.
+
+    Returns:
+        The layers; cross-attention left out.
+    """
     from diffusers.models.attention_processor import Attention
 
     found = [
@@ -65,10 +82,21 @@ def self_attention_modules(unet) -> list[tuple[str, torch.nn.Module]]:
 
 
 def decoder_layers(unet, count: int) -> list[int]:
-    """The last ``min(count, n)`` self-attention layers in forward order, n = those in the up blocks: the
-    reference's choice generalised (``Controller(self_layers=(10, 16))`` on SD 1.5 = ``up_blocks.2`` and
-    ``.3``; ``(64, 70)`` on SDXL = ``up_blocks.1``: the last 6 either way). A UNet without self-attention in
-    its decoder is a one-line ConfigError."""
+    """The last ``min(count, n)`` self-attention layers in forward order, n = those in the up blocks.
+
+    The reference's choice generalised (``Controller(self_layers=(10, 16))`` on SD 1.5 = ``up_blocks.2``
+    and ``.3``; ``(64, 70)`` on SDXL = ``up_blocks.1``: the last 6 either way).
+
+    Args:
+        unet: a diffusers UNet.
+        count: how many layers.
+
+    Returns:
+        Their forward-order numbers.
+
+    Raises:
+        ConfigError: ``count`` < 1, or no self-attention in the UNet's decoder.
+    """
     if count < 1:
         raise ConfigError(f"the number of attention layers must be >= 1, got {count}")
     names = [name for name, _ in self_attention_modules(unet)]
@@ -80,8 +108,14 @@ def decoder_layers(unet, count: int) -> list[int]:
 
 
 class CaptureProcessor:
-    """``AttnProcessor2_0`` that hands (q, k, v) to ``hook.edit`` before the attention and keeps
-    :class:`AttentionRecord` in ``hook.records[layer]`` after it."""
+    """``AttnProcessor2_0`` that hands (q, k, v) to ``hook.edit`` before the attention and records them after.
+
+    The record is an :class:`AttentionRecord` in ``hook.records[layer]``.
+
+    Args:
+        hook: the hook that installed it.
+        layer: its layer's forward-order number.
+    """
 
     def __init__(self, hook: AttentionHook, layer: int):
         self.hook = hook
@@ -90,6 +124,7 @@ class CaptureProcessor:
     def __call__(  # noqa: C901 - diffusers' AttnProcessor2_0.__call__ line for line, so the copy can be checked
         self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs
     ):
+        """The processor of diffusers' ``AttnProcessor2_0.__call__``, with the edit and the record."""
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -140,11 +175,29 @@ class CaptureProcessor:
 
 
 class AttentionHook:
-    """:class:`CaptureProcessor` on the self-attention ``layers`` of ``unet`` while the hook is entered
-    (a ``with`` block); the original processors come back on exit. ``records`` holds the last UNet
-    call's :class:`AttentionRecord` per layer (when ``record``); ``edit`` changes what a layer attends
-    with. Only layers running diffusers' ``AttnProcessor2_0`` are taken (a one-line ConfigError names
-    another processor: xformers, LoRA, IP-Adapter), since the copy reproduces that one."""
+    """:class:`CaptureProcessor` on the self-attention ``layers`` of ``unet`` while the hook is entered.
+
+    A ``with`` block; the original processors come back on exit. ``records`` holds the last UNet call's
+    :class:`AttentionRecord` per layer. Only layers running diffusers' ``AttnProcessor2_0`` are taken,
+    since the copy reproduces that one.
+
+    Args:
+        unet: a diffusers UNet.
+        layers: forward-order numbers of self-attention layers.
+        record: keep each call's records.
+        edit: changes what a layer attends with (None: nothing).
+
+    Raises:
+        ConfigError: a layer out of range, or (on entering) one running another processor (xformers,
+            LoRA, IP-Adapter).
+
+    Example:
+        ```python
+        with AttentionHook(unet, decoder_layers(unet, 2)) as hook:
+            unet(x, t)
+        record = hook.ordered()[0]  # record.q, .k, .v: (B, heads, tokens, head_dim); .out: SDPA's output
+        ```
+    """
 
     def __init__(self, unet, layers: list[int], record: bool = True, edit: Edit | None = None):
         modules = self_attention_modules(unet)
@@ -160,6 +213,7 @@ class AttentionHook:
         self._saved: dict[int, object] = {}
 
     def __enter__(self) -> AttentionHook:
+        """Install the capturing processors."""
         from diffusers.models.attention_processor import AttnProcessor2_0
 
         for layer, (name, module) in self.modules.items():
@@ -174,6 +228,7 @@ class AttentionHook:
         return self
 
     def __exit__(self, *exc) -> None:
+        """Put the original processors back."""
         for layer, processor in self._saved.items():
             self.modules[layer][1].set_processor(processor)
         self._saved = {}

@@ -1,5 +1,6 @@
-"""Attention Distillation's optimisation engine (``attention_distillation`` with ``ad_mode optimize``): the
-reference's style transfer and texture synthesis protocol, ``ADPipeline.optimize``
+"""Attention Distillation's optimisation engine (``attention_distillation`` with ``ad_mode optimize``).
+
+The reference's style transfer and texture synthesis protocol, ``ADPipeline.optimize``
 (xugao97/AttentionDistillation ``pipeline_sd.py:281-368``), which is not a sampling loop.
 
 A clean latent (the content's posterior mean, or noise from each image's generator without a content)
@@ -30,8 +31,23 @@ from .sampler import GuidedSampler, HistoryRecorder, SampleOutput
 
 
 class DistillationOptimizer(GuidedSampler):
-    """``ADPipeline.optimize`` behind the :class:`GuidedSampler` interface; ``method`` is an
-    :class:`AttentionDistillation` (its ``scale`` is Adam's learning rate; 0 returns the start decoded)."""
+    """``ADPipeline.optimize`` behind the :class:`GuidedSampler` interface.
+
+    Called as the sampler is (``num_inference_steps`` is the schedule the optimisation walks; ``eta`` is
+    not used).
+
+    Args:
+        model: a model adapter.
+        scheduler: the scheduler whose timesteps the UNet reads the latent at.
+        objective: not read (the method's loss is the UNet's attention).
+        method: an :class:`AttentionDistillation` (its ``scale`` is Adam's learning rate; 0 returns the
+            start decoded).
+        guidance_size: as the sampler's.
+        references: ``style`` (needed) and the images the method reads.
+
+    Raises:
+        ConfigError: another method, or no style reference.
+    """
 
     def __init__(self, model, scheduler, objective=None, method=None, guidance_size=None, references=None):
         if not isinstance(method, AttentionDistillation):
@@ -118,6 +134,12 @@ class DistillationOptimizer(GuidedSampler):
 
 
 def engine_for(method) -> type[GuidedSampler]:
-    """The engine that runs ``method``: the sampler, or Attention Distillation's optimiser for its
-    ``ad_mode optimize``."""
+    """The engine that runs ``method``.
+
+    Args:
+        method: a guidance method.
+
+    Returns:
+        :class:`GuidedSampler`, or :class:`DistillationOptimizer` for ``ad_mode optimize``.
+    """
     return DistillationOptimizer if getattr(method, "ad_mode", "sample") == "optimize" else GuidedSampler

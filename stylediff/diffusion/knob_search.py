@@ -1,5 +1,6 @@
-"""Hyperparameter search for a guidance method: TFG's beam search (YWolfeee/Training-Free-Guidance
-``searching.py`` ``BeamSearch``), generalised to any registered method.
+"""Hyperparameter search for a guidance method: TFG's beam search, generalised to any registered method.
+
+TFG's: YWolfeee/Training-Free-Guidance ``searching.py`` ``BeamSearch``.
 
 Start from one setting; each round, every member of the beam makes one child per searchable knob by
 multiplying that knob by its factor (``GuidanceMethod.search_factors``: the scale ×2 for every method;
@@ -23,6 +24,16 @@ from tqdm.auto import tqdm
 
 @dataclass
 class Candidate:
+    """One setting the search evaluated.
+
+    Args:
+        knobs: the method's knobs.
+        style: the style distance of its samples (lower is better).
+        fidelity: its distance to the same-seed unguided samples (compared with the budget).
+        round: the round it was made in (0: the start).
+        extra: whatever else ``evaluate`` returned.
+    """
+
     knobs: dict[str, Any]
     style: float = math.inf
     fidelity: float = math.inf
@@ -30,7 +41,14 @@ class Candidate:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def key(self, budget: float) -> tuple[int, float]:
-        """Sort key: within budget first, then the lower style distance."""
+        """Sort key: within budget first, then the lower style distance.
+
+        Args:
+            budget: the largest fidelity distance within budget.
+
+        Returns:
+            ``(0 within budget else 1, style)``.
+        """
         return (0 if self.fidelity <= budget else 1, self.style)
 
 
@@ -46,8 +64,19 @@ def beam_search(
 ) -> list[Candidate]:
     """Every candidate evaluated, in evaluation order; the best is ``min(..., key=lambda c: c.key(budget))``.
 
-    ``evaluate(knobs)`` returns ``{"style": …, "fidelity": …, …}`` (``style`` lower is better, ``fidelity``
-    compared with ``budget``); a knob in ``caps`` is never multiplied past its cap (TFG's ``max_*``).
+    Args:
+        evaluate: ``evaluate(knobs)`` returns ``{"style": …, "fidelity": …, …}`` (``style`` lower is better,
+            ``fidelity`` compared with ``budget``).
+        start: the first setting.
+        factors: ``{knob: factor}``: each round, a member's child multiplies one knob by its factor.
+        rounds: how many rounds.
+        beam: how many settings each round keeps.
+        budget: the largest fidelity distance within budget.
+        progress: show a progress bar.
+        caps: ``{knob: cap}``: a knob is never multiplied past its cap (TFG's ``max_*``).
+
+    Returns:
+        Every candidate evaluated (each setting once), in evaluation order.
     """
     caps = caps or {}
     seen: dict[tuple, Candidate] = {}

@@ -1,5 +1,7 @@
-"""A diffusion model's parts and its scheduler config from a local folder or a hub id, with offline
-errors that say what to run, and the provenance every sidecar records (id, revision, weights sha256).
+"""A diffusion model's parts and its scheduler config from a local folder or a hub id.
+
+Offline errors say what to run; the provenance every sidecar records is kept (id, revision, weights
+sha256).
 
 Pixel-space ``UNet2DModel`` models load in both layouts, locally and from the Hugging Face cache: the
 pipeline layout (``unet/`` and ``scheduler/``, as ``DDPMPipeline.save_pretrained`` writes and
@@ -35,8 +37,15 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass
 class DiffusionModel:
-    """A loaded UNet with its scheduler config, the other parts of a latent pipeline (``vae``,
-    ``text_encoder``, ``tokenizer``…; empty for a pixel model) and where they came from (the sidecar)."""
+    """A loaded UNet with its scheduler config, the other parts of a latent pipeline and their provenance.
+
+    Args:
+        unet: a diffusers ``UNet2DModel`` or ``UNet2DConditionModel``, frozen.
+        scheduler_config: the model's scheduler config.
+        info: where it came from (id, source, revision, weight files and their sha256): the sidecar's.
+        components: a latent pipeline's other parts (``vae``, ``text_encoder``, ``tokenizer``…; empty for
+            a pixel model).
+    """
 
     unet: Any  # diffusers.UNet2DModel or UNet2DConditionModel
     scheduler_config: dict[str, Any]
@@ -53,20 +62,38 @@ class DiffusionModel:
         return tuple(side * factor for side in size)
 
     def scheduler(self, name: str = "ddim"):
+        """A fresh scheduler built from the model's scheduler config.
+
+        Args:
+            name: ``ddim`` or ``ddpm``.
+
+        Returns:
+            A diffusers ``DDIMScheduler`` or ``DDPMScheduler``.
+        """
         return make_scheduler(name, self.scheduler_config)
 
     def adapter(self, scheduler, **options):
-        """The sampler's view of this model (:func:`.adapters.make_adapter`; prompts need ``scheduler``)."""
+        """The sampler's view of this model (:func:`.adapters.make_adapter`).
+
+        Args:
+            scheduler: the scheduler it will sample with (prompts need it).
+            **options: the adapter's options (prompt, negative prompt, CFG scale, decoder…).
+
+        Returns:
+            A ``PixelModel`` or ``LatentModel``.
+        """
         from .adapters import make_adapter
 
         return make_adapter(self, scheduler, **options)
 
 
 def _check_path_like(text: str) -> None:
-    """A model written as a path that is no folder fails here, at once, with the nearest local model
-    folders: ``models/nope`` also reads as a hub id (owner/name), and the hub would be asked for it,
-    with retries, for over a minute. Path-like: it starts with ``.``, ``/`` or ``~``, ends with a
-    separator, has more than two parts, or its first part is an existing folder."""
+    """A model written as a path that is no folder fails here, at once, with the nearest local model folders.
+
+    ``models/nope`` also reads as a hub id (owner/name), and the hub would be asked for it, with retries,
+    for over a minute. Path-like: it starts with ``.``, ``/`` or ``~``, ends with a separator, has more
+    than two parts, or its first part is an existing folder.
+    """
     parts = [part for part in re.split(r"[/\\]", text) if part]
     path = Path(text).expanduser()
     path_like = (
@@ -101,9 +128,12 @@ def _not_found(model: str, reason: str, offline: bool) -> WeightsError:
 
 
 def _quietly(load, *args, **kwargs):
-    """Call a diffusers/transformers loader without the notices that are not the user's business: the
-    ``low_cpu_mem_usage``/accelerate hint (we pass ``low_cpu_mem_usage=False``: these models are small),
-    huggingface_hub's deprecation of an argument diffusers still passes, and transformers' progress bar."""
+    """Call a diffusers/transformers loader without the notices that are not the user's business.
+
+    The ``low_cpu_mem_usage``/accelerate hint (we pass ``low_cpu_mem_usage=False``: these models are
+    small), huggingface_hub's deprecation of an argument diffusers still passes, and transformers'
+    progress bar.
+    """
     try:  # transformers is optional: only text-conditioned (latent) models need it
         from transformers.utils import logging as transformers_logging
     except ImportError:
@@ -128,7 +158,33 @@ def load_model(
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool | None = None,
 ) -> DiffusionModel:
-    """Load a diffusion model (pixel ``UNet2DModel``, or a latent pipeline) from a local folder or a hub id."""
+    """Load a diffusion model (pixel ``UNet2DModel``, or a latent pipeline) from a local folder or a hub id.
+
+    Args:
+        model: a local diffusers folder (pipeline layout ``unet/`` + ``scheduler/``, flat, or a latent
+            pipeline with ``model_index.json``) or a hub id (``google/ddpm-cifar10-32``) in the Hugging
+            Face cache.
+        device: where to put the parts.
+        revision: a hub branch, tag or commit.
+        cache_dir: the Hugging Face cache (default: ``$HF_HOME/hub``).
+        local_files_only: read the cache only (default: as ``HF_HUB_OFFLINE``).
+
+    Returns:
+        The model: its UNet, scheduler config, latent parts and provenance, frozen on ``device``.
+
+    Raises:
+        WeightsError: one line: a path-like name that is no folder (with the nearest local model
+            folders), a file, a folder that is no diffusers model, or a hub id that is not cached and
+            cannot be downloaded (the message says what to run).
+
+    Example:
+        ```python
+        model = load_model("models/ddpm-emoji-faces-32")          # a folder of this repository
+        model = load_model("google/ddpm-cifar10-32", "cuda")       # a hub id, from the HF cache
+        scheduler = model.scheduler("ddim")
+        sampler = GuidedSampler(model.adapter(scheduler), scheduler, objective, make_method("x0"))
+        ```
+    """
     _check_path_like(str(model))  # before anything reaches the hub
     from diffusers import DDPMScheduler, UNet2DModel
 
@@ -160,8 +216,10 @@ def load_model(
         return load_latent(text, path if local else None, index, device, kwargs, offline)
 
     def attempt(loader, subfolders):
-        """Try every layout; the first error does not stop the search (offline, a missing pipeline
-        subfolder raises the same errors as a missing model)."""
+        """Try every layout; the first error does not stop the search.
+
+        Offline, a missing pipeline subfolder raises the same errors as a missing model.
+        """
         errors = []
         for subfolder in subfolders:
             try:
@@ -231,7 +289,24 @@ def _part_class(name: str, spec) -> Any:
 
 def load_latent(text: str, path: Path | None, index: dict, device, kwargs: dict, offline: bool) -> DiffusionModel:
     """The parts of a latent pipeline, each ``from_pretrained`` from its subfolder, frozen on ``device``.
-    A ``vqvae`` (``LDMPipeline``) is the model's ``vae`` to the rest of stylediff."""
+
+    A ``vqvae`` (``LDMPipeline``) is the model's ``vae`` to the rest of stylediff.
+
+    Args:
+        text: the model as given (for messages and provenance).
+        path: the local folder, or None for a hub id.
+        index: its model_index.json.
+        device: where to put the parts.
+        kwargs: the hub arguments (revision, cache_dir, local_files_only).
+        offline: whether the hub may not be asked (for the message of a missing part).
+
+    Returns:
+        The model.
+
+    Raises:
+        WeightsError: a part cannot be loaded, its package is missing, or a text encoder comes without
+            a tokenizer.
+    """
     from diffusers import DDPMScheduler
 
     subfolders = {("vae" if name == "vqvae" else name): name for name in PARTS if index.get(name, [None])[0]}
@@ -278,8 +353,10 @@ def load_latent(text: str, path: Path | None, index: dict, device, kwargs: dict,
 
 
 def _load_part(text: str, path: Path | None, subfolder: str, spec: list, device, kwargs: dict, offline: bool):
-    """One part of a latent pipeline (``spec``: its ``[library, class]`` in model_index.json) from its subfolder,
-    frozen on ``device``."""
+    """One part of a latent pipeline from its subfolder, frozen on ``device``.
+
+    ``spec``: its ``[library, class]`` in model_index.json.
+    """
     if path is not None and not (path / subfolder).is_dir():
         raise WeightsError(
             f"{text} names a {subfolder} ({spec[1]}) in model_index.json but has no {subfolder}/ "
@@ -345,8 +422,22 @@ def load_decoder(
     local_files_only: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """An ``AutoencoderTiny`` for guidance (``tiny``: TAESD for the model's family; else a folder or hub
-    id), frozen on ``device``, and its provenance. Its latents must be the model's."""
+    """An ``AutoencoderTiny`` for guidance, frozen on ``device``, and its provenance.
+
+    Args:
+        spec: ``tiny`` (TAESD for the model's family), or a folder or hub id.
+        model: the latent model it decodes for (its latents must be the decoder's).
+        device: where to put it.
+        local_files_only: read the cache only.
+        cache_dir: the Hugging Face cache.
+
+    Returns:
+        ``(decoder, provenance)``.
+
+    Raises:
+        ConfigError: a pixel model, or a decoder of another latent space.
+        WeightsError: the decoder cannot be found or loaded.
+    """
     from diffusers import AutoencoderTiny
 
     if "vae" not in model.components:

@@ -1,6 +1,8 @@
-"""The sampling loop around a model adapter (:mod:`.adapters`: pixel or latent, conditioning and
-classifier-free guidance inside) and a diffusers scheduler (not a fork of diffusers): a short loop of
-numbered steps that knows no guidance rule and no kind of model. Each step hands a
+"""The sampling loop around a model adapter and a diffusers scheduler: numbered steps, no guidance rule.
+
+The adapter (:mod:`.adapters`: pixel or latent, conditioning and classifier-free guidance inside) and a
+diffusers scheduler (not a fork of diffusers): a short loop of numbered steps that knows no guidance
+rule and no kind of model. Each step hands a
 :class:`~.methods.base.StepContext` to the guidance method, which returns x_{t−1}; without a method
 (or at scale 0, or outside its window) a step is exactly the pipeline's ``scheduler.step``, so scale 0
 reproduces ``DDIMPipeline``/``DDPMPipeline``/``LDMPipeline``/``StableDiffusionPipeline``. A
@@ -52,13 +54,36 @@ GuidanceLoss = Callable[[torch.Tensor], torch.Tensor]
 
 
 def default_guidance_size(sample_size: int, min_size: int = 1) -> int:
-    """``max(sample_size, 4 * min_size)``: the deepest layer of the objective sees at least 4×4 pixels
-    (a 32 px model's samples are upsampled to 64 px for a relu5_1 objective)."""
+    """``max(sample_size, 4 * min_size)``: the deepest layer of the objective sees at least 4×4 pixels.
+
+    A 32 px model's samples are upsampled to 64 px for a relu5_1 objective.
+
+    Args:
+        sample_size: the model's image side.
+        min_size: the objective's ``min_size`` (the smallest side its layers accept).
+
+    Returns:
+        The guidance side in pixels.
+    """
     return max(int(sample_size), 4 * int(min_size))
 
 
 @dataclass
 class SampleOutput:
+    """What :class:`GuidedSampler` returns.
+
+    Args:
+        images: ``(N, 3, H, W)`` float32 in [0, 1], on the CPU.
+        seeds: one seed per image.
+        losses: the final objective per image at the guidance size (None without an objective).
+        seconds: wall time of the loop.
+        step_seconds: wall time per denoising step (recurrences included).
+        history: what each step reported (:class:`HistoryRecorder`'s records).
+        guidance_size: the shape the objective saw (None without an objective).
+        batches: the batch sizes actually run (smaller than asked after an out-of-memory).
+        start: a content start's kind, strength, t_start (its index) and first timestep (None: noise).
+    """
+
     images: torch.Tensor  # (N, 3, H, W) float32 in [0, 1], on the CPU
     seeds: list[int]
     losses: list[float] | None  # final objective per image at the guidance size (None without objective)
@@ -71,11 +96,19 @@ class SampleOutput:
 
     @property
     def seconds_per_step(self) -> float:
+        """Mean wall time of a step."""
         return sum(self.step_seconds) / max(1, len(self.step_seconds))
 
     @classmethod
     def concatenate(cls, parts: Sequence[SampleOutput]) -> SampleOutput:
-        """One output from batches sampled one after the other (per-image lists joined, times added)."""
+        """One output from batches sampled one after the other (per-image lists joined, times added).
+
+        Args:
+            parts: the batches' outputs, in seed order.
+
+        Returns:
+            The joined output.
+        """
         first = parts[0]
         history = []
         for records in zip(*(part.history for part in parts)):
@@ -98,9 +131,11 @@ class SampleOutput:
 
 
 def _recording(ctx: StepContext, denoiser, t) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``ctx.unet``: the denoiser at t, keeping its classifier-free-guidance correction in ``ctx.correction``,
-    converted from the model's output space to ε-space (``Schedule.eps_change``: the correction of a
-    v-prediction model is √ᾱ_t·w·(v_c − v_u) in ε)."""
+    """``ctx.unet``: the denoiser at t, keeping its classifier-free-guidance correction in ``ctx.correction``.
+
+    The correction is converted from the model's output space to ε-space (``Schedule.eps_change``: the
+    correction of a v-prediction model is √ᾱ_t·w·(v_c − v_u) in ε).
+    """
 
     def call(sample: torch.Tensor) -> torch.Tensor:
         out, correction = denoiser(sample, t)
@@ -111,23 +146,69 @@ def _recording(ctx: StepContext, denoiser, t) -> Callable[[torch.Tensor], torch.
 
 
 class HistoryRecorder:
-    """A step callback that keeps what each step reported (timestep, guided, loss, step size)."""
+    """A step callback that keeps what each step reported (timestep, guided, loss, step size).
+
+    Example:
+        ```python
+        steps = HistoryRecorder()
+        out = sampler(seeds=[0, 1], callback=steps)
+        steps.records[-1]  # {"step": 50, "t": 1, "guided": True, "loss": [...], ...}
+        ```
+    """
 
     def __init__(self):
         self.records: list[dict[str, Any]] = []
 
     def __call__(self, info: dict[str, Any]) -> None:
+        """Keep one step's report, without the tensors ``x`` and ``x0``.
+
+        Args:
+            info: the step's report.
+        """
         self.records.append({key: value for key, value in info.items() if key not in ("x", "x0")})
 
 
 class GuidedSampler:
-    """Sample ``model`` (a :mod:`.adapters` adapter, or a bare pixel UNet) with ``scheduler``, each step
-    guided by ``method`` on ``objective``.
+    """Sample ``model`` with ``scheduler``, each step guided by ``method`` on ``objective``.
 
-    ``sampler(seeds, num_inference_steps=50, eta=0.0)`` returns a :class:`SampleOutput`. Scheduler,
-    steps and η belong to the sampler and are shared by every method, so a comparison of methods
-    changes only the guidance rule. ``sampler.method`` is ``method`` resolved for the model
-    (:meth:`~.methods.base.GuidanceMethod.resolved`): what a sidecar records.
+    Calling the sampler (:meth:`__call__`: ``sampler(seeds, num_inference_steps=50, eta=0.0,
+    precision="fp32", progress=True, description="sample", callback=None, start=None)``) returns a
+    :class:`SampleOutput`. Scheduler, steps and η belong to the sampler and are shared by every method,
+    so a comparison of methods changes only the guidance rule. ``sampler.method`` is ``method`` resolved
+    for the model (:meth:`~.methods.base.GuidanceMethod.resolved`): what a sidecar records.
+
+    Args:
+        model: a :mod:`.adapters` adapter (``load_model(...).adapter(scheduler)``, pixel or latent), or a
+            bare pixel ``UNet2DModel`` (``load_model(...).unet``).
+        scheduler: a diffusers DDIM or DDPM scheduler (``model.scheduler("ddim")``).
+        objective: any differentiable callable ``images (N, 3, H, W) in [0, 1] -> (N,)``; needed when the
+            method is guided and reads it.
+        method: a guidance rule (:func:`~.methods.make_method`); None or scale 0 samples unguided.
+        guidance_size: the side at which the objective sees the images (default
+            :func:`default_guidance_size`).
+        references: images (``(1, 3, H, W)`` in [0, 1]) a method reads by name (``style`` for
+            ``attention_distillation``).
+
+    Raises:
+        ConfigError: a guided method without an objective it needs or a reference it needs, a
+            non-positive guidance size, or a scheduler the methods do not support.
+
+    Example:
+        ```python
+        from stylediff.diffusion import GuidedSampler, load_model, make_method
+        from stylediff.networks.vgg19 import load_vgg19
+        from stylediff.nst.losses import style_objective
+        from stylediff.core.images import load_image
+
+        model = load_model("models/ddpm-emoji-faces-32")
+        scheduler = model.scheduler("ddim")
+        style = load_image("data/styles/starry_night.jpg", 64)
+        objective = style_objective(load_vgg19(), style, ["relu1_1", "relu2_1", "relu3_1"], "gram")
+        sampler = GuidedSampler(model.adapter(scheduler), scheduler, objective, make_method("x0", scale=0.03))
+        out = sampler(seeds=[0, 1, 2, 3], num_inference_steps=50, eta=0.0, precision="fp32",
+                      progress=False, callback=lambda info: print(info["step"], info.get("loss")))
+        out.images.shape  # (4, 3, 32, 32), in [0, 1]
+        ```
     """
 
     def __init__(
@@ -158,27 +239,46 @@ class GuidedSampler:
 
     @property
     def guided(self) -> bool:
+        """Whether a method with a scale > 0 guides the steps."""
         return self.method is not None and self.method.scale > 0
 
     # -- geometry ---------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
+        """The model's device."""
         return self.model.device
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
+        """One sample's shape in model space (pixels, or latents)."""
         return self.model.sample_shape
 
     def guidance_shape(self) -> tuple[int, int]:
+        """The shape at which the objective sees the model's images (the image's aspect kept)."""
         h, w = self.model.image_shape
         side = self.guidance_size or default_guidance_size(max(h, w), getattr(self.objective, "min_size", 1))
         return scaled_shape((h, w), side)
 
     def to_objective_input(self, x0: torch.Tensor) -> torch.Tensor:
-        """Model-space x̂0 -> the model's image in [0, 1] at the guidance size."""
+        """Model-space x̂0 -> the model's image in [0, 1] at the guidance size.
+
+        Args:
+            x0: the predicted clean sample in model space.
+
+        Returns:
+            ``(N, 3, H, W)`` in [0, 1], with gradient.
+        """
         return self.resized(self.model.to_image(x0))
 
     def resized(self, images: torch.Tensor) -> torch.Tensor:
+        """Images at the guidance shape (bilinear, antialiased when shrinking).
+
+        Args:
+            images: ``(N, 3, H, W)``.
+
+        Returns:
+            ``(N, 3, *guidance_shape())``.
+        """
         shape = self.guidance_shape()
         if tuple(images.shape[-2:]) != shape:
             images = F.interpolate(
@@ -224,9 +324,32 @@ class GuidedSampler:
         callback: Callable[[dict], None] | None = None,
         start: ContentStart | None = None,
     ) -> SampleOutput:
-        """Sample one image per seed (``int`` = one image), from pure noise or from ``start`` (a content
-        image at a strength); after an out-of-memory on CUDA the batch is split in two and retried (each
-        image has its own generators: the same images come out)."""
+        """Sample one image per seed, from pure noise or from ``start``.
+
+        After an out-of-memory on CUDA the batch is split in two and retried (each image has its own
+        generators: the same images come out).
+
+        Args:
+            seeds: one seed per image (an ``int``: one image).
+            num_inference_steps: the scheduler's steps.
+            eta: DDIM's η (ignored by DDPM).
+            precision: ``fp32``, ``bf16`` (autocast, CPU or CUDA) or ``fp16`` (CUDA only).
+            progress: show a progress bar.
+            description: the progress bar's label.
+            callback: called after every step with a dict: ``step``, ``t``, ``guided``, what the method
+                recorded (``loss`` per image, step sizes…) and ``x`` (x_{t−1}).
+            start: a content image at a strength (:class:`~.starts.ContentStart`); None: pure noise.
+
+        Returns:
+            The images, seeds, final losses, timings and per-step history.
+
+        Raises:
+            ConfigError: no seed, steps ≤ 0, a negative or non-finite η, an unknown precision, or fp16
+                off CUDA.
+            NumericalError: the loss or gradient is not finite (the message names the step), or the
+                images are.
+            ResourceError: out of memory with a single image.
+        """
         seeds = [int(seeds)] if isinstance(seeds, int) else [int(s) for s in seeds]
         if not seeds:
             raise ConfigError("give at least one seed")
@@ -263,8 +386,10 @@ class GuidedSampler:
             )
 
     def _references(self, start: ContentStart | None) -> Callable[[str], torch.Tensor | None]:
-        """``ctx.reference``: each reference image (and the start's content) resized to the model's image
-        shape and encoded (posterior mean) at its first use, once per call."""
+        """``ctx.reference``: each reference image (and the start's content) in model space.
+
+        Resized to the model's image shape and encoded (posterior mean) at its first use, once per call.
+        """
         images = {**self.references, **({"content": start.image} if start is not None else {})}
         encoded: dict[str, torch.Tensor] = {}
 
@@ -285,7 +410,7 @@ class GuidedSampler:
         return call
 
     def _initial(self, seeds, generators, start: ContentStart | None, steps: int, precision: str) -> torch.Tensor:
-        """x at the first step: the pipelines' noise (one generator per image), or ``start``'s."""
+        """The x at the first step: the pipelines' noise (one generator per image), or ``start``'s."""
         from diffusers.utils.torch_utils import randn_tensor
 
         if start is not None:

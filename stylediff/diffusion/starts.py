@@ -1,7 +1,9 @@
-"""Where a sampling run starts: pure noise (the default), or a content image, noised (SDEdit) or inverted
-(DDIM inversion) to the level of the first remaining step. A start is the sampler's, not a guidance
-method's: every method runs unchanged from it, and sees the content only through the objective (a content
-term) or, for attention-based rules, as the sampler's ``content`` reference.
+"""Where a sampling run starts: pure noise (the default), or a content image noised or inverted.
+
+A content image is noised (SDEdit) or inverted (DDIM inversion) to the level of the first remaining step.
+A start is the sampler's, not a guidance method's: every method runs unchanged from it, and sees the
+content only through the objective (a content term) or, for attention-based rules, as the sampler's
+``content`` reference.
 
 SDEdit follows diffusers' ``StableDiffusionImg2ImgPipeline`` (diffusers 0.42.1,
 ``pipelines/stable_diffusion/pipeline_stable_diffusion_img2img.py``) exactly:
@@ -44,7 +46,18 @@ DEFAULT_STRENGTH = 0.8
 
 
 def first_index(steps: int, strength: float) -> int:
-    """t_start of ``get_timesteps``: the index in the n-step schedule where a content start begins."""
+    """t_start of ``get_timesteps``: the index in the n-step schedule where a content start begins.
+
+    Args:
+        steps: n, the schedule's steps.
+        strength: the img2img strength in (0, 1].
+
+    Returns:
+        ``n − min(int(n·strength), n)``.
+
+    Raises:
+        ConfigError: no step would be left to run.
+    """
     init_timestep = min(int(steps * strength), steps)
     if init_timestep == 0:
         raise ConfigError(
@@ -56,14 +69,29 @@ def first_index(steps: int, strength: float) -> int:
 
 @dataclass(frozen=True)
 class ContentStart:
-    """Start from ``image`` ``(1, 3, H, W)`` in [0, 1] at the model's image shape, noised (``sdedit``) or
-    inverted (``inversion``) to the level of step ``first_index(n, strength)``."""
+    """Start from a content image, noised or inverted to the level of step ``first_index(n, strength)``.
+
+    Args:
+        image: ``(1, 3, H, W)`` in [0, 1] at the model's image shape.
+        strength: the img2img strength in (0, 1]: the fraction of the steps that run.
+        kind: ``sdedit`` (noised as the img2img pipeline) or ``inversion`` (DDIM inversion).
+
+    Raises:
+        ConfigError: an unknown kind, a strength outside (0, 1], or not one (1, 3, H, W) image.
+
+    Example:
+        ```python
+        content = load_image("face.png")  # at the model's image size
+        out = sampler(seeds=[0, 1], start=ContentStart(content, strength=0.6, kind="sdedit"))
+        ```
+    """
 
     image: torch.Tensor
     strength: float = DEFAULT_STRENGTH
     kind: str = "sdedit"
 
     def __post_init__(self):
+        """Check the kind, the strength and the image's shape."""
         if self.kind not in STARTS:
             raise ConfigError(f"unknown start {self.kind!r}; choose one of noise, {', '.join(STARTS)}")
         if not (math.isfinite(self.strength) and 0 < self.strength <= 1):
@@ -72,13 +100,34 @@ class ContentStart:
             raise ConfigError(f"a content image is one (1, 3, H, W) image, got shape {tuple(self.image.shape)}")
 
     def describe(self, steps: int, timesteps: torch.Tensor) -> dict:
-        """What a sidecar records of the start."""
+        """What a sidecar records of the start.
+
+        Args:
+            steps: the schedule's steps.
+            timesteps: the scheduler's timesteps.
+
+        Returns:
+            ``{start, strength, t_start, first_t}``.
+        """
         index = first_index(steps, self.strength)
         return {"start": self.kind, "strength": self.strength, "t_start": index, "first_t": int(timesteps[index])}
 
     def initial(self, model, scheduler, steps: int, generators: list, denoise: Callable) -> torch.Tensor:
-        """x at step ``first_index`` for every image (one generator each); ``denoise(x, t)`` is the model
-        output without classifier-free guidance (inversion only). ``scheduler.set_timesteps(steps)`` ran."""
+        """The x at step ``first_index`` for every image (one generator each).
+
+        Args:
+            model: the model adapter (it encodes the image).
+            scheduler: the sampler's scheduler, after ``scheduler.set_timesteps(steps)``.
+            steps: the schedule's steps.
+            generators: one per image.
+            denoise: ``denoise(x, t)``, the model output without classifier-free guidance (inversion only).
+
+        Returns:
+            x at the first step, one row per generator.
+
+        Raises:
+            ConfigError: the image is not at the model's image shape, or inversion without DDIM.
+        """
         index = first_index(steps, self.strength)
         shape = model.image_shape
         if tuple(self.image.shape[-2:]) != tuple(shape):

@@ -1,5 +1,8 @@
-"""The document ``stylediff metrics`` writes for one output: every registered metric of its kind, with
-its run's timing, final loss and command read from the output's sidecar."""
+"""The document ``stylediff metrics`` writes for one output.
+
+Every registered metric of its kind, with its run's timing, final loss and command read from the
+output's sidecar.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,28 @@ def image_metrics(
     reference_size: int | None = None,
     reference_set: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Every registered metric of ``kind`` for one output; returns the document ``stylediff metrics`` writes."""
+    """Every registered metric of ``kind`` for one output.
+
+    Args:
+        scorer: the networks that grade (:class:`~stylediff.evaluation.scorer.Scorer`).
+        kind: the output's kind (:data:`~stylediff.evaluation.metrics.METRIC_KINDS`: inversion, texture,
+            transfer, guidance…).
+        image_path: the output PNG (its JSON sidecar beside it is read).
+        reference_path: the style (or content, for inversion) image it is graded against.
+        baseline_path: the content image (transfer) or the unguided sample (guidance), for the kinds whose
+            pixel metrics compare with one.
+        reference_size: the longest side the reference is read at (default: the run's style size from the
+            sidecar, else the output's side).
+        reference_set: a batch sidecar of the model's own unguided samples (``stylediff sample --seeds …``),
+            for the realism metric of guidance outputs.
+
+    Returns:
+        The document ``stylediff metrics`` writes: the metric values, the run's timing, final loss and
+        command.
+
+    Raises:
+        ConfigError: an unknown kind, or a kind that needs ``baseline_path`` without one.
+    """
     if kind not in METRIC_KINDS:
         raise ConfigError(f"unknown metrics kind {kind!r}; choose one of {', '.join(METRIC_KINDS)}")
     if PIXEL_TARGET[kind] == "baseline" and baseline_path is None:

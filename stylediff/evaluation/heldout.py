@@ -48,6 +48,16 @@ SETTINGS = ("auto", "true", "false")
 
 @dataclass(frozen=True)
 class HeldOutMetric:
+    """One held-out style distance: its table column, network, statistic and label.
+
+    Args:
+        column: the table column it writes.
+        network: the registered feature network it runs on.
+        statistic: ``gram`` (bounded Gram distance over the network's style layers) or ``cosine`` (1 − cos).
+        label: the tables' and figures' label.
+        optional: skipped silently when absent.
+    """
+
     column: str
     network: str
     statistic: str  # "gram" (bounded Gram distance over the network's style layers) or "cosine" (1 − cos)
@@ -73,16 +83,36 @@ COLUMNS = {metric.column: metric for metric in HELDOUT}
 
 
 def gram_distance(features: torch.Tensor, style_features: torch.Tensor) -> torch.Tensor:
-    """``‖G(x) − G(s)‖_F / (‖G(x)‖_F + ‖G(s)‖_F)`` per image, ``(N,)``, in [0, 1] (Gram matrices normalised by
-    C·H·W; 0 for equal statistics, 1 when either image has none)."""
+    """``‖G(x) − G(s)‖_F / (‖G(x)‖_F + ‖G(s)‖_F)`` per image, in [0, 1].
+
+    Gram matrices normalised by C·H·W; 0 for equal statistics, 1 when either image has none.
+
+    Args:
+        features: ``(N, C, H, W)`` of the outputs.
+        style_features: ``(1, C, H', W')`` of the style.
+
+    Returns:
+        ``(N,)``.
+    """
     gram, target = gram_matrix(features), gram_matrix(style_features)
     total = gram.flatten(1).norm(dim=1) + target.flatten(1).norm(dim=1)
     return (gram - target).flatten(1).norm(dim=1) / total.clamp_min(1e-12)
 
 
 def features_of(network, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
-    """``network(images, layers)``, images whose shorter side is below what the layers need upsampled to it
-    (bilinear, aspect kept), as LPIPS upsamples small images."""
+    """``network(images, layers)``, small images upsampled to what the layers need.
+
+    Images whose shorter side is below the network's ``min_size`` are upsampled to it (bilinear, aspect
+    kept), as LPIPS upsamples small images.
+
+    Args:
+        network: a feature network.
+        images: ``(N, 3, H, W)`` in ``[0, 1]``.
+        layers: the layers wanted.
+
+    Returns:
+        ``{layer: features}``.
+    """
     need, side = network.min_size(layers), min(images.shape[-2:])
     if side < need:
         h, w = images.shape[-2:]
@@ -93,7 +123,17 @@ def features_of(network, images: torch.Tensor, layers) -> dict[str, torch.Tensor
 
 
 def distance(metric: HeldOutMetric, network, image: torch.Tensor, style_features: dict) -> torch.Tensor:
-    """The metric's distance of ``image`` (N images) to the style whose features are ``style_features``."""
+    """The metric's distance of ``image`` (N images) to the style whose features are ``style_features``.
+
+    Args:
+        metric: the held-out metric.
+        network: its feature network.
+        image: ``(N, 3, H, W)`` in ``[0, 1]``.
+        style_features: ``{layer: features}`` of the style on the metric's layers.
+
+    Returns:
+        ``(N,)``: the mean bounded Gram distance over the layers, or 1 − cos of the embeddings.
+    """
     layers = list(style_features)
     features = features_of(network, image, layers)
     if metric.statistic == "cosine":
@@ -102,8 +142,19 @@ def distance(metric: HeldOutMetric, network, image: torch.Tensor, style_features
 
 
 class HeldOut:
-    """The held-out networks of a metrics job: which are present (decided once, skips said in one line each),
-    loaded on first use, with each style's features cached per key."""
+    """The held-out networks of a metrics job, loaded on first use, each style's features cached per key.
+
+    Which are present is decided once; the skips are said in one line.
+
+    Args:
+        setting: ``auto`` (the metrics whose weights are present), ``true`` (all, or fail) or ``false``.
+        device: where the networks run.
+        metrics: the metrics to consider.
+
+    Raises:
+        ConfigError: an unknown setting.
+        WeightsError: ``true`` with a network's weights absent.
+    """
 
     def __init__(self, setting: str | bool = "auto", device: str = "cpu", metrics=HELDOUT):
         setting = {True: "true", False: "false"}.get(setting, setting)
@@ -128,14 +179,24 @@ class HeldOut:
         self._style: dict[tuple, dict] = {}
 
     def network(self, name: str):
+        """The cached feature network ``name`` on the job's device."""
         return load_network(name, self.device)
 
     @torch.no_grad()
     def distances(
         self, image: torch.Tensor, style: torch.Tensor, optimised: str | None, key: tuple | None = None
     ) -> dict[str, float]:
-        """``{column: distance}`` for every present metric whose network is not ``optimised`` (the run's
-        ``--network``; None means VGG-19, which no held-out metric uses)."""
+        """``{column: distance}`` for every present metric whose network is not ``optimised``.
+
+        Args:
+            image: ``(1, 3, H, W)`` in ``[0, 1]``.
+            style: the style image.
+            optimised: the run's ``--network`` (None means VGG-19, which no held-out metric uses).
+            key: names the style for the cache of its features (None: nothing is cached).
+
+        Returns:
+            ``{column: distance}``.
+        """
         out = {}
         for metric in self.metrics:
             if metric.network == optimised:
@@ -151,6 +212,7 @@ class HeldOut:
         return out
 
     def provenance(self) -> dict[str, Any]:
+        """Each present metric's network provenance, and each skipped one's reason."""
         out: dict[str, Any] = {m.column: load_network(m.network, self.device).provenance() for m in self.metrics}
         out.update({column: {"skipped": reason} for column, reason in self.skipped.items()})
         return out

@@ -78,12 +78,13 @@ def _layout(image: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
 
 
 def _best_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Largest joint Pearson correlation of output ``a`` (C, h, w) with reference ``b`` (C, H, W), H ≥ h,
-    W ≥ w, over the offsets at which ≥ MIN_OVERLAP of ``a`` overlaps ``b``.
+    """Largest joint Pearson correlation of output ``a`` (C, h, w) with reference ``b`` (C, H, W), H ≥ h, W ≥ w.
 
-    With zero padding every sum the correlation needs over an overlap (Σa, Σa², Σb, Σb², Σab per channel
-    and the overlap's size) is one cross-correlation of the images, their squares or their masks: six
-    FFT products instead of a loop over offsets."""
+    Over the offsets at which ≥ MIN_OVERLAP of ``a`` overlaps ``b``. With zero padding every sum the
+    correlation needs over an overlap (Σa, Σa², Σb, Σb², Σab per channel and the overlap's size) is one
+    cross-correlation of the images, their squares or their masks: six FFT products instead of a loop over
+    offsets.
+    """
     c, h, w = a.shape
     shape = (h + b.shape[1], w + b.shape[2])  # no wrap-around at any offset
 
@@ -108,9 +109,17 @@ def _best_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def layout_copy(output: torch.Tensor, reference: torch.Tensor) -> float:
-    """How much of ``reference``'s layout ``output`` reproduces (both (1, 3, H, W) in [0, 1]), in [0, 1]:
-    1 for the reference itself, near 0 for a texture that shares only its statistics. See the module
-    docstring for the definition and its calibration."""
+    """How much of ``reference``'s layout ``output`` reproduces, in [0, 1].
+
+    See the module docstring for the definition and its calibration.
+
+    Args:
+        output: ``(1, 3, H, W)`` in ``[0, 1]``.
+        reference: ``(1, 3, H', W')`` in ``[0, 1]`` (stretched to the output's shape).
+
+    Returns:
+        1 for the reference itself, near 0 for a texture that shares only its statistics.
+    """
     shape = scaled_shape(output.shape[-2:], GRID, minimum=8)
     a = _layout(output, shape)
     b = _layout(reference, shape)

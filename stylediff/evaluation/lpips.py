@@ -16,8 +16,19 @@ LPIPS_NETS = ("vgg", "alex")
 
 
 def lpips_metric(net: str, device: str = "cpu"):
-    """torchmetrics' ``LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)`` in eval mode on
-    ``device``, its backbone read from the file stylediff found; a one-line WeightsError without one."""
+    """The torchmetrics LPIPS metric, its backbone read from the file stylediff found.
+
+    Args:
+        net: ``alex`` or ``vgg``.
+        device: where to put it.
+
+    Returns:
+        ``LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)`` in eval mode on ``device``.
+
+    Raises:
+        ConfigError: an unknown net.
+        WeightsError: one line, when the backbone file is absent and cannot be downloaded.
+    """
     if net not in LPIPS_NETS:
         raise ConfigError(f"unknown LPIPS network {net!r}; choose one of {', '.join(LPIPS_NETS)}")
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
@@ -28,8 +39,20 @@ def lpips_metric(net: str, device: str = "cpu"):
 
 
 def lpips_to(target, net: str = "alex"):
-    """A differentiable ``images (N, 3, H, W) in [0, 1] -> (N,)``: LPIPS of each image to ``target``
-    ``(1, 3, H, W)`` (the torchmetrics network itself, without the metric's accumulating state)."""
+    """A differentiable LPIPS of each image to ``target``, for objectives.
+
+    Args:
+        target: ``(1, 3, H, W)`` in ``[0, 1]``.
+        net: ``alex`` or ``vgg``.
+
+    Returns:
+        ``images (N, 3, H, W) in [0, 1] -> (N,)``: the torchmetrics network itself, without the metric's
+        accumulating state.
+
+    Raises:
+        ConfigError: an unknown net.
+        WeightsError: the backbone file is absent.
+    """
     metric = lpips_metric(net, str(target.device))
 
     def distance(images):

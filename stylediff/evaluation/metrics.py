@@ -1,5 +1,7 @@
-"""The metric registry: each measurement of an output (a :class:`Metric`) named once in :data:`METRICS`,
-with the kinds of output it scores, the columns it writes, whether higher is better and its label.
+"""The metric registry: each measurement of an output (a :class:`Metric`) named once in :data:`METRICS`.
+
+Each metric states the kinds of output it scores, the columns it writes, whether higher is better and its
+label.
 
 The tables, figures and findings read names and labels from here; the distances themselves are
 computed by :class:`stylediff.evaluation.scorer.Scorer`. What each kind of output is compared with:
@@ -50,7 +52,17 @@ METRICS = Registry("metric", ConfigError)
 
 @dataclass
 class Item:
-    """One output and what it is compared with (tensors on the scorer's device, (1, 3, H, W) in [0, 1])."""
+    """One output and what it is compared with (tensors on the scorer's device, (1, 3, H, W) in [0, 1]).
+
+    Args:
+        kind: the output's kind (inversion, texture, transfer, guidance).
+        image: the output.
+        config: its sidecar's ``config``.
+        reference_path: the style image (or the inverted image, for inversion).
+        baseline_path: the content image (transfer) or the unguided sample (guidance).
+        reference_size: the longest side the reference is read at (default: the run's, else the output's).
+        reference_set: a batch sidecar of the model's own unguided samples, for realism.
+    """
 
     kind: str
     image: torch.Tensor
@@ -69,6 +81,7 @@ class Item:
 
     @property
     def side(self) -> int:
+        """The output's longest side."""
         return max(self.image.shape[-2:])
 
     def style(self) -> torch.Tensor:
@@ -79,12 +92,15 @@ class Item:
         return self._read("reference", self.reference_path, size or self.side)
 
     def reference(self) -> torch.Tensor:
+        """The reference image at ``reference_size`` (default: the output's side)."""
         return self._read("reference", self.reference_path, self.reference_size or self.side)
 
     def baseline(self) -> torch.Tensor:
+        """The baseline image at the output's side."""
         return self._read("baseline", self.baseline_path, self.side)
 
     def pixel_target(self) -> torch.Tensor:
+        """What the pixel metrics compare the output with, for its kind (:data:`PIXEL_TARGET`)."""
         return {"reference": self.reference, "style": self.style, "baseline": self.baseline}[PIXEL_TARGET[self.kind]]()
 
 
@@ -97,9 +113,19 @@ class Metric:
     higher_is_better: bool = False
 
     def columns(self) -> list[str]:
+        """The columns :meth:`compute` can write (default: the metric's name)."""
         return [self.name]
 
     def compute(self, scorer: Scorer, item: Item) -> dict[str, float]:
+        """Measure one output.
+
+        Args:
+            scorer: the networks that grade.
+            item: the output and what it is compared with.
+
+        Returns:
+            ``{column: value}``; empty where the metric does not apply (no weights, no reference set).
+        """
         raise NotImplementedError
 
 
@@ -112,12 +138,14 @@ class StyleDistances(Metric):
     kinds = ("texture", "transfer", "guidance")
 
     def columns(self) -> list[str]:
+        """``gram_dist_<layer>`` and ``<loss>_<layer>`` at each metric layer, and their ``_mean``."""
         names = [f"gram_dist_{layer}" for layer in METRIC_LAYERS] + ["gram_dist_mean"]
         for loss in STYLE_LOSSES:
             names += [f"{loss}_{layer}" for layer in METRIC_LAYERS] + [f"{loss}_mean"]
         return names
 
     def compute(self, scorer, item):
+        """The distances of the output to the style image at the size the run used."""
         style = item.style()
         return scorer.style_distances(item.image, style, (item.reference_path, tuple(style.shape[-2:])))
 
@@ -131,22 +159,27 @@ class LayoutCopy(Metric):
     kinds = ("texture", "transfer", "guidance")
 
     def compute(self, scorer, item):
+        """:func:`layout_copy` of the output against the style image."""
         return {self.name: layout_copy(item.image, item.style())}
 
 
 @METRICS.register
 class HeldOutStyle(Metric):
-    """The style distance on feature networks the run did not optimise (:mod:`stylediff.evaluation.heldout`): VGG-16 and
-    AlexNet Gram, CLIP ViT-B/32 Gram, CSD cosine, each where its weights are present."""
+    """The style distance on feature networks the run did not optimise (:mod:`stylediff.evaluation.heldout`).
+
+    VGG-16 and AlexNet Gram, CLIP ViT-B/32 Gram, CSD cosine, each where its weights are present.
+    """
 
     name = "heldout"
     label = "held-out style distance"
     kinds = ("texture", "transfer", "guidance")
 
     def columns(self) -> list[str]:
+        """One column per held-out distance."""
         return [metric.column for metric in HELDOUT]
 
     def compute(self, scorer, item):
+        """The held-out distances whose weights are present (none on the network the run optimised)."""
         style = item.style()
         return scorer.held_out.distances(
             item.image, style, item.config.get("network"), (item.reference_path, tuple(style.shape[-2:]))
@@ -155,16 +188,20 @@ class HeldOutStyle(Metric):
 
 @METRICS.register
 class LPIPS(Metric):
-    """LPIPS (VGG16 and AlexNet backbones) to the pixel target; for textures, to the style image: a
-    copy indicator (lowest for a copy), not a measure of style."""
+    """LPIPS (VGG16 and AlexNet backbones) to the pixel target.
+
+    For textures, to the style image: a copy indicator (lowest for a copy), not a measure of style.
+    """
 
     name = "lpips"
     label = "LPIPS"
 
     def columns(self) -> list[str]:
+        """``lpips_vgg`` and ``lpips_alex``."""
         return [f"lpips_{net}" for net in LPIPS_NETS]
 
     def compute(self, scorer, item):
+        """LPIPS to the pixel target; nothing when the scorer runs without LPIPS (backbones absent)."""
         return scorer.lpips_distances(item.image, item.pixel_target()) if scorer.lpips_on else {}
 
 
@@ -177,6 +214,7 @@ class PixelMetric(Metric):
     """Its function's name in ``torchmetrics.functional.image``."""
 
     def compute(self, scorer, item):
+        """The metric of the output and its pixel target, resized to the output's shape and clamped to [0, 1]."""
         import torchmetrics.functional.image as functional
 
         target = resize(item.pixel_target(), item.image.shape[-2:]).clamp(0, 1)
@@ -185,6 +223,8 @@ class PixelMetric(Metric):
 
 @METRICS.register
 class PSNR(PixelMetric):
+    """Peak signal-to-noise ratio (dB) to the pixel target."""
+
     name = "psnr"
     label = "PSNR (dB)"
     function = "peak_signal_noise_ratio"
@@ -192,6 +232,8 @@ class PSNR(PixelMetric):
 
 @METRICS.register
 class SSIM(PixelMetric):
+    """Structural similarity to the pixel target."""
+
     name = "ssim"
     label = "SSIM"
     function = "structural_similarity_index_measure"
@@ -206,6 +248,11 @@ class FeatureError(Metric):
     kinds = ("inversion",)
 
     def compute(self, scorer, item):
+        """The relative feature error at the sidecar's ``config.layer``.
+
+        Raises:
+            ConfigError: the sidecar names no layer.
+        """
         layer = item.config.get("layer")
         if layer is None:
             raise ConfigError("the sidecar of the output has no config.layer: cannot tell which layer it inverts")
@@ -221,15 +268,18 @@ class ContentError(Metric):
     kinds = ("transfer",)
 
     def compute(self, scorer, item):
+        """The relative feature error to the content image at ``config.content_layer`` (default relu4_2)."""
         layer = item.config.get("content_layer") or CONTENT_LAYER_GATYS
         return {self.name: scorer.feature_error(item.image, item.baseline(), layer)}
 
 
 @METRICS.register
 class Realism(Metric):
-    """Cosine distance, in VGG-19 relu3_1/relu4_1 mean-and-std feature space at 64 px, from a sample to
-    its nearest neighbour in a reference set of the model's own unguided samples (other seeds): how far
-    guidance took the sample from what the model draws. Lower is more like the model's samples."""
+    """How far guidance took a sample from what the model draws (lower: more like the model's samples).
+
+    Cosine distance, in VGG-19 relu3_1/relu4_1 mean-and-std feature space at 64 px, from a sample to its
+    nearest neighbour in a reference set of the model's own unguided samples (other seeds).
+    """
 
     name = "realism"
     label = "distance to the model's samples"
@@ -237,6 +287,7 @@ class Realism(Metric):
 
     @torch.no_grad()
     def compute(self, scorer, item):
+        """The nearest-neighbour distance; nothing without a reference set."""
         if item.reference_set is None:
             return {}
         feature = F.normalize(realism_features(scorer.vgg, item.image), dim=1)
@@ -245,8 +296,11 @@ class Realism(Metric):
 
 @METRICS.register
 class CLIPTextScore(Metric):
-    """TFG's CLIP text score (:mod:`stylediff.evaluation.text_score`): max(100 · cos, 0) of the CLIP ViT-B/32 embeddings of
-    the output and of its run's prompt (``config.prompt``); no value for a run without one."""
+    """TFG's CLIP text score (:mod:`stylediff.evaluation.text_score`).
+
+    max(100 · cos, 0) of the CLIP ViT-B/32 embeddings of the output and of its run's prompt
+    (``config.prompt``); no value for a run without one.
+    """
 
     name = TEXT_COLUMN
     label = "CLIP text score (ViT-B/32)"
@@ -254,11 +308,19 @@ class CLIPTextScore(Metric):
     higher_is_better = True
 
     def compute(self, scorer, item):
+        """The score against the sidecar's prompt (nothing without one, or without CLIP's weights)."""
         return scorer.clip_text.scores(item.image, item.config.get("prompt"))
 
 
 def column_label(column: str) -> str:
-    """The label of a metric column (``lpips_vgg`` -> ``LPIPS (vgg)``), from the metric that writes it."""
+    """The label of a metric column (``lpips_vgg`` -> ``LPIPS (vgg)``), from the metric that writes it.
+
+    Args:
+        column: a metric, timing or ``final_loss`` column.
+
+    Returns:
+        Its label; the column itself when no metric writes it.
+    """
     if column == "gram_dist_mean":
         return StyleDistances.label
     if column == "final_loss":  # written by the verb, not by a metric: the loss the run optimised
@@ -277,6 +339,15 @@ def column_label(column: str) -> str:
 
 
 def higher_is_better(column: str) -> bool:
-    """Whether a larger value of ``column`` is better (PSNR, SSIM, the CLIP text score); every other metric column
-    is a distance. ``stylediff metrics`` lists these columns in each document for the torch-free report."""
+    """Whether a larger value of ``column`` is better (PSNR, SSIM, the CLIP text score).
+
+    Every other metric column is a distance. ``stylediff metrics`` lists these columns in each document for
+    the torch-free report.
+
+    Args:
+        column: a metric column.
+
+    Returns:
+        True for the columns of a metric with ``higher_is_better``.
+    """
     return any(metric.higher_is_better and column in metric().columns() for metric in METRICS.values())

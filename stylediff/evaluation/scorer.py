@@ -1,5 +1,6 @@
-"""The :class:`Scorer`: the networks that grade outputs (VGG-19, LPIPS, the held-out networks, CLIP for the
-text score), loaded once, and the distances computed with them.
+"""The :class:`Scorer`: the networks that grade outputs, loaded once, and the distances computed with them.
+
+The networks: VGG-19, LPIPS, the held-out networks, CLIP for the text score.
 
 Every style loss of :data:`stylediff.nst.losses.STYLE_LOSSES` is also a distance: each output is graded at
 relu1_1 … relu5_1 by every loss, not only the one it was optimised with (normalised as in
@@ -45,14 +46,31 @@ LPIPS_SETTINGS = ("auto", "true", "false")
 
 
 def relative_error(x: torch.Tensor, target: torch.Tensor) -> float:
-    """``‖x − target‖_F / ‖target‖_F``."""
+    """``‖x − target‖_F / ‖target‖_F``.
+
+    Args:
+        x: any tensor.
+        target: a tensor of the same shape (its norm is clamped at 1e-12).
+
+    Returns:
+        The relative error as a float.
+    """
     return ((x - target).norm() / target.norm().clamp_min(1e-12)).item()
 
 
 def gram_distances(
     features: dict[str, torch.Tensor], style_features: dict[str, torch.Tensor], layers=METRIC_LAYERS
 ) -> dict[str, float]:
-    """Relative Frobenius distance of Gram matrices per layer, plus their mean."""
+    """Relative Frobenius distance of Gram matrices per layer, plus their mean.
+
+    Args:
+        features: ``{layer: (1, C, H, W)}`` of the output.
+        style_features: the same layers of the style image.
+        layers: the layers to compare.
+
+    Returns:
+        ``{"gram_dist_<layer>": value, …, "gram_dist_mean": mean}``.
+    """
     out = {
         f"gram_dist_{name}": relative_error(gram_matrix(features[name]), gram_matrix(style_features[name]))
         for name in layers
@@ -62,7 +80,15 @@ def gram_distances(
 
 
 def realism_features(vgg, images: torch.Tensor) -> torch.Tensor:
-    """Realism features: per-channel mean and std of relu3_1 and relu4_1 at 64 px, concatenated."""
+    """Realism features: per-channel mean and std of relu3_1 and relu4_1 at 64 px, concatenated.
+
+    Args:
+        vgg: a VGG-19 feature network.
+        images: ``(N, 3, H, W)`` in ``[0, 1]`` (resized to 64 × 64).
+
+    Returns:
+        ``(N, 1536)``.
+    """
     images = resize(images, (64, 64))
     feats = vgg(images, ["relu3_1", "relu4_1"])
     parts = []
@@ -74,7 +100,23 @@ def realism_features(vgg, images: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Scorer:
-    """Holds the networks (VGG-19, LPIPS, the held-out ones) for a batch of metric computations; load once, score many."""
+    """Holds the networks (VGG-19, LPIPS, the held-out ones) for a batch of metric computations.
+
+    Load once, score many.
+
+    Args:
+        weights: VGG-19 weight source (``caffe`` or ``torchvision``).
+        pooling: VGG-19 pooling.
+        device: where the networks run.
+        lpips: ``auto`` (when the backbone files are there, else skipped with one line), ``true`` (fail
+            without them) or ``false``.
+        heldout: the held-out style networks: auto (those present), true (all, or fail), false.
+        text_score: the CLIP text score of prompted runs: auto (when present), true, false.
+
+    Raises:
+        ConfigError: an unknown ``lpips`` setting.
+        WeightsError: ``lpips="true"`` (or ``heldout``, ``text_score``) without the weights.
+    """
 
     weights: str = "caffe"
     pooling: str = "max"
@@ -86,6 +128,7 @@ class Scorer:
     """The CLIP text score of prompted runs (:mod:`stylediff.evaluation.text_score`): auto (when present), true, false."""
 
     def __post_init__(self):
+        """Load VGG-19 and decide, once, which of LPIPS, the held-out networks and the text score run."""
         self.lpips = {True: "true", False: "false"}.get(self.lpips, self.lpips)
         if self.lpips not in LPIPS_SETTINGS:
             raise ConfigError(f"lpips must be one of {', '.join(LPIPS_SETTINGS)}, got {self.lpips!r}")
@@ -111,7 +154,17 @@ class Scorer:
 
     @torch.no_grad()
     def reference_features(self, batch_sidecar: str) -> torch.Tensor:
-        """Unit realism features of the images a batch sidecar lists (cached per sidecar)."""
+        """Unit realism features of the images a batch sidecar lists (cached per sidecar).
+
+        Args:
+            batch_sidecar: the JSON sidecar of a ``stylediff sample --seeds …`` batch.
+
+        Returns:
+            ``(K, 1536)`` unit rows.
+
+        Raises:
+            ConfigError: the sidecar lists fewer than two images.
+        """
         if batch_sidecar not in self._reference_features:
             paths = [entry["path"] for entry in read_json(batch_sidecar).get("images") or []]
             if len(paths) < 2:
@@ -125,14 +178,17 @@ class Scorer:
 
     @property
     def lpips_on(self) -> bool:
+        """Whether LPIPS is computed (not switched off or skipped)."""
         return self.lpips_skipped is None
 
     def lpips_net(self, net: str):
+        """The LPIPS metric of backbone ``net`` (``alex`` or ``vgg``), loaded at first use."""
         if net not in self._lpips:
             self._lpips[net] = lpips_metric(net, self.device)
         return self._lpips[net]
 
     def provenance(self) -> dict[str, Any]:
+        """What the metrics documents record of the grading networks (files, or why one was skipped)."""
         out: dict[str, Any] = {"vgg19": self.vgg.provenance()}
         out["lpips"] = (
             {net: str(backbone_path(net)) for net in LPIPS_NETS} if self.lpips_on else {"skipped": self.lpips_skipped}
@@ -145,6 +201,15 @@ class Scorer:
 
     @torch.no_grad()
     def lpips_distances(self, image: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+        """LPIPS of ``image`` to ``reference`` with both backbones.
+
+        Args:
+            image: ``(1, 3, H, W)`` in ``[0, 1]``.
+            reference: resized to the image's shape; both upsampled to a 64 px shorter side when smaller.
+
+        Returns:
+            ``{"lpips_vgg": value, "lpips_alex": value}``.
+        """
         reference = resize(reference, image.shape[-2:]).clamp(0, 1)
         side = min(image.shape[-2:])
         if side < LPIPS_MIN_SIDE:
@@ -160,8 +225,17 @@ class Scorer:
     def feature_error(
         self, image: torch.Tensor, reference: torch.Tensor, layer: str, pooling: str | None = None
     ) -> float:
-        """``‖Φ(x) − Φ(x₀)‖ / ‖Φ(x₀)‖`` at ``layer`` (reference resized to the image's shape), with
-        the scorer's network or the same weights with another ``pooling`` (the one that was inverted)."""
+        """``‖Φ(x) − Φ(x₀)‖ / ‖Φ(x₀)‖`` at ``layer``.
+
+        Args:
+            image: ``(1, 3, H, W)`` in ``[0, 1]``.
+            reference: resized to the image's shape.
+            layer: a VGG-19 layer.
+            pooling: the pooling that was inverted (None: the scorer's).
+
+        Returns:
+            The relative feature error.
+        """
         layer = check_layers([layer])[0]
         reference = resize(reference, image.shape[-2:])
         vgg = self.vgg if pooling in (None, self.pooling) else load_vgg19(self.weights, pooling, self.device)
@@ -170,8 +244,16 @@ class Scorer:
 
     @torch.no_grad()
     def style_distances(self, image: torch.Tensor, style: torch.Tensor, key: tuple | None = None) -> dict[str, float]:
-        """Gram distance and every style loss's normalised distance at relu1_1…relu5_1, and their means;
-        ``key`` names the style for the cache of its features and targets (None: nothing is cached)."""
+        """Gram distance and every style loss's normalised distance at relu1_1…relu5_1, and their means.
+
+        Args:
+            image: ``(1, 3, H, W)`` in ``[0, 1]``.
+            style: the style image.
+            key: names the style for the cache of its features and targets (None: nothing is cached).
+
+        Returns:
+            ``gram_dist_<layer>``, ``<loss>_<layer>`` and their ``_mean`` columns.
+        """
         layers = list(METRIC_LAYERS)
         features = self.vgg(image, layers)
         # the style (often at twice the output's size) goes through VGG once per job, not once per output

@@ -61,13 +61,20 @@ PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
 def location() -> str:
-    """Where the model is read from: ``$STYLEDIFF_TEXT_SCORE_MODEL`` or the hub id (in the HF cache)."""
+    """Where the model is read from: ``$STYLEDIFF_TEXT_SCORE_MODEL`` or the hub id (in the HF cache).
+
+    Returns:
+        A folder or a hub id.
+    """
     return os.environ.get(ENV_VAR) or HUB_ID
 
 
 def status() -> str | None:
-    """None when a full CLIP model with its tokenizer and image processor is present, else one line saying
-    what is missing and how to get it (no download, no exception)."""
+    """Whether a full CLIP model with its tokenizer and image processor is present (no download, no exception).
+
+    Returns:
+        None when it is, else one line saying what is missing and how to get it.
+    """
     where = location()
     folder = _local_folder(where)
     if folder is None or not (folder / "config.json").is_file() or _weights_file(folder) is None:
@@ -79,7 +86,15 @@ def status() -> str | None:
 
 
 class TextScorer:
-    """A loaded CLIP model: ``score(image, prompt)``; text embeddings cached per prompt."""
+    """A loaded CLIP model: ``score(image, prompt)``; text embeddings cached per prompt.
+
+    Args:
+        model: a transformers ``CLIPModel``.
+        tokenizer: its tokenizer.
+        processor: its image processor.
+        provenance: what the metrics documents record of it.
+        device: where it runs.
+    """
 
     def __init__(self, model, tokenizer, processor, provenance: dict, device: str = "cpu"):
         self.model, self.tokenizer, self.processor = model.float().eval().to(device), tokenizer, processor
@@ -87,9 +102,18 @@ class TextScorer:
         self.model.requires_grad_(False)
 
     def provenance(self) -> dict:
+        """The source, revision, weight file and its sha256."""
         return dict(self._provenance)
 
     def text_embedding(self, prompt: str) -> torch.Tensor:
+        """The unit text embedding of ``prompt`` (truncated to CLIP's context), cached.
+
+        Args:
+            prompt: the run's prompt.
+
+        Returns:
+            ``(1, D)``.
+        """
         if prompt not in self._text:
             limit = self.model.config.text_config.max_position_embeddings
             ids = self.tokenizer([prompt], padding=True, truncation=True, max_length=limit, return_tensors="pt")
@@ -100,7 +124,14 @@ class TextScorer:
         return self._text[prompt]
 
     def image_embedding(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, D)`` unit embeddings of images ``(N, 3, H, W)`` in [0, 1] (read as uint8, as saved)."""
+        """Unit image embeddings, the images read as uint8 (as saved) through CLIP's processor.
+
+        Args:
+            images: ``(N, 3, H, W)`` in [0, 1].
+
+        Returns:
+            ``(N, D)``.
+        """
         pixels = list((images.clamp(0, 1) * 255).round().to(torch.uint8).cpu())
         values = self.processor(images=pixels, return_tensors="pt")["pixel_values"].to(self.device)
         vision = self.model.vision_model(pixel_values=values)
@@ -108,14 +139,32 @@ class TextScorer:
 
     @torch.no_grad()
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
-        """``max(100 · cos(E_I, E_T), 0)`` per image, ``(N,)``."""
+        """``max(100 · cos(E_I, E_T), 0)`` per image.
+
+        Args:
+            images: ``(N, 3, H, W)`` in [0, 1].
+            prompt: the text.
+
+        Returns:
+            ``(N,)``.
+        """
         cosine = (self.image_embedding(images) * self.text_embedding(prompt)).sum(-1)
         return (100 * cosine).clamp_min(0)
 
 
 def load(device: str = "cpu") -> TextScorer:
-    """The CLIP model, tokenizer and image processor of :func:`location`; a one-line WeightsError when absent,
-    when the folder is not a full CLIPModel, or when any of its weights would be left random."""
+    """The CLIP model, tokenizer and image processor of :func:`location`.
+
+    Args:
+        device: where the model runs.
+
+    Returns:
+        The scorer.
+
+    Raises:
+        WeightsError: one line, when absent, when the folder is not a full CLIPModel, or when any of its
+            weights would be left random.
+    """
     reason, where = status(), location()
     if reason is not None:
         raise WeightsError(f"the CLIP text score needs {reason}")
@@ -165,8 +214,19 @@ def load(device: str = "cpu") -> TextScorer:
 
 
 class TextScore:
-    """The CLIP text score of a metrics job: whether it is computed (decided once), the model loaded on the
-    first output with a prompt, and what was used or why not (for the provenance)."""
+    """The CLIP text score of a metrics job.
+
+    Whether it is computed (decided once), the model loaded on the first output with a prompt, and what was
+    used or why not (for the provenance).
+
+    Args:
+        setting: ``auto`` (when present), ``true`` (fail when absent) or ``false``.
+        device: where the model runs.
+
+    Raises:
+        ConfigError: an unknown setting.
+        WeightsError: ``true`` with the model absent.
+    """
 
     def __init__(self, setting: str | bool = "auto", device: str = "cpu"):
         setting = {True: "true", False: "false"}.get(setting, setting)
@@ -178,7 +238,15 @@ class TextScore:
             raise WeightsError(f"the CLIP text score needs {self.skipped}")
 
     def scores(self, image: torch.Tensor, prompt: str | None) -> dict[str, float]:
-        """``{COLUMN: score}`` of ``image`` (1, 3, H, W) for ``prompt``; empty without a prompt or weights."""
+        """The score of one output for its prompt.
+
+        Args:
+            image: ``(1, 3, H, W)`` in [0, 1].
+            prompt: the run's prompt, or None.
+
+        Returns:
+            ``{COLUMN: score}``; empty without a prompt or weights (the skip is said once).
+        """
         if not prompt:
             return {}
         if self.skipped is not None:
@@ -191,13 +259,25 @@ class TextScore:
         return {COLUMN: self._scorer.score(image, prompt).item()}
 
     def provenance(self) -> dict[str, Any]:
+        """The model used, or why it was skipped or unused."""
         if self._scorer is not None:
             return self._scorer.provenance()
         return {"skipped": self.skipped} if self.skipped else {"source": location(), "unused": "no output had a prompt"}
 
 
 def fetch(cache_dir: str | os.PathLike | None = None, progress=print) -> Path:
-    """Download :data:`HUB_ID`'s full CLIPModel weights, tokenizer and processor files into the HF cache."""
+    """Download :data:`HUB_ID`'s full CLIPModel weights, tokenizer and processor files into the HF cache.
+
+    Args:
+        cache_dir: the cache (default: the hub cache).
+        progress: called with one line.
+
+    Returns:
+        The snapshot folder.
+
+    Raises:
+        WeightsError: one line, when the download fails.
+    """
     from huggingface_hub import snapshot_download
 
     patterns = ["config.json", *TEXT_FILES, *PROCESSOR_FILES]

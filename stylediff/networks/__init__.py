@@ -47,8 +47,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """How to find and load one registered network: ``module`` (in this package) has
-    ``load(name, path, **options) -> FeatureNetwork`` and ``available(name, path) -> bool``."""
+    """How to find and load one registered network.
+
+    ``module`` (in this package) has ``load(name, path, **options) -> FeatureNetwork`` and
+    ``available(name, path) -> bool``.
+    """
 
     name: str
     module: str
@@ -105,7 +108,14 @@ HUB_NETWORKS = tuple(name for name, spec in NETWORKS.items() if spec.hub_id)
 
 
 def env_var(name: str) -> str:
-    """The environment variable that points network ``name`` at local weights."""
+    """The environment variable that points network ``name`` at local weights.
+
+    Args:
+        name: a registered network.
+
+    Returns:
+        ``STYLEDIFF_NETWORK_<NAME>`` (``clip-vit-b16``: ``STYLEDIFF_NETWORK_CLIP_VIT_B16``).
+    """
     return "STYLEDIFF_NETWORK_" + name.upper().replace("-", "_")
 
 
@@ -116,9 +126,32 @@ def _path(name: str, path: str | os.PathLike | None) -> str | None:
 def load_network(
     name: str, device="cpu", dtype=None, path: str | os.PathLike | None = None, **options: str
 ) -> FeatureNetwork:
-    """The frozen network ``name`` on ``device`` in ``dtype`` (default float32), with the load ``options`` its
-    spec declares (VGG-19: ``pooling``); cached per process and shared (see
-    :class:`~stylediff.networks.base.FeatureNetwork`). WeightsError when its weights are absent."""
+    """The frozen network ``name`` on ``device`` in ``dtype``, cached per process and shared.
+
+    See :class:`~stylediff.networks.base.FeatureNetwork` for what sharing means (``.to()`` raises;
+    ``variant`` gives another device or dtype).
+
+    Args:
+        name: a registered network (:data:`NETWORKS`).
+        device: where to put it.
+        dtype: its parameters' dtype (default float32).
+        path: local weights (file, folder or hub id) instead of the network's default place (or
+            ``$STYLEDIFF_NETWORK_<NAME>``).
+        **options: the load options its spec declares (VGG-19: ``weights``, ``pooling``).
+
+    Returns:
+        The network.
+
+    Raises:
+        ConfigError: an unknown network or option.
+        WeightsError: its weights are absent.
+
+    Example:
+        ```python
+        vgg = load_network("vgg19", pooling="avg")
+        features = vgg(images, ["relu1_1", "relu2_1"])  # {layer: (N, C, H, W)}
+        ```
+    """
     import torch
 
     spec = NETWORKS.lookup(name)
@@ -142,8 +175,15 @@ def _cached(
 
 
 def network_status(name: str, path: str | os.PathLike | None = None) -> str | None:
-    """None when the weights of ``name`` are present, else one line saying what is missing and how to get it
-    (no download, no exception)."""
+    """Whether the weights of ``name`` are present, as a message (no download, no exception).
+
+    Args:
+        name: a registered network.
+        path: local weights instead of the default place.
+
+    Returns:
+        None when they are present, else one line saying what is missing and how to get it.
+    """
     spec = NETWORKS.lookup(name)
     try:
         present = spec._module().available(name, _path(name, path))
@@ -153,5 +193,13 @@ def network_status(name: str, path: str | os.PathLike | None = None) -> str | No
 
 
 def network_available(name: str, path: str | os.PathLike | None = None) -> bool:
-    """Whether ``name``'s weights are present (no download, no exception)."""
+    """Whether ``name``'s weights are present (no download, no exception).
+
+    Args:
+        name: a registered network.
+        path: local weights instead of the default place.
+
+    Returns:
+        True when :func:`network_status` finds nothing missing.
+    """
     return network_status(name, path) is None

@@ -23,8 +23,11 @@ from ..core.errors import ConfigError, LayerError
 
 
 class FeatureNetwork(nn.Module):
-    """Base class: subclasses set ``name``, ``layers``, ``style_layers``, ``content_layer`` and implement
-    :meth:`forward` and (when not every layer is reachable from a 1-px input) :meth:`min_size`."""
+    """Base class of the feature networks.
+
+    Subclasses set ``name``, ``layers``, ``style_layers``, ``content_layer`` and implement :meth:`forward`,
+    :meth:`provenance` and (when not every layer is reachable from a 1-px input) :meth:`min_size`.
+    """
 
     name: str = ""
     layers: tuple[str, ...] = ()
@@ -47,7 +50,17 @@ class FeatureNetwork(nn.Module):
 
     # --------------------------------------------------------------------------------- layers
     def check_layers(self, layers: str | list[str] | tuple[str, ...]) -> list[str]:
-        """Parse a comma-separated string or list of layer names; LayerError names the valid ones."""
+        """Parse a comma-separated string or list of layer names.
+
+        Args:
+            layers: ``"relu1_1,relu2_1"`` or a sequence of names.
+
+        Returns:
+            The names, in the order given.
+
+        Raises:
+            LayerError: no layer, or an unknown one (the message names the valid ones).
+        """
         if isinstance(layers, str):
             layers = [name.strip() for name in layers.split(",") if name.strip()]
         layers = list(layers)
@@ -61,12 +74,26 @@ class FeatureNetwork(nn.Module):
         return layers
 
     def sort_layers(self, layers) -> list[str]:
-        """``layers`` shallow to deep, each once."""
+        """``layers`` shallow to deep, each once.
+
+        Args:
+            layers: as for :meth:`check_layers`.
+
+        Returns:
+            The sorted names.
+        """
         index = {name: i for i, name in enumerate(self.layers)}
         return sorted(set(self.check_layers(layers)), key=index.__getitem__)
 
     def min_size(self, layers) -> int:
-        """Smallest image side for which every layer in ``layers`` still has at least one position."""
+        """Smallest image side for which every layer in ``layers`` still has at least one position.
+
+        Args:
+            layers: as for :meth:`check_layers`.
+
+        Returns:
+            The side in pixels (1 unless a subclass's pooling needs more).
+        """
         self.check_layers(layers)
         return 1
 
@@ -77,8 +104,16 @@ class FeatureNetwork(nn.Module):
         return next(self.parameters())
 
     def variant(self, device: str | torch.device, dtype: torch.dtype) -> FeatureNetwork:
-        """This network on ``device`` in ``dtype``: itself if it is already there, the cached copy of the
-        same weights for a cached network, else a converted copy."""
+        """This network on ``device`` in ``dtype``.
+
+        Args:
+            device: the device wanted.
+            dtype: the dtype wanted.
+
+        Returns:
+            Itself if it is already there, the cached copy of the same weights for a cached network, else
+            a converted copy.
+        """
         probe = self._probe
         if probe.device == torch.device(device) and probe.dtype == dtype:
             return self
@@ -93,12 +128,29 @@ class FeatureNetwork(nn.Module):
     """How the process-wide cache loads the same weights elsewhere (set by ``load_network``)."""
 
     def provenance(self) -> dict:
+        """What a sidecar records of the network: its name, weight files and their sha256."""
         raise NotImplementedError
 
     def forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """The activations of ``layers`` for ``images``.
+
+        Args:
+            images: ``(N, 3, H, W)`` RGB in ``[0, 1]``, any size (the network preprocesses them).
+            layers: the layer names wanted.
+
+        Returns:
+            ``{layer: (N, C, H', W')}``; a transformer's tokens as ``(N, C, T, 1)``.
+        """
         raise NotImplementedError
 
 
 def tokens_as_maps(tokens: torch.Tensor) -> torch.Tensor:
-    """``(N, T, C)`` transformer tokens as ``(N, C, T, 1)`` feature maps (channels first, like a conv layer)."""
+    """``(N, T, C)`` transformer tokens as ``(N, C, T, 1)`` feature maps (channels first, like a conv layer).
+
+    Args:
+        tokens: ``(N, T, C)``.
+
+    Returns:
+        ``(N, C, T, 1)``, a view.
+    """
     return tokens.transpose(1, 2).unsqueeze(-1)

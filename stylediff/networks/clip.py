@@ -55,8 +55,17 @@ STYLE_LAYER = "hidden2"
 
 
 class CLIPVision(FeatureNetwork):
-    """A CLIP ViT image encoder's hidden states as feature maps; images resized to its input size (bicubic,
-    or shorter side + centre crop with ``crop=True``) and normalised by the CLIP mean/std."""
+    """A CLIP ViT image encoder's hidden states as feature maps.
+
+    Images are resized to its input size (bicubic, or shorter side + centre crop with ``crop=True``) and
+    normalised by the CLIP mean/std.
+
+    Args:
+        name: the registered name (``clip-vit-b16``).
+        model: a transformers ``CLIPVisionModel`` (or its ``vision_model``).
+        provenance: what sidecars record of the weights.
+        crop: resize the shorter side and centre-crop instead of resizing to a square.
+    """
 
     def __init__(self, name: str, model, provenance: dict, crop: bool = False):
         super().__init__()
@@ -77,9 +86,18 @@ class CLIPVision(FeatureNetwork):
         self._freeze()
 
     def provenance(self) -> dict:
+        """The hub id or folder, revision, weight file and its sha256."""
         return dict(self._provenance)
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """Images as CLIP's input: resized (or cropped) to its size and normalised by the CLIP mean/std.
+
+        Args:
+            images: ``(N, 3, H, W)`` in ``[0, 1]``.
+
+        Returns:
+            ``(N, 3, S, S)``, S the model's image size.
+        """
         size = self.image_size
         if self.crop:  # torchvision Resize(size, bicubic) + CenterCrop(size)
             h, w = images.shape[-2:]
@@ -93,7 +111,15 @@ class CLIPVision(FeatureNetwork):
         return (images - self.mean) / self.std
 
     def hidden_states(self, images: torch.Tensor, deepest: int) -> list[torch.Tensor]:
-        """``[hidden_states[0], …, hidden_states[deepest]]`` as ``(N, 1 + T, C)`` tokens."""
+        """``[hidden_states[0], …, hidden_states[deepest]]`` as ``(N, 1 + T, C)`` tokens.
+
+        Args:
+            images: ``(N, 3, H, W)`` in ``[0, 1]``.
+            deepest: the last encoder block to run.
+
+        Returns:
+            The embeddings and the output of each block up to ``deepest``, CLS token first.
+        """
         h = self.pre_layrnorm(self.embeddings(self.preprocess(images)))
         states = [h]
         for block in self.blocks[:deepest]:
@@ -103,6 +129,7 @@ class CLIPVision(FeatureNetwork):
         return states
 
     def forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """The patch tokens (CLS dropped) of ``hidden<k>`` layers as ``(N, C, T, 1)`` (:meth:`FeatureNetwork.forward`)."""
         indices = {name: int(name[len("hidden") :]) for name in layers}
         states = self.hidden_states(images, max(indices.values()))
         return {name: tokens_as_maps(states[k][:, 1:, :]) for name, k in indices.items()}
@@ -113,8 +140,10 @@ def _location(name: str, path: str | None) -> str:
 
 
 def _local_folder(location: str) -> Path | None:
-    """The folder holding the model: ``location`` itself if it is a folder, else the hub cache's snapshot
-    of that id (None when not cached)."""
+    """The folder holding the model.
+
+    ``location`` itself if it is a folder, else the hub cache's snapshot of that id (None when not cached).
+    """
     folder = Path(location).expanduser()
     if folder.is_dir():
         return folder
@@ -132,11 +161,32 @@ def _weights_file(folder: Path) -> Path | None:
 
 
 def available(name: str, path: str | None) -> bool:
+    """Whether ``name``'s weights are present (the :class:`~stylediff.networks.NetworkSpec` interface).
+
+    Args:
+        name: the registered network.
+        path: local weights, or None for the default place.
+
+    Returns:
+        True when they can be loaded without a download.
+    """
     folder = _local_folder(_location(name, path))
     return folder is not None and (folder / "config.json").is_file() and _weights_file(folder) is not None
 
 
 def load(name: str, path: str | None) -> CLIPVision:
+    """Load a CLIP image encoder from the hub cache or a local folder (the ``NetworkSpec`` interface).
+
+    Args:
+        name: ``clip-vit-b16`` or ``clip-vit-b32``.
+        path: a local ``CLIPVisionModel`` folder or hub id, or None for the network's hub id.
+
+    Returns:
+        The network, float32, frozen.
+
+    Raises:
+        WeightsError: not cached (the message says how to fetch it) or not loadable.
+    """
     location = _location(name, path)
     if not available(name, path):
         env = "STYLEDIFF_NETWORK_" + name.upper().replace("-", "_")
@@ -174,7 +224,19 @@ def load(name: str, path: str | None) -> CLIPVision:
 
 
 def fetch(names, cache_dir: str | os.PathLike | None = None, progress=print) -> dict[str, Path]:
-    """Download the hub CLIP image encoders ``names`` into the Hugging Face cache (config and weights only)."""
+    """Download the hub CLIP image encoders ``names`` into the Hugging Face cache (config and weights only).
+
+    Args:
+        names: registered CLIP network names.
+        cache_dir: the cache (default: the hub cache).
+        progress: called with one line per network.
+
+    Returns:
+        ``{name: snapshot folder}``.
+
+    Raises:
+        WeightsError: one line, when a download fails.
+    """
     from huggingface_hub import snapshot_download
 
     out = {}

@@ -37,7 +37,17 @@ STYLE_LAYER = "style"
 
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """CSD's ``model_state_dict`` without ``module.`` prefixes (tensors only; argparse namespaces allowed)."""
+    """CSD's ``model_state_dict`` without ``module.`` prefixes (tensors only; argparse namespaces allowed).
+
+    Args:
+        path: CSD's ``checkpoint.pth``.
+
+    Returns:
+        ``{name: tensor}``.
+
+    Raises:
+        WeightsError: the file cannot be read or is not a CSD checkpoint.
+    """
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -52,7 +62,14 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 
 
 def convert_backbone(state: dict[str, torch.Tensor]):
-    """A transformers ``CLIPVisionModel`` holding the ``backbone.*`` weights of OpenAI CLIP's visual encoder."""
+    """A transformers ``CLIPVisionModel`` holding the ``backbone.*`` weights of OpenAI CLIP's visual encoder.
+
+    Args:
+        state: the checkpoint's tensors (:func:`read_checkpoint`).
+
+    Returns:
+        The model, its architecture read from the tensors' shapes.
+    """
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     visual = {key[len("backbone.") :]: value for key, value in state.items() if key.startswith("backbone.")}
@@ -107,7 +124,12 @@ def convert_backbone(state: dict[str, torch.Tensor]):
 
 
 class CSD(CLIPVision):
-    """CLIP ViT-L/14 hidden states plus CSD's unit style embedding (layer ``style``)."""
+    """CLIP ViT-L/14 hidden states plus CSD's unit style embedding (layer ``style``).
+
+    Args:
+        state: the checkpoint's tensors (:func:`read_checkpoint`).
+        provenance: what sidecars record of the weights.
+    """
 
     def __init__(self, state: dict[str, torch.Tensor], provenance: dict):
         super().__init__("csd", convert_backbone(state), provenance, crop=True)
@@ -117,6 +139,7 @@ class CSD(CLIPVision):
         self._freeze()
 
     def forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """``hidden<k>`` tokens as for CLIP, and ``style``: the unit embedding as ``(N, 768, 1, 1)``."""
         hidden = [name for name in layers if name != STYLE_LAYER]
         deepest = len(self.blocks) if STYLE_LAYER in layers else max(int(n[len("hidden") :]) for n in hidden)
         states = self.hidden_states(images, deepest)
@@ -133,11 +156,32 @@ def _path(path: str | None) -> Path | None:
 
 
 def available(name: str, path: str | None) -> bool:
+    """Whether CSD's checkpoint is there (the :class:`~stylediff.networks.NetworkSpec` interface).
+
+    Args:
+        name: ``csd``.
+        path: the checkpoint, or None for ``$STYLEDIFF_NETWORK_CSD``.
+
+    Returns:
+        True when the file exists.
+    """
     file = _path(path)
     return file is not None and file.is_file()
 
 
 def load(name: str, path: str | None) -> CSD:
+    """Load CSD from its checkpoint (the ``NetworkSpec`` interface).
+
+    Args:
+        name: ``csd``.
+        path: the checkpoint, or None for ``$STYLEDIFF_NETWORK_CSD``.
+
+    Returns:
+        The network, frozen.
+
+    Raises:
+        WeightsError: no checkpoint (the message says where to get it), or not a CSD checkpoint.
+    """
     file = _path(path)
     if file is None or not file.is_file():
         where = f"{file} is not a file" if file else f"{ENV} is not set"

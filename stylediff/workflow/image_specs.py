@@ -1,5 +1,6 @@
-"""Image specs used by the workflow's config: a file path, or ``skimage:NAME`` for an image bundled
-with scikit-image (no download, so a fresh clone runs offline).
+"""Image specs used by the workflow's config: a file path, or ``skimage:NAME``.
+
+``skimage:NAME`` is an image bundled with scikit-image (no download, so a fresh clone runs offline).
 
 ``python -m stylediff.workflow.image_specs SPEC OUT.png`` writes the image a spec names as a PNG (atomically);
 the workflow calls it once per ``skimage:`` image. This module imports neither torch nor
@@ -36,17 +37,41 @@ SKIMAGE_IMAGES = (
 
 
 def image_slug(spec: str) -> str:
-    """Readable run-id part for an image spec: ``skimage:brick`` -> ``brick``, ``data/a b.jpg`` -> ``a_b``."""
+    """Readable run-id part for an image spec: ``skimage:brick`` -> ``brick``, ``data/a b.jpg`` -> ``a_b``.
+
+    Args:
+        spec: a file path or ``skimage:NAME``.
+
+    Returns:
+        Letters, digits, ``_`` and ``-`` only (``image`` when nothing is left).
+    """
     name = spec[len(SKIMAGE_PREFIX) :] if spec.startswith(SKIMAGE_PREFIX) else Path(spec).stem
     return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "image"
 
 
 def is_skimage(spec: str) -> bool:
+    """Whether ``spec`` names a scikit-image image (``skimage:NAME``).
+
+    Args:
+        spec: an image spec.
+
+    Returns:
+        True for the ``skimage:`` prefix.
+    """
     return spec.startswith(SKIMAGE_PREFIX)
 
 
 def check_spec(spec: str, base: str | os.PathLike = ".") -> None:
-    """Raise ConfigError/ImageError if ``spec`` names no bundled image or no existing file."""
+    """Check that ``spec`` names a bundled image or an existing file.
+
+    Args:
+        spec: an image spec.
+        base: the folder relative paths are read from.
+
+    Raises:
+        ConfigError: an unknown ``skimage:`` name (the message lists the valid ones).
+        ImageError: no such file.
+    """
     if is_skimage(spec):
         name = spec[len(SKIMAGE_PREFIX) :]
         if name not in SKIMAGE_IMAGES:
@@ -60,15 +85,34 @@ def check_spec(spec: str, base: str | os.PathLike = ".") -> None:
 
 
 def resolve_image(spec: str, folder: str | os.PathLike = "results/images") -> str:
-    """Path of the image a spec names: the file itself, or ``FOLDER/NAME.png`` for ``skimage:NAME``
-    (written by :func:`materialise`, i.e. by the workflow's ``image`` rule)."""
+    """Path of the image a spec names.
+
+    Args:
+        spec: an image spec.
+        folder: where the workflow's ``image`` rule writes ``skimage:`` images.
+
+    Returns:
+        The file itself, or ``FOLDER/NAME.png`` for ``skimage:NAME`` (written by :func:`materialise`, i.e.
+        by the workflow's ``image`` rule).
+    """
     if is_skimage(spec):
         return str(Path(folder) / f"{image_slug(spec)}.png")
     return spec
 
 
 def materialise(spec: str, out: str | os.PathLike) -> Path:
-    """Write the scikit-image image ``spec`` names to ``out`` as an RGB PNG, atomically."""
+    """Write the scikit-image image ``spec`` names to ``out`` as an RGB PNG, atomically.
+
+    Args:
+        spec: ``skimage:NAME``.
+        out: the PNG to write.
+
+    Returns:
+        ``out`` as a Path.
+
+    Raises:
+        ConfigError: not a ``skimage:`` spec, or an unknown name.
+    """
     check_spec(spec)
     if not is_skimage(spec):
         raise ConfigError(f"only skimage: specs need materialising, got {spec!r}")
@@ -88,6 +132,14 @@ def materialise(spec: str, out: str | os.PathLike) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m stylediff.workflow.image_specs SPEC OUT.png``: write one ``skimage:`` image.
+
+    Args:
+        argv: the two arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0, or 2 after a one-line error.
+    """
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
         print("usage: python -m stylediff.workflow.image_specs skimage:NAME OUT.png", file=sys.stderr)

@@ -56,7 +56,14 @@ AXIS_RULE = (
 
 
 def model_slug(model: str) -> str:
-    """``google/ddpm-cifar10-32`` and ``models/ddpm-cifar10-32`` both -> ``ddpm-cifar10-32``."""
+    """The run-id slug of a model: ``google/ddpm-cifar10-32`` and ``models/ddpm-cifar10-32`` both -> ``ddpm-cifar10-32``.
+
+    Args:
+        model: a hub id or a folder.
+
+    Returns:
+        Its last path part, letters, digits, ``_`` and ``-`` only (``model`` when nothing is left).
+    """
     return re.sub(r"[^A-Za-z0-9_-]+", "_", str(model).rstrip("/").split("/")[-1]).strip("_") or "model"
 
 
@@ -69,28 +76,65 @@ def _number(value: float) -> str:
 
 
 class Codec:
-    """One kind of axis value: how it is written in a run id (``encode``), what a table shows of it
-    (``decode``), the ``mark`` every written value matches (None: any slug) and the text a verb's flag
-    takes (``render``; None leaves the flag out)."""
+    """One kind of axis value: how it is written in a run id, read back and given to a verb.
+
+    How it is written in a run id (``encode``), what a table shows of it (``decode``), the ``mark`` every
+    written value matches (None: any slug) and the text a verb's flag takes (``render``; None leaves the
+    flag out).
+    """
 
     name: ClassVar[str]
     mark: ClassVar[str | None] = None
     _pattern: ClassVar[re.Pattern | None] = None
 
     def __init_subclass__(cls, **kwargs):
+        """Compile the subclass's ``mark``."""
         super().__init_subclass__(**kwargs)
         cls._pattern = re.compile(cls.mark) if cls.mark else None
 
     def encode(self, value: Any) -> str:
+        """A value as its run-id part.
+
+        Args:
+            value: the value as in the config.
+
+        Returns:
+            The part (default: a slug of its text).
+        """
         return _slug(value)
 
     def decode(self, text: str) -> Any:
+        """A run-id part as a table shows it.
+
+        Args:
+            text: the part.
+
+        Returns:
+            The value (default: the text).
+        """
         return text
 
     def recognises(self, text: str) -> bool:
+        """Whether ``text`` carries the kind's mark (any text when it has none).
+
+        Args:
+            text: a run-id part.
+
+        Returns:
+            True when it can be a value of this kind.
+        """
         return self._pattern is None or self._pattern.fullmatch(text) is not None
 
     def render(self, value: Any, plan: Any) -> str | None:
+        """The text a verb's flag takes.
+
+        Args:
+            value: the value as in the config.
+            plan: the plan (an image kind reads its files from it).
+
+        Returns:
+            The text, or None to leave the flag out.
+        """
         return str(value)
 
 
@@ -107,23 +151,31 @@ class Name(Codec):
 
 @CODECS.register
 class Seed(Codec):
+    """A seed: ``s0`` in an id, the integer in a table."""
+
     name, mark = "seed", r"s\d+"
 
     def encode(self, value: Any) -> str:
+        """``s<seed>``."""
         return f"s{int(value)}"
 
     def decode(self, text: str) -> int:
+        """The seed."""
         return int(text[1:])
 
 
 @CODECS.register
 class Scale(Codec):
+    """A guidance scale: ``g0p03`` (``p`` for the point, ``em`` for a negative exponent) in an id."""
+
     name, mark = "scale", r"g-?(\d[\dp]*(em?\d+)?|inf)"
 
     def encode(self, value: Any) -> str:
+        """``g`` and the number, ``.`` as ``p``."""
         return f"g{_number(value)}"
 
     def decode(self, text: str) -> float:
+        """The number."""
         return float(text[1:].replace("p", ".").replace("em", "e-"))
 
 
@@ -134,13 +186,16 @@ class Window(Codec):
     name, mark = "window", r"w[\dp]+-[\dp]+"
 
     def encode(self, value: Any) -> str:
+        """``w0p3-0p7``."""
         text = value if isinstance(value, str) else "-".join(f"{float(v):g}" for v in value)
         return "w" + text.replace(".", "p")
 
     def decode(self, text: str) -> str:
+        """``0.3-0.7``."""
         return text[1:].replace("p", ".")
 
     def render(self, value: Any, plan: Any) -> str:
+        """``0.3,0.7``."""
         return ",".join(str(float(v)) for v in value)
 
 
@@ -151,9 +206,11 @@ class Layers(Codec):
     name = "layers"
 
     def encode(self, value: Any) -> str:
+        """The layers joined by ``-``."""
         return "-".join(value) if isinstance(value, (list, tuple)) else str(value)
 
     def render(self, value: Any, plan: Any) -> str:
+        """The layers joined by ``,``."""
         return ",".join(value) if isinstance(value, (list, tuple)) else str(value)
 
 
@@ -164,17 +221,22 @@ class Image(Codec):
     name = IMAGE
 
     def encode(self, value: Any) -> str:
+        """The image's slug (:func:`~stylediff.workflow.image_specs.image_slug`)."""
         return _slug(image_slug(str(value)))
 
     def render(self, value: Any, plan: Any) -> str:
+        """The image's file (the plan's, for ``skimage:NAME``)."""
         return plan.image(str(value))
 
 
 @CODECS.register
 class Model(Codec):
+    """A diffusion model: its slug in an id (:func:`model_slug`), the hub id or folder on a command line."""
+
     name = "model"
 
     def encode(self, value: Any) -> str:
+        """:func:`model_slug`."""
         return _slug(model_slug(value))
 
 
@@ -185,26 +247,32 @@ class Network(Codec):
     name, mark = "network", r"n-[A-Za-z0-9_-]+"
 
     def encode(self, value: Any) -> str:
+        """``n-<name>``."""
         return "n-" + _slug(value)
 
     def decode(self, text: str) -> str:
+        """The registry name."""
         return text[2:]
 
 
 @CODECS.register
 class Prompt(Codec):
-    """A prompt: its first words and a short hash of the whole text (``p-a_cat_on_a-3f2a1c``); the empty
-    prompt gives no ``--prompt``."""
+    """A prompt: its first words and a short hash of the whole text (``p-a_cat_on_a-3f2a1c``).
+
+    The empty prompt gives no ``--prompt``.
+    """
 
     name, mark = "prompt", r"p-\w*-[0-9a-f]{6}"
 
     def encode(self, value: Any) -> str:
+        """``p-<first words>-<6 hex digits of its sha256>`` (a slug already in that form stays)."""
         if self.recognises(str(value)):  # the slug a table shows
             return str(value)
         words = re.sub(r"[^A-Za-z0-9]+", "_", str(value)).strip("_")[:24].strip("_")
         return f"p-{words}-{hashlib.sha256(str(value).encode()).hexdigest()[:6]}"
 
     def render(self, value: Any, plan: Any) -> str | None:
+        """The prompt, or None (no ``--prompt``) for the empty one."""
         return str(value) or None
 
 
@@ -212,15 +280,21 @@ class Prompt(Codec):
 class Axis:
     """One axis of an experiment: a plan column, a config key, its run-id kind and its verb flag.
 
-    ``kind``: a :data:`CODECS` name (``name``, ``seed``, ``scale``, ``window``, ``layers``, ``image``,
-    ``model``, ``network``, ``prompt``).
-    ``default``: a value left out of run ids (ids written before the axis existed stay valid; see the
-    axis rule).
-    ``fallback``: config key whose value is the axis' only value when its own key is absent.
-    ``flag``: the verb's option that takes the value (``--style``), rendered by the kind (an image as its
-    file, a layer set comma-joined, the grouped axis' values comma-joined).
-    ``argv``: ``(plan, spec, values) -> [args]`` where a value is not simply ``flag value`` (the guidance
-    network: VGG-19 takes its weights flags, another network is named).
+    Args:
+        name: the plan column.
+        key: the config key that lists its values.
+        kind: a :data:`CODECS` name (``name``, ``seed``, ``scale``, ``window``, ``layers``, ``image``,
+            ``model``, ``network``, ``prompt``).
+        default: a value left out of run ids (ids written before the axis existed stay valid; see the
+            axis rule).
+        fallback: config key whose value is the axis' only value when its own key is absent.
+        flag: the verb's option that takes the value (``--style``), rendered by the kind (an image as its
+            file, a layer set comma-joined, the grouped axis' values comma-joined).
+        argv: ``(plan, spec, values) -> [args]`` where a value is not simply ``flag value`` (the guidance
+            network: VGG-19 takes its weights flags, another network is named).
+
+    Raises:
+        ConfigError: an unknown kind.
     """
 
     name: str
@@ -233,13 +307,16 @@ class Axis:
     codec: Codec = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
+        """Look up the kind's codec."""
         object.__setattr__(self, "codec", CODECS.lookup(self.kind)())
 
     @property
     def optional(self) -> bool:
+        """Whether the axis has a default (left out of run ids at that value)."""
         return self.default is not None
 
     def encode(self, value: Any) -> str:
+        """The value's run-id part (:meth:`Codec.encode`)."""
         return self.codec.encode(value)
 
     def decode(self, text: str) -> Any:
@@ -261,12 +338,27 @@ class Spec(Protocol):
 
 
 def defaults(spec: Spec) -> dict[str, Any]:
-    """The values an id leaves out: each optional axis at its default."""
+    """The values an id leaves out: each optional axis at its default.
+
+    Args:
+        spec: an experiment spec.
+
+    Returns:
+        ``{axis: default}``.
+    """
     return {axis.name: axis.default for axis in spec.axes if axis.optional}
 
 
 def run_id(spec: Spec, values: dict[str, Any]) -> str:
-    """The run id of one combination of ``spec``'s axes (default-valued axes may be missing)."""
+    """The run id of one combination of ``spec``'s axes.
+
+    Args:
+        spec: an experiment spec.
+        values: ``{axis: value}`` (default-valued axes may be missing).
+
+    Returns:
+        The parts of the present axes joined by ``__``.
+    """
     values = spec.canonical({**defaults(spec), **values})
     return SEPARATOR.join(
         axis.encode(values[axis.name])
@@ -276,9 +368,11 @@ def run_id(spec: Spec, values: dict[str, Any]) -> str:
 
 
 def _layouts(axes: tuple[Axis, ...], parts: list[str]) -> list[list[Axis]]:
-    """Every way to read ``parts`` as the present axes, by the axis rule: every part carries its kind's
-    mark; a marked optional axis is present exactly when its part carries the mark; an unmarked one is
-    tried both ways."""
+    """Every way to read ``parts`` as the present axes, by the axis rule.
+
+    Every part carries its kind's mark; a marked optional axis is present exactly when its part carries
+    the mark; an unmarked one is tried both ways.
+    """
     found, todo = [], [(0, 0, ())]
     while todo:
         i, j, taken = todo.pop()
@@ -300,7 +394,18 @@ def _layouts(axes: tuple[Axis, ...], parts: list[str]) -> list[list[Axis]]:
 
 
 def present_axes(spec: Spec, run: str) -> list[Axis]:
-    """The axes that have a part in ``run`` (the others are optional and at their defaults)."""
+    """The axes that have a part in ``run`` (the others are optional and at their defaults).
+
+    Args:
+        spec: an experiment spec.
+        run: a run id.
+
+    Returns:
+        The axes, in order.
+
+    Raises:
+        ConfigError: the id reads two ways, or as no combination of the axes.
+    """
     return _layout(spec, run)[1]
 
 
@@ -317,8 +422,20 @@ def _layout(spec: Spec, run: str) -> tuple[list[str], list[Axis]]:
 
 
 def parse_run_id(spec: Spec, run: str) -> dict[str, Any]:
-    """Axis values of a run id, as :meth:`Axis.decode` shows them; optional axes left out of the id take
-    their defaults (see the axis rule)."""
+    """Axis values of a run id, as :meth:`Axis.decode` shows them.
+
+    Optional axes left out of the id take their defaults (see the axis rule).
+
+    Args:
+        spec: an experiment spec.
+        run: a run id.
+
+    Returns:
+        ``{axis: value}`` for every axis.
+
+    Raises:
+        ConfigError: the id does not read as the spec's axes, or a part is not of its axis's kind.
+    """
     parts, present = _layout(spec, run)
     values = defaults(spec)
     for axis, part in zip(present, parts):
@@ -330,7 +447,15 @@ def parse_run_id(spec: Spec, run: str) -> dict[str, Any]:
 
 
 def split_run(spec: Spec, run: str) -> tuple[str, str, str]:
-    """(head, batched part, tail) of a run id: the parts before the batched axes, theirs, and the rest."""
+    """A run id cut around its batched axes.
+
+    Args:
+        spec: an experiment spec.
+        run: a run id.
+
+    Returns:
+        ``(head, batched part, tail)``: the parts before the batched axes, theirs, and the rest.
+    """
     parts, present = _layout(spec, run)
     batched = (spec.batched,) if isinstance(spec.batched, str) else spec.batched
     names = [axis.name for axis in present]

@@ -1,5 +1,6 @@
-"""``attention_distillation``: Attention Distillation (Zhou, Gao, Chen and Huang, CVPR 2025, "Attention
-Distillation: A Unified Approach to Visual Characteristics Transfer").
+"""``attention_distillation``: Attention Distillation (Zhou, Gao, Chen and Huang, CVPR 2025).
+
+Paper: "Attention Distillation: A Unified Approach to Visual Characteristics Transfer".
 
 Follows xugao97/AttentionDistillation (commit ``142800c389bb4dff41e7f79cb9c2e88c981bbec2``):
 ``losses.py`` ``ad_loss`` (``:10-30``) and ``q_loss`` (``:34-38``); ``pipeline_sd.py`` ``ADPipeline.AD``
@@ -72,9 +73,20 @@ AD_MODES = ("sample", "optimize")
 
 
 def distillation_loss(records, style, content=None, query_weight: float = 0.25, attn_scale: float = 1.0):
-    """L per image ``(N,)``: Σ_l mean|out − sg[SDPA(a·q, K_s, V_s)]| + w·Σ_l mean|q − sg[q_c]| (``losses.py``
-    ``ad_loss`` + ``weight · q_loss``, each image's own). ``records``, ``style``, ``content``: lists of
-    :class:`~..attention.AttentionRecord` per layer (style and content with a batch of N, or of 1 shared)."""
+    """L per image ``(N,)``: Σ_l mean|out − sg[SDPA(a·q, K_s, V_s)]| + w·Σ_l mean|q − sg[q_c]|.
+
+    ``losses.py`` ``ad_loss`` + ``weight · q_loss``, each image's own.
+
+    Args:
+        records: the optimised x's :class:`~..attention.AttentionRecord` per layer (a batch of N).
+        style: the style's records per layer (a batch of N, or of 1 shared).
+        content: the content's records per layer (likewise), or None: no query term.
+        query_weight: w.
+        attn_scale: a.
+
+    Returns:
+        ``(N,)``.
+    """
     n = records[0].q.shape[0]
     loss = 0
     for own, reference in zip(records, style):
@@ -90,16 +102,40 @@ def distillation_loss(records, style, content=None, query_weight: float = 0.25, 
 
 
 def adain(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """``utils.py`` ``adain`` (``:133-143``) per image: each channel of ``source`` renormalised to the mean and
-    (unbiased) standard deviation of the same channel of ``target`` (image i's own)."""
+    """The reference's ``utils.py`` ``adain`` (``:133-143``) per image.
+
+    Each channel of ``source`` renormalised to the mean and (unbiased) standard deviation of the same
+    channel of ``target`` (image i's own).
+
+    Args:
+        source: ``(N, C, H, W)``.
+        target: ``(N, C, H, W)`` or ``(1, C, H, W)``.
+        eps: added to the source's standard deviation.
+
+    Returns:
+        ``(N, C, H, W)``.
+    """
     mean, std = source.mean(dim=(2, 3), keepdim=True), source.std(dim=(2, 3), keepdim=True)
     target_mean, target_std = target.mean(dim=(2, 3), keepdim=True), target.std(dim=(2, 3), keepdim=True)
     return (source - mean) / (std + eps) * target_std + target_mean
 
 
 def optimise(z: torch.Tensor, optimizer, iterations: int, features, style, content, query_weight, attn_scale):
-    """``iterations`` Adam steps of ``optimizer`` on ``z`` (which it holds) against :func:`distillation_loss`;
-    ``features(z)`` gives z's records. Returns the loss per image of the last iteration (before its step)."""
+    """``iterations`` Adam steps of ``optimizer`` on ``z`` (which it holds) against :func:`distillation_loss`.
+
+    Args:
+        z: the optimised tensor.
+        optimizer: an Adam holding ``z``.
+        iterations: how many steps.
+        features: ``features(z)`` gives z's attention records.
+        style: the style's records.
+        content: the content's records, or None.
+        query_weight: w.
+        attn_scale: a.
+
+    Returns:
+        The loss per image of the last iteration (before its step).
+    """
     for _ in range(iterations):
         optimizer.zero_grad()
         with torch.enable_grad():
@@ -111,6 +147,8 @@ def optimise(z: torch.Tensor, optimizer, iterations: int, features, style, conte
 
 @dataclass
 class AttentionDistillation(GuidanceMethod):
+    """The ``attention_distillation`` rule: Adam steps on x_{t−1} against the UNet's self-attention (the module docstring: its reference and deviations)."""
+
     name = "attention_distillation"
     paper = "Zhou et al. 2025, Attention Distillation: A Unified Approach to Visual Characteristics Transfer"
     reference = "xugao97/AttentionDistillation pipeline_sd.py ADPipeline.AD/optimize, losses.py ad_loss, q_loss"
@@ -132,6 +170,7 @@ class AttentionDistillation(GuidanceMethod):
     )
 
     def __post_init__(self):
+        """Check the knobs (a one-line ConfigError names a bad value)."""
         super().__post_init__()
         if int(self.iterations) != self.iterations or self.iterations < 1:
             raise ConfigError(f"iterations must be an integer >= 1, got {self.iterations}")
@@ -143,12 +182,16 @@ class AttentionDistillation(GuidanceMethod):
         self._content = False  # whether the last run read a content image (one more UNet call a step)
 
     def pass_evaluations(self) -> Evaluations:
-        """The denoising call (sample mode), the style's (and content's) attention, then per iteration one
-        UNet forward and backward."""
+        """Network evaluations of one guided pass.
+
+        The denoising call (sample mode), the style's (and content's) attention, then per iteration one
+        UNet forward and backward.
+        """
         calls = (1 if self.ad_mode == "sample" else 0) + (2 if self._content else 1)
         return Evaluations(unet_forward=calls + self.iterations, unet_backward=self.iterations)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         with torch.no_grad():
             base = ctx.base_step(ctx.unet(x), x)
         tau = ctx.prev_timestep

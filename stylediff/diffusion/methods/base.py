@@ -1,5 +1,7 @@
-"""What every guidance method shares: the per-step context the sampler hands it, the window and
-recurrence (time travel) loop, and the description ``stylediff methods`` prints.
+"""What every guidance method shares: the per-step context, the window and recurrence loop, the description.
+
+The per-step context the sampler hands it, the window and recurrence (time travel) loop, and the
+description ``stylediff methods`` prints.
 
 A method sees one denoising step through a :class:`StepContext`: it may call the UNet
 (``ctx.unet``), the objective on a model-space x̂0 (``ctx.loss``), the scheduler's own step
@@ -31,15 +33,19 @@ class Evaluations:
     objective_backward: int = 0
 
     def __add__(self, other: Evaluations) -> Evaluations:
+        """The evaluations of both, counted together."""
         return Evaluations(*(a + b for a, b in zip(self.as_tuple(), other.as_tuple())))
 
     def __mul__(self, k: int) -> Evaluations:
+        """The evaluations of ``k`` such steps."""
         return Evaluations(*(a * k for a in self.as_tuple()))
 
     def as_tuple(self) -> tuple[int, int, int, int]:
+        """``(unet_forward, unet_backward, objective_forward, objective_backward)``."""
         return (self.unet_forward, self.unet_backward, self.objective_forward, self.objective_backward)
 
     def to_dict(self) -> dict[str, int]:
+        """The four counts by name."""
         return asdict(self)
 
 
@@ -99,8 +105,11 @@ class StepContext:
 
     @property
     def prev_timestep(self) -> int:
-        """The timestep of the x_{t−1} this step makes: DDIM's t − T/n, 0 at the end (Attention
-        Distillation's ``max(t − T // n, 0)``, ``pipeline_sd.py:622-627``); DDPM's next timestep, 0 after the last."""
+        """The timestep of the x_{t−1} this step makes.
+
+        DDIM's t − T/n, 0 at the end (Attention Distillation's ``max(t − T // n, 0)``,
+        ``pipeline_sd.py:622-627``); DDPM's next timestep, 0 after the last.
+        """
         scheduler = self.schedule.scheduler
         if is_ddim(scheduler):
             return max(int(self.t) - scheduler.config.num_train_timesteps // scheduler.num_inference_steps, 0)
@@ -109,17 +118,30 @@ class StepContext:
 
     @property
     def clip_range(self) -> float | None:
+        """The scheduler's ``clip_sample_range`` when it clips x̂0, else None."""
         config = self.schedule.scheduler.config
         return float(config.clip_sample_range) if config.clip_sample else None
 
     def split(self, model_output: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(ε̂, x̂0)`` of a model output at x (:meth:`~stylediff.diffusion.schedule.Schedule.split` at this t)."""
         return self.schedule.split(model_output, x, self.t)
 
     def base_step(self, model_output: torch.Tensor, x: torch.Tensor, rederive_eps: bool = False) -> BaseStep:
-        """The scheduler's step (diffusers calls DDIM with ``use_clipped_model_output=False``: the model's
-        ε̂ beside the clipped x̂0). ``rederive_eps``: ε̂ re-derived from x_t and the clipped x̂0 instead,
-        ε̂ = (x_t − √ᾱ_t·x̂0)/√(1 − ᾱ_t), as guided-diffusion's ``ddim_sample`` and the DDIM samplers
-        of DPS/MPGD do (equal to the model's ε̂ when nothing is clipped; DDPM's update has no ε̂ term)."""
+        """The scheduler's step, with the step noise of the unguided run.
+
+        diffusers calls DDIM with ``use_clipped_model_output=False``: the model's ε̂ beside the clipped x̂0.
+
+        Args:
+            model_output: the UNet's output at x.
+            x: x_t.
+            rederive_eps: ε̂ re-derived from x_t and the clipped x̂0 instead,
+                ε̂ = (x_t − √ᾱ_t·x̂0)/√(1 − ᾱ_t), as guided-diffusion's ``ddim_sample`` and the DDIM samplers
+                of DPS/MPGD do (equal to the model's ε̂ when nothing is clipped; DDPM's update has no ε̂
+                term).
+
+        Returns:
+            x_{t−1} and the (x̂0, ε̂) it used, without graph.
+        """
         with torch.no_grad():
             out = self.scheduler_step(model_output.detach(), x.detach())
             eps, _ = self.split(model_output.detach(), x.detach())
@@ -138,7 +160,19 @@ class StepContext:
         d_eps: torch.Tensor | None = None,
         d_prev: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x_{t−1} = base + c_x0·Δx̂0 + c_ε·Δε̂ + Δx_{t−1} (the update is linear in x̂0 and ε̂)."""
+        """The guided x_{t−1} = base + c_x0·Δx̂0 + c_ε·Δε̂ + Δx_{t−1} (the update is linear in x̂0 and ε̂).
+
+        Records the RMS of the change per image (``step_rms``).
+
+        Args:
+            base: the scheduler's step (:meth:`base_step`).
+            d_x0: Δx̂0 with ε̂ held.
+            d_eps: Δε̂ with x̂0 held.
+            d_prev: a direct shift of x_{t−1}.
+
+        Returns:
+            x_{t−1}.
+        """
         with torch.no_grad():
             prev = base.prev
             if d_x0 is not None:
@@ -153,8 +187,21 @@ class StepContext:
     def check_finite(
         self, loss: torch.Tensor, grad: torch.Tensor, scale: float, clip: float | None = None
     ) -> torch.Tensor:
-        """The gradient with non-finite entries zeroed when ``clip`` is set; else a NumericalError naming
-        the step, its timestep, the loss per image and the scale."""
+        """Check the loss and gradient, and record the loss per image.
+
+        Args:
+            loss: the loss per image.
+            grad: its gradient.
+            scale: the method's scale (for the message).
+            clip: the method's ``clip_grad``; set, non-finite entries are zeroed instead of failing.
+
+        Returns:
+            The gradient (float32), non-finite entries zeroed.
+
+        Raises:
+            NumericalError: a non-finite loss or gradient without ``clip``: the message names the step,
+                its timestep, the loss per image and the scale.
+        """
         if not (torch.isfinite(loss).all() and torch.isfinite(grad).all()) and clip is None:
             values = ", ".join(f"{v:.4g}" for v in loss.tolist())
             raise NumericalError(
@@ -173,8 +220,20 @@ step's classifier-free-guidance correction over the gradient's), ``pixel`` = the
 
 
 def resolve_step_size(method: str, step_size: str, cfg: bool) -> str:
-    """``step_size`` with ``auto`` resolved for a model with (``cfg``) or without classifier-free guidance;
-    ``cfg`` without it is a one-line ConfigError (there is no correction to measure)."""
+    """``step_size`` with ``auto`` resolved for a model with or without classifier-free guidance.
+
+    Args:
+        method: the method's name (for messages).
+        step_size: ``auto``, ``cfg`` or ``pixel``.
+        cfg: whether classifier-free guidance runs.
+
+    Returns:
+        ``cfg`` or ``pixel``.
+
+    Raises:
+        ConfigError: an unknown step size, or ``cfg`` without classifier-free guidance (there is no
+            correction to measure).
+    """
     if step_size not in STEP_SIZES:
         raise ConfigError(f"unknown {method} step size {step_size!r}; choose one of {', '.join(STEP_SIZES)}")
     if step_size == "auto":
@@ -188,26 +247,65 @@ def resolve_step_size(method: str, step_size: str, cfg: bool) -> str:
 
 
 def knob(default: Any, help: str, **spec: Any) -> Any:
-    """A method's knob: a dataclass field with its ``stylediff sample`` help (and ``choices`` for a
-    string knob) in its metadata; the CLI makes the flag ``--NAME`` from it, typed by the field's
-    annotation, under the method's group. A subclass that only changes the default redeclares the
-    field plainly (``window: tuple[float, float] = (0.3, 0.7)``); the help is found up the class tree."""
+    """A method's knob: a dataclass field with its ``stylediff sample`` help in its metadata.
+
+    The CLI makes the flag ``--NAME`` from it, typed by the field's annotation, under the method's group. A
+    subclass that only changes the default redeclares the field plainly (``window: tuple[float, float] =
+    (0.3, 0.7)``); the help is found up the class tree. The API pages show the default in the class's
+    signature and the help as the field's description (``docs/griffe_knobs.py``).
+
+    Args:
+        default: the knob's default.
+        help: the flag's help text.
+        **spec: more metadata (``choices`` for a string knob).
+
+    Returns:
+        A ``dataclasses.field``.
+
+    Example:
+        ```python
+        rho: float = knob(1.0, "mean-guidance strength rho")
+        log_prob: str = knob("norm", "log p = -sqrt(L)/100 (norm) or -L (squared)", choices=("norm", "squared"))
+        ```
+    """
     return field(default=default, metadata={"help": help, **spec})
 
 
 def per_image_norm(x: torch.Tensor) -> torch.Tensor:
-    """‖x_i‖ over each image's pixels, shaped to broadcast against x."""
+    """‖x_i‖ over each image's pixels, shaped to broadcast against x.
+
+    Args:
+        x: ``(N, ...)``.
+
+    Returns:
+        ``(N, 1, …, 1)``.
+    """
     return x.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
 
 
 def per_image_rms(x: torch.Tensor) -> torch.Tensor:
-    """√mean(x_i²) over each image's pixels, shaped to broadcast against x."""
+    """√mean(x_i²) over each image's pixels, shaped to broadcast against x.
+
+    Args:
+        x: ``(N, ...)``.
+
+    Returns:
+        ``(N, 1, …, 1)``.
+    """
     return x.flatten(1).pow(2).mean(1).sqrt().view(-1, *([1] * (x.dim() - 1)))
 
 
 def unet_gradient(ctx: StepContext, x: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """Model output at x_t with its graph, and ∇_{x_t} of ``loss_of(loss per image)`` back through the UNet.
-    Returns ``(model_output, eps, x0, loss, grad)``."""
+
+    Args:
+        ctx: the step.
+        x: x_t.
+        loss_of: a function of the loss per image whose gradient is taken (None: the loss).
+
+    Returns:
+        ``(model_output, eps, x0, loss, grad)``, all but ``grad`` detached.
+    """
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
         out = ctx.unet(x_in)
@@ -221,7 +319,16 @@ def unet_gradient(ctx: StepContext, x: torch.Tensor, loss_of: Callable[[torch.Te
 def x0_gradient(
     ctx: StepContext, x0: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss at x̂0 (or at ``project(x̂0)``) and ∇_{x̂0} (no UNet in the graph)."""
+    """Loss at x̂0 (or at ``project(x̂0)``) and ∇_{x̂0} (no UNet in the graph).
+
+    Args:
+        ctx: the step.
+        x0: x̂0 in model space.
+        project: a map applied before the loss (MPGD's autoencoder projection), or None.
+
+    Returns:
+        ``(loss, grad)``, the loss detached.
+    """
     with torch.enable_grad():
         x0_in = x0.detach().requires_grad_(True)
         loss = ctx.loss(x0_in if project is None else project(x0_in))
@@ -238,7 +345,12 @@ class GuidanceMethod:
     part of the trajectory (fractions from pure noise, 0, to the image, 1: step i of n is guided when
     start <= (i + ½)/n <= end); ``recurrence`` k repeats a guided step k times, re-noising x_{t−1} back
     to x_t by the forward process between passes (Universal Guidance's self-recurrence, FreeDoM's time
-    travel, TFG's N_recur), every pass with the unguided run's step noise.
+    travel, TFG's N_recur), every pass with the unguided run's step noise. The API pages list each
+    method's knobs, with their help, under the class's attributes.
+
+    Raises:
+        ConfigError: a negative or non-finite scale, a window that is not two fractions
+            0 ≤ start ≤ end ≤ 1, or a recurrence that is not an integer ≥ 1.
     """
 
     name: ClassVar[str] = ""
@@ -284,6 +396,7 @@ class GuidanceMethod:
     )
 
     def __post_init__(self):
+        """Check the shared knobs (see the class's Raises)."""
         if not math.isfinite(self.scale) or self.scale < 0:
             raise ConfigError(f"guidance scale must be finite and >= 0, got {self.scale}")
         if self.window is not None:  # None: the method's window for the kind of model (``resolved``)
@@ -298,7 +411,17 @@ class GuidanceMethod:
     # -- description ------------------------------------------------------------------------
     @classmethod
     def knob_help(cls, name: str) -> dict[str, Any]:
-        """The metadata (``help``, ``choices``) of knob ``name``, from the nearest class that declares it."""
+        """The metadata (``help``, ``choices``) of knob ``name``, from the nearest class that declares it.
+
+        Args:
+            name: a knob.
+
+        Returns:
+            Its metadata.
+
+        Raises:
+            TypeError: no class declares it with :func:`knob`.
+        """
         for klass in cls.__mro__:
             found = getattr(klass, "__dataclass_fields__", {}).get(name)
             if found is not None and found.metadata:
@@ -315,12 +438,22 @@ class GuidanceMethod:
         return out
 
     def resolved(self, latent: bool, cfg: bool) -> GuidanceMethod:
-        """A copy with every knob left to the model (``auto``, a None window) set to the reference's
-        choice for this kind of model: ``latent`` (a VAE's latents), ``cfg`` (classifier-free guidance
-        runs). The sampler calls it once, before sampling, so ``settings()`` records the rule that ran."""
+        """A copy with every knob left to the model (``auto``, a None window) set for this kind of model.
+
+        Set to the reference's choice. The sampler calls it once, before sampling, so ``settings()``
+        records the rule that ran.
+
+        Args:
+            latent: the model samples a VAE's latents.
+            cfg: classifier-free guidance runs.
+
+        Returns:
+            The resolved copy.
+        """
         return replace(self)
 
     def settings(self) -> dict[str, Any]:
+        """Every knob with its value (tuples as lists): what a sidecar records."""
         return {key: (list(v) if isinstance(v, tuple) else v) for key, v in asdict(self).items()}
 
     def pass_evaluations(self) -> Evaluations:
@@ -328,7 +461,15 @@ class GuidanceMethod:
         raise NotImplementedError
 
     def evaluations(self, index: int, steps: int) -> Evaluations:
-        """Evaluations of step ``index`` of ``steps`` (an unguided step: one UNet forward)."""
+        """Evaluations of step ``index`` of ``steps`` (an unguided step: one UNet forward).
+
+        Args:
+            index: the step's index in the schedule.
+            steps: the schedule's steps.
+
+        Returns:
+            The step's evaluations, its repeats included.
+        """
         if not self.active(index, steps):
             return UNGUIDED_STEP
         return self.pass_evaluations() * self.repeats(index, steps)
@@ -336,21 +477,56 @@ class GuidanceMethod:
     # -- the step ---------------------------------------------------------------------------
     @staticmethod
     def in_window(window: tuple[float, float], index: int, steps: int) -> bool:
+        """Whether step ``index`` of ``steps`` is inside ``window``: start ≤ (index + ½)/steps ≤ end.
+
+        Args:
+            window: ``(start, end)`` fractions from noise (0) to image (1).
+            index: the step's index in the schedule.
+            steps: the schedule's steps.
+
+        Returns:
+            True inside.
+        """
         position = (index + 0.5) / steps
         return window[0] <= position <= window[1]
 
     def active(self, index: int, steps: int) -> bool:
+        """Whether step ``index`` of ``steps`` is guided (scale > 0, inside the window).
+
+        Args:
+            index: the step's index in the schedule.
+            steps: the schedule's steps.
+
+        Returns:
+            True when guided.
+        """
         window = (0.0, 1.0) if self.window is None else self.window  # unresolved: the pixel default
         return self.scale > 0 and self.in_window(window, index, steps)
 
     def repeats(self, index: int, steps: int) -> int:
+        """Guided passes of step ``index`` (default: ``recurrence`` at every guided step).
+
+        Args:
+            index: the step's index in the schedule.
+            steps: the schedule's steps.
+
+        Returns:
+            The number of passes.
+        """
         return self.recurrence
 
     def begin(self) -> None:
         """Reset what a method keeps across the steps of one sampling call."""
 
     def step(self, ctx: StepContext) -> torch.Tensor:
-        """x_t -> x_{t−1}: the scheduler's step outside the window, else ``repeats`` guided passes."""
+        """One denoising step x_t -> x_{t−1}: the scheduler's step outside the window, else ``repeats`` guided passes.
+
+        Args:
+            ctx: the step.
+
+        Returns:
+            x_{t−1}.
+        """
         if not self.active(ctx.index, ctx.steps):
             with torch.no_grad():
                 return ctx.scheduler_step(ctx.unet(ctx.x), ctx.x).prev_sample
@@ -362,5 +538,13 @@ class GuidanceMethod:
         return prev
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
-        """One guided pass from ``x`` (x_t): returns x_{t−1}."""
+        """One guided pass from ``x``: a method's rule.
+
+        Args:
+            ctx: the step.
+            x: x_t (the step's, or re-noised by recurrence).
+
+        Returns:
+            x_{t−1}.
+        """
         raise NotImplementedError

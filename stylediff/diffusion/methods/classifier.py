@@ -1,5 +1,7 @@
-"""``classifier``: classifier guidance (Dhariwal & Nichol 2021, "Diffusion Models Beat GANs on Image
-Synthesis"), with the style loss of the predicted image as the classifier: log p(y | x_t) = −L(x̂0(x_t)).
+"""``classifier``: classifier guidance (Dhariwal & Nichol 2021) with the style loss as the classifier.
+
+Paper: "Diffusion Models Beat GANs on Image Synthesis". The style loss of the predicted image is the
+classifier: log p(y | x_t) = −L(x̂0(x_t)).
 
 Follows openai/guided-diffusion ``GaussianDiffusion.condition_score`` (DDIM) and ``condition_mean``
 (DDPM), with ``cond_fn`` = s·∇_{x_t} log p as ``scripts/classifier_sample.py`` builds it:
@@ -30,6 +32,8 @@ from .base import Evaluations, GuidanceMethod, StepContext, unet_gradient
 
 @dataclass
 class ClassifierGuidance(GuidanceMethod):
+    """The ``classifier`` rule: Dhariwal & Nichol's classifier guidance (the module docstring: its reference and deviations)."""
+
     name = "classifier"
     paper = "Dhariwal & Nichol 2021, Diffusion Models Beat GANs on Image Synthesis"
     reference = "openai/guided-diffusion gaussian_diffusion.py ddim_sample + condition_score / condition_mean"
@@ -42,9 +46,11 @@ class ClassifierGuidance(GuidanceMethod):
     scale: float = 90.0
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         out, eps, _, loss, grad = unet_gradient(ctx, x)
         grad = ctx.check_finite(loss, grad, self.scale)
         base = ctx.base_step(out, x, rederive_eps=True)

@@ -1,5 +1,6 @@
-"""``dps``: Diffusion Posterior Sampling (Chung et al., ICLR 2023, "Diffusion Posterior Sampling for
-General Noisy Inverse Problems").
+"""``dps``: Diffusion Posterior Sampling (Chung et al., ICLR 2023).
+
+Paper: "Diffusion Posterior Sampling for General Noisy Inverse Problems".
 
 Follows DPS2022/diffusion-posterior-sampling ``condition_methods.PosteriorSampling.conditioning`` with
 ``ConditioningMethod.grad_and_value``: x_{t−1} = x′_{t−1} − ζ·∇_{x_t}‖r‖, where x′_{t−1} is the
@@ -39,6 +40,8 @@ NORM_FLOOR = 1e-12
 
 @dataclass
 class DPSGuidance(GuidanceMethod):
+    """The ``dps`` rule: Diffusion Posterior Sampling (the module docstring: its reference and deviations)."""
+
     name = "dps"
     paper = "Chung et al. 2023, Diffusion Posterior Sampling for General Noisy Inverse Problems"
     reference = "DPS2022/diffusion-posterior-sampling condition_methods.py PosteriorSampling.conditioning"
@@ -51,9 +54,11 @@ class DPSGuidance(GuidanceMethod):
     note = "the reference samples DDPM with 1000 steps; here the shared sampler (DDIM 50, eta 0 by default)"
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         out, _, _, loss, grad = unet_gradient(ctx, x, lambda loss: loss.clamp_min(NORM_FLOOR).sqrt())
         grad = ctx.check_finite(loss, grad, self.scale)
         return ctx.finish(ctx.base_step(out, x), d_prev=-self.scale * grad)

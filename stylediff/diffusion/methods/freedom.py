@@ -1,5 +1,6 @@
-"""``freedom``: FreeDoM (Yu et al., ICCV 2023, "FreeDoM: Training-Free Energy-Guided Conditional
-Diffusion Model").
+"""``freedom``: FreeDoM (Yu et al., ICCV 2023).
+
+Paper: "FreeDoM: Training-Free Energy-Guided Conditional Diffusion Model".
 
 Follows vvictoryuki/FreeDoM's pixel-space rule, ``Face-GD/functions/denoising.py``
 ``clip_ddim_diffusion``, and the guidance/time-travel windows of its style sampler
@@ -79,6 +80,8 @@ from .base import (
 
 @dataclass
 class FreeDoMGuidance(GuidanceMethod):
+    """The ``freedom`` rule: FreeDoM's energy guidance with time travel (the module docstring: its reference and deviations)."""
+
     name = "freedom"
     paper = "Yu et al. 2023, FreeDoM: Training-Free Energy-Guided Conditional Diffusion Model"
     reference = "vvictoryuki/FreeDoM Face-GD/functions/denoising.py clip_ddim_diffusion; SD_style ddim.py"
@@ -100,6 +103,7 @@ class FreeDoMGuidance(GuidanceMethod):
     )
 
     def __post_init__(self):
+        """Check the knobs (a one-line ConfigError names a bad value)."""
         super().__post_init__()
         travel = tuple(float(w) for w in self.travel_window)
         if len(travel) != 2 or not (0.0 <= travel[0] <= travel[1] <= 1.0):
@@ -108,15 +112,19 @@ class FreeDoMGuidance(GuidanceMethod):
         resolve_step_size(self.name, self.step_size, cfg=True)  # an unknown name fails here
 
     def resolved(self, latent: bool, cfg: bool) -> FreeDoMGuidance:
+        """The ``auto`` knobs set for the model (see :meth:`GuidanceMethod.resolved`)."""
         return replace(self, step_size=resolve_step_size(self.name, self.step_size, cfg))
 
     def repeats(self, index: int, steps: int) -> int:
+        """``recurrence`` passes inside the travel window, one outside it."""
         return self.recurrence if self.in_window(self.travel_window, index, steps) else 1
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         out, eps, _, loss, grad = unet_gradient(ctx, x)
         grad = ctx.check_finite(loss, grad, self.scale)
         schedule = ctx.schedule

@@ -1,5 +1,6 @@
-"""``lgd``: Loss-Guided Diffusion with Monte-Carlo samples (Song et al., ICML 2023, "Loss-Guided Diffusion
-Models for Plug-and-Play Controllable Generation", LGD-MC).
+"""``lgd``: Loss-Guided Diffusion with Monte-Carlo samples, LGD-MC (Song et al., ICML 2023).
+
+Paper: "Loss-Guided Diffusion Models for Plug-and-Play Controllable Generation".
 
 Follows TFG's implementation of it, YWolfeee/Training-Free-Guidance ``methods/lgd.py``
 ``LGDGuidance.guide_step`` (lines 13-73; the LGD baseline of TFG's benchmark, chosen by a
@@ -50,6 +51,8 @@ from .tfg import LOG_PROBS, log_probability
 
 @dataclass
 class LGDGuidance(GuidanceMethod):
+    """The ``lgd`` rule: LGD-MC, Monte-Carlo loss guidance (the module docstring: its reference and deviations)."""
+
     name = "lgd"
     paper = "Song et al. 2023, Loss-Guided Diffusion Models for Plug-and-Play Controllable Generation (LGD-MC)"
     reference = "YWolfeee/Training-Free-Guidance methods/lgd.py LGDGuidance.guide_step"
@@ -72,6 +75,7 @@ class LGDGuidance(GuidanceMethod):
     )
 
     def __post_init__(self):
+        """Check the knobs (a one-line ConfigError names a bad value)."""
         super().__post_init__()
         if int(self.mc_samples) != self.mc_samples or self.mc_samples < 1:
             raise ConfigError(f"mc samples must be an integer >= 1, got {self.mc_samples}")
@@ -80,10 +84,12 @@ class LGDGuidance(GuidanceMethod):
             raise ConfigError(f"unknown log prob {self.log_prob!r}; choose one of {', '.join(LOG_PROBS)}")
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         n = self.mc_samples
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=n, objective_backward=n)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         n, batch = self.mc_samples, x.shape[0]
         radius = (1 - ctx.schedule.alpha_bar(ctx.t)).sqrt().to(x)  # lgd.py:36, r_t = √(1 − ᾱ_t)
         offsets = torch.stack([ctx.noise(tuple(x.shape[1:]), f"lgd{k}") for k in range(n)]).to(x) * radius

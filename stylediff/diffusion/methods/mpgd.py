@@ -1,5 +1,6 @@
-"""``mpgd``: Manifold Preserving Guided Diffusion (He et al., ICLR 2024): the x̂0 step, with its
-autoencoder projection (MPGD-AE) as an option on latent models.
+"""``mpgd``: Manifold Preserving Guided Diffusion (He et al., ICLR 2024): the x̂0 step.
+
+Its autoencoder projection (MPGD-AE) is an option on latent models.
 
 Follows KellyYutongHe/mpgd_pytorch ``linear_inv/guided_diffusion/guided_gaussian_diffusion.py``
 ``DDIMx0.p_sample_loop`` with ``condition_methods.py`` ``WoProjSampling.conditioning`` (and its
@@ -94,6 +95,8 @@ LATENT_WINDOW = (0.3, 0.7)
 
 @dataclass
 class MPGDGuidance(GuidanceMethod):
+    """The ``mpgd`` rule: Manifold Preserving Guided Diffusion (the module docstring: its reference and deviations)."""
+
     name = "mpgd"
     paper = "He et al. 2024, Manifold Preserving Guided Diffusion"
     reference = (
@@ -135,6 +138,7 @@ class MPGDGuidance(GuidanceMethod):
     )
 
     def __post_init__(self):
+        """Check the knobs (a one-line ConfigError names a bad value)."""
         super().__post_init__()
         if self.step_schedule not in STEP_SCHEDULES:
             raise ConfigError(
@@ -149,6 +153,7 @@ class MPGDGuidance(GuidanceMethod):
         self.ae_window = window
 
     def resolved(self, latent: bool, cfg: bool) -> MPGDGuidance:
+        """The ``auto`` knobs set for the model (see :meth:`GuidanceMethod.resolved`)."""
         schedule = self.step_schedule
         sd_sampler = latent and cfg  # the SD_style sampler's rule needs a CFG correction to size its step
         if schedule == "auto":
@@ -162,9 +167,11 @@ class MPGDGuidance(GuidanceMethod):
         return self.ae_window[1] > 0 and self.in_window(self.ae_window, ctx.index, ctx.steps)
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         return Evaluations(unet_forward=1, objective_forward=1, objective_backward=1)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         with torch.no_grad():
             out = ctx.unet(x)
         correction = ctx.correction

@@ -22,7 +22,10 @@ NORMALIZATIONS = ("per_step", "first_step", "none")
 
 @dataclass
 class NormalisedGradient(GuidanceMethod):
-    """A rule whose step is s·σ_t·ĝ, ĝ the (rescaled) gradient, optionally capped at ±clip_grad."""
+    """A rule whose step is s·σ_t·ĝ, ĝ the (rescaled) gradient, optionally capped at ±clip_grad.
+
+    The base of ``x0`` and ``through_unet``; its knobs ``normalize`` and ``clip_grad``.
+    """
 
     normalize: str = knob(
         "per_step",
@@ -33,6 +36,7 @@ class NormalisedGradient(GuidanceMethod):
     clip_grad: float | None = knob(None, "zero non-finite gradients and cap each step entry at +-C instead of stopping")
 
     def __post_init__(self):
+        """Check the knobs (a one-line ConfigError names a bad value)."""
         super().__post_init__()
         if self.normalize not in NORMALIZATIONS:
             raise ConfigError(
@@ -42,10 +46,21 @@ class NormalisedGradient(GuidanceMethod):
             raise ConfigError(f"clip_grad must be a finite number > 0, got {self.clip_grad}")
 
     def begin(self) -> None:
+        """Forget the first step's ratio (``first_step``) at the start of a sampling call."""
         self._first_ratio: torch.Tensor | None = None
 
     def correction(self, ctx: StepContext, grad: torch.Tensor, loss: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """δ = s·σ_t·ĝ (capped at ±clip_grad when set)."""
+        """δ = s·σ_t·ĝ, ĝ the gradient rescaled by ``normalize``.
+
+        Args:
+            ctx: the step.
+            grad: the gradient of the loss.
+            loss: the loss per image (checked, recorded).
+            eps: ε̂, whose per-image norm ĝ is scaled to.
+
+        Returns:
+            δ (:meth:`capped` caps it at ±clip_grad when set).
+        """
         grad = ctx.check_finite(loss, grad, self.scale, self.clip_grad)
         if self.normalize == "per_step":
             grad = grad * per_image_norm(eps.float()) / per_image_norm(grad).clamp_min(1e-12)
@@ -56,4 +71,5 @@ class NormalisedGradient(GuidanceMethod):
         return self.scale * ctx.schedule.sigma(ctx.t) * grad
 
     def capped(self, delta: torch.Tensor) -> torch.Tensor:
+        """``delta`` capped at ±clip_grad when it is set."""
         return delta if self.clip_grad is None else delta.clamp(-self.clip_grad, self.clip_grad)

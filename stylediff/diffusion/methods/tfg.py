@@ -1,5 +1,6 @@
-"""``tfg``: Training-Free Guidance (Ye et al., NeurIPS 2024, "TFG: Unified Training-Free Guidance for
-Diffusion Models"), the unified rule with its four knobs.
+"""``tfg``: Training-Free Guidance (Ye et al., NeurIPS 2024), the unified rule with its four knobs.
+
+Paper: "TFG: Unified Training-Free Guidance for Diffusion Models".
 
 Follows YWolfeee/Training-Free-Guidance ``methods/tfg.py`` ``TFGGuidance.guide_step`` (lines 76-133,
 with ``tilde_get_guidance`` 18-40 and the schedules of ``get_rho``/``get_mu``/``get_std`` 48-74):
@@ -82,8 +83,16 @@ LOG_PROB_DIVISOR = 100.0
 
 
 def log_probability(losses: torch.Tensor, kind: str) -> torch.Tensor:
-    """The guider's log p of objective values L: ``norm`` −√L/100 (TFG's style_CLIP: −‖G − Gₛ‖_F/100 when
-    L = ‖G − Gₛ‖²_F; √ of max(L, 1e-12), finite gradient at a perfect match), ``squared`` −L."""
+    """The guider's log p of objective values L.
+
+    Args:
+        losses: L per image.
+        kind: ``norm``: −√L/100 (TFG's style_CLIP: −‖G − Gₛ‖_F/100 when L = ‖G − Gₛ‖²_F; √ of max(L, 1e-12),
+            finite gradient at a perfect match); ``squared``: −L.
+
+    Returns:
+        log p per image.
+    """
     if kind == "norm":
         return -losses.clamp_min(NORM_FLOOR).sqrt() / LOG_PROB_DIVISOR
     return -losses
@@ -91,6 +100,8 @@ def log_probability(losses: torch.Tensor, kind: str) -> torch.Tensor:
 
 @dataclass
 class TFGGuidance(GuidanceMethod):
+    """The ``tfg`` rule: Training-Free Guidance with its four knobs (the module docstring: its reference and deviations)."""
+
     name = "tfg"
     paper = "Ye et al. 2024, TFG: Unified Training-Free Guidance for Diffusion Models"
     reference = "YWolfeee/Training-Free-Guidance methods/tfg.py TFGGuidance.guide_step"
@@ -123,6 +134,7 @@ class TFGGuidance(GuidanceMethod):
     )
 
     def __post_init__(self):
+        """Check the knobs (a one-line ConfigError names a bad value)."""
         super().__post_init__()
         for name in ("rho", "mu", "variance"):
             value = getattr(self, name)
@@ -146,6 +158,7 @@ class TFGGuidance(GuidanceMethod):
             raise ConfigError(f"unknown log prob {self.log_prob!r}; choose one of {', '.join(LOG_PROBS)}")
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         mean = int(self.rho > 0)
         inner = self.inner_steps * int(self.mu > 0)
         k = self.mc_samples if self.variance > 0 else 1
@@ -172,8 +185,10 @@ class TFGGuidance(GuidanceMethod):
     def _smoothed(
         self, ctx: StepContext, x0: torch.Tensor, offsets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """ℓ̃ per image, log mean_k exp(log p(x0 + offset_k)) (= log p for one zero offset), and the mean
-        loss over the offsets (what the step reports)."""
+        """ℓ̃ per image, log mean_k exp(log p(x0 + offset_k)), and the mean loss over the offsets.
+
+        ℓ̃ = log p for one zero offset; the mean loss is what the step reports.
+        """
         if offsets is None:
             loss = ctx.loss(x0)
             return log_probability(loss, self.log_prob), loss
@@ -183,6 +198,7 @@ class TFGGuidance(GuidanceMethod):
         return torch.logsumexp(log_probability(losses, self.log_prob), dim=0) - math.log(k), losses.mean(0)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         schedule = ctx.schedule
         ab, ab_prev = schedule.alpha_bar(ctx.t), schedule.alpha_bar_prev(ctx.t, ctx.index)
         rho = self.scale * self.rho * self._weights(ctx, self.rho_schedule)

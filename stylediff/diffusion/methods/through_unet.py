@@ -21,6 +21,8 @@ from .normalised import NormalisedGradient
 
 @dataclass
 class ThroughUNetGuidance(NormalisedGradient):
+    """The ``through_unet`` rule: classifier guidance on L(x̂0(x_t)), normalised (the module docstring states it)."""
+
     name = "through_unet"
     paper = "stylediff's own rule (classifier guidance on L(x̂0(x_t)) with ‖ε̂‖/‖g‖ normalisation)"
     reference = "stylediff.diffusion.methods.through_unet"
@@ -30,9 +32,11 @@ class ThroughUNetGuidance(NormalisedGradient):
     scale: float = 0.1
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1, objective_backward=1)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         out, eps, _, loss, grad = unet_gradient(ctx, x)
         delta = self.capped(self.correction(ctx, grad, loss, eps))
         base = ctx.base_step(out, x)

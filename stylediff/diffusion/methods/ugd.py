@@ -46,6 +46,8 @@ from .base import Evaluations, GuidanceMethod, StepContext, knob, unet_gradient
 
 @dataclass
 class UniversalGuidance(GuidanceMethod):
+    """The ``ugd`` rule: Universal Guidance, forward and backward (the module docstring: its reference and deviations)."""
+
     name = "ugd"
     paper = "Bansal et al. 2023, Universal Guidance for Diffusion Models"
     reference = "arpitbansal297/Universal-Guided-Diffusion gaussian_diffusion.py ddim_sample_operation"
@@ -62,6 +64,7 @@ class UniversalGuidance(GuidanceMethod):
     inner_lr: float = knob(0.01, "backward-guidance Adam rate")
 
     def __post_init__(self):
+        """Check the knobs (a one-line ConfigError names a bad value)."""
         super().__post_init__()
         if int(self.inner_steps) != self.inner_steps or self.inner_steps < 0:
             raise ConfigError(f"inner steps must be an integer >= 0, got {self.inner_steps}")
@@ -70,10 +73,12 @@ class UniversalGuidance(GuidanceMethod):
         self.inner_steps = int(self.inner_steps)
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         inner = self.inner_steps
         return Evaluations(unet_forward=1, unet_backward=1, objective_forward=1 + inner, objective_backward=1 + inner)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         out, eps, _, loss, grad = unet_gradient(ctx, x)
         grad = ctx.check_finite(loss, grad, self.scale)
         schedule = ctx.schedule
@@ -87,7 +92,7 @@ class UniversalGuidance(GuidanceMethod):
         return ctx.finish(base, d_x0=x0 - base.x0, d_eps=eps_new - base.eps)
 
     def _backward_guidance(self, ctx: StepContext, x0: torch.Tensor) -> torch.Tensor:
-        """m Adam steps on L(x̂0) from ``x0``, clamping to [-1, 1] before each step and at the end."""
+        """The m Adam steps on L(x̂0) from ``x0``, clamping to [-1, 1] before each step and at the end."""
         with torch.enable_grad():
             leaf = x0.detach().clone().requires_grad_(True)
             optimiser = torch.optim.Adam([leaf], lr=self.inner_lr)

@@ -22,6 +22,8 @@ REFERENCE_STEPS = 50
 
 @dataclass
 class X0Guidance(NormalisedGradient):
+    """The ``x0`` rule: a normalised step on x̂0, no UNet backward (the module docstring states it)."""
+
     name = "x0"
     paper = "stylediff's own rule (MPGD-like x̂0 step with ‖ε̂‖/‖g‖ normalisation)"
     reference = "stylediff.diffusion.methods.x0"
@@ -33,9 +35,11 @@ class X0Guidance(NormalisedGradient):
     scale: float = 0.03
 
     def pass_evaluations(self) -> Evaluations:
+        """Network evaluations of one guided pass (``stylediff methods`` prints them)."""
         return Evaluations(unet_forward=1, objective_forward=1, objective_backward=1)
 
     def guided_pass(self, ctx: StepContext, x: torch.Tensor) -> torch.Tensor:
+        """One guided pass of the rule from x_t: returns x_{t−1} (the module docstring states the update)."""
         with torch.no_grad():
             out = ctx.unet(x)
             eps, x0 = ctx.split(out, x)
