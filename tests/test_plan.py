@@ -111,6 +111,39 @@ def shown(spec, axis, values) -> set:
     return {value if value == axis.default else axis.decode(axis.encode(value)) for value in values}
 
 
+def assert_texture_grid(spec, section: dict, runs) -> None:
+    """texture: the product of its axes, except that a loss given with its own layer sets runs on those only."""
+    only = {e["name"]: e["layer_sets"] for e in section["losses"] if isinstance(e, dict)}
+    for loss, group in runs.groupby("loss"):
+        sets = only.get(loss, section["layer_sets"])
+        assert set(group["layers"]) == shown(spec, spec.axis("layers"), sets), loss
+        assert_grid(group, [axis.name for axis in spec.axes])
+
+
+def assert_method_grid(spec, section: dict, runs) -> None:
+    """guidance_methods: each setting samples every method at its scales (its style group's, where the
+    method has them) and once unguided; each network at its own layer sets."""
+    axes = [axis.name for axis in spec.axes]
+    style_axis = spec.axis("style")
+    config_style = {next(iter(shown(spec, style_axis, [style]))): style for style in section["styles"]}
+    setting = [a for a in axes if a not in ("method", "scale")]
+    for _, group in runs.groupby(setting):
+        style = config_style[group["style"].iloc[0]]
+        pairs = {("unguided", 0.0)} | {
+            (method, float(scale))
+            for method, entry in method_entries(section).items()
+            for scale in method_scales(section, entry, style)
+        }
+        assert set(zip(group["method"], group["scale"])) == pairs and len(group) == len(pairs)
+    settings = runs.drop_duplicates(setting)
+    assert_grid(
+        settings.assign(pair=settings["network"] + "/" + settings["layers"]),
+        [a for a in setting if a not in ("network", "layers")] + ["pair"],
+    )
+    for network, group in settings.groupby("network"):
+        assert set(group["layers"]) == shown(spec, spec.axis("layers"), network_layer_sets(section, network))
+
+
 @pytest.mark.parametrize("preset", ["quick", "findings", "full", "sd_style"])
 def test_runs_are_every_combination_of_the_axes_once(preset):
     """Run ids are unique and read back; each axis takes every value of its config list; the runs of a
@@ -137,21 +170,10 @@ def test_runs_are_every_combination_of_the_axes_once(preset):
             assert set(map(tuple, unguided[others].values)) == set(map(tuple, guided[others].values))
         elif spec.combinations is None:
             assert_grid(runs, axes)
+        elif name == "texture":
+            assert_texture_grid(spec, config[name], runs)
         else:
-            section = config[name]
-            pairs = {("unguided", 0.0)} | {
-                (method, float(scale)) for method, entry in method_entries(section).items() for scale in entry["scales"]
-            }
-            setting = [a for a in axes if a not in ("method", "scale")]
-            for _, group in runs.groupby(setting):
-                assert set(zip(group["method"], group["scale"])) == pairs and len(group) == len(pairs)
-            settings = runs.drop_duplicates(setting)
-            assert_grid(
-                settings.assign(pair=settings["network"] + "/" + settings["layers"]),
-                [a for a in setting if a not in ("network", "layers")] + ["pair"],
-            )
-            for network, group in settings.groupby("network"):
-                assert set(group["layers"]) == shown(spec, spec.axis("layers"), network_layer_sets(section, network))
+            assert_method_grid(spec, config[name], runs)
         jobs = built.jobs(name)
         assert sorted(run for runs_ in jobs.values() for run in runs_) == sorted(runs["run"])
         for group in built.job_groups(name):  # every job fills its rule's patterns: one output per run
