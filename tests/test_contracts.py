@@ -130,7 +130,12 @@ def check_method(name: str, model) -> None:
     assert set(cls.knobs()) <= flags, f"{name}: knobs {set(cls.knobs()) - flags} are no sample flags"
     steps = []
     method = make_method(name, scale=cls().scale, window=(0.0, 1.0))
-    sampler = GuidedSampler(model.unet, model.scheduler("ddim"), lambda x: (x - 0.5).pow(2).mean(dim=(1, 2, 3)), method)
+    side = model.unet.config.sample_size
+    references = {
+        ref: torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)) for ref in method.needs_references
+    }
+    objective = (lambda x: (x - 0.5).pow(2).mean(dim=(1, 2, 3))) if method.needs_objective else None
+    sampler = GuidedSampler(model.unet, model.scheduler("ddim"), objective, method, references=references)
     sampler([0, 1], num_inference_steps=1, progress=False, callback=steps.append)
     (step,) = steps
     assert step["guided"] and step["x"].shape == (2, *sampler.sample_shape)
@@ -138,10 +143,28 @@ def check_method(name: str, model) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tiny_ddpm_dir):
+def tiny_model(tmp_path_factory):
+    """A tiny random pixel UNet with self-attention in a down and an up block: every method's needs (an
+    attention-based rule reads the decoder's self-attention) on the smallest UNet that has them."""
+    import diffusers
+
     from stylediff.diffusion import load_model
 
-    return load_model(tiny_ddpm_dir)
+    torch.manual_seed(1)
+    unet = diffusers.UNet2DModel(
+        sample_size=16,
+        in_channels=3,
+        out_channels=3,
+        layers_per_block=1,
+        block_out_channels=(32, 32),
+        norm_num_groups=8,
+        attention_head_dim=8,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+    )
+    folder = tmp_path_factory.mktemp("tiny-attention-ddpm")
+    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(folder)
+    return load_model(folder)
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -272,7 +295,7 @@ def test_recipe_a_guidance_method(capsys, monkeypatch, tiny_model):
         differentiates_unet = False
         scale_range = (0.5, 2.0)
         scale: float = 1.0
-        strength: float = knob(0.5, "how far x0-hat moves down the gradient")
+        push: float = knob(0.5, "how far x0-hat moves down the gradient")
 
         def pass_evaluations(self) -> Evaluations:
             return Evaluations(unet_forward=1, objective_forward=1, objective_backward=1)
@@ -283,11 +306,11 @@ def test_recipe_a_guidance_method(capsys, monkeypatch, tiny_model):
             base = ctx.base_step(out, x)
             loss, grad = x0_gradient(ctx, base.x0)
             grad = ctx.check_finite(loss, grad, self.scale)
-            return ctx.finish(base, d_x0=-self.scale * self.strength * grad)
+            return ctx.finish(base, d_x0=-self.scale * self.push * grad)
 
     check_recipe_names("A guidance method", Nudge, GuidanceMethod, also=("knob",))
     with registered(METHODS, Nudge) as name:
-        argv = ["--model", "m", "--style", "s", "--out", "o", "--method", name, "--strength", "0.7"]
+        argv = ["--model", "m", "--style", "s", "--out", "o", "--method", name, "--push", "0.7"]
         text = help_and_parse(capsys, monkeypatch, "sample", argv)
         assert f", {name} (stylediff methods describes them)" in text and f"{name}: {Nudge.paper}" in text
         assert schema_problems() == [f"schemas/config.schema.yaml $defs.method.enum: add {name!r}"]
