@@ -474,10 +474,10 @@ def test_unet_calls_are_what_the_method_declares(content):
     first = 2 if content else 0
     previous = {"forward": 0, "backward": 0}
     for index, totals in zip(range(first, 4), per_step):
-        expected = method.evaluations(index, 4)
+        expected = sampler.method.evaluations(index, 4)  # the method as resolved for this model, which ran
         assert (totals["forward"] - previous["forward"], totals["backward"] - previous["backward"]) == (
             expected.unet_forward,
             expected.unet_backward,
         )
         previous = totals
-    assert method.evaluations(first, 4).unet_forward == (1 + 1 + content + 2)
+    assert sampler.method.evaluations(first, 4).unet_forward == (1 + 1 + content + 2)

@@ -214,7 +214,7 @@ def test_missing_models_are_one_line_weights_errors(tmp_path):
         load_model("stylediff-test/no-such-model", local_files_only=True, cache_dir=tmp_path)
     for error in (missing, empty, hub):
         assert "\n" not in str(error.value)
-    assert "not found" in str(missing.value)
+    assert "no such folder" in str(missing.value)
     assert "stylediff weights fetch --models stylediff-test/no-such-model" in str(hub.value)
     assert "local diffusers folder" in str(hub.value)
 

@@ -34,6 +34,8 @@ def text_table(header: list[str], rows: list[list[str]], width: int, gap: int = 
         min(n, 24, max(len(word) for cell in column for word in cell.split() or [""]))
         for n, column in zip(natural, zip(header, *rows))
     ]
+    while sum(least) + gap * (len(natural) - 1) > width and max(least) > 1:  # narrow terminal: long words break
+        least[least.index(max(least))] -= 1
     spare = width - gap * (len(natural) - 1) - sum(least)
     want = sum(natural) - sum(least)
     if want <= spare:
