@@ -7,7 +7,7 @@ It samples exactly what the workflow would (the findings preset's ``guidance_met
 overrides below, planned by :mod:`stylediff.workflow.plan`; each job's commands run by ``stylediff batch
 sample``, split into ``--jobs`` processes), measures LPIPS (VGG) to the same-seed unguided sample as the
 metrics job does (:meth:`stylediff.evaluation.scorer.Scorer.lpips_distances`), reads every curve at the
-levels with :func:`stylediff.reporting.comparison.read_curve` (the comparison's own rule) and prints one
+levels with :func:`stylediff.reporting.curves.read_curve` (the comparison's own rule) and prints one
 line per curve and a verdict per method and style group. Samples already on disk are reused, so a second
 call with another grid only samples the new scales.
 
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from stylediff.core.io import read_json, write_text  # noqa: E402
-from stylediff.reporting.comparison import LEVELS, MAX_GAP, RENOISING, crossings, read_curve  # noqa: E402
+from stylediff.reporting.curves import LEVELS, MAX_GAP, RENOISING, crossings, read_curve  # noqa: E402
 from stylediff.workflow import plan as planning  # noqa: E402
 from stylediff.workflow.experiments import lookup, method_entries, style_group  # noqa: E402
 from stylediff.workflow.image_specs import is_skimage, materialise  # noqa: E402

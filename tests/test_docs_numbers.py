@@ -62,19 +62,7 @@ PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if "generated" not in p.
 
 @pytest.mark.parametrize(
     "page",
-    [
-        pytest.param(
-            page,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="its quick-preset cost sentence ('94 runs in 14 jobs') belongs to the benchmarks owner, "
-                "who replaces it with the docs/generated/ include (issue 35); then this mark goes",
-            ),
-        )
-        if page.name == "benchmarks.md"
-        else page
-        for page in PAGES
-    ],
+    PAGES,
     ids=lambda page: page.relative_to(ROOT / "docs").as_posix(),
 )
 def test_no_page_writes_a_plan_count_by_hand(page):

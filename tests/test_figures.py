@@ -185,38 +185,36 @@ def test_matched_fidelity_figure_draws_ranked_levels_with_bands():
     assert "no LPIPS" in empty.get_axes()[0].texts[0].get_text()
 
 
-def test_matched_fidelity_frame_reads_each_curve_at_its_first_crossing():
-    from stylediff.reporting.fidelity import crossing, matched_fidelity
-
-    curve = [(0.1, 0.05, {"m": -0.1}), (0.3, 0.25, {"m": -0.5}), (1.0, 0.6, {"m": -0.9})]
-    assert crossing(curve, 0.15)["m"] == pytest.approx(-0.3)
-    assert crossing(curve, 0.25)["m"] == pytest.approx(-0.5)
-    assert crossing(curve, 0.02) is None  # the first point is already past the level: no extrapolation
-    assert crossing(curve, 0.7) is None  # never reached
-    assert crossing([(0.1, math.nan, {"m": 0.0}), *curve[1:]], 0.3) is None
+def test_the_figure_s_frame_is_the_comparison_s_sweep():
+    """The matched-fidelity figure draws :func:`~stylediff.reporting.comparison.sweep`: each curve read at a
+    level (here its log ratio is -LPIPS at every point, so exactly -level where read), ranked where every
+    curve has a value, no interval where one does not."""
+    from stylediff.reporting.comparison import sweep
 
     rows = []
-    for style, seed in itertools.product(["s", "t"], [0, 1]):
+    for style, seed in itertools.product(["s", "t"], [0, 1, 2]):
         rows.append(
             {"method": "unguided", "scale": 0.0, "style": style, "seed": seed, "lpips_vgg": 0.0, "gram_dist_mean": 2.0}
         )
-        for scale, lpips in ((0.1, 0.05), (0.3, 0.25)):
+        for scale, lpips in ((0.1, 0.05), (0.3, 0.15), (1.0, 0.25)):
+            lpips *= 1.4 if style == "t" else 1.0
             rows.append(
                 {
                     "method": "x0",
                     "scale": scale,
                     "style": style,
                     "seed": seed,
-                    "lpips_vgg": lpips * (1.4 if style == "t" else 1.0),
+                    "lpips_vgg": lpips,
                     "gram_dist_mean": 2.0 * math.exp(-lpips),
                 }
             )
-    frame = matched_fidelity(pd.DataFrame(rows), levels=[0.1, 0.3])
+    frame = sweep(pd.DataFrame(rows), levels=[0.1, 0.3], resamples=500)
     assert list(frame.columns) == list(MATCHED_COLUMNS)
     at = frame.set_index("level")
     assert at.loc[0.1, "ranked"] and at.loc[0.1, "coverage"] == 1.0
+    assert at.loc[0.1, "mean"] == pytest.approx(-0.1) and at.loc[0.1, "lo"] <= -0.1 <= at.loc[0.1, "hi"]
     assert not at.loc[0.3, "ranked"] and at.loc[0.3, "coverage"] == 0.5  # t reaches 0.35, s stops at 0.25
-    assert math.isnan(at.loc[0.3, "lo"])
+    assert at.loc[0.3, "mean"] == pytest.approx(-0.3)  # over the curves that reach the level, drawn dashed
 
 
 def test_labelled_grid_labels_every_row_and_column_at_page_width(tmp_path):

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stylediff.reporting.findings import FINDING, findings_markdown
+from stylediff.reporting.findings import findings_markdown
+from stylediff.reporting.markdown import FINDING
 
 from .conftest import methods_table
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from stylediff.core.errors import ConfigError
-from stylediff.reporting.findings import FINDING, README_BEGIN, README_END
+from stylediff.reporting.findings import README_BEGIN, README_END
+from stylediff.reporting.markdown import FINDING
 from stylediff.reporting.publish import publish
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,13 +14,12 @@ from stylediff.core.errors import ConfigError
 from stylediff.reporting.comparison import (
     SplitHalf,
     compare,
-    crossings,
-    read_curve,
     split_half_examples,
     split_seeds,
     style_metrics,
     sweep,
 )
+from stylediff.reporting.curves import crossings, read_curve
 from stylediff.reporting.statistics import (
     CrossedDraws,
     Interval,

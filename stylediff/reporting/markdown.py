@@ -62,3 +62,12 @@ def setup(frame, axis: str) -> str:
     if "model" in frame:
         parts.append(", ".join(unique(frame["model"].astype(str))))
     return ", ".join(parts)
+
+
+FINDING = "**Finding.** "
+"""The line after a section's heading that carries its one-sentence finding (the README's row)."""
+
+
+def with_finding(lines: list[str], finding: str) -> list[str]:
+    """The section's lines with its finding after the heading."""
+    return lines[:2] + [FINDING + finding, ""] + lines[2:]

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from ..workflow.experiments import DEFAULT_NETWORK, methods_figure_stem
 from .comparison import (
-    REALISM_BUDGET,
     MatchedComparison,
     MetricResult,
     compare,
@@ -20,6 +19,7 @@ from .comparison import (
     network_groups,
     split_half_examples,
 )
+from .curves import REALISM_BUDGET
 from .figures import unique
 from .markdown import fmt, label, mean_std, setup, table, with_interval
 from .statistics import trend_word

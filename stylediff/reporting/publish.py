@@ -20,7 +20,8 @@ from pathlib import Path
 from ..core.errors import ConfigError
 from ..core.io import atomic_path, write_text
 from .figures import caption_name
-from .findings import FINDING, findings_markdown, splice_readme
+from .findings import findings_markdown, splice_readme
+from .markdown import FINDING
 
 CAPTION_BEGIN, CAPTION_END = "<!-- caption: ", "<!-- /caption -->"
 """Markers around a figure's caption in a Markdown file: ``<!-- caption: PATH -->`` (PATH the figure,

@@ -220,6 +220,15 @@ def holm(pvalues: Sequence[float], alpha: float = ALPHA) -> list[HolmDecision]:
     return [decision for decision in out if decision is not None]
 
 
+def cell_matrix(runs, metric: str, styles, seeds):
+    """(styles × seeds) means of ``metric`` over ``runs`` (a frame): the matrix a crossed bootstrap draws
+    from, NaN where no run is."""
+    import numpy as np
+
+    means = runs.groupby(["style", "seed"])[metric].mean() if metric in runs else {}
+    return np.array([[means.get((style, seed), np.nan) for seed in seeds] for style in styles], dtype=float)
+
+
 @dataclass
 class CrossedDraws:
     """Crossed-bootstrap count weights of ``styles`` (B × S) and ``seeds`` (B × T), drawn once and shared
