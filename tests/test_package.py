@@ -67,15 +67,46 @@ def test_no_import_cycle_inside_the_package():
             visit(module, [module])
 
 
-MAX_MODULE_LINES = 450
+MAX_CODE_LINES = 350
+"""Lines of code a module may hold: docstrings, comments and blank lines do not count, so documenting a
+module (Google-style Args/Returns on every public function) never forces a split. The largest module has
+about 310 today; 350 leaves room for a fix, not for a second concept."""
+
+
+def code_lines(text: str) -> int:
+    """Lines of ``text`` that are code: not blank, not a comment, not in a docstring (a module's, class's
+    or function's first string, or the string after an assignment that documents it)."""
+    tree = ast.parse(text)
+    documentation = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        for previous, statement in zip([None, *body], body):
+            is_string = isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            if is_string and isinstance(statement.value.value, str):
+                documents = previous is None and isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
+                if documents or isinstance(previous, (ast.Assign, ast.AnnAssign)):
+                    documentation.update(range(statement.lineno, statement.end_lineno + 1))
+    return sum(
+        1
+        for number, line in enumerate(text.splitlines(), 1)
+        if line.strip() and not line.strip().startswith("#") and number not in documentation
+    )
+
+
+def test_code_lines_skip_documentation_only():
+    text = 'def f(x):\n    """Doc\n    more."""\n    # why\n\n    return x  # inline\nX = 1\n"""X\'s doc."""\n'
+    assert code_lines(text) == 3
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_module_is_short_and_says_what_it_owns(path):
-    """One concept per module: under 450 lines, with a docstring whose first sentence says what it owns."""
+    """One concept per module: at most 350 lines of code, with a docstring whose first sentence says what
+    it owns."""
     text = path.read_text()
-    lines = text.count("\n")
-    assert lines <= MAX_MODULE_LINES, f"{path.relative_to(ROOT)} has {lines} lines: split it by concept"
+    lines = code_lines(text)
+    assert lines <= MAX_CODE_LINES, f"{path.relative_to(ROOT)} has {lines} lines of code: split it by concept"
     docstring = ast.get_docstring(ast.parse(text))
     assert docstring and docstring.split("\n\n")[0].strip(), f"{path.relative_to(ROOT)} has no module docstring"
 
