@@ -147,21 +147,24 @@ def test_coinciding_lines_are_drawn_apart_and_named(tmp_path):
 
 
 def _matched_frame():
-    """Three methods, two metrics, levels 0.05…0.4: ``a`` ranked everywhere, ``b`` ranked from 0.2 (partial
-    coverage at 0.2 and 0.225), ``c`` never ranked."""
+    """Three methods, two metrics, levels 0.05…0.4: ``a`` ranked everywhere, ``b`` ranked above 0.23 (partial
+    coverage below), ``c`` never ranked and reaching no level (no mean)."""
     rows = []
     levels = [round(0.05 + 0.025 * i, 3) for i in range(15)]
     for metric, method, level in itertools.product(["loss", "held"], ["a", "b", "c"], levels):
         mean = -level * {"a": 2.0, "b": 1.0, "c": 0.5}[method]
         coverage = 1.0 if method == "a" or level > 0.23 else (0.75 if level >= 0.2 else 0.4)
-        ranked = method == "a" or (method == "b" and level >= 0.2)
+        ranked = method == "a" or (method == "b" and level > 0.23)
+        if method == "c":
+            mean, coverage = math.nan, 0.0
         rows.append([method, metric, level, mean, mean - 0.05, mean + 0.05, coverage, ranked])
     return pd.DataFrame(rows, columns=list(MATCHED_COLUMNS))
 
 
 def test_matched_fidelity_figure_draws_ranked_levels_with_bands():
-    """One panel per metric; a method's band and line only where it is ranked; dashed segments and open
-    markers where its coverage is partial; a method never ranked is in the legend as such and nowhere else."""
+    """One panel per metric; a method's band only where it is ranked, its line wherever it has a mean,
+    dashed with open markers where it is not ranked; a method with no value is in the legend as not ranked
+    and nowhere else."""
     fig = matched_fidelity_figure(_matched_frame(), {"loss": "the loss", "held": "a held-out distance"}, "m")
     axes = fig.get_axes()
     legend = fig.legends[0]
@@ -172,12 +175,13 @@ def test_matched_fidelity_figure_draws_ranked_levels_with_bands():
         bands = ax.collections
         assert len(bands) == 2  # a and b; none for c
         b_band = bands[1].get_paths()[0].vertices
-        assert b_band[:, 0].min() == pytest.approx(0.2)
+        assert b_band[:, 0].min() == pytest.approx(0.25)
         segments = [line for line in ax.get_lines() if len(line.get_xdata()) == 2 and line.get_linestyle() != "None"]
         assert not [line for line in ax.get_lines() if line.get_color() == c_color and len(line.get_xdata())]
         dashed = [line for line in segments if line.get_linestyle() == "--"]
         assert dashed and all(line.get_color() == b_color for line in dashed)
         assert max(x for line in dashed for x in line.get_xdata()) == pytest.approx(0.25)  # 0.225 → 0.25 is dashed
+        assert min(x for line in dashed for x in line.get_xdata()) == pytest.approx(0.05)  # unranked levels drawn
         assert all(line.get_linestyle() == "-" for line in segments if line.get_color() == a_color)
     with pytest.raises(ConfigError, match="lacks columns coverage"):
         matched_fidelity_figure(_matched_frame().drop(columns="coverage"))

@@ -298,8 +298,9 @@ def matched_figure(sub, model: str, name: str) -> Figure:
         f"then {_count(len(metrics) - 1, 'held-out metric')}, named above each panel): the mean over {_count(n_styles, 'style')} × "
         f"{_count(n_seeds, 'seed')} of ln(distance / the unguided sample's), each method's curve interpolated at "
         f"LPIPS (VGG) to the unguided sample {levels}, one line per method with its pointwise 95 % crossed-"
-        "bootstrap band. Below 0: closer to the style than the unguided sample. A method is drawn only at the "
-        "levels where it is ranked; dashed, with open markers, where fewer than all its curves reach the level. "
+        "bootstrap band. Below 0: closer to the style than the unguided sample. Solid, with its band, where a "
+        "method is ranked (every curve has a value within the realism budget); dashed, with open markers and no "
+        "band, where it is not: there the line is the mean of the curves that reach the level. "
         f"Model {model}.",
         draw,
     )
@@ -307,8 +308,10 @@ def matched_figure(sub, model: str, name: str) -> Figure:
 
 def matched_fidelity_figure(curves, labels: dict[str, str] | None = None, model: str = ""):
     """One panel per metric (stacked, sharing the LPIPS axis) of a matched-fidelity frame
-    (:data:`MATCHED_COLUMNS`): per method a line through its ranked levels with its band; segments touching a
-    level of partial coverage dashed, those points open. Returns the matplotlib figure.
+    (:data:`MATCHED_COLUMNS`): per method a line through every level where some of its curves have a value;
+    solid, with filled markers and its band, where it is ranked; dashed, with open markers and no band,
+    where it is not (a mean over the curves that reach the level, or realism over budget). Returns the
+    matplotlib figure.
     """
     missing = [c for c in MATCHED_COLUMNS if c not in curves]
     if missing:
@@ -341,21 +344,28 @@ def matched_fidelity_figure(curves, labels: dict[str, str] | None = None, model:
     for ax, metric in zip(axes, metrics):
         for method in methods:
             part = curves[(curves["method"] == method) & (curves["metric"] == metric)].sort_values("level")
-            part = part[part["ranked"].astype(bool)]
+            part = part[part["mean"].notna()]
             style = styles[method]
             label = method if method in ranked else f"{method} (not ranked)"
             if part.empty:
                 ax.plot([], [], linestyle="-", label=label, **style)
                 continue
             x, mean = part["level"].to_numpy(float), part["mean"].to_numpy(float)
-            full = part["coverage"].to_numpy(float) >= 1.0
+            full = part["ranked"].to_numpy(bool)
             levels = sorted(curves["level"].unique())
             index = [levels.index(v) for v in x]
-            ax.fill_between(
-                x, part["lo"].to_numpy(float), part["hi"].to_numpy(float), color=style["color"], alpha=0.13, linewidth=0
-            )
+            if full.any():
+                ax.fill_between(
+                    x,
+                    part["lo"].to_numpy(float),
+                    part["hi"].to_numpy(float),
+                    where=full,
+                    color=style["color"],
+                    alpha=0.13,
+                    linewidth=0,
+                )
             for k in range(len(x) - 1):
-                if index[k + 1] != index[k] + 1:  # a level between them is not ranked: no line across it
+                if index[k + 1] != index[k] + 1:  # no curve reaches a level between them: no line across it
                     continue
                 dashed = not (full[k] and full[k + 1])
                 ax.plot(
@@ -375,5 +385,5 @@ def matched_fidelity_figure(curves, labels: dict[str, str] | None = None, model:
     axes[-1].set_xlabel("LPIPS (VGG) to the unguided sample of the same seed")
     if model:
         fig.suptitle(f"Style distance at matched fidelity ({model})")
-    _legend_below(fig, axes, ncol=4, title_lines=1 if model else 0)
+    _legend_below(fig, axes, ncol=3, title_lines=1 if model else 0)
     return fig
