@@ -140,9 +140,7 @@ and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py a
 
 TEXTURE_FIRST_STEP = 0.02
 """``stylediff texture``'s ``--first-step``: L-BFGS's first step moves the pixels by 0.02 (RMS) instead of
-~1e-5. With it and ``--init spectrum``, Gram textures reached pastiche's 150-step distance in about half
-the steps per scale; 0.01 and 0.04 gave about the same (``bench/texture_defaults.py``,
-docs/benchmarks.md)."""
+~1e-5 (``bench/texture_defaults.py`` compares it, with ``--init spectrum``, against the old defaults)."""
 
 
 def run_texture(args) -> str:
