@@ -143,8 +143,9 @@ def latent_model(unet, vae, tiny, embeddings, decoder: str) -> LatentModel:
         vae.enable_gradient_checkpointing()
     else:
         vae.disable_gradient_checkpointing()
-    conditioning = ({"encoder_hidden_states": embeddings[:1]}, {"encoder_hidden_states": embeddings[1:]})
-    return LatentModel(unet, vae, chosen, conditioning=conditioning, cfg_scale=7.5)
+    negative = {"encoder_hidden_states": embeddings[:1]}  # the random negative stands in for the empty prompt
+    conditioning = (negative, {"encoder_hidden_states": embeddings[1:]})
+    return LatentModel(unet, vae, chosen, conditioning=conditioning, cfg_scale=7.5, null_conditioning=negative)
 
 
 def church_like(smoke: bool, device: torch.device):
