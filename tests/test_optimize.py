@@ -5,12 +5,16 @@ import torch
 
 from stylediff.core.errors import ConfigError, NumericalError
 from stylediff.core.images import load_image, resize
+from stylediff.evaluation.layout_copy import COPY_THRESHOLD, layout_copy
 from stylediff.nst.losses import STYLE_LOSSES, ContentTerm, Objective, style_objective
 from stylediff.nst.optimize import (
+    LAYOUT_CYCLES,
     OptimizeConfig,
     coarse_to_fine,
     invert,
     optimize_image,
+    periodic_component,
+    random_phase,
     synthesize_texture,
     transfer_style,
 )
@@ -168,6 +172,58 @@ def test_output_is_the_best_iterate_not_the_last():
     assert seen[final["best_step"] - 1] == min(seen)
 
 
+@pytest.mark.parametrize("first_step", [None, 0.01, 0.05])
+def test_first_lbfgs_step_moves_the_pixels_by_first_step(first_step):
+    """torch's first L-BFGS step has L1 length lr over all pixels (~1e-4 each of 48² × 3 values); with
+    ``first_step`` it moves them by that much (RMS), from one evaluation, and later steps use lr again."""
+    init = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.25
+    one = optimize_image(Quadratic(), init, OptimizeConfig(steps=1, first_step=first_step, progress=False))
+    moved = (one.image - init).pow(2).mean().sqrt().item()
+    if first_step is None:
+        assert moved < 1e-3
+    else:
+        assert moved == pytest.approx(first_step, rel=1e-3)
+    assert len(one.history) == 2  # one evaluation for the step, one for the final score
+    two = optimize_image(Quadratic(), init, OptimizeConfig(steps=2, first_step=first_step, progress=False))
+    torch.testing.assert_close(two.image, torch.full_like(init, 0.3), atol=1e-3, rtol=0)  # then L-BFGS's own
+
+
+def test_periodic_component_wraps_around_and_keeps_the_detail():
+    style = load_image(STYLES / "the_scream.jpg", 64)
+    periodic = periodic_component(style)
+    jump = (style[..., 0, :] - style[..., -1, :]).abs().mean() + (style[..., 0] - style[..., -1]).abs().mean()
+    after = (periodic[..., 0, :] - periodic[..., -1, :]).abs().mean() + (
+        periodic[..., 0] - periodic[..., -1]
+    ).abs().mean()
+    assert after < 0.3 * jump
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))  # the smooth part is smooth inside
+    laplacian = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).expand(3, 1, 3, 3)
+    detail = torch.nn.functional.conv2d
+    torch.testing.assert_close(
+        detail(periodic, laplacian, groups=3)[inner], detail(style, laplacian, groups=3)[inner], atol=0.02, rtol=0
+    )
+
+
+def test_random_phase_has_the_spectrum_above_the_layout_and_not_the_layout():
+    style = load_image(STYLES / "the_scream.jpg", 64)
+    start = random_phase(style, torch.Generator().manual_seed(0))
+    assert start.shape == style.shape and 0 <= start.min() and start.max() <= 1
+    torch.testing.assert_close(start.mean(dim=(2, 3)), style.mean(dim=(2, 3)), atol=0.02, rtol=0)
+
+    def band_energy(image):  # per channel, the power at LAYOUT_CYCLES to 16 cycles per image
+        power = torch.fft.rfft2(image - image.mean(dim=(2, 3), keepdim=True)).abs().pow(2)
+        fy = torch.fft.fftfreq(image.shape[2]).abs().unsqueeze(1) * max(image.shape[-2:])
+        fx = torch.fft.rfftfreq(image.shape[3]) * max(image.shape[-2:])
+        cycles = torch.maximum(fy, fx)
+        return power[..., (cycles >= LAYOUT_CYCLES) & (cycles < 16)].sum(-1), power[..., cycles < LAYOUT_CYCLES].sum(-1)
+
+    detail, layout = band_energy(start)
+    style_detail, style_layout = band_energy(periodic_component(style))
+    torch.testing.assert_close(detail, style_detail, rtol=0.15, atol=0)  # clipping to [0, 1] loses a little
+    assert (layout < 0.05 * style_layout).all()
+    assert layout_copy(start, style) < COPY_THRESHOLD
+
+
 def test_nan_loss_stops_with_a_clear_error(vgg):
     class Broken(Objective):
         def evaluate(self, images):
@@ -189,6 +245,7 @@ def test_nan_loss_stops_with_a_clear_error(vgg):
         ({"init": "zeros"}, "unknown init"),
         ({"lr": float("inf")}, "lr must be"),
         ({"tv_weight": -1.0}, "tv weight"),
+        ({"first_step": 0.0}, "first step must be"),
     ],
 )
 def test_bad_engine_config(kwargs, message):

@@ -11,14 +11,39 @@ from ..networks.vgg19_layers import CONTENT_LAYER_GATYS
 from . import args as cli
 
 
-def add_optimisation(parser: argparse.ArgumentParser, steps: int, init: str, scales: str = "none") -> None:
+def first_step_size(text: str) -> float | None:
+    """An argument type: ``none`` (torch's first L-BFGS step) or a positive number."""
+    if text.strip().lower() == "none":
+        return None
+    value = cli.finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or none, got {text!r}")
+    return value
+
+
+def add_optimisation(
+    parser: argparse.ArgumentParser, steps: int, init: str, scales: str = "none", first_step: float | None = None
+) -> None:
     parser.add_argument("--size", type=cli.positive_int, default=256, help="longest side in pixels")
     parser.add_argument("--steps", type=cli.positive_int, default=steps, help="optimisation steps (per scale)")
     parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default="lbfgs")
     parser.add_argument(
         "--lr", type=cli.finite_float, default=None, help="step size (default 1 for L-BFGS, 0.02 for Adam)"
     )
-    parser.add_argument("--init", choices=("noise", "content", "mean"), default=init)
+    parser.add_argument(
+        "--first-step",
+        type=first_step_size,
+        default=first_step,
+        help="L-BFGS: RMS pixel change of each scale's first (steepest-descent) step, or none: torch's, of L1 "
+        f"length --lr over all pixels (default {first_step if first_step else 'none'})",
+    )
+    parser.add_argument(
+        "--init",
+        choices=("noise", "content", "mean", "spectrum"),
+        default=init,
+        help="start from uniform noise, the content image, the style's mean colour plus noise, or random "
+        f"phase noise of the style's spectrum (default {init})",
+    )
     parser.add_argument(
         "--scales",
         type=cli.scales,
@@ -40,6 +65,7 @@ def optimisation_config(args):
         lr=args.lr,
         seed=args.seed,
         init=args.init,
+        first_step=args.first_step,
         scales=args.scales,
         tv_weight=args.tv_weight,
         progress=not args.no_progress,
@@ -110,6 +136,11 @@ read at the output's own size, the deep layers have fewer positions than channel
 rebuilds the exemplar: at 64 px `gaussian_w2` gave layout_copy 0.81–0.86, `gram` 0.32–0.54. Read at
 twice the size, the output cannot hold the exemplar's layout at the scale its statistics describe,
 and every loss gave a texture (layout_copy ≤ 0.31; see bench/texture_copy.py and docs/part1/texture-copy.md)."""
+
+
+TEXTURE_FIRST_STEP = 0.02
+"""``stylediff texture``'s ``--first-step``: L-BFGS's first step moves the pixels by 0.02 (RMS) instead of
+~1e-5 (``bench/texture_defaults.py`` compares it, with ``--init spectrum``, against the old defaults)."""
 
 
 def run_texture(args) -> str:
@@ -185,7 +216,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="square output side (default: the style's aspect, --size on the longest side)",
     )
     cli.add_style(p)
-    add_optimisation(p, steps=300, init="mean", scales="auto")
+    add_optimisation(p, steps=300, init="spectrum", scales="auto", first_step=TEXTURE_FIRST_STEP)
     cli.add_common(p)
     p.set_defaults(func=run_texture)
 

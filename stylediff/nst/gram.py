@@ -27,8 +27,12 @@ class _Gram(torch.autograd.Function):
         return torch.bmm(grad + grad.transpose(1, 2), flat).div_(ctx.norm), None
 
 
+def self_product(flat: torch.Tensor, norm: float = 1.0) -> torch.Tensor:
+    """``flat @ flatᵀ / norm`` for ``(N, C, P)`` rows, with the one-product backward of :class:`_Gram`."""
+    return _Gram.apply(flat, norm)
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Gatys et al.'s Gram matrix, normalised by C·H·W: ``(N, C, H, W) -> (N, C, C)``."""
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
-    return _Gram.apply(flat, c * h * w)
+    return self_product(features.reshape(n, c, h * w), c * h * w)

@@ -23,7 +23,7 @@ from ..core.errors import ConfigError, LossError
 from ..core.registry import Registry
 from ..core.seeding import active_streams
 from ..networks.base import FeatureNetwork
-from .gram import gram_matrix
+from .gram import gram_matrix, self_product
 
 Representation = Any
 STYLE_LOSSES = Registry("style loss", LossError, plural="losses")
@@ -97,23 +97,59 @@ class MeanStdLoss(StyleLoss):
 _NUMPY_SORTS = (torch.float32, torch.float64)
 
 
+def _argsort_float32(values: np.ndarray) -> np.ndarray:
+    """The stable ascending order of each row of a float32 array, as int64 indices.
+
+    Each value's bits become an integer of the same order (the magnitude's bits, negated for a
+    negative float, so that -0.0 ties with +0.0 as in torch.sort), shifted to the high half of an int64
+    whose low half is the value's index, and numpy's SIMD sort (x86-simd-sort) sorts those: ties keep
+    their index order. On the 2-core AVX2 machine,
+    1 thread, this took 64 ms for 64 rows of 65,536 values where ``torch.sort`` took 325 ms and
+    ``np.argsort`` 153 ms (``bench/loss_floor.py`` measures what the loss's step costs)."""
+    bits = values.view(np.int32)
+    sign = bits >> 31  # 0 or -1
+    packed = (((bits & np.int32(0x7FFFFFFF)) ^ sign) - sign).astype(np.int64) << 32
+    packed |= np.arange(values.shape[-1], dtype=np.int64)
+    packed.sort(axis=-1)
+    packed &= 0xFFFFFFFF
+    return packed
+
+
+class _SortedRows(torch.autograd.Function):
+    """Rows sorted by :func:`_argsort_float32`, with torch.sort's backward (the gradient scattered back
+    through the permutation)."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor) -> torch.Tensor:
+        order = torch.from_numpy(_argsort_float32(values.detach().contiguous().numpy()))
+        ctx.save_for_backward(order)
+        return values.gather(-1, order)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (order,) = ctx.saved_tensors
+        return torch.zeros_like(grad).scatter_(-1, order, grad)
+
+
 def sorted_rows(values: torch.Tensor) -> torch.Tensor:
     """``values`` sorted along the last axis, differentiable.
 
-    A CPU tensor that needs no gradient (the style target's projections at every step, both sides
-    in a metric) is sorted by numpy, whose SIMD sort (x86-simd-sort) took 3 ms for 64 rows of 9,216
-    values where ``torch.sort`` took 44 ms (2-core x86_64 with AVX2, 1 thread): sliced_wasserstein
-    spent most of its step sorting the target, which is larger than the output when the style is
-    read at twice the size. Sorted values do not depend on the algorithm, so nothing changes. Where
-    a gradient flows ``torch.sort`` stays: the backward follows its order of exactly tied values
-    (they occur), and numpy's argsort orders them differently, which changed the trajectories."""
-    if (
-        values.device.type == "cpu"
-        and values.dtype in _NUMPY_SORTS
-        and not (values.requires_grad and torch.is_grad_enabled())
-    ):
+    On the CPU numpy sorts: a tensor that needs no gradient (float32 or float64) by ``np.sort``
+    (3 ms for 64 rows of 9,216 values where ``torch.sort`` took 44 ms), a float32 one that needs a
+    gradient by :func:`_argsort_float32` (5× faster than ``torch.sort``), whose backward scatters the
+    gradient through the permutation as torch.sort's does. Sorted values do not depend on the
+    algorithm; the permutation does among exactly tied values (float32 projections of a few thousand
+    pixels tie by chance): numpy keeps them in index order, which is ``torch.sort(stable=True)``'s
+    permutation (which the other dtypes and devices use), and the CPU's default ``torch.sort`` does not. The sorted matching is not
+    differentiable at a tie, and either assignment of the tied values' gradients is a gradient of it;
+    trajectories that pass a tie differ in the last bits."""
+    if values.device.type != "cpu" or values.dtype not in _NUMPY_SORTS:
+        return values.sort(dim=-1, stable=True).values
+    if not (values.requires_grad and torch.is_grad_enabled()):
         return torch.from_numpy(np.sort(values.detach().numpy(), axis=-1))
-    return values.sort(dim=-1).values
+    if values.dtype == torch.float32:
+        return _SortedRows.apply(values)
+    return values.sort(dim=-1, stable=True).values
 
 
 @STYLE_LOSSES.register
@@ -126,8 +162,20 @@ class SlicedWassersteinLoss(StyleLoss):
     optimisation engine and the metrics set one up from the run's seeds), so an image's directions
     follow its seed and not the batch it is in; outside, one set per call comes from torch's global
     generator (``torch.manual_seed``), as dropout's masks do. Directions are drawn in float32 on the
-    CPU, so they do not depend on the device or dtype. When the two activations have different
-    pixel counts the target's sorted projections are resampled.
+    CPU, so they do not depend on the device or dtype.
+
+    A target with more pixels than the output (the style read at twice the output's size has four
+    times as many) is split into ``r = ⌊Pt/P⌋`` interleaved samples of the output's count P, sample
+    ``j`` holding pixel ``⌊(k·r + j)·Pt/(r·P)⌋`` for ``k < P`` (every r-th pixel in raster order when
+    Pt = r·P), and the loss is the mean distance to them. With a gradient, each call compares with one
+    sample, drawn per image (its ``sliced_wasserstein_pixels`` stream) or per call: the same expected
+    loss and gradient, for ``1/r`` of the target's projections and sorts (``tests/test_losses.py``
+    checks the expectation; ``bench/loss_floor.py`` measures the cost).
+    Without a gradient (the metrics, the engine's final score) every sample is compared. The
+    reference code (``texture_optimization_slicing.py`` of tchambon/A-Sliced-Wasserstein-Loss-for-
+    Neural-Texture-Synthesis) only has targets of at most the output's size; a smaller target's
+    sorted projections are repeated to the output's count (nearest rank), as its ``repeat`` does for an
+    output a whole multiple larger.
     """
 
     name = "sliced_wasserstein"
@@ -150,17 +198,37 @@ class SlicedWassersteinLoss(StyleLoss):
         dirs = dirs.to(device=device, dtype=dtype)
         return dirs / dirs.norm(dim=1, keepdim=True)
 
+    def _sample(self, samples: int, sets: int) -> torch.Tensor:
+        """Which of the target's ``samples`` interleaved samples each of the ``sets`` direction sets compares with."""
+        streams = active_streams()
+        if streams is None:
+            return torch.randint(samples, (sets,))
+        uniform = torch.special.ndtr(streams.normal((1,), f"{self.name}_pixels"))[:, 0]  # (N,)
+        return (uniform * samples).long().clamp_max(samples - 1)
+
     def represent(self, features):
         return features.flatten(2)  # (N, C, HW): projections are drawn at compare time
 
     def compare(self, rep, target):
         dirs = self._directions(rep.shape[0], rep.shape[1], rep.device, rep.dtype).transpose(1, 2)  # (D, K, C)
+        sets, pixels, target_pixels = dirs.shape[0], rep.shape[2], target.shape[2]
         # rows as (tiles, D): row j is projected on the directions of image j mod D
-        proj = sorted_rows(dirs @ rep.unflatten(0, (-1, dirs.shape[0])))  # (T, D, K, P)
-        proj_t = sorted_rows(dirs @ target)  # (D, K, Pt): the style target once per image
-        if proj_t.shape[2] != proj.shape[3]:
-            proj_t = nn.functional.interpolate(proj_t, size=proj.shape[3], mode="nearest")
-        return (proj - proj_t).pow(2).mean(dim=(2, 3)).flatten()
+        proj = sorted_rows(dirs @ rep.unflatten(0, (-1, sets)))  # (T, D, K, P)
+        if target_pixels > pixels:
+            samples = target_pixels // pixels
+            k, j = torch.arange(pixels), torch.arange(samples).unsqueeze(1)
+            columns = ((k * samples + j) * target_pixels // (samples * pixels)).to(target.device)  # (r, P)
+            if rep.requires_grad and torch.is_grad_enabled():  # one sample per image
+                columns = columns[self._sample(samples, sets)].unsqueeze(1).expand(-1, target.shape[1], -1)
+                proj_t = sorted_rows(dirs @ target.expand(sets, -1, -1).gather(2, columns)).unsqueeze(0)
+            else:  # every sample: (r, D, K, P)
+                proj_t = sorted_rows((dirs @ target)[..., columns]).permute(2, 0, 1, 3)
+        else:
+            proj_t = sorted_rows(dirs @ target)  # (D, K, Pt): the style target once per image
+            if target_pixels < pixels:
+                proj_t = nn.functional.interpolate(proj_t, size=pixels, mode="nearest")
+            proj_t = proj_t.unsqueeze(0)
+        return (proj.unsqueeze(1) - proj_t).pow(2).mean(dim=(1, 3, 4)).flatten()
 
     def magnitude(self, target):
         return target.pow(2).mean()  # E over unit directions of the projected second moment
@@ -175,6 +243,10 @@ class GaussianW2Loss(StyleLoss):
     Y = Σₜ^½ X/√P, so the trace term is the nuclear norm of Y: the square roots of the eigenvalues
     of whichever of Y Yᵀ (C × C) and Yᵀ Y (P × P) is smaller. Deep layers at small sizes have far
     fewer pixels than channels, which makes this much cheaper than a C × C matrix square root.
+    Σₜ^½ is taken once per target (:meth:`prepare_target`, one batched eigendecomposition). Where
+    C ≤ P, Y Yᵀ is formed as Σₜ^½ Σ Σₜ^½ from Σ (one C × P product forward and one backward, with
+    :func:`~stylediff.nst.gram.self_product`) instead of through Y (five such products with autograd's
+    backward; ``bench/loss_floor.py`` measures the loss's own cost against a VGG-19 pass).
     Each square root is taken of λ + δ with the bias at zero removed (√(λ+δ) − √δ), δ following the
     target's scale, so the gradient stays finite at zero or repeated eigenvalues. The second-order
     terms are computed in float64: in float32 the distance of near-equal fits is lost to rounding.
@@ -205,11 +277,17 @@ class GaussianW2Loss(StyleLoss):
     def compare(self, rep, target):
         mean, scaled = rep
         mean_t, trace_t, sqrt_t, delta = target
-        y = sqrt_t @ scaled
-        gram = y @ y.transpose(1, 2) if y.shape[1] <= y.shape[2] else y.transpose(1, 2) @ y
+        if scaled.shape[1] <= scaled.shape[2]:  # C ≤ P: Σₜ^½ Σ Σₜ^½, C × C
+            cov = self_product(scaled)
+            gram = sqrt_t @ cov @ sqrt_t
+            trace = torch.diagonal(cov, dim1=1, dim2=2).sum(dim=1)
+        else:  # Yᵀ Y, P × P
+            y = sqrt_t @ scaled
+            gram = y.transpose(1, 2) @ y
+            trace = scaled.pow(2).sum(dim=(1, 2))
         evals = torch.linalg.eigvalsh(gram)
         trace_sqrt = ((evals.clamp_min(0) + delta).sqrt() - delta.sqrt()).sum(dim=1)
-        trace = scaled.pow(2).sum(dim=(1, 2)) + trace_t
+        trace = trace + trace_t
         w2 = (mean - mean_t).pow(2).sum(dim=1) + (trace - 2 * trace_sqrt).to(mean.dtype)
         return w2 / mean.shape[1]
 

@@ -34,7 +34,7 @@ from ..networks.base import FeatureNetwork
 from .losses import ContentTerm, Objective, StyleTerm
 
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("noise", "content", "mean")
+INITS = ("noise", "content", "mean", "spectrum")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class OptimizeConfig:
     init: str = "noise"
     scales: tuple[int, ...] = ()  # longest sides of coarser passes run before the final size
     history_size: int = 50
+    first_step: float | None = None  # L-BFGS's first step, RMS change of a pixel; None: torch's (L1 length lr)
     tv_weight: float = 0.0
     clamp: bool = True  # project pixels onto [0, 1] after every step
     progress: bool = True
@@ -61,6 +62,8 @@ class OptimizeConfig:
             raise ConfigError(f"unknown init {self.init!r}; choose one of {', '.join(INITS)}")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+        if self.first_step is not None and not (math.isfinite(self.first_step) and self.first_step > 0):
+            raise ConfigError(f"first step must be a finite number > 0, got {self.first_step}")
         if not math.isfinite(self.tv_weight) or self.tv_weight < 0:
             raise ConfigError(f"tv weight must be finite and >= 0, got {self.tv_weight}")
         if any(s <= 0 for s in self.scales):
@@ -85,10 +88,13 @@ class OptimizeResult:
 def initial_image(
     shape: tuple[int, int], init: str, seed: int, reference: torch.Tensor | None, device: torch.device
 ) -> torch.Tensor:
-    """Uniform white noise, the (resized) reference image, or the reference's mean colour plus
-    uniform noise of amplitude 0.1. Full-amplitude white noise leaves high-frequency residue that
-    a style loss barely constrains, so texture synthesis starts from ``mean``."""
+    """Uniform white noise, the (resized) reference image, the reference's mean colour plus uniform
+    noise of amplitude 0.1, or random phase noise with the reference's spectrum (:func:`random_phase`).
+    Full-amplitude white noise leaves high-frequency residue that a style loss barely constrains, so
+    texture synthesis starts from ``spectrum`` (``mean`` before; see :func:`random_phase`)."""
     generator = torch.Generator().manual_seed(seed)
+    if init == "spectrum" and reference is not None:
+        return random_phase(resize(reference.cpu(), shape), generator).to(device)
     noise = torch.rand((1, 3, *shape), generator=generator)
     if init == "noise" or reference is None:
         image = noise
@@ -97,6 +103,57 @@ def initial_image(
     else:
         image = reference.cpu().mean(dim=(2, 3), keepdim=True) + 0.1 * (noise - 0.5)
     return image.to(device)
+
+
+LAYOUT_CYCLES = 6
+""":func:`random_phase` keeps the mean colour at frequencies below this many cycles per image (the longest
+side): those are the layout's scale, and a start that carries them carries the exemplar's layout over
+(``layout_copy``, which ``bench/texture_defaults.py`` reports for the textures grown from it)."""
+
+
+def periodic_component(image: torch.Tensor) -> torch.Tensor:
+    """Moisan's periodic component ("Periodic plus smooth image decomposition", JMIV 2011, eq. 10 and
+    algorithm 1): ``image`` minus the smooth image whose Laplacian is the jumps across opposite borders,
+    so that the image wraps around without an edge, whose spectrum would be a bright cross."""
+    height, width = image.shape[-2:]
+    jumps = torch.zeros_like(image)
+    rows = image[..., -1, :] - image[..., 0, :]
+    jumps[..., 0, :] += rows
+    jumps[..., -1, :] -= rows
+    columns = image[..., :, -1] - image[..., :, 0]
+    jumps[..., :, 0] += columns
+    jumps[..., :, -1] -= columns
+    q = torch.arange(height, dtype=image.dtype).unsqueeze(1)
+    r = torch.arange(width, dtype=image.dtype)
+    laplacian = 2 * torch.cos(2 * math.pi * q / height) + 2 * torch.cos(2 * math.pi * r / width) - 4
+    laplacian[0, 0] = 1
+    smooth = torch.fft.fft2(jumps) / laplacian
+    smooth[..., 0, 0] = 0
+    return image - torch.fft.ifft2(smooth).real
+
+
+def random_phase(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random phase noise (Galerne, Gousseau & Morel, "Random Phase Textures", IEEE TIP 2011) above the
+    layout's frequencies: the image's Fourier amplitudes with the phases of white Gaussian noise, one
+    phase field for the three channels (so the colours keep their correlations), zero below
+    :data:`LAYOUT_CYCLES` cycles per image, plus the mean colour, clipped to [0, 1].
+
+    It has the exemplar's colours and its power spectrum at the scales of strokes and detail, which
+    the shallow layers' statistics largely describe, and none of its layout (the phases carry it). As a
+    texture's start it reached pastiche's Gram distance in fewer steps than the mean colour with noise
+    (``bench/texture_defaults.py``, docs/benchmarks.md). As in the paper, the spectrum is that of the image's
+    :func:`periodic_component`: the jump across the borders of the image itself would add streaks
+    along the axes, which the optimisation did not remove in 13 steps.
+    """
+    image = periodic_component(image)
+    mean = image.mean(dim=(2, 3), keepdim=True)
+    shape = image.shape[-2:]
+    noise = torch.fft.rfft2(torch.randn((1, 1, *shape), generator=generator))
+    phase = noise / noise.abs().clamp_min(1e-12)
+    frequency = torch.maximum(torch.fft.fftfreq(shape[0]).abs().unsqueeze(1), torch.fft.rfftfreq(shape[1]))
+    detail = frequency >= LAYOUT_CYCLES / max(shape)
+    spectrum = torch.fft.rfft2(image - mean) * phase * detail
+    return (torch.fft.irfft2(spectrum, s=shape) + mean).clamp(0, 1)
 
 
 _DYNAMO_GUARDED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
@@ -129,6 +186,32 @@ def _without_dynamo_import():
         for function in patched:
             if getattr(function, "__dynamo_disable", None) is function:
                 del function.__dynamo_disable
+
+
+def _sized_first_step(optimizer, image: torch.Tensor, closure, config: OptimizeConfig):
+    """The closure to hand L-BFGS, its first step sized to move the pixels by ``config.first_step`` (RMS).
+
+    L-BFGS's first iteration steps ``-g·min(1, 1/‖g‖₁)·lr``: for an image, a step of L1 length lr over all
+    its pixels, which moves each by ~1e-5, wastes an evaluation, and whose curvature pair then misjudges
+    the second step. Here the closure is evaluated once, its gradient sets lr so that that step moves the
+    pixels by ``first_step``, and the returned closure hands that evaluation to L-BFGS's first call (the
+    image and its gradient are still those of it); the caller restores lr after the step.
+
+    Returns:
+        ``closure`` itself for Adam or without ``first_step``, else the closure that reuses the evaluation.
+    """
+    if config.optimizer != "lbfgs" or not config.first_step:
+        return closure
+    cached = [closure()]
+    grad = image.grad
+    rms = grad.pow(2).mean().sqrt().item()
+    if rms > 0:
+        optimizer.param_groups[0]["lr"] = config.first_step * max(grad.abs().sum().item(), 1.0) / rms
+
+    def reusing() -> torch.Tensor:
+        return cached.pop() if cached else closure()
+
+    return reusing
 
 
 def _optimize_image(
@@ -184,8 +267,11 @@ def _optimize_image(
     with tqdm(
         total=config.steps, desc=description, disable=not config.progress, leave=False, dynamic_ncols=True
     ) as bar:
+        lr = optimizer.param_groups[0]["lr"]
+        step_closure = _sized_first_step(optimizer, image, closure, config)
         for _ in range(config.steps):
-            optimizer.step(closure)
+            optimizer.step(step_closure)
+            optimizer.param_groups[0]["lr"] = lr  # after a sized first step: L-BFGS's own
             if config.clamp:
                 with torch.no_grad():
                     image.clamp_(0, 1)
