@@ -271,11 +271,12 @@ def test_verbs_import_only_what_they_need(tmp_path, argv, forbidden):
 @pytest.mark.parametrize("loss", ["gram", "mean_std", "sliced_wasserstein", "gaussian_w2"])
 def test_default_texture_is_a_texture_not_the_exemplar(tmp_path, loss):
     """`stylediff texture` with its defaults (except fewer steps) on a painting at 96 px, relu1_1…relu5_1:
-    the output does not reproduce the painting's layout, and the Gram loss still falls ≥ 12× from its start.
+    the output does not reproduce the painting's layout, and the Gram loss still falls ≥ 6× from its start.
     With the style read at the output's size, gaussian_w2 gave layout_copy > 0.8 at 64 px. Read at 2× the
     output cannot match the style's deep Gram matrices exactly (relu5_1 has 18 positions against the
-    style's 84, so its Gram matrix has under a quarter of the rank): measured 14.6× at 100 steps, 18.7× at the
-    default 300; the old default's copies fell further."""
+    style's 84, so its Gram matrix has under a quarter of the rank). Measured at 100 steps: from the
+    spectrum start 0.378 → 0.050 (7.5×); from the mean-colour start 0.813 → 0.056 (14.4×), a higher start
+    and a higher end."""
     from stylediff.core.images import load_image
     from stylediff.evaluation.layout_copy import COPY_THRESHOLD, layout_copy
 
@@ -304,4 +305,4 @@ def test_default_texture_is_a_texture_not_the_exemplar(tmp_path, loss):
     assert score < COPY_THRESHOLD, score
     history = sidecar["history"]
     if loss == "gram":
-        assert history[-1]["loss"] <= history[0]["loss"] / 12, (history[0]["loss"], history[-1]["loss"])
+        assert history[-1]["loss"] <= history[0]["loss"] / 6, (history[0]["loss"], history[-1]["loss"])
