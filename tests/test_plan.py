@@ -447,3 +447,15 @@ def test_check_names_two_images_of_one_name(tmp_path, monkeypatch):
 def test_check_passes_every_preset(preset, monkeypatch):
     monkeypatch.chdir(ROOT)
     plan.check(preset_config(preset), min_size=min_input_size)
+
+
+def test_the_quick_preset_runs_every_method_at_its_default_scale():
+    """config.yaml's guidance_methods is "every guidance method on one task" at each method's default scale
+    (`stylediff methods`): a method added to the registry, or a default moved (tfg's when its log-probability
+    became the reference's), shows here."""
+    from stylediff.diffusion.methods import METHODS
+
+    entries = method_entries(preset_config("quick")["guidance_methods"])
+    assert set(entries) == set(METHODS)
+    for name, entry in entries.items():
+        assert entry["scales"] == [METHODS[name]().scale], name
