@@ -221,7 +221,9 @@ def test_scale_zero_reproduces_sdxl_and_ldm_pipelines(sdxl_dir, ldm_dir, style_l
     x, _ = latents_of(
         load_model(sdxl_dir), make_method("tfg", scale=0.0), seeds, steps, style_loss, prompt=PROMPT, cfg_scale=5.0
     )
-    assert (x - expected).abs().max().item() <= 1e-5
+    # relative to the latents' size (up to ~6 here): float32 rounding, which with diffusers 0.37 / torch 2.6
+    # reached 1.2e-5 in absolute terms; a wrong step (CFG, timestep, scaling) differs by 1e-2 or more
+    assert (x - expected).abs().max().item() <= 1e-5 * max(1.0, expected.abs().max().item())
     pipe = pipe_of(ldm_dir, diffusers.LDMPipeline)
     torch.manual_seed(0)
     images = pipe(
