@@ -58,6 +58,12 @@ def chelsea_png(image_dir) -> Path:
 @pytest.fixture(scope="session")
 def tiny_ddpm_dir(tmp_path_factory) -> Path:
     """A tiny randomly initialised UNet2DModel + DDPMScheduler saved as a diffusers folder (16 px)."""
+    return save_tiny_ddpm(tmp_path_factory.mktemp("tiny-ddpm"))
+
+
+def save_tiny_ddpm(folder: Path, attention: bool = False) -> Path:
+    """A tiny random 16 px UNet2DModel + DDPMScheduler saved in ``folder``; ``attention``: self-attention in
+    its second down block and first up block (what an attention-based rule reads)."""
     diffusers = pytest.importorskip("diffusers")
     torch.manual_seed(1)
     unet = diffusers.UNet2DModel(
@@ -67,10 +73,10 @@ def tiny_ddpm_dir(tmp_path_factory) -> Path:
         layers_per_block=1,
         block_out_channels=(32, 32),
         norm_num_groups=8,
-        down_block_types=("DownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "UpBlock2D"),
+        attention_head_dim=8,
+        down_block_types=("DownBlock2D", "AttnDownBlock2D" if attention else "DownBlock2D"),
+        up_block_types=("AttnUpBlock2D" if attention else "UpBlock2D", "UpBlock2D"),
     )
-    folder = tmp_path_factory.mktemp("tiny-ddpm")
     diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(folder)
     return folder
 

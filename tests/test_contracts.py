@@ -29,7 +29,7 @@ from stylediff.evaluation.metrics import METRICS
 from stylediff.networks import NETWORKS, load_network, network_available, network_status
 from stylediff.nst.losses import STYLE_LOSSES
 
-from .conftest import ROOT, docs_problems, naming, run_main, schema_problems
+from .conftest import ROOT, docs_problems, naming, run_main, save_tiny_ddpm, schema_problems
 
 LOSS_LAYERS = ["relu1_1", "relu2_1"]
 SIDE = 16
@@ -146,25 +146,9 @@ def check_method(name: str, model) -> None:
 def tiny_model(tmp_path_factory):
     """A tiny random pixel UNet with self-attention in a down and an up block: every method's needs (an
     attention-based rule reads the decoder's self-attention) on the smallest UNet that has them."""
-    import diffusers
-
     from stylediff.diffusion import load_model
 
-    torch.manual_seed(1)
-    unet = diffusers.UNet2DModel(
-        sample_size=16,
-        in_channels=3,
-        out_channels=3,
-        layers_per_block=1,
-        block_out_channels=(32, 32),
-        norm_num_groups=8,
-        attention_head_dim=8,
-        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "UpBlock2D"),
-    )
-    folder = tmp_path_factory.mktemp("tiny-attention-ddpm")
-    diffusers.DDPMPipeline(unet=unet, scheduler=diffusers.DDPMScheduler()).save_pretrained(folder)
-    return load_model(folder)
+    return load_model(save_tiny_ddpm(tmp_path_factory.mktemp("tiny-attention-ddpm"), attention=True))
 
 
 @pytest.mark.parametrize("name", list(METHODS))
