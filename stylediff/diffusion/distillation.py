@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.errors import ConfigError, NumericalError
-from ..core.seeding import ImageStreams, drawing_from, image_generators
+from ..core.seeding import ImageStreams, image_generators
 from .methods.attention_distillation import AttentionDistillation, optimise
 from .sampler import GuidedSampler, HistoryRecorder, SampleOutput
 
@@ -111,26 +111,12 @@ class DistillationOptimizer(GuidedSampler):
         if not torch.isfinite(z).all():
             raise NumericalError("attention distillation produced non-finite latents: lower the scale (learning rate)")
         # 4. the images (latent2image, :365) and their final loss
-        images = self.model.final_images(z.to(self.model.dtype))
-        losses = None
-        if self.objective is not None:
-            with drawing_from(ImageStreams(seeds)):
-                losses = self.objective(self.resized(images)).float().tolist()
-        return SampleOutput(
-            images=images.cpu(),
-            seeds=seeds,
-            losses=losses,
-            seconds=seconds,
-            step_seconds=step_seconds,
-            history=recorder.records,
-            guidance_size=self.guidance_shape() if self.objective is not None else None,
-            batches=[len(seeds)],
-            start={
-                "start": "content" if content_start is not None else "noise",
-                "t_start": 0,
-                "first_t": int(timesteps[0]),
-            },
-        )
+        start = {
+            "start": "content" if content_start is not None else "noise",
+            "t_start": 0,
+            "first_t": int(timesteps[0]),
+        }
+        return self._output(z.to(self.model.dtype), seeds, ImageStreams(seeds), seconds, step_seconds, recorder, start)
 
 
 def engine_for(method) -> type[GuidedSampler]:

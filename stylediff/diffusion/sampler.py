@@ -498,6 +498,14 @@ class GuidedSampler:
         if not torch.isfinite(x).all():
             raise NumericalError("sampling produced non-finite pixels: lower the guidance scale or set clip_grad")
         # 5. the images and their final loss
+        start_info = None if content_start is None else content_start.describe(steps, timesteps)
+        return self._output(x, seeds, streams, seconds, step_seconds, recorder, start_info)
+
+    def _output(self, x, seeds, streams, seconds, step_seconds, recorder, start) -> SampleOutput:
+        """The final images of ``x`` (model space), their final loss and the run's record.
+
+        What every engine of this sampler returns; the loss draws from ``streams`` (each image's own).
+        """
         images = self.model.final_images(x)
         losses = None
         if self.objective is not None:
@@ -512,5 +520,5 @@ class GuidedSampler:
             history=recorder.records,
             guidance_size=self.guidance_shape() if self.objective is not None else None,
             batches=[len(seeds)],
-            start=None if content_start is None else content_start.describe(steps, timesteps),
+            start=start,
         )
