@@ -451,14 +451,12 @@ def tiny_vae(channels=(4, 8), groups=2, **config):
     )
 
 
-def build_tiny_sd(folder: Path, prediction_type: str = "epsilon") -> Path:
-    """diffusers' ``StableDiffusionPipelineFastTests.get_dummy_components`` (32² latents, 64² images) with a
-    DDIM scheduler predicting ``prediction_type``, saved to ``folder``; returns it."""
+def tiny_sd_unet():
+    """The UNet of diffusers' ``StableDiffusionPipelineFastTests.get_dummy_components`` (seed 0, 32² latents)."""
     import diffusers
-    import transformers
 
     torch.manual_seed(0)
-    unet = diffusers.UNet2DConditionModel(
+    return diffusers.UNet2DConditionModel(
         block_out_channels=(4, 8),
         layers_per_block=1,
         sample_size=32,
@@ -469,6 +467,15 @@ def build_tiny_sd(folder: Path, prediction_type: str = "epsilon") -> Path:
         cross_attention_dim=8,
         norm_num_groups=2,
     )
+
+
+def build_tiny_sd(folder: Path, prediction_type: str = "epsilon") -> Path:
+    """diffusers' ``StableDiffusionPipelineFastTests.get_dummy_components`` (32² latents, 64² images) with a
+    DDIM scheduler predicting ``prediction_type``, saved to ``folder``; returns it."""
+    import diffusers
+    import transformers
+
+    unet = tiny_sd_unet()
     vae = tiny_vae()
     torch.manual_seed(0)
     text = transformers.CLIPTextModel(

@@ -23,6 +23,7 @@ from stylediff.diffusion.attention import AttentionHook, decoder_layers, self_at
 from stylediff.diffusion.distillation import DistillationOptimizer
 from stylediff.diffusion.starts import ContentStart
 
+from .conftest import tiny_sd_unet
 from .test_content_start import held_out_face
 from .test_latent import PROMPT, sd_dir  # noqa: F401  (the tiny Stable Diffusion folder fixture)
 
@@ -228,27 +229,12 @@ def image2latent(model, image):
 
 
 # -- the hook ----------------------------------------------------------------------------------------
-def tiny_sd_unet():
-    torch.manual_seed(0)
-    return diffusers.UNet2DConditionModel(
-        block_out_channels=(4, 8),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=8,
-        norm_num_groups=2,
-    ).eval()
-
-
 def unets():
     yield "pixel demo", load_model(PIXEL).unet, {}
     yield "latent demo", load_model(LATENT).unet, {}
     yield (
         "tiny SD",
-        tiny_sd_unet(),
+        tiny_sd_unet().eval(),
         {"encoder_hidden_states": torch.randn(2, 77, 8, generator=torch.Generator().manual_seed(1))},
     )
 
